@@ -1,0 +1,1 @@
+"""Clickstream medallion pipeline: pure layer functions over Spark DataFrames, plus a thin runtime."""
