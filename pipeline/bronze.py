@@ -1,0 +1,115 @@
+"""Bronze: raw JSON lines to typed rows, with Auto Loader's rescued-data semantics.
+
+Every non-blank input line ends in exactly one of two outputs: `bronze_events` when the line
+is a JSON object, `bronze_quarantine` otherwise. Nothing is dropped.
+
+`_rescued_data` holds, as a JSON string, every value the typed columns could not keep: fields
+absent from the schema, fields whose JSON type does not match the schema (kept with their
+original JSON value), and fields whose name differs from a schema field only by case (JSON
+field matching is case-sensitive, so they are "not in the schema"). Nested structs are rescued
+at their own path, e.g. `{"user": {"nickname": "x"}}`. The source file path is added as
+`_file_path`, as Auto Loader does. The column is null when nothing was rescued.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from pipeline.schemas import EVENT_SCHEMA
+
+RAW_MAP_TYPE = "map<string,variant>"
+BYTE_ORDER_MARK = "\ufeff"
+
+QUARANTINE_NOT_AN_OBJECT = "not a JSON object"
+
+
+def _present(raw_value: Column) -> Column:
+    """True when the raw JSON value exists and is not JSON null."""
+    return raw_value.isNotNull() & ~F.is_variant_null(raw_value)
+
+
+def _rescued_map(raw: Column, typed: Column, schema: StructType) -> Column:
+    """Map of field name to raw JSON value for everything `typed` could not keep."""
+    known = F.array(*[F.lit(field.name) for field in schema.fields])
+    unknown = F.map_filter(raw, lambda key, _value: ~F.array_contains(known, key))
+    entries: list[Column] = []
+    for field in schema.fields:
+        raw_value = raw[field.name]
+        typed_value = typed[field.name]
+        if isinstance(field.dataType, StructType):
+            raw_nested = F.try_variant_get(raw_value, "$", RAW_MAP_TYPE)
+            nested = _rescued_map(raw_nested, typed_value, field.dataType)
+            value = (
+                F.when(_present(raw_value) & raw_nested.isNull(), raw_value)
+                .when(F.size(nested) > 0, F.to_variant_object(nested))
+            )
+        else:
+            value = F.when(_present(raw_value) & typed_value.isNull(), raw_value)
+        entries += [F.lit(field.name), value]
+    mismatched = F.map_filter(F.create_map(*entries), lambda _key, value: value.isNotNull())
+    return F.map_concat(unknown, mismatched)
+
+
+def parse_lines(
+    lines: DataFrame,
+    *,
+    schema: StructType = EVENT_SCHEMA,
+    value_column: str = "value",
+    file_column: str = "_source_file",
+) -> DataFrame:
+    """Parse raw text lines into typed columns, `_rescued_data` and a quarantine reason.
+
+    Args:
+        lines: one row per input line, with the text in `value_column` and the source file
+            path in `file_column`.
+        schema: the explicit schema of a valid record.
+        value_column: name of the text column.
+        file_column: name of the file path column.
+
+    Returns:
+        Non-blank lines only, with every schema field as a top-level column, `_rescued_data`,
+        `_source_file`, `_raw` (the line text) and `_quarantine_reason` (null for JSON
+        objects). Split it with `bronze_rows` and `quarantine_rows`.
+    """
+    text = F.regexp_replace(F.col(value_column), f"^{BYTE_ORDER_MARK}", "")
+    parsed = lines.where(F.trim(F.col(value_column)) != "").select(
+        F.col(value_column).alias("_raw"),
+        F.col(file_column).alias("_source_file"),
+        F.from_json(text, schema).alias("_typed"),
+        F.from_json(text, RAW_MAP_TYPE).alias("_raw_map"),
+    )
+    rescued = _rescued_map(F.col("_raw_map"), F.col("_typed"), schema)
+    file_entry = F.create_map(F.lit("_file_path"), F.col("_source_file").cast("variant"))
+    return parsed.select(
+        *[F.col("_typed")[field.name].alias(field.name) for field in schema.fields],
+        F.when(F.size(rescued) > 0, F.to_json(F.map_concat(rescued, file_entry))).alias(
+            "_rescued_data"
+        ),
+        "_source_file",
+        "_raw",
+        F.when(F.col("_raw_map").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
+            "_quarantine_reason"
+        ),
+    )
+
+
+def bronze_rows(parsed: DataFrame, *, ingested_at: Column) -> DataFrame:
+    """The `bronze_events` rows of `parse_lines` output: typed columns plus lineage."""
+    return parsed.where(F.col("_quarantine_reason").isNull()).select(
+        *[name for name in parsed.columns if not name.startswith("_")],
+        "_rescued_data",
+        "_source_file",
+        ingested_at.alias("_ingested_at"),
+    )
+
+
+def quarantine_rows(parsed: DataFrame, *, ingested_at: Column) -> DataFrame:
+    """The `bronze_quarantine` rows of `parse_lines` output: raw text, file and reason."""
+    return parsed.where(F.col("_quarantine_reason").isNotNull()).select(
+        F.col("_raw").alias("raw_line"),
+        "_source_file",
+        F.col("_quarantine_reason").alias("reason"),
+        ingested_at.alias("_ingested_at"),
+    )

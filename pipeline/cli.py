@@ -1,0 +1,120 @@
+"""The `clickstream` command: `produce` generates landing data, `run` processes it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.errors import ClickstreamError
+
+DEFAULT_JAR_CACHE = Path(".cache") / "jars"
+
+
+def _timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no time zone; write it like 2026-11-01T00:00:00+00:00"
+        )
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clickstream",
+        description="Clickstream medallion pipeline on local Spark + Delta Lake.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    produce = commands.add_parser(
+        "produce", help="generate clickstream events and user CDC changes as JSON lines"
+    )
+    produce.add_argument("--out", type=Path, required=True, help="landing directory to write")
+    produce.add_argument("--events", type=int, required=True, help="number of events")
+    produce.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    produce.add_argument("--users", type=int, default=None, help="distinct users (default events/50)")
+    produce.add_argument("--files", type=int, default=4, help="event files to write (default 4)")
+    produce.add_argument(
+        "--start", type=_timestamp, default=None,
+        help="start of the event time window, ISO-8601 with zone (default 2026-11-01T00:00Z)",
+    )
+
+    run = commands.add_parser("run", help="process new landing files into Delta tables")
+    run.add_argument("--landing", type=Path, required=True, help="landing directory")
+    run.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
+    run.add_argument(
+        "--pii-key-file", type=Path, default=None,
+        help="file holding the PII key (default: $CLICKSTREAM_PII_KEY or $CLICKSTREAM_PII_KEY_FILE)",
+    )
+    run.add_argument(
+        "--watermark", default="1 hour",
+        help="how late an event may be and still be deduplicated into silver (default '1 hour')",
+    )
+    return parser
+
+
+def _produce(args: argparse.Namespace) -> None:
+    from pipeline import generator
+
+    def show(done: int, total: int) -> None:
+        print(f"\r  {done:,} / {total:,} events", end="", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    summary = generator.write_landing(
+        args.out,
+        events=args.events,
+        seed=args.seed,
+        users=args.users,
+        files=args.files,
+        start=args.start or generator.DEFAULT_START,
+        progress=show,
+    )
+    elapsed = time.perf_counter() - started
+    print(file=sys.stderr)
+    print(
+        f"wrote {summary.events:,} events in {len(summary.event_files)} files and "
+        f"{summary.user_changes:,} user changes to {args.out} in {elapsed:.1f} s"
+    )
+
+
+def _run(args: argparse.Namespace) -> None:
+    from pipeline.config import pii_key_from_environment, spark_settings_from_environment
+    from pipeline.runner import RunOptions, run_pipeline
+    from pipeline.session import build_session
+
+    pii_key = pii_key_from_environment(args.pii_key_file)
+    started = time.perf_counter()
+    print("starting Spark ...", file=sys.stderr, flush=True)
+    spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
+    summary = run_pipeline(
+        spark,
+        landing=args.landing,
+        warehouse=args.warehouse,
+        pii_key=pii_key,
+        options=RunOptions(watermark_delay=args.watermark),
+        progress=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    print(summary.render())
+    print(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `clickstream` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "produce":
+            _produce(args)
+        else:
+            _run(args)
+    except ClickstreamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

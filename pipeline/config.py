@@ -1,0 +1,97 @@
+"""The one place that reads the process environment.
+
+Everything else receives its settings as arguments, so tests and adapters can inject them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ConfigurationError, MissingPiiKeyError
+
+PII_KEY_ENV = "CLICKSTREAM_PII_KEY"
+PII_KEY_FILE_ENV = "CLICKSTREAM_PII_KEY_FILE"
+SPARK_REMOTE_ENV = "SPARK_REMOTE"
+JAR_CACHE_ENV = "CLICKSTREAM_JAR_CACHE"
+MIN_PII_KEY_BYTES = 16
+
+
+class PiiKey:
+    """A secret key for keyed hashing; its value never shows in repr, str or logs."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_PII_KEY_BYTES:
+            raise ConfigurationError(
+                f"The PII key is {len(secret)} bytes long; it must be at least "
+                f"{MIN_PII_KEY_BYTES}. Generate one with: "
+                "python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        self._secret = secret
+
+    def reveal(self) -> bytes:
+        """Return the raw key bytes. Call only where the key is used, never to print."""
+        return self._secret
+
+    def __repr__(self) -> str:
+        return "PiiKey(<redacted>)"
+
+    __str__ = __repr__
+
+
+def pii_key_from_file(path: Path) -> PiiKey:
+    """Read a PII key from a file (surrounding whitespace is stripped)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot read the PII key file {path}: {exc.strerror}. "
+            f"Point {PII_KEY_FILE_ENV} (or --pii-key-file) at a readable file holding the key."
+        ) from exc
+    return PiiKey(text.encode("utf-8"))
+
+
+def pii_key_from_environment(key_file: Path | None = None) -> PiiKey:
+    """Find the PII key: an explicit key file, else $CLICKSTREAM_PII_KEY, else its _FILE variant.
+
+    Raises:
+        MissingPiiKeyError: when none is set. There is deliberately no default key.
+    """
+    if key_file is not None:
+        return pii_key_from_file(key_file)
+    value = os.environ.get(PII_KEY_ENV)
+    if value:
+        return PiiKey(value.encode("utf-8"))
+    file_value = os.environ.get(PII_KEY_FILE_ENV)
+    if file_value:
+        return pii_key_from_file(Path(file_value))
+    raise MissingPiiKeyError(
+        f"No PII key is configured, and there is no default key by design. Set {PII_KEY_ENV} "
+        f"to a secret of at least {MIN_PII_KEY_BYTES} characters, or {PII_KEY_FILE_ENV} to a "
+        "file holding one (for example: export "
+        f"{PII_KEY_ENV}=$(python -c 'import secrets; print(secrets.token_hex(32))')). "
+        "Keep the same key across runs: pseudonyms change when the key does."
+    )
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How to obtain a SparkSession."""
+
+    remote: str | None
+    jar_cache: Path
+    master: str = "local[2]"
+    shuffle_partitions: int = 4
+    driver_memory: str = "4g"
+
+
+def spark_settings_from_environment(default_jar_cache: Path) -> SparkSettings:
+    """Spark settings: $SPARK_REMOTE selects Spark Connect; $CLICKSTREAM_JAR_CACHE the jar cache."""
+    cache = os.environ.get(JAR_CACHE_ENV)
+    return SparkSettings(
+        remote=os.environ.get(SPARK_REMOTE_ENV) or None,
+        jar_cache=Path(cache) if cache else default_jar_cache,
+    )

@@ -1,0 +1,253 @@
+"""Runs the pipeline incrementally: landing JSON files -> bronze -> silver Delta tables.
+
+Three Structured Streaming queries, each with `trigger(availableNow=True)` and a checkpoint
+under `<warehouse>/_checkpoints/<query>`, run one after another:
+
+1. `bronze`: the text files of `<landing>/events` -> `bronze_events` and `bronze_quarantine`,
+   both written from one parse of each micro-batch with idempotent Delta writes.
+2. `silver`: `bronze_events` -> `silver_events` through Spark's `dropDuplicatesWithinWatermark`.
+3. `silver_accounting`: `bronze_events` -> `silver_quarantine` and `silver_late_events`.
+
+Running again processes only files not seen before; a run killed midway resumes from its
+checkpoints without losing or duplicating rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.utils import AnalysisException
+
+from pipeline import bronze, silver
+from pipeline.config import PiiKey
+from pipeline.errors import InputError
+from pipeline.pseudonymize import key_frame
+
+EVENTS_DIR = "events"
+
+BRONZE_EVENTS = "bronze_events"
+BRONZE_QUARANTINE = "bronze_quarantine"
+SILVER_EVENTS = "silver_events"
+SILVER_QUARANTINE = "silver_quarantine"
+SILVER_LATE_EVENTS = "silver_late_events"
+TABLES: tuple[str, ...] = (
+    BRONZE_EVENTS,
+    BRONZE_QUARANTINE,
+    SILVER_EVENTS,
+    SILVER_QUARANTINE,
+    SILVER_LATE_EVENTS,
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Knobs of one pipeline run."""
+
+    watermark_delay: str = silver.DEFAULT_WATERMARK_DELAY
+    max_files_per_trigger: int = 16
+
+
+@dataclass(frozen=True)
+class TableCount:
+    """Rows of one table before and after a run."""
+
+    table: str
+    before: int
+    after: int
+
+    @property
+    def added(self) -> int:
+        """Rows the run added."""
+        return self.after - self.before
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, table by table."""
+
+    counts: tuple[TableCount, ...]
+
+    def rows(self, table: str) -> int:
+        """Rows in `table` after the run."""
+        return next(count.after for count in self.counts if count.table == table)
+
+    def render(self) -> str:
+        """A short human-readable table of rows per table."""
+        width = max(len(count.table) for count in self.counts)
+        lines = [f"{'table':<{width}}  {'rows':>10}  {'added':>10}"]
+        lines += [
+            f"{count.table:<{width}}  {count.after:>10,}  {count.added:>+10,}"
+            for count in self.counts
+        ]
+        return "\n".join(lines)
+
+
+def table_path(warehouse: Path, table: str) -> str:
+    """Where `table` lives: `<warehouse>/<table>`."""
+    return str(warehouse / table)
+
+
+def read_table(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:
+    """Read a Delta table of the warehouse."""
+    return spark.read.format("delta").load(table_path(warehouse, table))
+
+
+def count_rows(spark: SparkSession, warehouse: Path, table: str) -> int:
+    """Rows in a warehouse table, 0 when it does not exist yet."""
+    try:
+        return read_table(spark, warehouse, table).count()
+    except AnalysisException:
+        return 0
+
+
+def _append_once(frame: DataFrame, path: str, *, query: str, batch_id: int) -> None:
+    """Append a micro-batch idempotently: Delta skips a (query, batch) it already committed."""
+    (
+        frame.write.format("delta")
+        .mode("append")
+        .option("txnAppId", f"clickstream:{query}")
+        .option("txnVersion", batch_id)
+        .save(path)
+    )
+
+
+def _run_available(stream_writer_start: Callable[[], object]) -> None:
+    query = stream_writer_start()
+    query.awaitTermination()  # type: ignore[attr-defined]
+
+
+def _checkpoint(warehouse: Path, query: str) -> str:
+    return str(warehouse / "_checkpoints" / query)
+
+
+def _run_bronze(spark: SparkSession, landing: Path, warehouse: Path, options: RunOptions) -> None:
+    lines = (
+        spark.readStream.format("text")
+        .option("maxFilesPerTrigger", options.max_files_per_trigger)
+        .load(str(landing / EVENTS_DIR))
+        .select("value", F.col("_metadata.file_path").alias("_source_file"))
+    )
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        parsed = bronze.parse_lines(batch).persist()
+        ingested_at = F.current_timestamp()
+        _append_once(
+            bronze.bronze_rows(parsed, ingested_at=ingested_at),
+            table_path(warehouse, BRONZE_EVENTS),
+            query="bronze",
+            batch_id=batch_id,
+        )
+        _append_once(
+            bronze.quarantine_rows(parsed, ingested_at=ingested_at),
+            table_path(warehouse, BRONZE_QUARANTINE),
+            query="bronze",
+            batch_id=batch_id,
+        )
+        parsed.unpersist()
+
+    writer = (
+        lines.writeStream.foreachBatch(write_batch)
+        .option("checkpointLocation", _checkpoint(warehouse, "bronze"))
+        .trigger(availableNow=True)
+    )
+    _run_available(writer.start)
+
+
+def _bronze_stream(spark: SparkSession, warehouse: Path) -> DataFrame:
+    return spark.readStream.format("delta").load(table_path(warehouse, BRONZE_EVENTS))
+
+
+def _run_silver(
+    spark: SparkSession, warehouse: Path, keys: DataFrame, options: RunOptions
+) -> None:
+    events = silver.silver_events(
+        _bronze_stream(spark, warehouse), keys=keys, watermark_delay=options.watermark_delay
+    )
+    writer = (
+        events.writeStream.format("delta")
+        .outputMode("append")
+        .option("checkpointLocation", _checkpoint(warehouse, "silver"))
+        .trigger(availableNow=True)
+    )
+    _run_available(lambda: writer.start(table_path(warehouse, SILVER_EVENTS)))
+
+
+def _run_silver_accounting(spark: SparkSession, warehouse: Path, keys: DataFrame) -> None:
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        _append_once(
+            silver.quarantine_rows(batch, keys=keys),
+            table_path(warehouse, SILVER_QUARANTINE),
+            query="silver_accounting",
+            batch_id=batch_id,
+        )
+        silver_table = read_table(spark, warehouse, SILVER_EVENTS)
+        _append_once(
+            silver.late_rows(batch, silver=silver_table, keys=keys),
+            table_path(warehouse, SILVER_LATE_EVENTS),
+            query="silver_accounting",
+            batch_id=batch_id,
+        )
+
+    writer = (
+        _bronze_stream(spark, warehouse)
+        .writeStream.foreachBatch(write_batch)
+        .option("checkpointLocation", _checkpoint(warehouse, "silver_accounting"))
+        .trigger(availableNow=True)
+    )
+    _run_available(writer.start)
+
+
+def _check_landing(landing: Path) -> None:
+    events = landing / EVENTS_DIR
+    if not events.is_dir():
+        raise InputError(
+            f"The landing directory {landing} has no '{EVENTS_DIR}/' folder of JSON files. "
+            f"Generate one with: clickstream produce --out {landing} --events 10000"
+        )
+
+
+def run_pipeline(
+    spark: SparkSession,
+    *,
+    landing: Path,
+    warehouse: Path,
+    pii_key: PiiKey,
+    options: RunOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Process every landing file not processed before into the warehouse's Delta tables.
+
+    Args:
+        spark: the session to run on.
+        landing: directory whose `events/` folder holds newline-delimited JSON files.
+        warehouse: directory of the Delta tables and the streaming checkpoints.
+        pii_key: the secret for keyed pseudonymization of PII.
+        options: watermark and batch sizing; defaults when None.
+        progress: called with a short message as each stage starts.
+
+    Returns:
+        Row counts per table, before and after the run.
+    """
+    options = options or RunOptions()
+    report = progress or (lambda _message: None)
+    landing, warehouse = landing.resolve(), warehouse.resolve()
+    _check_landing(landing)
+    before = {table: count_rows(spark, warehouse, table) for table in TABLES}
+    keys = key_frame(spark, pii_key)
+    report(f"bronze: reading new files in {landing / EVENTS_DIR}")
+    _run_bronze(spark, landing, warehouse, options)
+    if count_rows(spark, warehouse, BRONZE_EVENTS) or before[BRONZE_EVENTS]:
+        report(f"silver: deduplicating within a {options.watermark_delay} watermark")
+        _run_silver(spark, warehouse, keys, options)
+        report("silver: accounting for quarantined and late rows")
+        _run_silver_accounting(spark, warehouse, keys)
+    return RunSummary(
+        tuple(
+            TableCount(table, before[table], count_rows(spark, warehouse, table))
+            for table in TABLES
+        )
+    )

@@ -1,0 +1,52 @@
+"""Explicit schemas of the raw inputs. Bronze parses with these; nothing is inferred."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+
+def _strings(*names: str) -> list[StructField]:
+    return [StructField(name, StringType()) for name in names]
+
+
+EVENT_SCHEMA = StructType(
+    [
+        *_strings("event_id", "event_type", "event_ts", "session_id"),
+        StructField("user", StructType(_strings("user_id", "email", "full_name", "ip"))),
+        StructField("page", StructType(_strings("url", "referrer", "title"))),
+        StructField("device", StructType(_strings("type", "os", "browser", "user_agent"))),
+        StructField("geo", StructType(_strings("country", "city"))),
+        StructField(
+            "properties",
+            StructType(
+                [
+                    StructField("product_id", StringType()),
+                    StructField("price", DoubleType()),
+                    StructField("currency", StringType()),
+                    StructField("quantity", IntegerType()),
+                ]
+            ),
+        ),
+        StructField("schema_version", IntegerType()),
+    ]
+)
+"""A raw clickstream event. `event_ts` stays a string here: silver parses it."""
+
+USER_CHANGE_SCHEMA = StructType(
+    [
+        *_strings("user_id", "operation"),
+        StructField("sequence_num", LongType()),
+        *_strings("changed_at", "email", "full_name", "plan", "country", "city"),
+    ]
+)
+"""A row of the user-profile CDC feed (INSERT / UPDATE / DELETE ordered by `sequence_num`)."""
+
+PII_FIELDS: tuple[str, ...] = ("user.user_id", "user.email", "user.full_name", "user.ip")
+"""Paths of the event fields that identify a person; silver keeps only their keyed hashes."""

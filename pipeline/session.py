@@ -1,0 +1,194 @@
+"""SparkSession factory: local Spark with Delta Lake by default, Spark Connect when asked.
+
+The Delta jars are resolved once and cached in a project-local directory so that later runs
+start without network access: first through Spark's own Maven resolver (Ivy), and where that
+cannot reach Maven Central, through the `mvn` command line.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+from pyspark.errors import PySparkRuntimeError
+from pyspark.sql import SparkSession
+
+from pipeline.config import SparkSettings
+from pipeline.errors import (
+    DeltaJarsUnavailableError,
+    IncompatibleVersionsError,
+    JavaNotFoundError,
+)
+
+SCALA_VERSION = "2.13"
+MIN_JAVA_MAJOR = 17
+
+_LOCAL_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
+}
+
+
+def delta_artifacts() -> tuple[str, ...]:
+    """Maven coordinates of the Delta jars matching the installed pyspark and delta-spark."""
+    spark_version = Version(importlib.metadata.version("pyspark"))
+    delta_version = importlib.metadata.version("delta-spark")
+    spark_minor = f"{spark_version.major}.{spark_version.minor}"
+    return (
+        f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{delta_version}",
+        f"io.delta:delta-storage:{delta_version}",
+    )
+
+
+def check_versions() -> None:
+    """Fail early, with the fix, when pyspark and delta-spark do not belong together."""
+    pyspark_version = importlib.metadata.version("pyspark")
+    for requirement_text in importlib.metadata.requires("delta-spark") or []:
+        requirement = Requirement(requirement_text)
+        if requirement.name == "pyspark" and not requirement.specifier.contains(
+            pyspark_version, prereleases=True
+        ):
+            delta_version = importlib.metadata.version("delta-spark")
+            raise IncompatibleVersionsError(
+                f"delta-spark {delta_version} needs pyspark{requirement.specifier}, but pyspark "
+                f"{pyspark_version} is installed. Reinstall the pinned pair from pyproject.toml "
+                "(pip install -e .), or install a delta-spark release built for your pyspark."
+            )
+
+
+def _jar_name(coordinate: str) -> str:
+    _, artifact, version = coordinate.split(":")
+    return f"{artifact}-{version}.jar"
+
+
+def cached_jars(cache: Path) -> list[Path] | None:
+    """The cached Delta jars, or None when any of them is missing."""
+    jars = [cache / _jar_name(coordinate) for coordinate in delta_artifacts()]
+    return jars if all(jar.is_file() for jar in jars) else None
+
+
+def _cache_from_ivy(cache: Path) -> None:
+    """Copy the Delta jars Spark's resolver just downloaded into the flat cache."""
+    ivy_jars = cache / "ivy" / "jars"
+    for coordinate in delta_artifacts():
+        group, artifact, version = coordinate.split(":")
+        source = ivy_jars / f"{group}_{artifact}-{version}.jar"
+        if source.is_file():
+            shutil.copy2(source, cache / _jar_name(coordinate))
+
+
+def _fetch_with_maven(cache: Path) -> list[Path] | None:
+    """Fetch the Delta jars with the `mvn` command line, when Maven is installed."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        return None
+    for coordinate in delta_artifacts():
+        completed = subprocess.run(
+            [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={coordinate}",
+             f"-DoutputDirectory={cache}"],
+            capture_output=True, text=True, check=False,
+        )
+        if completed.returncode != 0:
+            return None
+    return cached_jars(cache)
+
+
+def _java_problem() -> str | None:
+    """Describe what is wrong with the Java installation, or None when Java 17+ is there."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java is None or not Path(java).exists():
+        return "no `java` executable was found (neither $JAVA_HOME/bin/java nor on PATH)"
+    completed = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    first_line = (completed.stderr or completed.stdout).splitlines()[:1]
+    text = first_line[0] if first_line else ""
+    quoted = text.split('"')
+    if len(quoted) >= 2:
+        major_text = quoted[1].split(".")[0]
+        if major_text.isdigit() and int(major_text) < MIN_JAVA_MAJOR:
+            return f"`{java}` is {text.strip()}, older than Java {MIN_JAVA_MAJOR}"
+    return None
+
+
+def _java_error(problem: str) -> JavaNotFoundError:
+    return JavaNotFoundError(
+        f"Spark cannot start: {problem}. Spark 4 needs Java {MIN_JAVA_MAJOR} or newer. Install "
+        "one (on Debian/Ubuntu: apt-get install openjdk-17-jre-headless) and make sure `java` "
+        "is on PATH or JAVA_HOME points at it, then run the command again."
+    )
+
+
+def _local_builder(settings: SparkSettings, jars: list[Path] | None) -> SparkSession.Builder:
+    builder = (
+        SparkSession.builder.master(settings.master)
+        .appName("clickstream")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.driver.memory", settings.driver_memory)
+    )
+    for key, value in _LOCAL_CONF.items():
+        builder = builder.config(key, value)
+    if jars is not None:
+        return builder.config("spark.jars", ",".join(str(jar) for jar in jars))
+    return builder.config("spark.jars.packages", ",".join(delta_artifacts())).config(
+        "spark.jars.ivy", str(settings.jar_cache / "ivy")
+    )
+
+
+def build_session(settings: SparkSettings) -> SparkSession:
+    """Return a SparkSession with Delta Lake, sized for a small machine.
+
+    With `settings.remote` set (from $SPARK_REMOTE) this connects to that Spark Connect
+    server, which must have Delta Lake configured itself.
+
+    Raises:
+        JavaNotFoundError: no Java 17+ runtime.
+        IncompatibleVersionsError: pyspark and delta-spark do not match.
+        DeltaJarsUnavailableError: the Delta jars are not cached and cannot be downloaded.
+    """
+    if settings.remote:
+        return SparkSession.builder.remote(settings.remote).getOrCreate()
+    check_versions()
+    problem = _java_problem() if shutil.which("java") is None else None
+    if problem:
+        raise _java_error(problem)
+    settings.jar_cache.mkdir(parents=True, exist_ok=True)
+    jars = cached_jars(settings.jar_cache)
+    try:
+        spark = _local_builder(settings, jars).getOrCreate()
+    except PySparkRuntimeError as exc:
+        problem = _java_problem()
+        if problem:
+            raise _java_error(problem) from exc
+        if jars is not None:
+            raise
+        jars = _fetch_with_maven(settings.jar_cache)
+        if jars is None:
+            raise DeltaJarsUnavailableError(
+                "Spark could not start because the Delta Lake jars "
+                f"({', '.join(delta_artifacts())}) are not in the cache {settings.jar_cache} and "
+                "could not be downloaded from Maven Central, neither by Spark's resolver nor by "
+                "`mvn`. Connect to the internet (or a Maven mirror) once and run again, or copy "
+                f"the jars into {settings.jar_cache} (set CLICKSTREAM_JAR_CACHE to use another "
+                "directory)."
+            ) from exc
+        spark = _local_builder(settings, jars).getOrCreate()
+    else:
+        if jars is None:
+            _cache_from_ivy(settings.jar_cache)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,115 @@
+"""Silver: event time, deduplication within a watermark, and pseudonymized PII.
+
+Bronze rows that cannot be placed in event time (no `event_id`, or an `event_ts` that does not
+parse) go to `silver_quarantine` with a reason. Rows that arrive later than the watermark are
+dropped by Spark's deduplication operator; `late_rows` recovers them, so that they are kept in
+`silver_late_events` and counted instead of lost silently.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from pipeline.pseudonymize import hmac_sha256, with_key, without_key
+
+DEFAULT_WATERMARK_DELAY = "1 hour"
+
+REASON_MISSING_EVENT_ID = "missing event_id"
+REASON_BAD_EVENT_TS = "event_ts missing or not an ISO-8601 timestamp"
+
+
+def with_event_time(bronze: DataFrame) -> DataFrame:
+    """Add `event_time` (UTC timestamp) parsed from the ISO-8601 `event_ts`; null when unparseable."""
+    return bronze.withColumn("event_time", F.try_to_timestamp(F.col("event_ts")))
+
+
+def _quarantine_reason() -> Column:
+    return F.when(F.col("event_id").isNull(), F.lit(REASON_MISSING_EVENT_ID)).when(
+        F.col("event_time").isNull(), F.lit(REASON_BAD_EVENT_TS)
+    )
+
+
+def _silver_columns() -> list[Column]:
+    """The silver projection: flat columns, PII replaced by keyed hashes, no rescued payload.
+
+    `_rescued_data` may hold PII in clear (a renamed `Email` field, say), so silver carries only
+    whether anything was rescued; the payload stays in bronze.
+    """
+    return [
+        "event_id",
+        "event_type",
+        "event_time",
+        F.to_date("event_time").alias("event_date"),
+        "session_id",
+        hmac_sha256(F.col("user.user_id")).alias("user_key"),
+        hmac_sha256(F.col("user.email")).alias("email_hash"),
+        hmac_sha256(F.col("user.full_name")).alias("full_name_hash"),
+        hmac_sha256(F.col("user.ip")).alias("ip_hash"),
+        F.col("page.url").alias("page_url"),
+        F.col("page.referrer").alias("page_referrer"),
+        F.col("page.title").alias("page_title"),
+        F.col("device.type").alias("device_type"),
+        F.col("device.os").alias("device_os"),
+        F.col("device.browser").alias("device_browser"),
+        F.col("device.user_agent").alias("user_agent"),
+        F.col("geo.country").alias("country"),
+        F.col("geo.city").alias("city"),
+        F.col("properties.product_id").alias("product_id"),
+        F.col("properties.price").alias("price"),
+        F.col("properties.currency").alias("currency"),
+        F.col("properties.quantity").alias("quantity"),
+        "schema_version",
+        F.col("_rescued_data").isNotNull().alias("has_rescued_data"),
+        "_source_file",
+        "_ingested_at",
+    ]  # type: ignore[list-item]
+
+
+def pseudonymized(events: DataFrame, keys: DataFrame, *extra: Column | str) -> DataFrame:
+    """Project bronze-shaped rows (with `event_time`) to the silver columns plus `extra`."""
+    return without_key(with_key(events, keys).select(*_silver_columns(), *extra))
+
+
+def silver_events(
+    bronze: DataFrame, *, keys: DataFrame, watermark_delay: str = DEFAULT_WATERMARK_DELAY
+) -> DataFrame:
+    """Bronze events to silver: valid rows, deduplicated on `event_id` within the watermark.
+
+    Works on a streaming DataFrame (Spark's `dropDuplicatesWithinWatermark`; rows older than
+    the watermark are dropped by Spark, recover them with `late_rows`) and on a static one,
+    which is a single batch, so plain `dropDuplicates` has the same result.
+
+    Args:
+        bronze: rows shaped like `bronze_events`.
+        keys: the one-row key frame from `pipeline.pseudonymize.key_frame`.
+        watermark_delay: how late an event may arrive and still be deduplicated and kept,
+            as a Spark interval string such as "1 hour".
+    """
+    placed = with_event_time(bronze).where(_quarantine_reason().isNull())
+    if placed.isStreaming:
+        deduplicated = placed.withWatermark(
+            "event_time", watermark_delay
+        ).dropDuplicatesWithinWatermark(["event_id"])
+    else:  # a static frame is one batch: every duplicate is within the watermark
+        deduplicated = placed.dropDuplicates(["event_id"])
+    return pseudonymized(deduplicated, keys)
+
+
+def quarantine_rows(bronze: DataFrame, *, keys: DataFrame) -> DataFrame:
+    """Bronze rows that cannot enter silver, pseudonymized, with the reason."""
+    timed = with_event_time(bronze)
+    return pseudonymized(
+        timed.where(_quarantine_reason().isNotNull()), keys, _quarantine_reason().alias("reason")
+    )
+
+
+def late_rows(bronze: DataFrame, *, silver: DataFrame, keys: DataFrame) -> DataFrame:
+    """Valid bronze rows whose `event_id` is absent from silver: those the watermark dropped.
+
+    A row dropped as a duplicate has its `event_id` in silver, so only rows that were too late
+    remain. Run it on bronze rows that the silver query has already processed.
+    """
+    timed = with_event_time(bronze).where(_quarantine_reason().isNull())
+    missing = timed.join(silver.select("event_id"), on="event_id", how="left_anti")
+    return pseudonymized(missing, keys)

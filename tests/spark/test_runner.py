@@ -1,0 +1,93 @@
+"""The incremental runner on real Delta tables: conservation, idempotence, late data, restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from pyspark.sql import SparkSession
+
+from pipeline import generator, runner
+from pipeline.config import PiiKey
+from pipeline.errors import InputError
+
+
+def _run(spark: SparkSession, tmp_path: Path, pii_key: PiiKey) -> runner.RunSummary:
+    return runner.run_pipeline(
+        spark, landing=tmp_path / "landing", warehouse=tmp_path / "warehouse", pii_key=pii_key
+    )
+
+
+def _write(path: Path, records: list[dict[str, object]], *extra_lines: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records) + b"".join(extra_lines))
+
+
+def test_runs_are_incremental_and_conserve_every_line(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    first = generator.write_landing(tmp_path / "landing", events=400, seed=1, files=2)
+    _write(tmp_path / "landing" / "events" / "bad.json", [], b"not json\n\n[1]\n")
+    summary = _run(spark, tmp_path, pii_key)
+    assert summary.rows(runner.BRONZE_EVENTS) == 400
+    assert summary.rows(runner.BRONZE_QUARANTINE) == 2
+    assert summary.rows(runner.SILVER_EVENTS) == 400
+
+    again = _run(spark, tmp_path, pii_key)
+    assert all(count.added == 0 for count in again.counts)
+
+    generator.write_landing(tmp_path / "landing", events=100, seed=2, files=1)
+    third = _run(spark, tmp_path, pii_key)
+    added = {count.table: count.added for count in third.counts}
+    assert added[runner.BRONZE_EVENTS] == 100
+    assert added[runner.SILVER_EVENTS] + added[runner.SILVER_LATE_EVENTS] == 100
+    assert first.events == 400
+
+
+def test_events_behind_the_watermark_are_kept_as_late(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    events = generator.generate_events(events=50, seed=3)
+    _write(tmp_path / "landing" / "events" / "a.json", events)
+    _run(spark, tmp_path, pii_key)
+
+    late = dict(events[0], event_id="late-event", event_ts="2026-10-30T00:00:00.000Z")
+    duplicate = dict(events[1], event_ts="2026-10-30T00:00:00.000Z")
+    _write(tmp_path / "landing" / "events" / "b.json", [late, duplicate])
+    summary = _run(spark, tmp_path, pii_key)
+    late_ids = [
+        row.event_id
+        for row in runner.read_table(spark, tmp_path / "warehouse", runner.SILVER_LATE_EVENTS).collect()
+    ]
+    assert late_ids == ["late-event"]
+    assert summary.rows(runner.SILVER_EVENTS) == 50
+
+
+def test_a_failure_between_two_writes_neither_loses_nor_duplicates(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator.write_landing(tmp_path / "landing", events=200, seed=4, files=1)
+    real_append = runner._append_once
+
+    def crash_on_quarantine(frame, path: str, *, query: str, batch_id: int) -> None:  # type: ignore[no-untyped-def]
+        if path.endswith(runner.BRONZE_QUARANTINE):
+            raise RuntimeError("simulated crash after bronze_events was committed")
+        real_append(frame, path, query=query, batch_id=batch_id)
+
+    monkeypatch.setattr(runner, "_append_once", crash_on_quarantine)
+    with pytest.raises(Exception, match="simulated crash"):
+        _run(spark, tmp_path, pii_key)
+    assert runner.count_rows(spark, tmp_path / "warehouse", runner.BRONZE_EVENTS) == 200
+
+    monkeypatch.setattr(runner, "_append_once", real_append)
+    summary = _run(spark, tmp_path, pii_key)
+    assert summary.rows(runner.BRONZE_EVENTS) == 200
+    assert summary.rows(runner.SILVER_EVENTS) == 200
+
+
+def test_missing_landing_folder_is_a_clear_error(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    with pytest.raises(InputError, match="clickstream produce"):
+        _run(spark, tmp_path, pii_key)
