@@ -1,1 +1,1 @@
-"""Clickstream medallion pipeline: pure layer functions over Spark DataFrames, plus a thin runtime."""
+"""Clickstream medallion pipeline: pure layer functions over Spark DataFrames, a thin runtime."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import MapType, StringType, StructField, StructType
 
 from pipeline.schemas import EVENT_SCHEMA
 
@@ -30,20 +30,79 @@ def _present(raw_value: Column) -> Column:
     return raw_value.isNotNull() & ~F.is_variant_null(raw_value)
 
 
+def _known_names(schema: StructType) -> Column:
+    return F.array(*[F.lit(field.name) for field in schema.fields])
+
+
+def _as_raw_map(raw_value: Column) -> Column:
+    """A raw JSON object value as map<string,variant>; null when it is not an object."""
+    return F.try_variant_get(raw_value, "$", RAW_MAP_TYPE)
+
+
+def raw_shape(schema: StructType) -> StructType:
+    """The schema with every leaf as `string` and every struct as `map<string,string>`.
+
+    Spark's JSON parser reads any JSON value into a string column (objects and arrays as
+    their text) and JSON null as null, so parsing with this shape tells which known fields are
+    present, and which keys each nested object has, with plain null checks.
+    """
+    return StructType(
+        [
+            StructField(
+                field.name,
+                MapType(StringType(), StringType())
+                if isinstance(field.dataType, StructType)
+                else StringType(),
+            )
+            for field in schema.fields
+        ]
+    )
+
+
+def _needs_rescue(keys: Column, shape: Column, typed: Column, schema: StructType) -> Column:
+    """Cheap test that is true for every row with something to rescue (and rarely for others).
+
+    Uses only array and null checks, so clean rows never pay for building the rescued map.
+    `keys` are the object's top-level keys, `shape` its `raw_shape` parse.
+    """
+    condition = F.size(F.array_except(keys, _known_names(schema))) > 0
+    for field in schema.fields:
+        raw_value = shape[field.name]
+        typed_value = typed[field.name]
+        if isinstance(field.dataType, StructType):
+            condition = (
+                condition
+                | (F.array_contains(keys, field.name) & raw_value.isNull())
+                | F.coalesce(
+                    _nested_needs_rescue(raw_value, typed_value, field.dataType), F.lit(False)
+                )
+            )
+        else:
+            condition = condition | (raw_value.isNotNull() & typed_value.isNull())
+    return condition
+
+
+def _nested_needs_rescue(raw: Column, typed: Column, schema: StructType) -> Column:
+    condition = F.size(F.array_except(F.map_keys(raw), _known_names(schema))) > 0
+    for field in schema.fields:
+        # A nested struct is compared as a whole: present while not fully typed is a candidate.
+        condition = condition | (raw[field.name].isNotNull() & typed[field.name].isNull())
+    return condition
+
+
 def _rescued_map(raw: Column, typed: Column, schema: StructType) -> Column:
     """Map of field name to raw JSON value for everything `typed` could not keep."""
-    known = F.array(*[F.lit(field.name) for field in schema.fields])
+    known = _known_names(schema)
     unknown = F.map_filter(raw, lambda key, _value: ~F.array_contains(known, key))
     entries: list[Column] = []
     for field in schema.fields:
         raw_value = raw[field.name]
         typed_value = typed[field.name]
         if isinstance(field.dataType, StructType):
-            raw_nested = F.try_variant_get(raw_value, "$", RAW_MAP_TYPE)
+            raw_nested = _as_raw_map(raw_value)
             nested = _rescued_map(raw_nested, typed_value, field.dataType)
-            value = (
-                F.when(_present(raw_value) & raw_nested.isNull(), raw_value)
-                .when(F.size(nested) > 0, F.to_variant_object(nested))
+            value = F.when(_present(raw_value) & raw_nested.isNull(), raw_value).when(
+                F.size(nested) > 0, F.to_variant_object(nested)
             )
         else:
             value = F.when(_present(raw_value) & typed_value.isNull(), raw_value)
@@ -73,23 +132,37 @@ def parse_lines(
         `_source_file`, `_raw` (the line text) and `_quarantine_reason` (null for JSON
         objects). Split it with `bronze_rows` and `quarantine_rows`.
     """
-    text = F.regexp_replace(F.col(value_column), f"^{BYTE_ORDER_MARK}", "")
-    parsed = lines.where(F.trim(F.col(value_column)) != "").select(
-        F.col(value_column).alias("_raw"),
-        F.col(file_column).alias("_source_file"),
-        F.from_json(text, schema).alias("_typed"),
-        F.from_json(text, RAW_MAP_TYPE).alias("_raw_map"),
+    raw = F.col(value_column)
+    without_bom = F.when(raw.startswith(BYTE_ORDER_MARK), F.substring(raw, 2, 1 << 30)).otherwise(
+        raw
     )
-    rescued = _rescued_map(F.col("_raw_map"), F.col("_typed"), schema)
+    text = F.col("_text")
+    parsed = (
+        lines.where(F.trim(raw) != "")
+        .select(
+            raw.alias("_raw"), F.col(file_column).alias("_source_file"), without_bom.alias("_text")
+        )
+        .select(
+            "_raw",
+            "_source_file",
+            "_text",
+            F.from_json(text, schema).alias("_typed"),
+            F.from_json(text, raw_shape(schema)).alias("_shape"),
+            F.json_object_keys(text).alias("_keys"),
+        )
+    )
+    # Only rows that pass the cheap test parse again, into a map of every key, to be rescued.
+    full = F.from_json(text, RAW_MAP_TYPE)
+    rescued = _rescued_map(full, F.col("_typed"), schema)
     file_entry = F.create_map(F.lit("_file_path"), F.col("_source_file").cast("variant"))
+    rescued_json = F.when(F.size(rescued) > 0, F.to_json(F.map_concat(rescued, file_entry)))
+    needs_rescue = _needs_rescue(F.col("_keys"), F.col("_shape"), F.col("_typed"), schema)
     return parsed.select(
         *[F.col("_typed")[field.name].alias(field.name) for field in schema.fields],
-        F.when(F.size(rescued) > 0, F.to_json(F.map_concat(rescued, file_entry))).alias(
-            "_rescued_data"
-        ),
+        F.when(needs_rescue, rescued_json).alias("_rescued_data"),
         "_source_file",
         "_raw",
-        F.when(F.col("_raw_map").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
+        F.when(F.col("_keys").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
             "_quarantine_reason"
         ),
     )

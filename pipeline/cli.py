@@ -36,10 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument("--out", type=Path, required=True, help="landing directory to write")
     produce.add_argument("--events", type=int, required=True, help="number of events")
     produce.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    produce.add_argument("--users", type=int, default=None, help="distinct users (default events/50)")
+    produce.add_argument(
+        "--users", type=int, default=None, help="distinct users (default events/50)"
+    )
     produce.add_argument("--files", type=int, default=4, help="event files to write (default 4)")
     produce.add_argument(
-        "--start", type=_timestamp, default=None,
+        "--start",
+        type=_timestamp,
+        default=None,
         help="start of the event time window, ISO-8601 with zone (default 2026-11-01T00:00Z)",
     )
 
@@ -47,11 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--landing", type=Path, required=True, help="landing directory")
     run.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
     run.add_argument(
-        "--pii-key-file", type=Path, default=None,
-        help="file holding the PII key (default: $CLICKSTREAM_PII_KEY or $CLICKSTREAM_PII_KEY_FILE)",
+        "--pii-key-file",
+        type=Path,
+        default=None,
+        help="file holding the PII key (default: $CLICKSTREAM_PII_KEY, $CLICKSTREAM_PII_KEY_FILE)",
     )
     run.add_argument(
-        "--watermark", default="1 hour",
+        "--watermark",
+        default="1 hour",
         help="how late an event may be and still be deduplicated into silver (default '1 hour')",
     )
     return parser

@@ -95,3 +95,8 @@ def spark_settings_from_environment(default_jar_cache: Path) -> SparkSettings:
         remote=os.environ.get(SPARK_REMOTE_ENV) or None,
         jar_cache=Path(cache) if cache else default_jar_cache,
     )
+
+
+def java_home_from_environment() -> str | None:
+    """$JAVA_HOME, when set."""
+    return os.environ.get("JAVA_HOME") or None

@@ -28,9 +28,7 @@ def key_frame(spark: SparkSession, key: PiiKey) -> DataFrame:
     secret = secret.ljust(_BLOCK_SIZE, b"\0")
     inner = bytearray(byte ^ 0x36 for byte in secret)
     outer = bytearray(byte ^ 0x5C for byte in secret)
-    return spark.createDataFrame(
-        [(inner, outer)], f"{IPAD_COLUMN} binary, {OPAD_COLUMN} binary"
-    )
+    return spark.createDataFrame([(inner, outer)], f"{IPAD_COLUMN} binary, {OPAD_COLUMN} binary")
 
 
 def hmac_sha256(value: Column) -> Column:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.utils import AnalysisException
+from pyspark.sql.streaming.query import StreamingQuery
 
 from pipeline import bronze, silver
 from pipeline.config import PiiKey
@@ -115,9 +117,17 @@ def _append_once(frame: DataFrame, path: str, *, query: str, batch_id: int) -> N
     )
 
 
-def _run_available(stream_writer_start: Callable[[], object]) -> None:
-    query = stream_writer_start()
-    query.awaitTermination()  # type: ignore[attr-defined]
+def _run_available(query: StreamingQuery) -> StreamingQuery:
+    """Wait for an `availableNow` query to process everything there is, then return it."""
+    query.awaitTermination()
+    return query
+
+
+def _final_watermark(query: StreamingQuery) -> datetime | None:
+    """The event-time watermark a finished query reached, or None if it processed nothing."""
+    progress = query.lastProgress
+    watermark = progress.get("eventTime", {}).get("watermark") if progress else None
+    return datetime.fromisoformat(watermark) if watermark else None
 
 
 def _checkpoint(warehouse: Path, query: str) -> str:
@@ -133,7 +143,9 @@ def _run_bronze(spark: SparkSession, landing: Path, warehouse: Path, options: Ru
     )
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        parsed = bronze.parse_lines(batch).persist()
+        # No cache: the quarantine write needs only the raw text and the object check, so
+        # Spark prunes the typed parse and the rescue from its plan; re-reading is cheaper.
+        parsed = bronze.parse_lines(batch)
         ingested_at = F.current_timestamp()
         _append_once(
             bronze.bronze_rows(parsed, ingested_at=ingested_at),
@@ -147,14 +159,13 @@ def _run_bronze(spark: SparkSession, landing: Path, warehouse: Path, options: Ru
             query="bronze",
             batch_id=batch_id,
         )
-        parsed.unpersist()
 
     writer = (
         lines.writeStream.foreachBatch(write_batch)
         .option("checkpointLocation", _checkpoint(warehouse, "bronze"))
         .trigger(availableNow=True)
     )
-    _run_available(writer.start)
+    _run_available(writer.start())
 
 
 def _bronze_stream(spark: SparkSession, warehouse: Path) -> DataFrame:
@@ -163,7 +174,7 @@ def _bronze_stream(spark: SparkSession, warehouse: Path) -> DataFrame:
 
 def _run_silver(
     spark: SparkSession, warehouse: Path, keys: DataFrame, options: RunOptions
-) -> None:
+) -> datetime | None:
     events = silver.silver_events(
         _bronze_stream(spark, warehouse), keys=keys, watermark_delay=options.watermark_delay
     )
@@ -173,10 +184,12 @@ def _run_silver(
         .option("checkpointLocation", _checkpoint(warehouse, "silver"))
         .trigger(availableNow=True)
     )
-    _run_available(lambda: writer.start(table_path(warehouse, SILVER_EVENTS)))
+    return _final_watermark(_run_available(writer.start(table_path(warehouse, SILVER_EVENTS))))
 
 
-def _run_silver_accounting(spark: SparkSession, warehouse: Path, keys: DataFrame) -> None:
+def _run_silver_accounting(
+    spark: SparkSession, warehouse: Path, keys: DataFrame, watermark: datetime | None
+) -> None:
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         _append_once(
             silver.quarantine_rows(batch, keys=keys),
@@ -186,7 +199,7 @@ def _run_silver_accounting(spark: SparkSession, warehouse: Path, keys: DataFrame
         )
         silver_table = read_table(spark, warehouse, SILVER_EVENTS)
         _append_once(
-            silver.late_rows(batch, silver=silver_table, keys=keys),
+            silver.late_rows(batch, silver=silver_table, keys=keys, watermark=watermark),
             table_path(warehouse, SILVER_LATE_EVENTS),
             query="silver_accounting",
             batch_id=batch_id,
@@ -198,7 +211,7 @@ def _run_silver_accounting(spark: SparkSession, warehouse: Path, keys: DataFrame
         .option("checkpointLocation", _checkpoint(warehouse, "silver_accounting"))
         .trigger(availableNow=True)
     )
-    _run_available(writer.start)
+    _run_available(writer.start())
 
 
 def _check_landing(landing: Path) -> None:
@@ -242,9 +255,9 @@ def run_pipeline(
     _run_bronze(spark, landing, warehouse, options)
     if count_rows(spark, warehouse, BRONZE_EVENTS) or before[BRONZE_EVENTS]:
         report(f"silver: deduplicating within a {options.watermark_delay} watermark")
-        _run_silver(spark, warehouse, keys, options)
+        watermark = _run_silver(spark, warehouse, keys, options)
         report("silver: accounting for quarantined and late rows")
-        _run_silver_accounting(spark, warehouse, keys)
+        _run_silver_accounting(spark, warehouse, keys, watermark)
     return RunSummary(
         tuple(
             TableCount(table, before[table], count_rows(spark, warehouse, table))

@@ -8,7 +8,6 @@ cannot reach Maven Central, through the `mvn` command line.
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,7 +17,7 @@ from packaging.version import Version
 from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
-from pipeline.config import SparkSettings
+from pipeline.config import SparkSettings, java_home_from_environment
 from pipeline.errors import (
     DeltaJarsUnavailableError,
     IncompatibleVersionsError,
@@ -32,7 +31,7 @@ _LOCAL_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     "spark.sql.session.timeZone": "UTC",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:-DontCompileHugeMethods",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
@@ -99,9 +98,17 @@ def _fetch_with_maven(cache: Path) -> list[Path] | None:
         return None
     for coordinate in delta_artifacts():
         completed = subprocess.run(
-            [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={coordinate}",
-             f"-DoutputDirectory={cache}"],
-            capture_output=True, text=True, check=False,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "dependency:copy",
+                f"-Dartifact={coordinate}",
+                f"-DoutputDirectory={cache}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if completed.returncode != 0:
             return None
@@ -110,7 +117,7 @@ def _fetch_with_maven(cache: Path) -> list[Path] | None:
 
 def _java_problem() -> str | None:
     """Describe what is wrong with the Java installation, or None when Java 17+ is there."""
-    java_home = os.environ.get("JAVA_HOME")
+    java_home = java_home_from_environment()
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
     if java is None or not Path(java).exists():
         return "no `java` executable was found (neither $JAVA_HOME/bin/java nor on PATH)"

@@ -8,6 +8,8 @@ dropped by Spark's deduplication operator; `late_rows` recovers them, so that th
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -20,7 +22,7 @@ REASON_BAD_EVENT_TS = "event_ts missing or not an ISO-8601 timestamp"
 
 
 def with_event_time(bronze: DataFrame) -> DataFrame:
-    """Add `event_time` (UTC timestamp) parsed from the ISO-8601 `event_ts`; null when unparseable."""
+    """Add `event_time`: the ISO-8601 `event_ts` as a UTC timestamp, null when unparseable."""
     return bronze.withColumn("event_time", F.try_to_timestamp(F.col("event_ts")))
 
 
@@ -30,7 +32,7 @@ def _quarantine_reason() -> Column:
     )
 
 
-def _silver_columns() -> list[Column]:
+def _silver_columns() -> list[Column | str]:
     """The silver projection: flat columns, PII replaced by keyed hashes, no rescued payload.
 
     `_rescued_data` may hold PII in clear (a renamed `Email` field, say), so silver carries only
@@ -63,7 +65,7 @@ def _silver_columns() -> list[Column]:
         F.col("_rescued_data").isNotNull().alias("has_rescued_data"),
         "_source_file",
         "_ingested_at",
-    ]  # type: ignore[list-item]
+    ]
 
 
 def pseudonymized(events: DataFrame, keys: DataFrame, *extra: Column | str) -> DataFrame:
@@ -104,12 +106,24 @@ def quarantine_rows(bronze: DataFrame, *, keys: DataFrame) -> DataFrame:
     )
 
 
-def late_rows(bronze: DataFrame, *, silver: DataFrame, keys: DataFrame) -> DataFrame:
+def late_rows(
+    bronze: DataFrame, *, silver: DataFrame, keys: DataFrame, watermark: datetime | None = None
+) -> DataFrame:
     """Valid bronze rows whose `event_id` is absent from silver: those the watermark dropped.
 
     A row dropped as a duplicate has its `event_id` in silver, so only rows that were too late
     remain. Run it on bronze rows that the silver query has already processed.
+
+    Args:
+        bronze: bronze rows the silver query has processed.
+        silver: the silver table.
+        keys: the key frame for pseudonymization.
+        watermark: the watermark the silver query has reached, when known. Every late row is
+            older than it (watermarks only advance), so rows at or after it are skipped
+            before the join: usually that leaves nothing to join.
     """
     timed = with_event_time(bronze).where(_quarantine_reason().isNull())
+    if watermark is not None:
+        timed = timed.where(F.col("event_time") < F.lit(watermark))
     missing = timed.join(silver.select("event_id"), on="event_id", how="left_anti")
     return pseudonymized(missing, keys)

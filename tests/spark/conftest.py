@@ -28,7 +28,9 @@ def spark() -> SparkSession:
     """Local Spark with Delta: two cores, three shuffle partitions (order bugs show), UTC."""
     defaults = spark_settings_from_environment(PROJECT / ".cache" / "jars")
     settings = SparkSettings(
-        remote=defaults.remote, jar_cache=defaults.jar_cache, shuffle_partitions=3,
+        remote=defaults.remote,
+        jar_cache=defaults.jar_cache,
+        shuffle_partitions=3,
         driver_memory="2g",
     )
     return build_session(settings)

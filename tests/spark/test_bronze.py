@@ -12,19 +12,22 @@ from pyspark.sql import functions as F
 from pipeline import bronze
 
 
-
 def _now() -> Column:
     return F.lit("2026-11-25 00:00:00").cast("timestamp")
 
 
 def _lines(spark: SparkSession, *lines: str) -> DataFrame:
-    return spark.createDataFrame([(line, "file:/landing/f.json") for line in lines],
-                                 "value string, _source_file string")
+    return spark.createDataFrame(
+        [(line, "file:/landing/f.json") for line in lines], "value string, _source_file string"
+    )
 
 
 def _bronze(spark: SparkSession, *lines: str) -> list[dict[str, object]]:
     parsed = bronze.parse_lines(_lines(spark, *lines))
-    return [row.asDict(recursive=True) for row in bronze.bronze_rows(parsed, ingested_at=_now()).collect()]
+    return [
+        row.asDict(recursive=True)
+        for row in bronze.bronze_rows(parsed, ingested_at=_now()).collect()
+    ]
 
 
 def _rescued(row: dict[str, object]) -> dict[str, object]:
@@ -34,7 +37,9 @@ def _rescued(row: dict[str, object]) -> dict[str, object]:
 
 
 def test_clean_record_has_typed_columns_and_no_rescued_data(spark: SparkSession) -> None:
-    [row] = _bronze(spark, '{"event_id":"e1","user":{"user_id":"u1"},"properties":{"price":9.5,"quantity":2}}')
+    [row] = _bronze(
+        spark, '{"event_id":"e1","user":{"user_id":"u1"},"properties":{"price":9.5,"quantity":2}}'
+    )
     assert row["event_id"] == "e1"
     assert row["user"]["user_id"] == "u1"  # type: ignore[index]
     assert row["properties"]["price"] == 9.5  # type: ignore[index]
@@ -58,7 +63,10 @@ def test_unknown_nested_field_is_rescued_at_its_path(spark: SparkSession) -> Non
 
 
 def test_type_mismatch_keeps_the_original_value(spark: SparkSession) -> None:
-    [row] = _bronze(spark, '{"event_id":"e1","properties":{"price":"12.50","quantity":1.5},"schema_version":"2"}')
+    [row] = _bronze(
+        spark,
+        '{"event_id":"e1","properties":{"price":"12.50","quantity":1.5},"schema_version":"2"}',
+    )
     assert row["properties"]["price"] is None  # type: ignore[index]
     rescued = _rescued(row)
     assert rescued["properties"] == {"price": "12.50", "quantity": 1.5}
@@ -89,7 +97,9 @@ def test_byte_order_mark_is_ignored(spark: SparkSession) -> None:
     assert row["event_id"] == "e1"
 
 
-@pytest.mark.parametrize("line", ["not json", "[1, 2]", "42", '"text"', '{"event_id": "e1"', "null"])
+@pytest.mark.parametrize(
+    "line", ["not json", "[1, 2]", "42", '"text"', '{"event_id": "e1"', "null"]
+)
 def test_lines_that_are_not_json_objects_are_quarantined_with_raw_text(
     spark: SparkSession, line: str
 ) -> None:

@@ -5,26 +5,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+from collections.abc import Sequence
 from contextlib import redirect_stdout
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.pseudonymize import hmac_sha256, with_key, without_key
 from pipeline.config import PiiKey
+from pipeline.pseudonymize import hmac_sha256, with_key, without_key
 
 
-def _hashed(spark: SparkSession, keys: DataFrame, values: list[str | None]) -> DataFrame:
+def _hashed(spark: SparkSession, keys: DataFrame, values: Sequence[str | None]) -> DataFrame:
     frame = spark.createDataFrame([(value,) for value in values], "value string")
     return without_key(with_key(frame, keys).withColumn("hashed", hmac_sha256(F.col("value"))))
 
 
-def test_matches_python_hmac_sha256(
-    spark: SparkSession, keys: DataFrame, pii_key: PiiKey
-) -> None:
+def test_matches_python_hmac_sha256(spark: SparkSession, keys: DataFrame, pii_key: PiiKey) -> None:
     values = ["alice@example.com", "", "Zoë Ünïcode", "203.0.113.9"]
     rows = _hashed(spark, keys, values).collect()
-    expected = {v: hmac.new(pii_key.reveal(), v.encode(), hashlib.sha256).hexdigest() for v in values}
+    expected = {
+        v: hmac.new(pii_key.reveal(), v.encode(), hashlib.sha256).hexdigest() for v in values
+    }
     assert {row.value: row.hashed for row in rows} == expected
 
 
@@ -43,7 +44,11 @@ def test_key_is_not_in_any_explain_output(
             frame.explain(mode)
     text = printed.getvalue().lower()
     padded = pii_key.reveal().ljust(64, b"\0")
-    for secret in (pii_key.reveal(), bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)):
+    for secret in (
+        pii_key.reveal(),
+        bytes(b ^ 0x36 for b in padded),
+        bytes(b ^ 0x5C for b in padded),
+    ):
         assert secret.hex() not in text
     assert pii_key.reveal().decode().lower() not in text
     assert "sha2" in text  # the plan was printed at all

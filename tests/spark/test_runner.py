@@ -58,7 +58,9 @@ def test_events_behind_the_watermark_are_kept_as_late(
     summary = _run(spark, tmp_path, pii_key)
     late_ids = [
         row.event_id
-        for row in runner.read_table(spark, tmp_path / "warehouse", runner.SILVER_LATE_EVENTS).collect()
+        for row in runner.read_table(
+            spark, tmp_path / "warehouse", runner.SILVER_LATE_EVENTS
+        ).collect()
     ]
     assert late_ids == ["late-event"]
     assert summary.rows(runner.SILVER_EVENTS) == 50

@@ -8,26 +8,30 @@ from pyspark.sql import functions as F
 from pipeline import bronze, silver
 
 
-
 def _now() -> Column:
     return F.lit("2026-11-25 00:00:00").cast("timestamp")
 
 
 def _bronze(spark: SparkSession, *records: str) -> DataFrame:
-    lines = spark.createDataFrame([(r, "f.json") for r in records], "value string, _source_file string")
+    lines = spark.createDataFrame(
+        [(r, "f.json") for r in records], "value string, _source_file string"
+    )
     return bronze.bronze_rows(bronze.parse_lines(lines), ingested_at=_now())
 
 
 def _event(event_id: str, ts: str, email: str = "ann@example.com") -> str:
     return (
         f'{{"event_id":"{event_id}","event_type":"click","event_ts":"{ts}",'
-        f'"user":{{"user_id":"u-000001","email":"{email}","full_name":"Ann Bee","ip":"198.51.100.7"}}}}'
+        f'"user":{{"user_id":"u-000001","email":"{email}","full_name":"Ann Bee",'
+        '"ip":"198.51.100.7"}}'
     )
 
 
 def test_event_time_parses_iso_8601_with_zone_to_utc(spark: SparkSession) -> None:
     frame = silver.with_event_time(_bronze(spark, _event("a", "2026-11-01T12:00:00.250+02:00")))
-    [row] = frame.select(F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSS").alias("t")).collect()
+    [row] = frame.select(
+        F.date_format("event_time", "yyyy-MM-dd HH:mm:ss.SSS").alias("t")
+    ).collect()
     assert row.t == "2026-11-01 10:00:00.250"
 
 
@@ -41,12 +45,20 @@ def test_duplicates_are_removed_and_pii_replaced(spark: SparkSession, keys: Data
     rows = silver.silver_events(frame, keys=keys).collect()
     assert sorted(row.event_id for row in rows) == ["a", "b"]
     flat = {str(value) for row in rows for value in row.asDict().values()}
-    assert not flat & {"ann@example.com", "other@example.com", "Ann Bee", "198.51.100.7", "u-000001"}
+    assert not flat & {
+        "ann@example.com",
+        "other@example.com",
+        "Ann Bee",
+        "198.51.100.7",
+        "u-000001",
+    }
     assert all(len(row.email_hash) == 64 for row in rows)
     assert {"user", "_rescued_data"}.isdisjoint(rows[0].asDict())
 
 
-def test_unplaceable_rows_are_quarantined_with_a_reason(spark: SparkSession, keys: DataFrame) -> None:
+def test_unplaceable_rows_are_quarantined_with_a_reason(
+    spark: SparkSession, keys: DataFrame
+) -> None:
     frame = _bronze(
         spark,
         '{"event_type":"click","event_ts":"2026-11-01T10:00:00Z"}',
@@ -58,7 +70,9 @@ def test_unplaceable_rows_are_quarantined_with_a_reason(spark: SparkSession, key
     assert [row.event_id for row in silver.silver_events(frame, keys=keys).collect()] == ["d"]
 
 
-def test_late_rows_are_those_valid_rows_missing_from_silver(spark: SparkSession, keys: DataFrame) -> None:
+def test_late_rows_are_those_valid_rows_missing_from_silver(
+    spark: SparkSession, keys: DataFrame
+) -> None:
     frame = _bronze(
         spark,
         _event("kept", "2026-11-01T10:00:00Z"),

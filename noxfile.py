@@ -1,0 +1,51 @@
+"""Sessions: `nox -s tests` (default) and `nox -s scenarios` are the README's two commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PROJECT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+# The Delta jars are fetched from Maven Central once and reused by every session and run.
+ENV = {"CLICKSTREAM_JAR_CACHE": str(PROJECT / ".cache" / "jars"), "PYTHONHASHSEED": "0"}
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    session.install("-e", ".")
+    for group in groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """Run unit tests (no JVM) and Spark + Delta tests on tiny data, one shared session."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs, env=ENV)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """Check style, import boundaries and types (ruff, mypy --strict)."""
+    _install(session, "lint", "test")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def scenarios(session: nox.Session) -> None:
+    """Run every fault scenario through the real pipeline; non-zero exit when one fails."""
+    _install(session)
+    env = dict(ENV)
+    # A throwaway key for generated data; real deployments set their own secret.
+    env.setdefault(
+        "CLICKSTREAM_PII_KEY", os.environ.get("CLICKSTREAM_PII_KEY", os.urandom(32).hex())
+    )
+    session.run("python", "-m", "scenarios", *session.posargs, env=env)

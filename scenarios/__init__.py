@@ -1,0 +1,1 @@
+"""Scenario harness: generated faults run through the real pipeline, checked by invariants."""
