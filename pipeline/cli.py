@@ -97,14 +97,17 @@ def _run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     print("starting Spark ...", file=sys.stderr, flush=True)
     spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
-    summary = run_pipeline(
-        spark,
-        landing=args.landing,
-        warehouse=args.warehouse,
-        pii_key=pii_key,
-        options=RunOptions(watermark_delay=args.watermark),
-        progress=lambda message: print(message, file=sys.stderr, flush=True),
-    )
+    try:
+        summary = run_pipeline(
+            spark,
+            landing=args.landing,
+            warehouse=args.warehouse,
+            pii_key=pii_key,
+            options=RunOptions(watermark_delay=args.watermark),
+            progress=lambda message: print(message, file=sys.stderr, flush=True),
+        )
+    finally:
+        spark.stop()
     print(summary.render())
     print(f"done in {time.perf_counter() - started:.1f} s")
 

@@ -33,6 +33,8 @@ from urllib.parse import quote_plus
 import orjson
 from faker import Faker
 
+from pipeline.errors import InputError
+
 __all__ = [
     "DEFAULT_START",
     "LandingSummary",
@@ -762,7 +764,8 @@ def write_landing(
         Counts and paths of what was written.
 
     Raises:
-        ValueError: If an argument is out of range or a target file already exists.
+        ValueError: If an argument is out of range.
+        InputError: If a target file already exists (a ValueError too).
     """
     _validate(events=events, users=users, start=start, duration=duration)
     if files < 1:
@@ -771,7 +774,7 @@ def write_landing(
     change_path = out / "user_changes" / f"user-changes-s{seed}-00000.json"
     for path in (*event_paths, change_path):
         if path.exists():
-            raise ValueError(
+            raise InputError(
                 f"refusing to overwrite {path}: a streaming file source ignores a file name it has "
                 "already seen; choose another --out or --seed"
             )

@@ -11,11 +11,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import orjson
+from pyspark.sql import SparkSession
 
-from pipeline.config import pii_key_from_environment, spark_settings_from_environment
+from pipeline.config import PiiKey, pii_key_from_environment, spark_settings_from_environment
 from pipeline.errors import ClickstreamError
 from pipeline.session import build_session
-from scenarios.catalog import CATALOG, ScenarioContext
+from scenarios.catalog import CATALOG, Scenario, ScenarioContext
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 
@@ -43,25 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the selected scenarios and return 0 only when every invariant held."""
-    args = _parser().parse_args(argv)
-    if args.list:
-        for scenario in CATALOG:
-            print(f"{scenario.name:<20} {scenario.description}")
-        return 0
-    unknown = set(args.only) - {scenario.name for scenario in CATALOG}
-    if unknown:
-        print(f"error: unknown scenario(s) {sorted(unknown)}; see --list", file=sys.stderr)
-        return 2
-    selected = [s for s in CATALOG if not args.only or s.name in args.only]
-    try:
-        pii_key = pii_key_from_environment()
-        print("starting Spark ...", flush=True)
-        spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
-    except ClickstreamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def _run_scenarios(
+    spark: SparkSession, selected: list[Scenario], args: argparse.Namespace, pii_key: PiiKey
+) -> tuple[list[dict[str, object]], int, int]:
+    """Run each scenario in its own scratch directory; print and collect every verdict."""
     results: list[dict[str, object]] = []
     passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="scenarios-") as scratch:
@@ -90,6 +76,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "invariants": [asdict(verdict) for verdict in verdicts],
                 }
             )
+    return results, passed, failed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected scenarios and return 0 only when every invariant held."""
+    args = _parser().parse_args(argv)
+    if args.list:
+        for scenario in CATALOG:
+            print(f"{scenario.name:<20} {scenario.description}")
+        return 0
+    unknown = set(args.only) - {scenario.name for scenario in CATALOG}
+    if unknown:
+        print(f"error: unknown scenario(s) {sorted(unknown)}; see --list", file=sys.stderr)
+        return 2
+    selected = [s for s in CATALOG if not args.only or s.name in args.only]
+    try:
+        pii_key = pii_key_from_environment()
+        print("starting Spark ...", flush=True)
+        spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
+    except ClickstreamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        results, passed, failed = _run_scenarios(spark, selected, args, pii_key)
+    finally:
+        spark.stop()
     args.report_dir.mkdir(parents=True, exist_ok=True)
     report = args.report_dir / "report.json"
     report.write_bytes(
