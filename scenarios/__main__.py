@@ -7,16 +7,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 from pyspark.sql import SparkSession
 
 from pipeline.config import PiiKey, pii_key_from_environment, spark_settings_from_environment
 from pipeline.errors import ClickstreamError
 from pipeline.session import build_session
+from scenarios import invariants
 from scenarios.catalog import CATALOG, Scenario, ScenarioContext
+from scenarios.report import ScenarioResult, write_reports
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 
@@ -39,21 +40,53 @@ def _parser() -> argparse.ArgumentParser:
         "--report-dir",
         type=Path,
         default=Path("reports") / "scenarios",
-        help="where to write report.json (default reports/scenarios)",
+        help="where to write report.html, report.json, junit.xml (default reports/scenarios)",
     )
     return parser
 
 
+def _run_one(scenario: Scenario, context: ScenarioContext) -> ScenarioResult:
+    """Run a scenario; an exception fails it (with the error) instead of stopping the suite."""
+    started = time.perf_counter()
+    try:
+        verdicts = tuple(scenario.check(context))
+        error = None
+    except Exception as exc:  # the report must say which scenario broke and how
+        verdicts, error = (), f"{type(exc).__name__}: {exc}"
+    ledger: dict[str, int] = {}
+    samples: tuple[dict[str, object], ...] = ()
+    if context.warehouse.exists():
+        ledger = invariants.table_counts(context.spark, context.warehouse)
+        samples = invariants.quarantine_samples(context.spark, context.warehouse)
+    return ScenarioResult(
+        name=scenario.name,
+        description=scenario.description,
+        injected=scenario.injected,
+        seconds=time.perf_counter() - started,
+        verdicts=verdicts,
+        ledger=ledger,
+        quarantine_samples=samples,
+        error=error,
+    )
+
+
+def _print_result(result: ScenarioResult) -> None:
+    for verdict in result.verdicts:
+        mark = "PASS" if verdict.passed else "FAIL"
+        print(f"    {mark}  {verdict.name}\n          {verdict.evidence}", flush=True)
+    if result.error is not None:
+        print(f"    ERROR {result.error}", flush=True)
+    print(f"    ({result.seconds:.1f} s)", flush=True)
+
+
 def _run_scenarios(
     spark: SparkSession, selected: list[Scenario], args: argparse.Namespace, pii_key: PiiKey
-) -> tuple[list[dict[str, object]], int, int]:
-    """Run each scenario in its own scratch directory; print and collect every verdict."""
-    results: list[dict[str, object]] = []
-    passed = failed = 0
+) -> list[ScenarioResult]:
+    """Run each scenario in its own scratch directory; print every verdict as it comes."""
+    results = []
     with tempfile.TemporaryDirectory(prefix="scenarios-") as scratch:
         for index, scenario in enumerate(selected, start=1):
             print(f"[{index}/{len(selected)}] {scenario.name}: {scenario.description}", flush=True)
-            started = time.perf_counter()
             context = ScenarioContext(
                 spark=spark,
                 workdir=Path(scratch) / scenario.name,
@@ -61,22 +94,10 @@ def _run_scenarios(
                 pii_key=pii_key,
                 events=args.events,
             )
-            verdicts = scenario.check(context)
-            elapsed = time.perf_counter() - started
-            for verdict in verdicts:
-                mark = "PASS" if verdict.passed else "FAIL"
-                print(f"    {mark}  {verdict.name}\n          {verdict.evidence}", flush=True)
-            failed += sum(not verdict.passed for verdict in verdicts)
-            passed += sum(verdict.passed for verdict in verdicts)
-            results.append(
-                {
-                    "scenario": scenario.name,
-                    "seconds": round(elapsed, 2),
-                    "passed": all(verdict.passed for verdict in verdicts),
-                    "invariants": [asdict(verdict) for verdict in verdicts],
-                }
-            )
-    return results, passed, failed
+            result = _run_one(scenario, context)
+            _print_result(result)
+            results.append(result)
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,17 +120,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        results, passed, failed = _run_scenarios(spark, selected, args, pii_key)
+        results = _run_scenarios(spark, selected, args, pii_key)
     finally:
         spark.stop()
-    args.report_dir.mkdir(parents=True, exist_ok=True)
-    report = args.report_dir / "report.json"
-    report.write_bytes(
-        orjson.dumps({"seed": args.seed, "scenarios": results}, option=orjson.OPT_INDENT_2)
-    )
-    print(f"{passed} passed, {failed} failed")
-    print(f"report: {report}")
-    return 1 if failed else 0
+    paths = write_reports(results, args.report_dir, seed=args.seed, generated_at=datetime.now(UTC))
+    checks = [verdict for result in results for verdict in result.verdicts]
+    failed = sum(not verdict.passed for verdict in checks)
+    errors = sum(result.error is not None for result in results)
+    print(f"{len(checks) - failed} passed, {failed + errors} failed")
+    print(f"reports: {paths.html}  {paths.json}  {paths.junit}")
+    return 1 if failed or errors else 0
 
 
 if __name__ == "__main__":

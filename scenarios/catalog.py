@@ -48,6 +48,7 @@ class Scenario:
 
     name: str
     description: str
+    injected: str
     check: Callable[[ScenarioContext], list[Verdict]]
 
 
@@ -88,6 +89,7 @@ CATALOG: tuple[Scenario, ...] = (
     Scenario(
         name="baseline",
         description="Clean generated clickstream, run twice: nothing lost, duplicated or leaked.",
+        injected="nothing: clean generated events, delivered once, processed by two runs",
         check=_baseline,
     ),
 )

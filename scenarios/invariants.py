@@ -102,3 +102,24 @@ def no_clear_pii(
         not leaks,
         f"found: {leaks}" if leaks else "no input email, name, IP or user id in any string column",
     )
+
+
+def table_counts(spark: SparkSession, warehouse: Path) -> dict[str, int]:
+    """Rows per pipeline table, for the report's ledger."""
+    return {table: runner.count_rows(spark, warehouse, table) for table in runner.TABLES}
+
+
+def quarantine_samples(
+    spark: SparkSession, warehouse: Path, *, per_table: int = 3
+) -> tuple[dict[str, object], ...]:
+    """A few quarantined rows of each quarantine table (silver ones are pseudonymized)."""
+    samples: list[dict[str, object]] = []
+    for table, columns in (
+        (runner.BRONZE_QUARANTINE, ("reason", "raw_line", "_source_file")),
+        (runner.SILVER_QUARANTINE, ("reason", "event_id", "event_type", "_source_file")),
+    ):
+        if runner.count_rows(spark, warehouse, table) == 0:
+            continue
+        rows = runner.read_table(spark, warehouse, table).select(*columns).limit(per_table)
+        samples += [{"table": table, **row.asDict()} for row in rows.collect()]
+    return tuple(samples)
