@@ -18,6 +18,9 @@ from pipeline.pseudonymize import hmac_sha256, with_key, without_key
 DEFAULT_WATERMARK_DELAY = "1 hour"
 
 REASON_MISSING_EVENT_ID = "missing event_id"
+# An e-mail address, also percent-encoded ("%40") as it appears in URL query strings.
+EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+REDACTED_EMAIL = "[redacted-email]"
 REASON_BAD_EVENT_TS = "event_ts missing or not an ISO-8601 timestamp"
 
 
@@ -32,8 +35,16 @@ def _quarantine_reason() -> Column:
     )
 
 
+def redact_emails(text: Column) -> Column:
+    """Replace every e-mail address in free text (URLs, titles) by a fixed marker."""
+    return F.regexp_replace(text, EMAIL_PATTERN, REDACTED_EMAIL)
+
+
 def _silver_columns() -> list[Column | str]:
     """The silver projection: flat columns, PII replaced by keyed hashes, no rescued payload.
+
+    Free-text page fields can carry an e-mail address where none is expected (a query string
+    `?email=...`, a title): those addresses are redacted.
 
     `_rescued_data` may hold PII in clear (a renamed `Email` field, say), so silver carries only
     whether anything was rescued; the payload stays in bronze.
@@ -48,9 +59,9 @@ def _silver_columns() -> list[Column | str]:
         hmac_sha256(F.col("user.email")).alias("email_hash"),
         hmac_sha256(F.col("user.full_name")).alias("full_name_hash"),
         hmac_sha256(F.col("user.ip")).alias("ip_hash"),
-        F.col("page.url").alias("page_url"),
-        F.col("page.referrer").alias("page_referrer"),
-        F.col("page.title").alias("page_title"),
+        redact_emails(F.col("page.url")).alias("page_url"),
+        redact_emails(F.col("page.referrer")).alias("page_referrer"),
+        redact_emails(F.col("page.title")).alias("page_title"),
         F.col("device.type").alias("device_type"),
         F.col("device.os").alias("device_os"),
         F.col("device.browser").alias("device_browser"),

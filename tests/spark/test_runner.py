@@ -93,3 +93,15 @@ def test_missing_landing_folder_is_a_clear_error(
 ) -> None:
     with pytest.raises(InputError, match="clickstream produce"):
         _run(spark, tmp_path, pii_key)
+
+
+def test_a_first_run_where_nothing_reaches_silver_still_accounts_for_every_row(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    rows: list[dict[str, object]] = [{"event_type": "click", "event_ts": "2026-11-01T10:00:00Z"}]
+    _write(tmp_path / "landing" / "events" / "a.json", rows * 3, b"[]\n")
+    summary = _run(spark, tmp_path, pii_key)
+    assert summary.rows(runner.BRONZE_EVENTS) == 3
+    assert summary.rows(runner.BRONZE_QUARANTINE) == 1
+    assert summary.rows(runner.SILVER_EVENTS) == 0
+    assert summary.rows(runner.SILVER_QUARANTINE) == 3

@@ -83,3 +83,16 @@ def test_late_rows_are_those_valid_rows_missing_from_silver(
     silver_table = silver.silver_events(frame.where(F.col("event_ts") > "2026-11-01T09"), keys=keys)
     late = silver.late_rows(frame, silver=silver_table, keys=keys).collect()
     assert [row.event_id for row in late] == ["late"]
+
+
+def test_emails_in_page_fields_are_redacted(spark: SparkSession, keys: DataFrame) -> None:
+    record = (
+        '{"event_id":"e","event_ts":"2026-11-01T10:00:00Z","page":{'
+        '"url":"https://shop.example.com/p?email=ann.bee%40mail.example.org&x=1",'
+        '"referrer":"https://mail.example.org/?to=ann.bee@mail.example.org",'
+        '"title":"Order for Ann.Bee+shop@Mail.Example.ORG"}}'
+    )
+    [row] = silver.silver_events(_bronze(spark, record), keys=keys).collect()
+    assert row.page_url == f"https://shop.example.com/p?email={silver.REDACTED_EMAIL}&x=1"
+    assert row.page_referrer == f"https://mail.example.org/?to={silver.REDACTED_EMAIL}"
+    assert row.page_title == f"Order for {silver.REDACTED_EMAIL}"
