@@ -21,12 +21,32 @@ REASON_MISSING_EVENT_ID = "missing event_id"
 # An e-mail address, also percent-encoded ("%40") as it appears in URL query strings.
 EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 REDACTED_EMAIL = "[redacted-email]"
-REASON_BAD_EVENT_TS = "event_ts missing or not an ISO-8601 timestamp"
+REASON_BAD_EVENT_TS = "event_ts missing, without a time zone, or not a timestamp"
+
+
+def parse_event_time(text: Column) -> Column:
+    """Parse an event timestamp to a UTC instant; null when it has no single meaning.
+
+    Accepted: ISO-8601 with a zone (`Z`, `+05:30`, `-0800`; a space may replace the `T`),
+    epoch milliseconds (a 12 to 14 digit number), and RFC 1123 (`Sun, 01 Nov 2026 10:00:00
+    GMT`). A timestamp without a zone is rejected rather than guessed: the same text means
+    different instants in different places.
+    """
+    value = F.trim(text)
+    rfc_1123 = F.regexp_replace(value, r"^[A-Za-z]{3}, ", "")
+    return (
+        F.when(value.rlike(r"(Z|[+-]\d{2}:?\d{2})$"), F.try_to_timestamp(value))
+        .when(value.rlike(r"^\d{12,14}$"), F.timestamp_millis(value.try_cast("bigint")))
+        .when(
+            value.rlike(r"^[A-Za-z]{3}, "),
+            F.try_to_timestamp(rfc_1123, F.lit("dd MMM yyyy HH:mm:ss z")),
+        )
+    )
 
 
 def with_event_time(bronze: DataFrame) -> DataFrame:
-    """Add `event_time`: the ISO-8601 `event_ts` as a UTC timestamp, null when unparseable."""
-    return bronze.withColumn("event_time", F.try_to_timestamp(F.col("event_ts")))
+    """Add `event_time`, the UTC instant of `event_ts` (see `parse_event_time`)."""
+    return bronze.withColumn("event_time", parse_event_time(F.col("event_ts")))
 
 
 def _quarantine_reason() -> Column:

@@ -96,3 +96,22 @@ def test_emails_in_page_fields_are_redacted(spark: SparkSession, keys: DataFrame
     assert row.page_url == f"https://shop.example.com/p?email={silver.REDACTED_EMAIL}&x=1"
     assert row.page_referrer == f"https://mail.example.org/?to={silver.REDACTED_EMAIL}"
     assert row.page_title == f"Order for {silver.REDACTED_EMAIL}"
+
+
+def test_event_time_formats_and_zones(spark: SparkSession) -> None:
+    texts = {
+        "2026-11-01T10:00:00.000Z": "2026-11-01 10:00:00",
+        "2026-11-01T15:30:00+05:30": "2026-11-01 10:00:00",
+        "2026-11-01T02:00:00-0800": "2026-11-01 10:00:00",
+        "2026-11-01 10:00:00Z": "2026-11-01 10:00:00",
+        "1793527200000": "2026-11-01 10:00:00",
+        "Sun, 01 Nov 2026 10:00:00 GMT": "2026-11-01 10:00:00",
+        "2026-11-01T10:00:00": None,
+        "2026-13-45T10:00:00Z": None,
+        "yesterday": None,
+    }
+    frame = spark.createDataFrame([(text,) for text in texts], "event_ts string")
+    parsed = silver.with_event_time(frame).select(
+        "event_ts", F.date_format("event_time", "yyyy-MM-dd HH:mm:ss").alias("utc")
+    )
+    assert {row.event_ts: row.utc for row in parsed.collect()} == texts
