@@ -1,0 +1,44 @@
+"""Fault generators: seeded, deterministic scenario inputs with the expectations they imply.
+
+Each generator is a pure function of clean data (from `pipeline.generator`) and keyword-only
+knobs, returning an `Injection`: the landing files to write before each pipeline run and what
+the invariants may assume. Nothing here imports Spark.
+"""
+
+from __future__ import annotations
+
+from scenarios.faults.late import late_data
+from scenarios.faults.model import (
+    UTF8_BOM,
+    ClockCase,
+    Conflict,
+    Delivery,
+    DriftCase,
+    FaultArgumentError,
+    IncompatibleFaultsError,
+    Injection,
+    LandingFile,
+    PiiPlant,
+    count_records,
+    is_blank,
+    split_lines,
+    write_delivery,
+)
+
+__all__ = [
+    "UTF8_BOM",
+    "ClockCase",
+    "Conflict",
+    "Delivery",
+    "DriftCase",
+    "FaultArgumentError",
+    "IncompatibleFaultsError",
+    "Injection",
+    "LandingFile",
+    "PiiPlant",
+    "count_records",
+    "is_blank",
+    "late_data",
+    "split_lines",
+    "write_delivery",
+]

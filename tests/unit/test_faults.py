@@ -1,0 +1,243 @@
+"""Fault generators: faults present as asked, exact record counts, determinism, knob checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.errors import InputError
+from pipeline.generator import generate_events
+from scenarios import faults
+from scenarios.faults import (
+    Delivery,
+    FaultArgumentError,
+    Injection,
+    LandingFile,
+    count_records,
+    split_lines,
+    write_delivery,
+)
+from scenarios.faults._common import parse_ts
+
+SEED = 11
+EVENTS = 400
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def events() -> list[dict[str, Any]]:
+    return generate_events(events=EVENTS, seed=SEED, users=40)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def event_files(injection: Injection, delivery: int | None = None) -> list[LandingFile]:
+    deliveries = injection.deliveries if delivery is None else (injection.deliveries[delivery],)
+    return [f for d in deliveries for f in d.files if f.folder == "events"]
+
+
+def records_of(files: list[LandingFile]) -> list[bytes]:
+    """Non-blank lines, by the pipeline's splitting rule."""
+    return [ln for f in files for ln in split_lines(f.content) if ln.strip(b" ")]
+
+
+def objects(injection: Injection, delivery: int | None = None) -> list[dict[str, Any]]:
+    """Every record that Python's strict JSON reads as an object."""
+    found = []
+    for record in records_of(event_files(injection, delivery)):
+        try:
+            value = orjson.loads(record)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found
+
+
+def fingerprint(injection: Injection) -> list[list[tuple[str, str, bytes]]]:
+    return [[(f.folder, f.name, f.content) for f in d.files] for d in injection.deliveries]
+
+
+def contents(injection: Injection) -> list[list[bytes]]:
+    return [[f.content for f in d.files] for d in injection.deliveries]
+
+
+def check_common(injection: Injection) -> None:
+    """Invariants every injection keeps: record counts, names, id bookkeeping."""
+    files = event_files(injection)
+    assert injection.records == sum(count_records(f.content) for f in files)
+    assert dict(injection.records_by_file) == {f.name: count_records(f.content) for f in files}
+    # The harness may count with Python's whitespace rule: it must agree on our output.
+    assert injection.records == sum(1 for f in files for ln in f.content.splitlines() if ln.strip())
+    names = [(f.folder, f.name) for d in injection.deliveries for f in d.files]
+    assert len(names) == len(set(names))
+    assert injection.silver_ids <= injection.event_ids
+    assert not injection.silver_ids & injection.late_ids
+    assert not injection.silver_ids & injection.maybe_silver_ids
+    assert len(injection.max_event_time) in (0, len(injection.deliveries))
+    assert 0 <= injection.quarantined + injection.unpredicted <= injection.records
+    assert injection.description.endswith(".")
+
+
+# ------------------------------------------------------------------ counting and writing
+
+
+@pytest.mark.parametrize(
+    ("content", "records"),
+    [
+        (b"", 0),
+        (b"\n\n", 0),
+        (b"   \n \r\n", 0),
+        (b"a", 1),
+        (b"a\nb\n", 2),
+        (b"a\r\nb\r\n", 2),
+        (b"a\rb\rc", 3),
+        (b"a\n\r\nb", 2),
+        (b"\xef\xbb\xbf{}\n", 1),
+        (b"\xef\xbb\xbf\n{}\n", 1),  # Hadoop drops the BOM that starts a file
+        (b"{}\n\xef\xbb\xbf\n", 2),  # ... but not one later in the file
+        (b"\x00\xff\n", 1),
+    ],
+)
+def test_count_records_follows_the_text_source(content: bytes, records: int) -> None:
+    assert count_records(content) == records
+
+
+def test_landing_file_rejects_hidden_or_nested_names() -> None:
+    for name in ("", ".hidden.json", "_temporary.json", "a/b.json", " padded.json"):
+        with pytest.raises(InputError, match="plain, non-hidden name"):
+            LandingFile("events", name, b"")
+    with pytest.raises(InputError, match="folder must be one of"):
+        LandingFile("other", "x.json", b"")  # type: ignore[arg-type]
+
+
+def test_write_delivery_writes_creates_folders_and_refuses_overwrite(tmp_path: Path) -> None:
+    delivery = Delivery(
+        (
+            LandingFile("events", "a.json", b'{"x":1}\n'),
+            LandingFile("user_changes", "c.json", b'{"y":2}\n'),
+        )
+    )
+    write_delivery(tmp_path / "landing", delivery)
+    assert (tmp_path / "landing" / "events" / "a.json").read_bytes() == b'{"x":1}\n'
+    assert (tmp_path / "landing" / "user_changes" / "c.json").read_bytes() == b'{"y":2}\n'
+    assert not list(tmp_path.rglob(".*"))  # no temporary file left behind
+
+    clash = Delivery(
+        (
+            LandingFile("events", "b.json", b"new\n"),
+            LandingFile("events", "a.json", b"other\n"),
+        )
+    )
+    with pytest.raises(InputError, match=r"refusing to overwrite .*a\.json"):
+        write_delivery(tmp_path / "landing", clash)
+    assert (tmp_path / "landing" / "events" / "a.json").read_bytes() == b'{"x":1}\n'
+    assert not (tmp_path / "landing" / "events" / "b.json").exists()  # checked before writing
+
+
+def test_faults_do_not_import_spark() -> None:
+    code = "import sys, scenarios.faults; sys.exit('pyspark' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# ------------------------------------------------------------------------------- late data
+
+
+def test_late_data_places_copies_within_and_beyond_the_watermark(
+    events: list[dict[str, Any]],
+) -> None:
+    injection = faults.late_data(events, seed=SEED, late_fraction=0.1, within_fraction=0.3)
+    check_common(injection)
+    assert len(injection.deliveries) == 2
+    late, within = 40, 12  # 10 % of 400; 30 % of 40
+    assert dict(injection.injected) == {
+        "late_within_watermark": within,
+        "late_beyond_watermark": late - within,
+        "late_within_replays": within,
+    }
+    clean_ids = {e["event_id"] for e in events}
+    newest = max(parse_ts(e["event_ts"]) for e in events)
+    on_time = objects(injection, 0)
+    assert on_time == events
+    copies = objects(injection, 1)
+    assert len(copies) == late + within
+    sent = Counter(c["event_id"] for c in copies)
+    assert not sent.keys() & clean_ids
+    for copy in copies:
+        instant = parse_ts(copy["event_ts"])
+        if copy["event_id"] in injection.late_ids:
+            assert sent[copy["event_id"]] == 1
+            assert newest - HOUR - timedelta(hours=6) <= instant <= newest - HOUR * 1.5
+        else:
+            assert sent[copy["event_id"]] == 2
+            assert newest - HOUR / 2 <= instant <= newest
+    assert len(injection.late_ids) == late - within
+    assert injection.silver_ids == clean_ids | (sent.keys() - injection.late_ids)
+    assert injection.duplicate_rows == within
+    assert injection.records == EVENTS + late + within
+    assert injection.max_event_time[0] == newest
+    assert injection.min_on_time[0] is None
+    assert injection.min_on_time[1] is not None
+    assert injection.min_on_time[1] >= newest - HOUR / 2
+
+
+def test_late_data_respects_the_watermark_delay(events: list[dict[str, Any]]) -> None:
+    delay = timedelta(minutes=10)
+    injection = faults.late_data(
+        events, seed=SEED, late_fraction=0.2, watermark_delay=delay, max_lateness=delay
+    )
+    newest = max(parse_ts(e["event_ts"]) for e in events)
+    for copy in objects(injection, 1):
+        instant = parse_ts(copy["event_ts"])
+        if copy["event_id"] in injection.late_ids:
+            assert newest - 2 * delay <= instant <= newest - 1.5 * delay
+        else:
+            assert instant >= newest - delay / 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "knob"),
+    [
+        ({"late_fraction": 1.5}, "late_fraction"),
+        ({"late_fraction": -0.1}, "late_fraction"),
+        ({"within_fraction": float("nan")}, "within_fraction"),
+        ({"watermark_delay": timedelta(0)}, "watermark_delay"),
+        ({"max_lateness": timedelta(minutes=20)}, "max_lateness"),
+        ({"seed": "7"}, "seed"),
+    ],
+)
+def test_late_data_validates_knobs(
+    events: list[dict[str, Any]], kwargs: dict[str, Any], knob: str
+) -> None:
+    with pytest.raises(FaultArgumentError, match=knob):
+        faults.late_data(events, **{"seed": SEED, **kwargs})
+
+
+def test_late_data_needs_events() -> None:
+    with pytest.raises(FaultArgumentError, match="events must hold at least 1"):
+        faults.late_data([], seed=SEED)
+
+
+# --------------------------------------------------------------------------- determinism
+
+GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
+    "late_data": lambda ev, seed: faults.late_data(ev, seed=seed, late_fraction=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_generators_are_deterministic_per_seed(events: list[dict[str, Any]], name: str) -> None:
+    generate = GENERATORS[name]
+    first, again, other = generate(events, SEED), generate(events, SEED), generate(events, -SEED)
+    assert fingerprint(first) == fingerprint(again)
+    assert contents(first) != contents(other)  # not only the names
+    check_common(other)
