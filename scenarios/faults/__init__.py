@@ -7,6 +7,7 @@ the invariants may assume. Nothing here imports Spark.
 
 from __future__ import annotations
 
+from scenarios.faults.drift import DRIFT_KINDS, schema_drift
 from scenarios.faults.late import late_data
 from scenarios.faults.model import (
     UTF8_BOM,
@@ -26,6 +27,7 @@ from scenarios.faults.model import (
 )
 
 __all__ = [
+    "DRIFT_KINDS",
     "UTF8_BOM",
     "ClockCase",
     "Conflict",
@@ -39,6 +41,7 @@ __all__ = [
     "count_records",
     "is_blank",
     "late_data",
+    "schema_drift",
     "split_lines",
     "write_delivery",
 ]

@@ -144,6 +144,6 @@ def records_by_file(deliveries: Sequence[Delivery]) -> dict[str, int]:
     }
 
 
-def latest(events: Iterable[Event]) -> datetime | None:
+def latest(events: Iterable[Mapping[str, Any]]) -> datetime | None:
     """The latest `event_ts` of `events`, None when there are none."""
     return max((parse_ts(event["event_ts"]) for event in events), default=None)

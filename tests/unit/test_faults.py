@@ -227,10 +227,65 @@ def test_late_data_needs_events() -> None:
         faults.late_data([], seed=SEED)
 
 
+# ---------------------------------------------------------------------------- schema drift
+
+
+def at_path(value: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        value = value[key]
+    return value
+
+
+def test_schema_drift_spreads_kinds_and_records_where_values_go(
+    events: list[dict[str, Any]],
+) -> None:
+    injection = faults.schema_drift(events, seed=SEED, drift_fraction=0.1)
+    check_common(injection)
+    counts = dict(injection.injected)
+    assert set(counts) == set(faults.DRIFT_KINDS)
+    assert sum(counts.values()) == 40
+    assert max(counts.values()) - min(counts.values()) <= 1
+    written = {o.get("event_id"): o for o in objects(injection)}
+    assert len(written) == EVENTS
+    assert injection.silver_ids == {e["event_id"] for e in events}
+    drifted = {case.event_id for case in injection.drift}
+    assert len(drifted) == 40
+    by_kind = Counter(case.kind for case in injection.drift if case.path != ("schema_version",))
+    assert by_kind == counts
+    for case in injection.drift:
+        event = written[case.event_id]
+        if case.where == "absent":
+            assert case.path[-1] not in at_path(event, case.path[:-1])
+        else:
+            assert at_path(event, case.path) == case.value
+        if case.kind in ("case_variant_name", "schema_version_bump"):
+            assert "event_type" not in event
+        if case.kind == "number_as_string":
+            assert isinstance(case.value, str)
+            float(case.value)
+        if case.kind == "string_as_object":
+            assert case.typed_text == orjson.dumps(case.value).decode()
+    for event in events:  # everything else is untouched
+        if event["event_id"] not in drifted:
+            assert written[event["event_id"]] == event
+
+
+def test_schema_drift_small_counts_and_validation(events: list[dict[str, Any]]) -> None:
+    none = faults.schema_drift(events, seed=SEED, drift_fraction=0)
+    assert sum(none.injected.values()) == 0
+    assert objects(none) == events
+    three = faults.schema_drift(events[:30], seed=SEED, drift_fraction=0.1)
+    assert sum(three.injected.values()) == 3
+    assert max(three.injected.values()) == 1
+    with pytest.raises(FaultArgumentError, match="drift_fraction must be a number in"):
+        faults.schema_drift(events, seed=SEED, drift_fraction=2)
+
+
 # --------------------------------------------------------------------------- determinism
 
 GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
     "late_data": lambda ev, seed: faults.late_data(ev, seed=seed, late_fraction=0.1),
+    "schema_drift": lambda ev, seed: faults.schema_drift(ev, seed=seed),
 }
 
 
