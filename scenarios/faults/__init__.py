@@ -7,6 +7,7 @@ the invariants may assume. Nothing here imports Spark.
 
 from __future__ import annotations
 
+from scenarios.faults.corrupt import DEFAULT_CORPUS, LINE_KINDS, corrupt_records
 from scenarios.faults.drift import DRIFT_KINDS, schema_drift
 from scenarios.faults.late import late_data
 from scenarios.faults.model import (
@@ -27,7 +28,9 @@ from scenarios.faults.model import (
 )
 
 __all__ = [
+    "DEFAULT_CORPUS",
     "DRIFT_KINDS",
+    "LINE_KINDS",
     "UTF8_BOM",
     "ClockCase",
     "Conflict",
@@ -38,6 +41,7 @@ __all__ = [
     "Injection",
     "LandingFile",
     "PiiPlant",
+    "corrupt_records",
     "count_records",
     "is_blank",
     "late_data",

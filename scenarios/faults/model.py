@@ -259,6 +259,7 @@ class Injection:
             string may contain one.
         conflicts: Ids sent again with another payload in a later run.
         changes: Per delivery, the CDC rows in the order they were written.
+        corpus_records: Records each JSON-test-suite file contributed, by its file name.
         max_event_time: Per delivery, the latest instant any of its event lines may parse to
             (None when none): what the watermark may advance to.
         min_on_time: Per delivery, the earliest instant of a new event that must not be late
@@ -284,6 +285,7 @@ class Injection:
     pii_values: frozenset[str] = frozenset()
     conflicts: tuple[Conflict, ...] = ()
     changes: tuple[tuple[Mapping[str, Any], ...], ...] = ()
+    corpus_records: Mapping[str, int] = field(default_factory=dict)
     max_event_time: tuple[datetime | None, ...] = field(default_factory=_no_times)
     min_on_time: tuple[datetime | None, ...] = field(default_factory=_no_times)
 

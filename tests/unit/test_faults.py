@@ -281,11 +281,139 @@ def test_schema_drift_small_counts_and_validation(events: list[dict[str, Any]]) 
         faults.schema_drift(events, seed=SEED, drift_fraction=2)
 
 
+# ------------------------------------------------------------------------- corrupt records
+
+HAS_CORPUS = faults.DEFAULT_CORPUS.is_dir()
+
+
+def classify(record: bytes, event_lines: set[bytes]) -> str:
+    """Which corrupt kind a main-file record is, judged from its bytes alone."""
+    if record.startswith(b"\x00"):
+        return "binary_garbage"
+    try:
+        value = orjson.loads(record)
+    except orjson.JSONDecodeError:
+        try:
+            record.decode()
+        except UnicodeDecodeError:
+            try:
+                if isinstance(orjson.loads(record.decode(errors="replace")), dict):
+                    return "invalid_utf8"
+            except orjson.JSONDecodeError:
+                pass
+        if any(full.startswith(record) for full in event_lines):
+            return "truncated"
+        return "invalid_json"
+    if isinstance(value, dict):
+        return "clean"
+    return "top_level_array" if isinstance(value, list) else "scalar"
+
+
+def test_corrupt_records_line_kinds_are_present_in_the_bytes(
+    events: list[dict[str, Any]],
+) -> None:
+    injection = faults.corrupt_records(
+        events, seed=SEED, corrupt_fraction=0.15, corpus_dir=None, allow_long_line=False
+    )
+    check_common(injection)
+    main, bom, crlf, empty = event_files(injection)
+    assert [main.name.rsplit("-", 1)[1], bom.name, crlf.name, empty.name] == [
+        "events.json",
+        f"corrupt-s{SEED}-d1-bom.json",
+        f"corrupt-s{SEED}-d1-crlf.json",
+        f"corrupt-s{SEED}-d1-empty.json",
+    ]
+    counts = {kind: injection.injected[kind] for kind in faults.LINE_KINDS}
+    assert sum(counts.values()) == 60  # 15 % of 400
+    assert max(counts.values()) - min(counts.values()) <= 1
+    event_lines = {orjson.dumps(e) for e in events}
+    found = Counter(classify(record, event_lines) for record in records_of([main]))
+    assert found == {"clean": EVENTS - 60 - 6, **counts}
+    assert injection.quarantined == 60 - counts["invalid_utf8"]
+    assert injection.unpredicted == counts["invalid_utf8"]
+    assert len(injection.maybe_silver_ids) == counts["invalid_utf8"]
+    assert injection.injected["blank_lines"] == 2
+    assert len(main.content.splitlines()) == EVENTS - 6 + 2  # two blank lines, not records
+
+    assert bom.content.startswith(faults.UTF8_BOM)
+    assert crlf.content.count(b"\r\n") == crlf.content.count(b"\n") == 3
+    assert empty.content == b""
+    intact = objects(injection)
+    assert len(intact) == EVENTS - 60  # the main file's clean events and the 3 + 3 moved ones
+    assert {o["event_id"] for o in intact} == injection.silver_ids
+    assert injection.records == EVENTS  # every victim is still one record; blank lines are not
+
+
+def test_corrupt_records_long_line_is_a_valid_event_over_one_megabyte(
+    events: list[dict[str, Any]],
+) -> None:
+    injection = faults.corrupt_records(events, seed=SEED, corpus_dir=None)
+    check_common(injection)
+    [long_file] = [f for f in event_files(injection) if f.name.endswith("long-line.json")]
+    assert long_file.records == 1
+    assert len(long_file.content) > 1_048_576
+    event = orjson.loads(long_file.content)
+    payload = event.pop("debug_payload")
+    assert len(payload) == faults.corrupt.LONG_LINE_PAYLOAD
+    assert event in events
+    assert event["event_id"] in injection.silver_ids
+    assert injection.injected["long_lines"] == 1
+
+
+@pytest.mark.skipif(not HAS_CORPUS, reason="the JSON test suite corpus is not on this machine")
+def test_corrupt_records_includes_every_corpus_file_by_the_splitting_rule(
+    events: list[dict[str, Any]],
+) -> None:
+    injection = faults.corrupt_records(
+        events[:50], seed=SEED, corrupt_fraction=0, allow_long_line=False
+    )
+    check_common(injection)
+    corpus_files = sorted(faults.DEFAULT_CORPUS.glob("*.json"))
+    assert sorted(injection.corpus_records) == [p.name for p in corpus_files]
+    [landing] = [f for f in event_files(injection) if f.name.endswith("json-test-suite.json")]
+    assert landing.records == sum(injection.corpus_records.values())
+    assert injection.unpredicted == landing.records
+    assert injection.injected["corpus_files"] == len(corpus_files) == 318
+    assert not landing.content.startswith(faults.UTF8_BOM)
+    for path in corpus_files:
+        assert path.read_bytes() + b"\n" in landing.content
+    records = injection.corpus_records
+    assert records["y_object_with_newlines.json"] == 3  # '{\n"a": "b"\n}' is three lines
+    assert records["n_array_newlines_unclosed.json"] == 3
+    assert records["n_structure_no_data.json"] == 0  # empty
+    assert records["n_single_space.json"] == 0  # blank
+    assert records["n_structure_UTF8_BOM_no_data.json"] == 1  # a BOM inside a file is text
+    assert records["y_object_empty.json"] == 1
+    assert sum(1 for n in records.values() if n != 1) == 7
+
+
+def test_corrupt_records_validates_knobs(events: list[dict[str, Any]], tmp_path: Path) -> None:
+    with pytest.raises(FaultArgumentError, match="corrupt_fraction"):
+        faults.corrupt_records(events, seed=SEED, corrupt_fraction=1.01)
+    with pytest.raises(FaultArgumentError, match="corpus_dir"):
+        faults.corrupt_records(events, seed=SEED, corpus_dir=tmp_path / "missing")
+    with pytest.raises(FaultArgumentError, match=r"corpus_dir .* holds no"):
+        faults.corrupt_records(events, seed=SEED, corpus_dir=tmp_path)
+    with pytest.raises(FaultArgumentError, match="allow_long_line"):
+        faults.corrupt_records(events, seed=SEED, allow_long_line="yes")  # type: ignore[arg-type]
+
+
+def test_corrupt_records_with_few_events(events: list[dict[str, Any]]) -> None:
+    injection = faults.corrupt_records(events[:2], seed=SEED, corrupt_fraction=0.5, corpus_dir=None)
+    check_common(injection)
+    assert injection.records == 2
+    assert sum(injection.injected[k] for k in faults.LINE_KINDS) == 1
+    empty = faults.corrupt_records([], seed=SEED, corpus_dir=None)
+    assert empty.records == 0
+    assert [f.name.rsplit("-", 1)[1] for f in event_files(empty)] == ["events.json", "empty.json"]
+
+
 # --------------------------------------------------------------------------- determinism
 
 GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
     "late_data": lambda ev, seed: faults.late_data(ev, seed=seed, late_fraction=0.1),
     "schema_drift": lambda ev, seed: faults.schema_drift(ev, seed=seed),
+    "corrupt_records": lambda ev, seed: faults.corrupt_records(ev, seed=seed),
 }
 
 
