@@ -26,6 +26,7 @@ from scenarios.faults.model import (
     split_lines,
     write_delivery,
 )
+from scenarios.faults.replay import duplicates
 
 __all__ = [
     "DEFAULT_CORPUS",
@@ -43,6 +44,7 @@ __all__ = [
     "PiiPlant",
     "corrupt_records",
     "count_records",
+    "duplicates",
     "is_blank",
     "late_data",
     "schema_drift",

@@ -26,6 +26,7 @@ from scenarios.faults import (
     write_delivery,
 )
 from scenarios.faults._common import parse_ts
+from scenarios.faults.replay import MAX_CONFLICT_SHIFT
 
 SEED = 11
 EVENTS = 400
@@ -408,12 +409,71 @@ def test_corrupt_records_with_few_events(events: list[dict[str, Any]]) -> None:
     assert [f.name.rsplit("-", 1)[1] for f in event_files(empty)] == ["events.json", "empty.json"]
 
 
+# ------------------------------------------------------------------------------ duplicates
+
+
+def test_duplicates_replays_conflicts_and_redelivers(events: list[dict[str, Any]]) -> None:
+    injection = faults.duplicates(events, seed=SEED, exact_fraction=0.05, conflicting_fraction=0.02)
+    check_common(injection)
+    assert dict(injection.injected) == {
+        "exact_replays": 20,
+        "conflicting_payloads": 8,
+        "redelivered_files": 1,
+        "redelivered_records": injection.injected["redelivered_records"],
+    }
+    clean = {e["event_id"]: e for e in events}
+    first_run = records_of(event_files(injection, 0))
+    assert len(first_run) == EVENTS + 20
+    seen = Counter(orjson.loads(r)["event_id"] for r in first_run)
+    assert seen.keys() == clean.keys()
+    replayed = [event_id for event_id, n in seen.items() if n == 2]
+    assert len(replayed) == 20 and max(seen.values()) == 2
+    for event_id in replayed:  # the same bytes again, later
+        positions = [i for i, r in enumerate(first_run) if orjson.loads(r)["event_id"] == event_id]
+        assert first_run[positions[0]] == first_run[positions[1]] == orjson.dumps(clean[event_id])
+
+    conflicting, again = event_files(injection, 1)
+    copies = [orjson.loads(r) for r in records_of([conflicting])]
+    assert len(copies) == 8
+    assert not {c["event_id"] for c in copies} & set(replayed)
+    for copy, conflict in zip(copies, injection.conflicts, strict=True):
+        original = clean[copy["event_id"]]
+        assert conflict.event_id == copy["event_id"]
+        assert (conflict.kept_event_ts, conflict.kept_page_url) == (
+            original["event_ts"],
+            original["page"]["url"],
+        )
+        shift = abs(parse_ts(copy["event_ts"]) - parse_ts(original["event_ts"]))
+        assert timedelta(0) < shift <= MAX_CONFLICT_SHIFT
+        assert copy["page"]["url"] != original["page"]["url"] == conflict.kept_page_url
+    second = event_files(injection, 0)[1]
+    assert again.content == second.content and again.name != second.name
+    assert injection.injected["redelivered_records"] == second.records > 0
+    assert injection.silver_ids == clean.keys()
+    assert injection.duplicate_rows == 20 + 8 + second.records
+    assert injection.records == EVENTS + injection.duplicate_rows
+
+
+def test_duplicates_without_redelivery_and_validation(events: list[dict[str, Any]]) -> None:
+    injection = faults.duplicates(events, seed=SEED, redeliver_file=False)
+    check_common(injection)
+    assert [f.name for f in event_files(injection, 1)] == [f"dup-s{SEED}-d2-conflicting.json"]
+    assert injection.duplicate_rows == 20 + 8
+    with pytest.raises(FaultArgumentError, match="exact_fraction \\+ conflicting_fraction"):
+        faults.duplicates(events, seed=SEED, exact_fraction=0.7, conflicting_fraction=0.4)
+    with pytest.raises(FaultArgumentError, match="conflicting_fraction must be"):
+        faults.duplicates(events, seed=SEED, conflicting_fraction=-1)
+    with pytest.raises(FaultArgumentError, match="redeliver_file"):
+        faults.duplicates(events, seed=SEED, redeliver_file=1)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- determinism
 
 GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
     "late_data": lambda ev, seed: faults.late_data(ev, seed=seed, late_fraction=0.1),
     "schema_drift": lambda ev, seed: faults.schema_drift(ev, seed=seed),
     "corrupt_records": lambda ev, seed: faults.corrupt_records(ev, seed=seed),
+    "duplicates": lambda ev, seed: faults.duplicates(ev, seed=seed),
 }
 
 
