@@ -7,6 +7,7 @@ the invariants may assume. Nothing here imports Spark.
 
 from __future__ import annotations
 
+from scenarios.faults.cdc import out_of_order_changes
 from scenarios.faults.corrupt import DEFAULT_CORPUS, LINE_KINDS, corrupt_records
 from scenarios.faults.drift import DRIFT_KINDS, schema_drift
 from scenarios.faults.late import late_data
@@ -47,6 +48,7 @@ __all__ = [
     "duplicates",
     "is_blank",
     "late_data",
+    "out_of_order_changes",
     "schema_drift",
     "split_lines",
     "write_delivery",

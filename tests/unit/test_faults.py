@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import orjson
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.generator import generate_events
+from pipeline.generator import generate_events, generate_user_changes
 from scenarios import faults
 from scenarios.faults import (
     Delivery,
@@ -465,6 +466,101 @@ def test_duplicates_without_redelivery_and_validation(events: list[dict[str, Any
         faults.duplicates(events, seed=SEED, conflicting_fraction=-1)
     with pytest.raises(FaultArgumentError, match="redeliver_file"):
         faults.duplicates(events, seed=SEED, redeliver_file=1)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------- out-of-order CDC
+
+
+@pytest.fixture(scope="module")
+def changes() -> list[dict[str, Any]]:
+    return generate_user_changes(seed=SEED, users=200)
+
+
+def by_user(rows: Any) -> dict[str, list[dict[str, Any]]]:
+    histories: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: r["sequence_num"]):
+        histories.setdefault(row["user_id"], []).append(row)
+    return histories
+
+
+def test_out_of_order_changes_adds_edge_cases_and_shuffles(changes: list[dict[str, Any]]) -> None:
+    injection = faults.out_of_order_changes(
+        changes, seed=SEED, batches=3, delete_fraction=0.1, reinsert_fraction=0.5, tie_fraction=0.1
+    )
+    check_common(injection)
+    assert injection.records == 0 and len(injection.deliveries) == 3
+    files = [f for d in injection.deliveries for f in d.files]
+    assert [f.folder for f in files] == ["user_changes"] * 3
+    for delivery, batch in zip(injection.deliveries, injection.changes, strict=True):
+        [landing] = delivery.files
+        assert [orjson.loads(r) for r in split_lines(landing.content)] == list(batch)
+    sizes = [len(batch) for batch in injection.changes]
+    assert max(sizes) - min(sizes) <= 1
+
+    rows = injection.all_changes
+    counts = injection.injected
+    original_deletes = sum(c["operation"] == "DELETE" for c in changes)
+    alive = 200 - original_deletes
+    assert counts["extra_deletes"] == int(0.1 * alive + 0.5)  # fractions round half up
+    assert counts["reinserts"] == int(0.5 * (original_deletes + counts["extra_deletes"]) + 0.5)
+    assert counts["sequence_ties"] == 20
+    added = counts["extra_deletes"] + counts["reinserts"] + counts["sequence_ties"]
+    assert counts["changes"] == len(rows) == len(changes) + added
+
+    numbers = [r["sequence_num"] for r in rows]
+    assert all(isinstance(n, int) for n in numbers)
+    assert sorted(numbers) == list(range(1, len(rows) + 1))
+    assert numbers != sorted(numbers)  # shuffled
+    assert counts["arrivals_out_of_order"] > 0
+    strip = [{k: v for k, v in c.items() if k != "sequence_num"} for c in changes]
+    written = [{k: v for k, v in r.items() if k != "sequence_num"} for r in rows]
+    assert all(row in written for row in strip)  # every original row is delivered
+
+    ties = reinserts = deletes = 0
+    for history in by_user(rows).values():
+        stamps = [parse_ts(r["changed_at"]) for r in history]
+        assert stamps == sorted(stamps)  # sequence_num agrees with changed_at
+        assert history[0]["operation"] == "INSERT"
+        for before, after in pairwise(history):
+            if before["changed_at"] == after["changed_at"]:
+                ties += 1
+                assert after["operation"] == "UPDATE" and after["plan"] != before["plan"]
+            if before["operation"] == "DELETE":
+                assert after["operation"] == "INSERT"
+                reinserts += 1
+        deletes += sum(r["operation"] == "DELETE" for r in history)
+    assert ties == counts["sequence_ties"]
+    assert reinserts == counts["reinserts"]
+    assert deletes == original_deletes + counts["extra_deletes"]
+
+
+def test_out_of_order_changes_is_deterministic_per_seed(changes: list[dict[str, Any]]) -> None:
+    first = faults.out_of_order_changes(changes, seed=SEED)
+    assert fingerprint(first) == fingerprint(faults.out_of_order_changes(changes, seed=SEED))
+    assert contents(first) != contents(faults.out_of_order_changes(changes, seed=SEED + 1))
+
+
+def test_out_of_order_changes_in_order_and_validation(changes: list[dict[str, Any]]) -> None:
+    injection = faults.out_of_order_changes(changes, seed=SEED, batches=1, shuffle=False)
+    [batch] = injection.changes
+    assert [r["sequence_num"] for r in batch] == list(range(1, len(batch) + 1))
+    assert injection.injected["arrivals_out_of_order"] == 0
+    few = faults.out_of_order_changes(changes[:2], seed=SEED, batches=4, delete_fraction=0)
+    assert [len(b) for b in few.changes] == [1, 1, 0, 0]
+    assert [d.files[0].content for d in few.deliveries][2:] == [b"", b""]
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"batches": 0}, "batches"),
+        ({"batches": True}, "batches"),
+        ({"shuffle": "no"}, "shuffle"),
+        ({"delete_fraction": 2}, "delete_fraction"),
+        ({"reinsert_fraction": -0.5}, "reinsert_fraction"),
+        ({"tie_fraction": None}, "tie_fraction"),
+    ]
+    for kwargs, knob in cases:
+        with pytest.raises(FaultArgumentError, match=knob):
+            faults.out_of_order_changes(changes, **{"seed": SEED, **kwargs})
+    with pytest.raises(FaultArgumentError, match="changes must be CDC rows"):
+        faults.out_of_order_changes([{"user_id": "u", "operation": "MERGE"}], seed=SEED)
 
 
 # --------------------------------------------------------------------------- determinism
