@@ -27,12 +27,14 @@ from scenarios.faults.model import (
     split_lines,
     write_delivery,
 )
+from scenarios.faults.pii import PII_KINDS, pii_in_unexpected_places
 from scenarios.faults.replay import duplicates
 
 __all__ = [
     "DEFAULT_CORPUS",
     "DRIFT_KINDS",
     "LINE_KINDS",
+    "PII_KINDS",
     "UTF8_BOM",
     "ClockCase",
     "Conflict",
@@ -49,6 +51,7 @@ __all__ = [
     "is_blank",
     "late_data",
     "out_of_order_changes",
+    "pii_in_unexpected_places",
     "schema_drift",
     "split_lines",
     "write_delivery",

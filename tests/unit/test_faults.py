@@ -563,6 +563,46 @@ def test_out_of_order_changes_in_order_and_validation(changes: list[dict[str, An
         faults.out_of_order_changes([{"user_id": "u", "operation": "MERGE"}], seed=SEED)
 
 
+# ------------------------------------------------------------------------------------- PII
+
+
+def test_pii_is_planted_where_it_is_not_expected(events: list[dict[str, Any]]) -> None:
+    injection = faults.pii_in_unexpected_places(events, seed=SEED, pii_fraction=0.1)
+    check_common(injection)
+    counts = dict(injection.injected)
+    assert set(counts) == set(faults.PII_KINDS) and sum(counts.values()) == 40
+    assert max(counts.values()) - min(counts.values()) <= 1
+    assert Counter(p.kind for p in injection.pii) == counts
+    written = {o["event_id"]: o for o in objects(injection)}
+    clean = {e["event_id"]: e for e in events}
+    assert injection.silver_ids == clean.keys() == written.keys()
+    for plant in injection.pii:
+        event = written[plant.event_id]
+        text = at_path(event, plant.path)
+        email = clean[plant.event_id]["user"]["email"]
+        assert all(value in text for value in plant.values)
+        assert set(plant.values) <= injection.pii_values
+        assert {email, email.replace("@", "%40")} <= injection.pii_values
+        if plant.kind == "url_query_clear":
+            assert text.endswith(f"email={email}")
+        if plant.kind == "url_query_encoded":
+            assert "%40" in text and "@" not in text
+        if plant.kind == "free_text_note":
+            assert clean[plant.event_id]["user"]["full_name"] in text
+            assert "note" not in clean[plant.event_id]["properties"]
+    planted = {p.event_id for p in injection.pii}
+    for event_id, event in clean.items():
+        if event_id not in planted:
+            assert written[event_id] == event
+    raw = b"".join(f.content for f in event_files(injection))
+    assert all(value.encode() in raw for plant in injection.pii for value in plant.values)
+
+
+def test_pii_validates_its_fraction(events: list[dict[str, Any]]) -> None:
+    with pytest.raises(FaultArgumentError, match="pii_fraction must be a number in"):
+        faults.pii_in_unexpected_places(events, seed=SEED, pii_fraction=1.2)
+
+
 # --------------------------------------------------------------------------- determinism
 
 GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
@@ -570,6 +610,7 @@ GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
     "schema_drift": lambda ev, seed: faults.schema_drift(ev, seed=seed),
     "corrupt_records": lambda ev, seed: faults.corrupt_records(ev, seed=seed),
     "duplicates": lambda ev, seed: faults.duplicates(ev, seed=seed),
+    "pii_in_unexpected_places": lambda ev, seed: faults.pii_in_unexpected_places(ev, seed=seed),
 }
 
 
