@@ -8,6 +8,7 @@ the invariants may assume. Nothing here imports Spark.
 from __future__ import annotations
 
 from scenarios.faults.cdc import out_of_order_changes
+from scenarios.faults.clock import CLOCK_KINDS, FORMAT_KINDS, ZONE_OFFSETS, clock_skew
 from scenarios.faults.corrupt import DEFAULT_CORPUS, LINE_KINDS, corrupt_records
 from scenarios.faults.drift import DRIFT_KINDS, schema_drift
 from scenarios.faults.late import late_data
@@ -31,11 +32,14 @@ from scenarios.faults.pii import PII_KINDS, pii_in_unexpected_places
 from scenarios.faults.replay import duplicates
 
 __all__ = [
+    "CLOCK_KINDS",
     "DEFAULT_CORPUS",
     "DRIFT_KINDS",
+    "FORMAT_KINDS",
     "LINE_KINDS",
     "PII_KINDS",
     "UTF8_BOM",
+    "ZONE_OFFSETS",
     "ClockCase",
     "Conflict",
     "Delivery",
@@ -45,6 +49,7 @@ __all__ = [
     "Injection",
     "LandingFile",
     "PiiPlant",
+    "clock_skew",
     "corrupt_records",
     "count_records",
     "duplicates",

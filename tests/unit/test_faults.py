@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -603,6 +605,68 @@ def test_pii_validates_its_fraction(events: list[dict[str, Any]]) -> None:
         faults.pii_in_unexpected_places(events, seed=SEED, pii_fraction=1.2)
 
 
+# ---------------------------------------------------------------------------------- clock
+
+
+def test_clock_skew_writes_each_kind_and_its_instants(events: list[dict[str, Any]]) -> None:
+    week = timedelta(days=7)
+    injection = faults.clock_skew(
+        events,
+        seed=SEED,
+        future_fraction=0.02,
+        zone_fraction=0.05,
+        format_fraction=0.05,
+        max_future=week,
+    )
+    check_common(injection)
+    counts = dict(injection.injected)
+    assert counts["future"] == 8 and counts["zone_offset"] == 20
+    assert [counts[k] for k in faults.FORMAT_KINDS] == [5, 5, 5, 5]
+    assert Counter(c.kind for c in injection.clock) == counts
+    written = {o["event_id"]: o for o in objects(injection)}
+    clean = {e["event_id"]: e for e in events}
+    for case in injection.clock:
+        true = parse_ts(clean[case.event_id]["event_ts"])
+        assert case.true_instant == true
+        text = written[case.event_id]["event_ts"]
+        assert text == case.event_ts
+        if case.kind == "future":
+            assert parse_ts(text) == case.instant
+            assert true + week / 2 <= parse_ts(text) <= true + week
+        elif case.kind == "zone_offset":
+            assert text[-6:] in faults.ZONE_OFFSETS and parse_ts(text) == true
+        elif case.kind == "format_space_z":
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", text)
+            assert parse_ts(text) == case.instant == true.replace(microsecond=0)
+        elif case.kind == "format_naive":
+            assert datetime.fromisoformat(text).tzinfo is None and case.instant is None
+            assert datetime.fromisoformat(text).replace(tzinfo=UTC) == true
+        elif case.kind == "format_epoch_millis":
+            assert isinstance(text, int)
+            assert datetime.fromtimestamp(text / 1000, UTC) == true == case.instant
+        else:
+            assert re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", text)
+            assert parsedate_to_datetime(text) == case.instant == true.replace(microsecond=0)
+        assert (case.expected == "silver") == (case.parsed_instant is not None)
+    quarantined = {c.event_id for c in injection.clock if c.expected == "silver_quarantine"}
+    assert len(quarantined) == 10
+    assert injection.silver_quarantine_ids == quarantined
+    assert injection.silver_ids == clean.keys() - quarantined
+    futures = [c.instant for c in injection.clock if c.kind == "future" and c.instant]
+    assert injection.max_event_time[0] == max(futures)
+    unchanged = clean.keys() - {c.event_id for c in injection.clock}
+    assert all(written[i] == clean[i] for i in unchanged)
+
+
+def test_clock_skew_validates_knobs(events: list[dict[str, Any]]) -> None:
+    with pytest.raises(FaultArgumentError, match="future_fraction \\+ zone_fraction"):
+        faults.clock_skew(events, seed=SEED, future_fraction=0.5, zone_fraction=0.6)
+    with pytest.raises(FaultArgumentError, match="max_future must be a timedelta"):
+        faults.clock_skew(events, seed=SEED, max_future=timedelta(0))
+    with pytest.raises(FaultArgumentError, match="format_fraction"):
+        faults.clock_skew(events, seed=SEED, format_fraction=3)
+
+
 # --------------------------------------------------------------------------- determinism
 
 GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
@@ -610,6 +674,7 @@ GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
     "schema_drift": lambda ev, seed: faults.schema_drift(ev, seed=seed),
     "corrupt_records": lambda ev, seed: faults.corrupt_records(ev, seed=seed),
     "duplicates": lambda ev, seed: faults.duplicates(ev, seed=seed),
+    "clock_skew": lambda ev, seed: faults.clock_skew(ev, seed=seed),
     "pii_in_unexpected_places": lambda ev, seed: faults.pii_in_unexpected_places(ev, seed=seed),
 }
 
