@@ -30,6 +30,7 @@ from scenarios.faults.model import (
 )
 from scenarios.faults.pii import PII_KINDS, pii_in_unexpected_places
 from scenarios.faults.replay import duplicates
+from scenarios.faults.volume import burst
 
 __all__ = [
     "CLOCK_KINDS",
@@ -49,6 +50,7 @@ __all__ = [
     "Injection",
     "LandingFile",
     "PiiPlant",
+    "burst",
     "clock_skew",
     "corrupt_records",
     "count_records",

@@ -69,7 +69,7 @@ def check_events(events: Sequence[Mapping[str, Any]], *, minimum: int = 0, why: 
         seen.add(event_id)
 
 
-def share(fraction: float, total: int) -> int:
+def share(fraction: float, total: float) -> int:
     """``fraction * total`` rounded half up: the count a fraction knob asks for."""
     return math.floor(fraction * total + 0.5)
 

@@ -667,6 +667,46 @@ def test_clock_skew_validates_knobs(events: list[dict[str, Any]]) -> None:
         faults.clock_skew(events, seed=SEED, format_fraction=3)
 
 
+# --------------------------------------------------------------------------------- volume
+
+
+def test_burst_adds_sessions_at_the_asked_rate(events: list[dict[str, Any]]) -> None:
+    window = timedelta(minutes=30)
+    injection = faults.burst(events, seed=SEED, factor=10, burst_window=window)
+    check_common(injection)
+    times = [parse_ts(e["event_ts"]) for e in events]
+    span = max(times) - min(times)
+    normal = EVENTS * (window / span)
+    extra = injection.injected["burst_events"]
+    assert extra == int(9 * normal + 0.5)
+    written = objects(injection)
+    stamps = [parse_ts(o["event_ts"]) for o in written]
+    assert stamps == sorted(stamps)
+    clean = {e["event_id"]: e for e in events}
+    added = [o for o in written if o["event_id"] not in clean]
+    assert len(added) == extra == injection.records - EVENTS
+    start = min(parse_ts(o["event_ts"]) for o in added)
+    assert max(parse_ts(o["event_ts"]) for o in added) - start < window
+    sessions = {o["session_id"] for o in added}
+    assert len(sessions) == injection.injected["burst_sessions"]
+    assert not sessions & {e["session_id"] for e in events}
+    assert injection.silver_ids == clean.keys() | {o["event_id"] for o in added}
+    in_window = sum(1 for t in stamps if start <= t < start + window)
+    assert in_window >= 9 * normal  # about factor x the normal count
+
+
+def test_burst_factor_one_adds_nothing_and_validation(events: list[dict[str, Any]]) -> None:
+    assert faults.burst(events, seed=SEED, factor=1).injected["burst_events"] == 0
+    with pytest.raises(FaultArgumentError, match="factor must be a number >= 1"):
+        faults.burst(events, seed=SEED, factor=0.5)
+    with pytest.raises(FaultArgumentError, match="burst_window must be at most the span"):
+        faults.burst(events, seed=SEED, burst_window=timedelta(days=3))
+    with pytest.raises(FaultArgumentError, match="burst_window must be a timedelta"):
+        faults.burst(events, seed=SEED, burst_window=timedelta(0))
+    with pytest.raises(FaultArgumentError, match="events must hold at least 2"):
+        faults.burst(events[:1], seed=SEED)
+
+
 # --------------------------------------------------------------------------- determinism
 
 GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
@@ -675,6 +715,7 @@ GENERATORS: dict[str, Callable[[list[dict[str, Any]], int], Injection]] = {
     "corrupt_records": lambda ev, seed: faults.corrupt_records(ev, seed=seed),
     "duplicates": lambda ev, seed: faults.duplicates(ev, seed=seed),
     "clock_skew": lambda ev, seed: faults.clock_skew(ev, seed=seed),
+    "burst": lambda ev, seed: faults.burst(ev, seed=seed),
     "pii_in_unexpected_places": lambda ev, seed: faults.pii_in_unexpected_places(ev, seed=seed),
 }
 
