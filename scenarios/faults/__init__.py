@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from scenarios.faults.cdc import out_of_order_changes
 from scenarios.faults.clock import CLOCK_KINDS, FORMAT_KINDS, ZONE_OFFSETS, clock_skew
+from scenarios.faults.combine import (
+    DEFAULT_WATERMARK_DELAY,
+    FUZZ_FAULTS,
+    MAX_FILES_PER_RUN,
+    compose,
+    describe,
+    fuzz,
+    split_events,
+)
 from scenarios.faults.corrupt import DEFAULT_CORPUS, LINE_KINDS, corrupt_records
 from scenarios.faults.drift import DRIFT_KINDS, schema_drift
 from scenarios.faults.late import late_data
@@ -35,9 +44,12 @@ from scenarios.faults.volume import burst
 __all__ = [
     "CLOCK_KINDS",
     "DEFAULT_CORPUS",
+    "DEFAULT_WATERMARK_DELAY",
     "DRIFT_KINDS",
     "FORMAT_KINDS",
+    "FUZZ_FAULTS",
     "LINE_KINDS",
+    "MAX_FILES_PER_RUN",
     "PII_KINDS",
     "UTF8_BOM",
     "ZONE_OFFSETS",
@@ -52,14 +64,18 @@ __all__ = [
     "PiiPlant",
     "burst",
     "clock_skew",
+    "compose",
     "corrupt_records",
     "count_records",
+    "describe",
     "duplicates",
+    "fuzz",
     "is_blank",
     "late_data",
     "out_of_order_changes",
     "pii_in_unexpected_places",
     "schema_drift",
+    "split_events",
     "split_lines",
     "write_delivery",
 ]

@@ -107,6 +107,20 @@ def whole_ms(instant: datetime) -> datetime:
     return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
 
 
+def human(duration: timedelta) -> str:
+    """A duration in its largest whole unit, e.g. ``1 hour``, ``90 minutes``, ``2 days``."""
+    for unit, size in (
+        ("day", timedelta(days=1)),
+        ("hour", timedelta(hours=1)),
+        ("minute", timedelta(minutes=1)),
+        ("second", timedelta(seconds=1)),
+    ):
+        if duration >= size and duration % size == timedelta(0):
+            count = duration // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return str(duration)
+
+
 def copy_event(event: Mapping[str, Any]) -> Event:
     """A deep copy of a JSON-ready event."""
     copied: Event = orjson.loads(orjson.dumps(event))

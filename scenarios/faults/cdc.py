@@ -236,9 +236,9 @@ def out_of_order_changes(
         },
         records=0,
         description=(
-            f"{len(rows)} user changes arrive {order} over {batches} runs, with {deletes} extra "
-            f"deletes, {reinserts} re-inserts after a delete and {ties} changed_at ties broken "
-            "by sequence_num."
+            f"{len(rows)} user changes arrive {order} over {batches} run(s), with {deletes} "
+            f"extra delete(s), {reinserts} re-insert(s) after a delete and {ties} changed_at "
+            "tie(s) broken by sequence_num."
         ),
         changes=tuple(arrived),
         max_event_time=(None,) * batches,

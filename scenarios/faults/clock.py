@@ -17,6 +17,7 @@ from scenarios.faults._common import (
     copy_event,
     event_file,
     file_name,
+    human,
     iso_ms,
     line,
     parse_ts,
@@ -174,9 +175,9 @@ def clock_skew(
         injected={kind: sum(1 for k in kinds.values() if k == kind) for kind in CLOCK_KINDS},
         records=sum(by_file.values()),
         description=(
-            f"{counts[0]} events come from up to {max_future} in the future, {counts[1]} carry "
-            f"their time in another zone and {counts[2]} in another format (space and Z, no "
-            "zone, epoch milliseconds, RFC 1123)."
+            f"{counts[0]} events come from up to {human(max_future)} in the future, {counts[1]} "
+            f"carry their time in another zone and {counts[2]} in another format (space and Z, "
+            "no zone, epoch milliseconds, RFC 1123)."
         ),
         records_by_file=by_file,
         event_ids=ids,

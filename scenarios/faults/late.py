@@ -13,6 +13,7 @@ from scenarios.faults._common import (
     copy_event,
     event_file,
     file_name,
+    human,
     iso_ms,
     line,
     new_id,
@@ -125,8 +126,8 @@ def late_data(
         records=sum(by_file.values()),
         description=(
             f"A second run delivers late copies of {late_count} events: {beyond_count} well "
-            f"beyond the {watermark_delay} watermark and {within_count} within it (each sent "
-            "twice)."
+            f"beyond the {human(watermark_delay)} watermark and {within_count} within it "
+            "(each sent twice)."
         ),
         records_by_file=by_file,
         event_ids=frozenset(taken),

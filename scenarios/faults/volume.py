@@ -122,7 +122,7 @@ def _injection(
         injected={"burst_events": len(added), "burst_sessions": sessions},
         records=sum(by_file.values()),
         description=(
-            f"A burst of {len(added)} extra events in {sessions} sessions at {factor:g}x the "
+            f"A burst of {len(added)} extra events in {sessions} sessions at {factor:.3g}x the "
             f"normal rate between {iso_ms(start)} and {iso_ms(end)}."
         ),
         records_by_file=by_file,

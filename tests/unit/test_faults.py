@@ -9,12 +9,15 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import InputError
 from pipeline.generator import generate_events, generate_user_changes
@@ -22,6 +25,7 @@ from scenarios import faults
 from scenarios.faults import (
     Delivery,
     FaultArgumentError,
+    IncompatibleFaultsError,
     Injection,
     LandingFile,
     count_records,
@@ -705,6 +709,182 @@ def test_burst_factor_one_adds_nothing_and_validation(events: list[dict[str, Any
         faults.burst(events, seed=SEED, burst_window=timedelta(0))
     with pytest.raises(FaultArgumentError, match="events must hold at least 2"):
         faults.burst(events[:1], seed=SEED)
+
+
+# -------------------------------------------------------------------------------- compose
+
+
+def test_compose_merges_deliveries_run_by_run(
+    events: list[dict[str, Any]], changes: list[dict[str, Any]]
+) -> None:
+    late_part, drift_part, dup_part = faults.split_events(events, 3)
+    late = faults.late_data(late_part, seed=SEED, late_fraction=0.1)
+    drift = faults.schema_drift(drift_part, seed=SEED)
+    dups = faults.duplicates(dup_part, seed=SEED)
+    cdc = faults.out_of_order_changes(changes, seed=SEED, batches=3)
+    combined = faults.compose(late, drift, dups, cdc)
+    check_common(combined)
+    assert len(combined.deliveries) == 3
+    assert [f.name for f in combined.deliveries[0].files] == [
+        *(f.name for f in late.deliveries[0].files),
+        *(f.name for f in drift.deliveries[0].files),
+        *(f.name for f in dups.deliveries[0].files),
+        *(f.name for f in cdc.deliveries[0].files),
+    ]
+    assert [f.name for f in combined.deliveries[2].files] == [cdc.deliveries[2].files[0].name]
+    assert combined.records == late.records + drift.records + dups.records
+    assert combined.injected == {**late.injected, **drift.injected, **dups.injected, **cdc.injected}
+    assert combined.silver_ids == late.silver_ids | drift.silver_ids | dups.silver_ids
+    assert combined.late_ids == late.late_ids
+    assert combined.duplicate_rows == late.duplicate_rows + dups.duplicate_rows
+    assert combined.drift == drift.drift and combined.conflicts == dups.conflicts
+    assert combined.changes == cdc.changes
+    assert combined.max_event_time[0] == max(
+        t for t in (late.max_event_time[0], drift.max_event_time[0], dups.max_event_time[0]) if t
+    )
+    assert combined.min_on_time[1] == late.min_on_time[1]
+    paragraph = faults.describe(combined)
+    assert paragraph.startswith(late.description)
+    assert f"{combined.records:,} event records" in paragraph
+    assert f"{len(combined.late_ids):,} late" in paragraph
+    assert "\n" not in paragraph
+
+
+def test_compose_sums_counts_of_the_same_kind(events: list[dict[str, Any]]) -> None:
+    first, second = faults.split_events(events, 2)
+    both = faults.compose(
+        faults.schema_drift(first, seed=1, drift_fraction=0.2),
+        faults.schema_drift(second, seed=2, drift_fraction=0.2),
+    )
+    assert sum(both.injected.values()) == 80  # 20 % of 200, twice
+    assert len(both.deliveries) == 1 and len(both.deliveries[0].files) == 2
+
+
+def test_compose_refuses_combinations_that_break_expectations(
+    events: list[dict[str, Any]],
+) -> None:
+    first, second = faults.split_events(events, 2)
+    with pytest.raises(IncompatibleFaultsError, match=r"share .* event ids"):
+        faults.compose(
+            faults.schema_drift(events, seed=1), faults.pii_in_unexpected_places(events, seed=2)
+        )
+    with pytest.raises(IncompatibleFaultsError, match="same file names"):
+        faults.compose(faults.schema_drift(first, seed=1), faults.schema_drift(second, seed=1))
+    late = faults.late_data(first, seed=SEED, late_fraction=0.2)
+    future = faults.clock_skew(second, seed=SEED, future_fraction=0.1)
+    with pytest.raises(IncompatibleFaultsError, match="run 2 has events that must be on time"):
+        faults.compose(late, future)
+    faults.compose(late, faults.clock_skew(second, seed=SEED, future_fraction=0))
+    parts = faults.split_events(events, 3)
+    corrupt = [faults.corrupt_records(p, seed=i, corpus_dir=None) for i, p in enumerate(parts)]
+    with pytest.raises(IncompatibleFaultsError, match="15 event files, more than 12"):
+        faults.compose(*corrupt, max_files_per_delivery=12)
+    with pytest.raises(FaultArgumentError, match="at least one injection"):
+        faults.compose()
+    with pytest.raises(FaultArgumentError, match="parts must be"):
+        faults.split_events(events, 0)
+
+
+def test_split_events_deals_round_robin(events: list[dict[str, Any]]) -> None:
+    parts = faults.split_events(events, 3)
+    assert [len(p) for p in parts] == [134, 133, 133]
+    assert sorted(e["event_id"] for p in parts for e in p) == sorted(e["event_id"] for e in events)
+    assert parts[1][0] == events[1]
+
+
+# ---------------------------------------------------------------------- properties and fuzz
+
+
+@cache
+def small_sample() -> list[dict[str, Any]]:
+    return generate_events(events=60, seed=SEED, users=10)
+
+
+@cache
+def fuzz_inputs() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return generate_events(events=300, seed=SEED), generate_user_changes(seed=SEED, users=20)
+
+
+SMALL = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fraction = st.floats(min_value=0, max_value=1)
+
+
+@SMALL
+@given(
+    seed=st.integers(-(2**40), 2**40),
+    corrupt=fraction,
+    drift=fraction,
+    pii=fraction,
+    exact=fraction,
+    conflicting=fraction,
+    zone=st.floats(min_value=0, max_value=0.49),
+    fmt=st.floats(min_value=0, max_value=0.49),
+    redeliver=st.booleans(),
+)
+def test_records_always_equal_the_non_blank_lines(
+    seed: int,
+    corrupt: float,
+    drift: float,
+    pii: float,
+    exact: float,
+    conflicting: float,
+    zone: float,
+    fmt: float,
+    redeliver: bool,
+) -> None:
+    sample = small_sample()
+    exact, conflicting = exact / 2, conflicting / 2
+    for injection in (
+        faults.corrupt_records(
+            sample, seed=seed, corrupt_fraction=corrupt, corpus_dir=None, allow_long_line=False
+        ),
+        faults.schema_drift(sample, seed=seed, drift_fraction=drift),
+        faults.pii_in_unexpected_places(sample, seed=seed, pii_fraction=pii),
+        faults.duplicates(
+            sample,
+            seed=seed,
+            exact_fraction=exact,
+            conflicting_fraction=conflicting,
+            redeliver_file=redeliver,
+        ),
+        faults.clock_skew(sample, seed=seed, zone_fraction=zone, format_fraction=fmt),
+        faults.late_data(sample, seed=seed, late_fraction=drift, within_fraction=pii),
+    ):
+        check_common(injection)
+        assert injection.records == len(records_of(event_files(injection)))
+
+
+@SMALL
+@given(seed=st.integers(0, 2**32))
+def test_fuzz_combinations_are_consistent_and_deterministic(seed: int) -> None:
+    events, changes = fuzz_inputs()
+    injection = faults.fuzz(events, changes, seed=seed, max_faults=4)
+    check_common(injection)
+    assert injection.records == len(records_of(event_files(injection)))
+    assert fingerprint(injection) == fingerprint(
+        faults.fuzz(events, changes, seed=seed, max_faults=4)
+    )
+    assert 1 <= len(injection.description.split(". ")) <= 8
+
+
+def test_fuzz_validates_its_knobs(
+    events: list[dict[str, Any]], changes: list[dict[str, Any]]
+) -> None:
+    with pytest.raises(FaultArgumentError, match="min_faults"):
+        faults.fuzz(events, changes, seed=1, min_faults=0)
+    with pytest.raises(FaultArgumentError, match="max_faults"):
+        faults.fuzz(events, changes, seed=1, min_faults=3, max_faults=2)
+    with pytest.raises(FaultArgumentError, match="max_faults"):
+        faults.fuzz(events, changes, seed=1, max_faults=len(faults.FUZZ_FAULTS) + 1)
+    everything = faults.fuzz(
+        events,
+        changes,
+        seed=1,
+        min_faults=len(faults.FUZZ_FAULTS),
+        max_faults=len(faults.FUZZ_FAULTS),
+    )
+    check_common(everything)
+    assert everything.changes and everything.late_ids and everything.drift
 
 
 # --------------------------------------------------------------------------- determinism
