@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from scenarios.faults._common import parse_ts
 from scenarios.faults.replay import MAX_CONFLICT_SHIFT
 
 SEED = 11
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 400
 HOUR = timedelta(hours=1)
 
@@ -152,9 +154,15 @@ def test_write_delivery_writes_creates_folders_and_refuses_overwrite(tmp_path: P
     assert not (tmp_path / "landing" / "events" / "b.json").exists()  # checked before writing
 
 
+def this_tree(**extra: str) -> dict[str, str]:
+    """The environment for a child interpreter that imports this working tree's packages."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
 def test_faults_do_not_import_spark() -> None:
     code = "import sys, scenarios.faults; sys.exit('pyspark' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    run = subprocess.run([sys.executable, "-c", code], env=this_tree(), check=False)
+    assert run.returncode == 0
 
 
 # ------------------------------------------------------------------------------- late data
@@ -907,3 +915,41 @@ def test_generators_are_deterministic_per_seed(events: list[dict[str, Any]], nam
     assert fingerprint(first) == fingerprint(again)
     assert contents(first) != contents(other)  # not only the names
     check_common(other)
+
+
+def test_generators_never_modify_their_input(
+    events: list[dict[str, Any]], changes: list[dict[str, Any]]
+) -> None:
+    before = orjson.dumps([events, changes])
+    for generate in GENERATORS.values():
+        generate(events, SEED)
+    faults.out_of_order_changes(changes, seed=SEED, delete_fraction=0.5, tie_fraction=0.5)
+    faults.fuzz(events, changes, seed=SEED, min_faults=8, max_faults=8)
+    assert orjson.dumps([events, changes]) == before
+
+
+def test_bytes_do_not_depend_on_hash_randomization() -> None:
+    code = (
+        "import hashlib, sys\n"
+        "from pipeline.generator import generate_events, generate_user_changes\n"
+        "from scenarios import faults\n"
+        "events = generate_events(events=300, seed=5)\n"
+        "changes = generate_user_changes(seed=5, users=20)\n"
+        "injection = faults.fuzz(events, changes, seed=5, min_faults=8, max_faults=8)\n"
+        "digest = hashlib.sha256()\n"
+        "for delivery in injection.deliveries:\n"
+        "    for landing in delivery.files:\n"
+        "        digest.update(landing.name.encode() + landing.content)\n"
+        "print(digest.hexdigest())\n"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=this_tree(PYTHONHASHSEED=hash_seed),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in ("1", "2")
+    }
+    assert len(digests) == 1
