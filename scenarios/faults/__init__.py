@@ -2,7 +2,17 @@
 
 Each generator is a pure function of clean data (from `pipeline.generator`) and keyword-only
 knobs, returning an `Injection`: the landing files to write before each pipeline run and what
-the invariants may assume. Nothing here imports Spark.
+the invariants may assume. Nothing here imports Spark. Typical use::
+
+    events = generate_events(events=5_000, seed=7)
+    injection = late_data(events, seed=7, late_fraction=0.05)
+    for delivery in injection.deliveries:
+        write_delivery(landing, delivery)
+        run_pipeline(...)  # then check the invariants against `injection`
+
+Modules: `model` (data types, the record counting rule, `write_delivery`), one module per
+fault (`late`, `drift`, `corrupt`, `replay` for duplicates, `cdc`, `pii`, `clock`, `volume`
+for bursts) and `combine` (`compose`, `fuzz`, `describe`).
 """
 
 from __future__ import annotations

@@ -221,10 +221,6 @@ class Conflict:
     other_page_url: str
 
 
-def _no_times() -> tuple[datetime | None, ...]:
-    return ()
-
-
 @dataclass(frozen=True)
 class Injection:
     """A generated scenario input and what the invariants may assume about it.
@@ -286,8 +282,8 @@ class Injection:
     conflicts: tuple[Conflict, ...] = ()
     changes: tuple[tuple[Mapping[str, Any], ...], ...] = ()
     corpus_records: Mapping[str, int] = field(default_factory=dict)
-    max_event_time: tuple[datetime | None, ...] = field(default_factory=_no_times)
-    min_on_time: tuple[datetime | None, ...] = field(default_factory=_no_times)
+    max_event_time: tuple[datetime | None, ...] = ()
+    min_on_time: tuple[datetime | None, ...] = ()
 
     @property
     def all_changes(self) -> tuple[Mapping[str, Any], ...]:
