@@ -1,0 +1,163 @@
+"""Helpers shared by the fault generators: seeding, knob checks, ids, timestamps, lines."""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from scenarios.faults.model import (
+    Delivery,
+    FaultArgumentError,
+    Folder,
+    LandingFile,
+    count_records,
+)
+
+Event = dict[str, Any]
+
+
+def seeded(generator: str, seed: int) -> random.Random:
+    """The generator's own random stream: the same seed gives other draws in another generator."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise FaultArgumentError(f"seed must be an int, got {seed!r}")
+    return random.Random(f"scenarios.faults.{generator}:{seed}")
+
+
+def check_fraction(name: str, value: float) -> None:
+    """Reject a fraction outside [0, 1] (or not a number) with an error naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise FaultArgumentError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def check_fractions_total(names: Sequence[str], values: Sequence[float]) -> None:
+    """Reject fractions of disjoint samples that add up to more than 1."""
+    if sum(values) > 1:
+        listed = " + ".join(names)
+        raise FaultArgumentError(
+            f"{listed} must add up to at most 1 (they select disjoint events), got {sum(values):g}"
+        )
+
+
+def check_duration(name: str, value: timedelta, *, minimum: timedelta = timedelta(0)) -> None:
+    """Reject a non-timedelta or one not above `minimum`."""
+    if not isinstance(value, timedelta) or value <= minimum:
+        raise FaultArgumentError(f"{name} must be a timedelta > {minimum}, got {value!r}")
+
+
+def check_events(events: Sequence[Mapping[str, Any]], *, minimum: int = 0, why: str = "") -> None:
+    """Reject an event list that is too short, or has events without an id or a time."""
+    if len(events) < minimum:
+        raise FaultArgumentError(
+            f"events must hold at least {minimum} event(s){why}, got {len(events)}"
+        )
+    seen: set[str] = set()
+    for event in events:
+        event_id = event.get("event_id")
+        if not isinstance(event_id, str) or not isinstance(event.get("event_ts"), str):
+            raise FaultArgumentError(
+                "events must be clean generator events with string event_id and event_ts, "
+                f"got {str(event)[:120]}"
+            )
+        if event_id in seen:
+            raise FaultArgumentError(f"events must have unique event_id values: {event_id} twice")
+        seen.add(event_id)
+
+
+def share(fraction: float, total: float) -> int:
+    """``fraction * total`` rounded half up: the count a fraction knob asks for."""
+    return math.floor(fraction * total + 0.5)
+
+
+def spread(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:
+    """`count` kind labels, as even as possible (counts differ by at most one), seeded order."""
+    order = list(kinds)
+    rng.shuffle(order)
+    labels = [order[index % len(order)] for index in range(count)]
+    rng.shuffle(labels)
+    return labels
+
+
+def new_id(rng: random.Random, taken: set[str]) -> str:
+    """A fresh uuid4 string not in `taken` (and add it there)."""
+    while True:
+        candidate = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if candidate not in taken:
+            taken.add(candidate)
+            return candidate
+
+
+def parse_ts(text: str) -> datetime:
+    """An ISO-8601 timestamp with a zone, as an aware UTC datetime."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def iso_ms(instant: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and 'Z', as the clean generator writes it."""
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def whole_ms(instant: datetime) -> datetime:
+    """`instant` truncated to the millisecond (the resolution of the data)."""
+    return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+
+
+def human(duration: timedelta) -> str:
+    """A duration in its largest whole unit, e.g. ``1 hour``, ``90 minutes``, ``2 days``."""
+    for unit, size in (
+        ("day", timedelta(days=1)),
+        ("hour", timedelta(hours=1)),
+        ("minute", timedelta(minutes=1)),
+        ("second", timedelta(seconds=1)),
+    ):
+        if duration >= size and duration % size == timedelta(0):
+            count = duration // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return str(duration)
+
+
+def copy_event(event: Mapping[str, Any]) -> Event:
+    """A deep copy of a JSON-ready event."""
+    copied: Event = orjson.loads(orjson.dumps(event))
+    return copied
+
+
+def line(value: Any) -> bytes:
+    """One newline-terminated JSON line."""
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def chronological(events: Iterable[Event]) -> list[Event]:
+    """Events sorted by `event_ts` (stable)."""
+    return sorted(events, key=lambda event: parse_ts(event["event_ts"]))
+
+
+def event_file(name: str, content: bytes, folder: Folder = "events") -> LandingFile:
+    """A landing file."""
+    return LandingFile(folder=folder, name=name, content=content)
+
+
+def file_name(generator: str, seed: int, delivery: int, part: str) -> str:
+    """A unique, readable landing file name, e.g. ``late-s7-d1-on-time.json``."""
+    sign = "m" if seed < 0 else ""
+    return f"{generator}-s{sign}{abs(seed)}-d{delivery}-{part}.json"
+
+
+def records_by_file(deliveries: Sequence[Delivery]) -> dict[str, int]:
+    """Records per event file name over all deliveries."""
+    return {
+        landing.name: count_records(landing.content)
+        for delivery in deliveries
+        for landing in delivery.files
+        if landing.folder == "events"
+    }
+
+
+def latest(events: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """The latest `event_ts` of `events`, None when there are none."""
+    return max((parse_ts(event["event_ts"]) for event in events), default=None)

@@ -1,0 +1,189 @@
+"""Clock problems: event times from the future, in other zones and in other formats."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
+from typing import Any
+
+from scenarios.faults._common import (
+    Event,
+    check_duration,
+    check_events,
+    check_fraction,
+    check_fractions_total,
+    copy_event,
+    event_file,
+    file_name,
+    human,
+    iso_ms,
+    line,
+    parse_ts,
+    records_by_file,
+    seeded,
+    share,
+    spread,
+)
+from scenarios.faults.model import ClockCase, Delivery, Injection
+
+FORMAT_KINDS = (
+    "format_space_z",
+    "format_naive",
+    "format_epoch_millis",
+    "format_rfc1123",
+)
+"""The other-format kinds `clock_skew` spreads ``format_fraction`` over."""
+
+CLOCK_KINDS = ("future", "zone_offset", *FORMAT_KINDS)
+"""Every kind `clock_skew` can produce."""
+
+ZONE_OFFSETS = ("+05:30", "-08:00", "+09:45", "-03:30")
+"""The UTC offsets of re-zoned timestamps (same instant, other wall-clock text)."""
+
+_MS = timedelta(milliseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _zone(offset: str) -> timezone:
+    sign = -1 if offset.startswith("-") else 1
+    hours, minutes = offset[1:].split(":")
+    return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
+
+
+def _seconds(instant: datetime) -> datetime:
+    return instant.replace(microsecond=0)
+
+
+def _case(
+    kind: str, event: Event, true: datetime, rng: random.Random, max_future: timedelta
+) -> ClockCase:
+    """Rewrite the event's ``event_ts`` for `kind`; return what it now says and should become."""
+    event_id = event["event_id"]
+    written: str | int
+    if kind == "future":
+        low = max(max_future // 2 // _MS, 1)
+        instant = true + rng.randint(low, max(max_future // _MS, low)) * _MS
+        written = iso_ms(instant)
+        case = ClockCase(kind, event_id, written, instant, true, "silver", instant)
+    elif kind == "zone_offset":
+        written = true.astimezone(_zone(rng.choice(ZONE_OFFSETS))).isoformat(
+            timespec="milliseconds"
+        )
+        case = ClockCase(kind, event_id, written, true, true, "silver", true)
+    elif kind == "format_space_z":  # "2026-11-01 10:00:00Z": ISO-8601 with a space, no millis
+        written = true.strftime("%Y-%m-%d %H:%M:%SZ")
+        at = _seconds(true)
+        case = ClockCase(kind, event_id, written, at, true, "silver", at)
+    elif kind == "format_naive":  # "2026-11-01T10:00:00.123": UTC wall clock without a zone
+        written = true.replace(tzinfo=None).isoformat(timespec="milliseconds")
+        case = ClockCase(kind, event_id, written, None, true, "silver", true)
+    elif kind == "format_epoch_millis":  # a JSON number
+        written = (true - _EPOCH) // _MS
+        case = ClockCase(kind, event_id, written, true, true, "silver_quarantine", None)
+    else:  # format_rfc1123: "Sun, 01 Nov 2026 10:00:00 GMT"
+        written = format_datetime(true, usegmt=True)
+        case = ClockCase(kind, event_id, written, _seconds(true), true, "silver_quarantine", None)
+    event["event_ts"] = written
+    return case
+
+
+def clock_skew(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    future_fraction: float = 0.02,
+    zone_fraction: float = 0.05,
+    format_fraction: float = 0.05,
+    max_future: timedelta = timedelta(days=2),
+) -> Injection:
+    """Deliver `events` with skewed, re-zoned and re-formatted ``event_ts``, in one run.
+
+    Disjoint shares of the events get:
+
+    * ``future`` (``future_fraction``): ``event_ts`` moved ``max_future / 2`` to `max_future`
+      ahead (a device clock running fast), still ISO-8601 UTC;
+    * ``zone_offset`` (``zone_fraction``): the same instant written in another zone
+      (`ZONE_OFFSETS`, e.g. ``2026-11-01T15:30:00.000+05:30``);
+    * another format (``format_fraction``, spread evenly over `FORMAT_KINDS`):
+      ``format_space_z`` ``"2026-11-01 10:00:00Z"``; ``format_naive``
+      ``"2026-11-01T10:00:00.123"`` (UTC wall clock, no zone); ``format_epoch_millis``
+      ``1793527200123`` as a JSON number; ``format_rfc1123``
+      ``"Sun, 01 Nov 2026 10:00:00 GMT"``.
+
+    Each `ClockCase` records what was written, the instant it denotes (None without a zone),
+    the true instant and where silver must put the event: Spark's ISO-8601 cast reads the
+    first three kinds and ``format_naive`` (in the session time zone, UTC), so those must be in
+    silver at ``parsed_instant``; epoch numbers and RFC 1123 text are not ISO-8601 and must be
+    in silver_quarantine. Future events also move the watermark: ``max_event_time`` says how
+    far, for combining with faults in later runs.
+
+    Args:
+        events: Clean events.
+        seed: Any int; the same seed and knobs give byte-identical deliveries.
+        future_fraction: Share of `events` from the future, in [0, 1].
+        zone_fraction: Share written in another zone, in [0, 1].
+        format_fraction: Share written in another format, in [0, 1]. The three add up to at
+            most 1.
+        max_future: How far ahead a future event may be, > 0.
+
+    Returns:
+        One delivery; ``clock`` lists every changed event; ``silver_ids`` and
+        ``silver_quarantine_ids`` say where each event must land.
+
+    Raises:
+        FaultArgumentError: If a knob is out of range.
+    """
+    names = ("future_fraction", "zone_fraction", "format_fraction")
+    fractions = (future_fraction, zone_fraction, format_fraction)
+    for name, fraction in zip(names, fractions, strict=True):
+        check_fraction(name, fraction)
+    check_fractions_total(names, fractions)
+    check_duration("max_future", max_future, minimum=_MS)
+    check_events(events)
+    rng = seeded("clock_skew", seed)
+
+    counts = [share(fraction, len(events)) for fraction in fractions]
+    chosen = rng.sample(range(len(events)), sum(counts))
+    labels = ["future"] * counts[0] + ["zone_offset"] * counts[1]
+    labels += spread(FORMAT_KINDS, counts[2], rng)
+    kinds = dict(zip(chosen, labels, strict=True))
+
+    written: list[Mapping[str, Any]] = []
+    cases: list[ClockCase] = []
+    for index, event in enumerate(events):
+        if index in kinds:
+            changed = copy_event(event)
+            cases.append(_case(kinds[index], changed, parse_ts(event["event_ts"]), rng, max_future))
+            written.append(changed)
+        else:
+            written.append(event)
+    deliveries = (
+        Delivery(
+            (event_file(file_name("clock", seed, 1, "events"), b"".join(map(line, written))),)
+        ),
+    )
+    by_file = records_by_file(deliveries)
+    ids = frozenset(event["event_id"] for event in events)
+    quarantined = frozenset(c.event_id for c in cases if c.expected == "silver_quarantine")
+    changed_ids = {c.event_id for c in cases}
+    times = [parse_ts(e["event_ts"]) for e in events if e["event_id"] not in changed_ids]
+    times += [c.parsed_instant for c in cases if c.parsed_instant is not None]
+    return Injection(
+        deliveries=deliveries,
+        injected={kind: sum(1 for k in kinds.values() if k == kind) for kind in CLOCK_KINDS},
+        records=sum(by_file.values()),
+        description=(
+            f"{counts[0]} events come from up to {human(max_future)} in the future, {counts[1]} "
+            f"carry their time in another zone and {counts[2]} in another format (space and Z, "
+            "no zone, epoch milliseconds, RFC 1123)."
+        ),
+        records_by_file=by_file,
+        event_ids=ids,
+        silver_ids=ids - quarantined,
+        silver_quarantine_ids=quarantined,
+        clock=tuple(cases),
+        max_event_time=(max(times, default=None),),
+        min_on_time=(None,),
+    )

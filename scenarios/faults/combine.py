@@ -1,0 +1,369 @@
+"""Combining faults: merge injections run by run, draw random combinations, describe them."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from scenarios.faults._common import Event, check_events, seeded
+from scenarios.faults.cdc import out_of_order_changes
+from scenarios.faults.clock import clock_skew
+from scenarios.faults.corrupt import corrupt_records
+from scenarios.faults.drift import schema_drift
+from scenarios.faults.late import late_data
+from scenarios.faults.model import Delivery, FaultArgumentError, IncompatibleFaultsError, Injection
+from scenarios.faults.pii import pii_in_unexpected_places
+from scenarios.faults.replay import duplicates
+from scenarios.faults.volume import burst
+
+DEFAULT_WATERMARK_DELAY = timedelta(hours=1)
+"""The pipeline's default watermark delay (`pipeline.silver.DEFAULT_WATERMARK_DELAY`)."""
+
+MAX_FILES_PER_RUN = 16
+"""The runner's default ``max_files_per_trigger``: a delivery with more event files than this
+is read in several micro-batches, and the watermark could move between them."""
+
+
+def split_events(events: Sequence[Mapping[str, Any]], parts: int) -> list[list[Event]]:
+    """Deal `events` round-robin into `parts` disjoint lists, each in the original order.
+
+    Each part spans the same time window as the whole, so faults drawn from different parts
+    can be combined without one part's events being much later than another's.
+    """
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise FaultArgumentError(f"parts must be an int >= 1, got {parts!r}")
+    return [[dict(event) for event in events[offset::parts]] for offset in range(parts)]
+
+
+def _by_delivery(
+    injections: Sequence[Injection], attribute: str, runs: int
+) -> list[list[datetime]]:
+    values: list[list[datetime]] = [[] for _ in range(runs)]
+    for injection in injections:
+        for index, value in enumerate(getattr(injection, attribute)):
+            if value is not None:
+                values[index].append(value)
+    return values
+
+
+def _check_compatible(
+    injections: Sequence[Injection], runs: int, delay: timedelta, max_files: int
+) -> None:
+    names = Counter((f.folder, f.name) for injection in injections for f in injection.files)
+    clashes = sorted(name for (_, name), count in names.items() if count > 1)
+    if clashes:
+        raise IncompatibleFaultsError(
+            f"injections write the same file names {clashes[:3]}: draw them with other seeds"
+        )
+    seen: set[str] = set()
+    for injection in injections:
+        shared = seen & injection.event_ids
+        if shared:
+            raise IncompatibleFaultsError(
+                f"injections share {len(shared)} event ids (e.g. {min(shared)}): their "
+                "expectations would collide; draw each fault from its own part of the clean "
+                "events (split_events)"
+            )
+        seen |= injection.event_ids
+    latest = _by_delivery(injections, "max_event_time", runs)
+    reached: datetime | None = None
+    for run in range(1, runs):
+        reached = max([*latest[run - 1], *([reached] if reached else [])], default=None)
+        if reached is None:
+            continue
+        watermark = reached - delay
+        for injection in injections:
+            needs = injection.min_on_time[run] if run < len(injection.min_on_time) else None
+            if needs is not None and needs <= watermark:
+                raise IncompatibleFaultsError(
+                    f"run {run + 1} has events that must be on time from {needs.isoformat()}, "
+                    f"but earlier runs move the watermark to {watermark.isoformat()} (events "
+                    f"up to {reached.isoformat()}): '{injection.description}' cannot be "
+                    "combined with faults whose events are that late (future timestamps?)"
+                )
+    for run in range(runs):
+        files = sum(
+            1
+            for injection in injections
+            if run < len(injection.deliveries)
+            for f in injection.deliveries[run].files
+            if f.folder == "events"
+        )
+        if files > max_files:
+            raise IncompatibleFaultsError(
+                f"run {run + 1} would hold {files} event files, more than {max_files}: the "
+                "runner would split it into several micro-batches and the watermark could "
+                "move between them; combine fewer faults"
+            )
+
+
+def compose(
+    *injections: Injection,
+    watermark_delay: timedelta = DEFAULT_WATERMARK_DELAY,
+    max_files_per_delivery: int = MAX_FILES_PER_RUN,
+) -> Injection:
+    """Combine injections into one scenario: deliveries merged run by run.
+
+    Delivery ``i`` of the result holds the files of every injection's delivery ``i``; counts
+    are summed, id sets and case lists joined. The combination is refused when the parts'
+    expectations would no longer hold: shared file names or event ids, or events in an
+    earlier run late enough to move the watermark past events that one part needs on time
+    (e.g. `clock_skew`'s future events with `late_data`'s within-watermark copies).
+
+    Args:
+        injections: One or more injections drawn from disjoint events (see `split_events`).
+        watermark_delay: The pipeline's watermark delay.
+        max_files_per_delivery: The most event files a run may hold and still be one
+            micro-batch (the runner's ``max_files_per_trigger``).
+
+    Returns:
+        The combined injection.
+
+    Raises:
+        FaultArgumentError: If no injection is given.
+        IncompatibleFaultsError: If the injections cannot be combined (a ValueError too).
+    """
+    if not injections:
+        raise FaultArgumentError("compose needs at least one injection")
+    runs = max(len(injection.deliveries) for injection in injections)
+    _check_compatible(injections, runs, watermark_delay, max_files_per_delivery)
+
+    def joined(attribute: str) -> Any:
+        return tuple(item for injection in injections for item in getattr(injection, attribute))
+
+    def union(attribute: str) -> frozenset[str]:
+        return frozenset().union(*(getattr(injection, attribute) for injection in injections))
+
+    def summed(attribute: str) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for injection in injections:
+            total.update(getattr(injection, attribute))
+        return dict(total)
+
+    deliveries = tuple(
+        Delivery(
+            tuple(
+                landing
+                for injection in injections
+                if run < len(injection.deliveries)
+                for landing in injection.deliveries[run].files
+            )
+        )
+        for run in range(runs)
+    )
+    has_changes = any(injection.changes for injection in injections)
+    changes = tuple(
+        tuple(
+            row
+            for injection in injections
+            if run < len(injection.changes)
+            for row in injection.changes[run]
+        )
+        for run in range(runs if has_changes else 0)
+    )
+    latest = _by_delivery(injections, "max_event_time", runs)
+    earliest = _by_delivery(injections, "min_on_time", runs)
+    return Injection(
+        deliveries=deliveries,
+        injected=summed("injected"),
+        records=sum(injection.records for injection in injections),
+        description=" ".join(injection.description for injection in injections),
+        records_by_file=summed("records_by_file"),
+        quarantined=sum(injection.quarantined for injection in injections),
+        unpredicted=sum(injection.unpredicted for injection in injections),
+        event_ids=union("event_ids"),
+        silver_ids=union("silver_ids"),
+        maybe_silver_ids=union("maybe_silver_ids"),
+        late_ids=union("late_ids"),
+        silver_quarantine_ids=union("silver_quarantine_ids"),
+        duplicate_rows=sum(injection.duplicate_rows for injection in injections),
+        drift=joined("drift"),
+        clock=joined("clock"),
+        pii=joined("pii"),
+        pii_values=union("pii_values"),
+        conflicts=joined("conflicts"),
+        changes=changes,
+        corpus_records=summed("corpus_records"),
+        max_event_time=tuple(max(values, default=None) for values in latest),
+        min_on_time=tuple(min(values, default=None) for values in earliest),
+    )
+
+
+# --------------------------------------------------------------------------------- fuzzing
+
+_EventFault = Callable[[list[Event], int, random.Random, bool], Injection]
+
+
+def _late(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
+    return late_data(
+        part, seed=seed, late_fraction=rng.uniform(0, 0.2), within_fraction=rng.random()
+    )
+
+
+def _drift(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
+    return schema_drift(part, seed=seed, drift_fraction=rng.uniform(0, 0.3))
+
+
+def _dups(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
+    return duplicates(
+        part,
+        seed=seed,
+        exact_fraction=rng.uniform(0, 0.2),
+        conflicting_fraction=rng.uniform(0, 0.2),
+        redeliver_file=rng.random() < 0.5,
+    )
+
+
+def _pii(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
+    return pii_in_unexpected_places(part, seed=seed, pii_fraction=rng.uniform(0, 0.3))
+
+
+def _clock(part: list[Event], seed: int, rng: random.Random, with_late: bool) -> Injection:
+    return clock_skew(
+        part,
+        seed=seed,
+        future_fraction=0 if with_late else rng.uniform(0, 0.1),
+        zone_fraction=rng.uniform(0, 0.2),
+        format_fraction=rng.uniform(0, 0.2),
+    )
+
+
+def _burst(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
+    return burst(part, seed=seed, factor=rng.uniform(1, 5), burst_window=timedelta(minutes=10))
+
+
+_EVENT_FAULTS: dict[str, _EventFault] = {
+    "late_data": _late,
+    "schema_drift": _drift,
+    "duplicates": _dups,
+    "pii_in_unexpected_places": _pii,
+    "clock_skew": _clock,
+    "burst": _burst,
+}
+FUZZ_FAULTS = (*_EVENT_FAULTS, "corrupt_records", "out_of_order_changes")
+"""The faults `fuzz` draws from."""
+
+
+def fuzz(
+    events: Sequence[Mapping[str, Any]],
+    changes: Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    min_faults: int = 1,
+    max_faults: int = 3,
+    corpus_dir: Path | None = None,
+) -> Injection:
+    """A random combination of faults with random knobs, composed into one scenario.
+
+    Draws between `min_faults` and `max_faults` distinct faults from `FUZZ_FAULTS`, deals the
+    events round-robin into one part per event fault (`split_events`), draws each fault's
+    knobs from modest ranges and composes the results. When late data is drawn, clock skew
+    gets no future events (they would move the watermark past the late copies that must be on
+    time). Very small event lists can still make a combination impossible: `compose` then
+    raises `IncompatibleFaultsError`.
+
+    Args:
+        events: Clean events (a few hundred or more).
+        changes: Clean CDC rows, used when ``out_of_order_changes`` is drawn.
+        seed: Any int; the same seed gives the same combination and bytes.
+        min_faults: Fewest faults to draw, >= 1.
+        max_faults: Most faults to draw, between `min_faults` and ``len(FUZZ_FAULTS)``.
+        corpus_dir: The JSON test suite for ``corrupt_records``, None to leave it out.
+
+    Returns:
+        The composed injection; ``injected`` counts per kind over all drawn faults.
+
+    Raises:
+        FaultArgumentError: If a knob is out of range.
+    """
+    if isinstance(min_faults, bool) or not isinstance(min_faults, int) or min_faults < 1:
+        raise FaultArgumentError(f"min_faults must be an int >= 1, got {min_faults!r}")
+    if (
+        isinstance(max_faults, bool)
+        or not isinstance(max_faults, int)
+        or not min_faults <= max_faults <= len(FUZZ_FAULTS)
+    ):
+        raise FaultArgumentError(
+            f"max_faults must be an int in [min_faults, {len(FUZZ_FAULTS)}], got {max_faults!r}"
+        )
+    check_events(events, minimum=2, why=" to draw faults from")
+    rng = seeded("fuzz", seed)
+    drawn = rng.sample(FUZZ_FAULTS, rng.randint(min_faults, max_faults))
+    event_faults = [name for name in drawn if name != "out_of_order_changes"]
+    parts = split_events(events, max(len(event_faults), 1))
+    with_late = "late_data" in drawn
+    injections = []
+    for name, part in zip(event_faults, parts, strict=False):
+        sub_seed = rng.randrange(1 << 31)
+        if name == "corrupt_records":
+            injections.append(
+                corrupt_records(
+                    part,
+                    seed=sub_seed,
+                    corrupt_fraction=rng.uniform(0, 0.3),
+                    corpus_dir=corpus_dir,
+                    allow_long_line=rng.random() < 0.5,
+                )
+            )
+        else:
+            injections.append(_EVENT_FAULTS[name](part, sub_seed, rng, with_late))
+    if "out_of_order_changes" in drawn:
+        injections.append(
+            out_of_order_changes(
+                changes,
+                seed=rng.randrange(1 << 31),
+                batches=rng.randint(1, 3),
+                delete_fraction=rng.uniform(0, 0.2),
+                reinsert_fraction=rng.random(),
+                tie_fraction=rng.uniform(0, 0.2),
+            )
+        )
+    return compose(*injections)
+
+
+# ------------------------------------------------------------------------------ describing
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def describe(injection: Injection) -> str:
+    """One paragraph for a report: what was injected and what the invariants expect."""
+    runs = len(injection.deliveries)
+    injected = ", ".join(
+        f"{count:,} {kind.replace('_', ' ')}" for kind, count in injection.injected.items() if count
+    )
+    expected = []
+    if injection.silver_ids or injection.maybe_silver_ids:
+        maybe = len(injection.maybe_silver_ids)
+        expected.append(
+            f"{_plural(len(injection.silver_ids), 'event')} in silver_events"
+            + (f" (and up to {maybe:,} more)" if maybe else "")
+        )
+    if injection.late_ids:
+        expected.append(f"{len(injection.late_ids):,} late")
+    if injection.duplicate_rows:
+        expected.append(f"{_plural(injection.duplicate_rows, 'row')} dropped as duplicates")
+    if injection.quarantined:
+        expected.append(f"at least {injection.quarantined:,} lines in bronze_quarantine")
+    if injection.silver_quarantine_ids:
+        expected.append(f"{len(injection.silver_quarantine_ids):,} in silver_quarantine")
+    if injection.unpredicted:
+        expected.append(f"{injection.unpredicted:,} records whose placement is not predicted")
+    if injection.drift:
+        expected.append(f"{_plural(len(injection.drift), 'drifted value')} kept where recorded")
+    if injection.pii_values:
+        expected.append(f"none of {len(injection.pii_values):,} planted PII strings downstream")
+    if injection.changes:
+        expected.append(f"the SCD2 history of {len(injection.all_changes):,} CDC changes")
+    return (
+        f"{injection.description} In all, {_plural(injection.records, 'event record')} in "
+        f"{_plural(len(injection.files), 'file')} over {_plural(runs, 'run')}"
+        + (f"; injected: {injected}" if injected else "")
+        + (f". Expected: {'; '.join(expected)}." if expected else ".")
+    )

@@ -1,0 +1,139 @@
+"""Late data: copies of events that arrive one run later, inside or beyond the watermark."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from scenarios.faults._common import (
+    check_duration,
+    check_events,
+    check_fraction,
+    copy_event,
+    event_file,
+    file_name,
+    human,
+    iso_ms,
+    line,
+    new_id,
+    parse_ts,
+    records_by_file,
+    seeded,
+    share,
+)
+from scenarios.faults.model import Delivery, FaultArgumentError, Injection
+
+_MS = timedelta(milliseconds=1)
+
+
+def late_data(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    late_fraction: float = 0.05,
+    within_fraction: float = 0.5,
+    watermark_delay: timedelta = timedelta(hours=1),
+    max_lateness: timedelta = timedelta(hours=6),
+) -> Injection:
+    """Deliver `events` on time, then late copies of some of them in a second run.
+
+    Delivery 1 holds `events` as given. Delivery 2 holds copies of a random sample of them,
+    each with a new ``event_id`` and a new ``event_ts``, relative to ``M``, the latest
+    ``event_ts`` of delivery 1 (after run 1 the watermark is ``M - watermark_delay``):
+
+    * within the watermark: ``event_ts`` in ``[M - watermark_delay / 2, M]``; each such copy is
+      written twice, so silver must keep it exactly once (one row dropped as a duplicate);
+    * beyond the watermark: ``event_ts`` in ``[M - watermark_delay - max_lateness,
+      M - watermark_delay * 3 / 2]``, well older than the watermark: these must be accounted
+      as late (``silver_late_events``), not stored in silver.
+
+    Args:
+        events: Clean events (e.g. from `pipeline.generator.generate_events`), at least one.
+        seed: Any int; the same seed and knobs give byte-identical deliveries.
+        late_fraction: Share of `events` that get a late copy, in [0, 1].
+        within_fraction: Share of the late copies that are within the watermark, in [0, 1];
+            the rest are beyond it.
+        watermark_delay: The pipeline's watermark delay (default 1 hour), > 0.
+        max_lateness: How far beyond the watermark a copy may be, >= watermark_delay / 2.
+
+    Returns:
+        The two deliveries; ``silver_ids`` (every on-time event and every within copy),
+        ``late_ids`` (the beyond copies), ``duplicate_rows`` (the second copies) and counts
+        ``late_within_watermark``, ``late_beyond_watermark``, ``late_within_replays``.
+
+    Raises:
+        FaultArgumentError: If a knob is out of range or `events` is empty.
+    """
+    check_fraction("late_fraction", late_fraction)
+    check_fraction("within_fraction", within_fraction)
+    check_duration("watermark_delay", watermark_delay, minimum=2 * _MS)
+    check_duration("max_lateness", max_lateness)
+    if max_lateness < watermark_delay / 2:
+        raise FaultArgumentError(
+            f"max_lateness must be >= watermark_delay / 2 ({watermark_delay / 2}) so that copies "
+            f"beyond the watermark are unambiguously late, got {max_lateness}"
+        )
+    check_events(events, minimum=1, why=" (delivery 1 sets the watermark)")
+    rng = seeded("late_data", seed)
+
+    newest = max(parse_ts(event["event_ts"]) for event in events)
+    watermark = newest - watermark_delay
+    late_count = share(late_fraction, len(events))
+    within_count = share(within_fraction, late_count)
+    sources = rng.sample(range(len(events)), late_count)
+
+    taken = {event["event_id"] for event in events}
+    within_ids: set[str] = set()
+    beyond_ids: set[str] = set()
+    late_lines: list[bytes] = []
+    late_times = []
+    within_times = []
+    half_delay_ms = watermark_delay // 2 // _MS
+    beyond_span_ms = (max_lateness - watermark_delay / 2) // _MS
+    for number, source in enumerate(sources):
+        copy = copy_event(events[source])
+        copy["event_id"] = new_id(rng, taken)
+        if number < within_count:
+            instant = newest - rng.randint(0, half_delay_ms) * _MS
+            within_ids.add(copy["event_id"])
+            within_times.append(instant)
+        else:
+            instant = watermark - watermark_delay / 2 - rng.randint(0, beyond_span_ms) * _MS
+            beyond_ids.add(copy["event_id"])
+        copy["event_ts"] = iso_ms(instant)
+        late_times.append(parse_ts(copy["event_ts"]))
+        late_lines.append(line(copy))
+        if number < within_count:  # the sender retries: the same line again, later
+            late_lines.append(late_lines[-1])
+    rng.shuffle(late_lines)
+
+    deliveries = (
+        Delivery(
+            (event_file(file_name("late", seed, 1, "on-time"), b"".join(line(e) for e in events)),)
+        ),
+        Delivery((event_file(file_name("late", seed, 2, "late"), b"".join(late_lines)),)),
+    )
+    by_file = records_by_file(deliveries)
+    beyond_count = late_count - within_count
+    return Injection(
+        deliveries=deliveries,
+        injected={
+            "late_within_watermark": within_count,
+            "late_beyond_watermark": beyond_count,
+            "late_within_replays": within_count,
+        },
+        records=sum(by_file.values()),
+        description=(
+            f"A second run delivers late copies of {late_count} events: {beyond_count} well "
+            f"beyond the {human(watermark_delay)} watermark and {within_count} within it "
+            "(each sent twice)."
+        ),
+        records_by_file=by_file,
+        event_ids=frozenset(taken),
+        silver_ids=frozenset(e["event_id"] for e in events) | within_ids,
+        late_ids=frozenset(beyond_ids),
+        duplicate_rows=within_count,
+        max_event_time=(newest, max(late_times, default=None)),
+        min_on_time=(None, min(within_times, default=None)),
+    )
