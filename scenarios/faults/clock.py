@@ -78,13 +78,14 @@ def _case(
         case = ClockCase(kind, event_id, written, at, true, "silver", at)
     elif kind == "format_naive":  # "2026-11-01T10:00:00.123": UTC wall clock without a zone
         written = true.replace(tzinfo=None).isoformat(timespec="milliseconds")
-        case = ClockCase(kind, event_id, written, None, true, "silver", true)
+        case = ClockCase(kind, event_id, written, None, true, "silver_quarantine", None)
     elif kind == "format_epoch_millis":  # a JSON number
         written = (true - _EPOCH) // _MS
-        case = ClockCase(kind, event_id, written, true, true, "silver_quarantine", None)
+        case = ClockCase(kind, event_id, written, true, true, "silver", true)
     else:  # format_rfc1123: "Sun, 01 Nov 2026 10:00:00 GMT"
         written = format_datetime(true, usegmt=True)
-        case = ClockCase(kind, event_id, written, _seconds(true), true, "silver_quarantine", None)
+        at = _seconds(true)
+        case = ClockCase(kind, event_id, written, at, true, "silver", at)
     event["event_ts"] = written
     return case
 
@@ -113,10 +114,10 @@ def clock_skew(
       ``"Sun, 01 Nov 2026 10:00:00 GMT"``.
 
     Each `ClockCase` records what was written, the instant it denotes (None without a zone),
-    the true instant and where silver must put the event: Spark's ISO-8601 cast reads the
-    first three kinds and ``format_naive`` (in the session time zone, UTC), so those must be in
-    silver at ``parsed_instant``; epoch numbers and RFC 1123 text are not ISO-8601 and must be
-    in silver_quarantine. Future events also move the watermark: ``max_event_time`` says how
+    the true instant and where silver must put the event (`pipeline.silver.parse_event_time`):
+    ISO-8601 with a zone, epoch milliseconds and RFC 1123 must be in silver at
+    ``parsed_instant``; ``format_naive`` has no single meaning and must be in
+    silver_quarantine. Future events also move the watermark: ``max_event_time`` says how
     far, for combining with faults in later runs.
 
     Args:
