@@ -8,7 +8,9 @@ absent from the schema, fields whose JSON type does not match the schema (kept w
 original JSON value), and fields whose name differs from a schema field only by case (JSON
 field matching is case-sensitive, so they are "not in the schema"). Nested structs are rescued
 at their own path, e.g. `{"user": {"nickname": "x"}}`. The source file path is added as
-`_file_path`, as Auto Loader does. The column is null when nothing was rescued.
+`_file_path`, as Auto Loader does. The column is null when nothing was rescued. A record
+that repeats a key in one object is rescued whole, as text under `_unparsed_record`: the
+typed columns keep the last value, the text keeps every value.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ RAW_MAP_TYPE = "map<string,variant>"
 BYTE_ORDER_MARK = "\ufeff"
 
 QUARANTINE_NOT_AN_OBJECT = "not a JSON object"
+UNPARSED_RECORD_KEY = "_unparsed_record"
 
 
 def _present(raw_value: Column) -> Column:
@@ -59,13 +62,17 @@ def raw_shape(schema: StructType) -> StructType:
     )
 
 
+def _repeats(keys: Column) -> Column:
+    return F.size(keys) != F.size(F.array_distinct(keys))
+
+
 def _needs_rescue(keys: Column, shape: Column, typed: Column, schema: StructType) -> Column:
     """Cheap test that is true for every row with something to rescue (and rarely for others).
 
     Uses only array and null checks, so clean rows never pay for building the rescued map.
     `keys` are the object's top-level keys, `shape` its `raw_shape` parse.
     """
-    condition = F.size(F.array_except(keys, _known_names(schema))) > 0
+    condition = (F.size(F.array_except(keys, _known_names(schema))) > 0) | _repeats(keys)
     for field in schema.fields:
         raw_value = shape[field.name]
         typed_value = typed[field.name]
@@ -155,7 +162,12 @@ def parse_lines(
     full = F.from_json(text, RAW_MAP_TYPE)
     rescued = _rescued_map(full, F.col("_typed"), schema)
     file_entry = F.create_map(F.lit("_file_path"), F.col("_source_file").cast("variant"))
-    rescued_json = F.when(F.size(rescued) > 0, F.to_json(F.map_concat(rescued, file_entry)))
+    # A record the variant parser refuses (a repeated key) keeps its whole text instead.
+    whole_record = F.create_map(F.lit(UNPARSED_RECORD_KEY), text.cast("variant"))
+    rescued_json = F.when(
+        full.isNull() | _repeats(F.col("_keys")),
+        F.to_json(F.map_concat(whole_record, file_entry)),
+    ).when(F.size(rescued) > 0, F.to_json(F.map_concat(rescued, file_entry)))
     needs_rescue = _needs_rescue(F.col("_keys"), F.col("_shape"), F.col("_typed"), schema)
     return parsed.select(
         *[F.col("_typed")[field.name].alias(field.name) for field in schema.fields],

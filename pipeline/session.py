@@ -37,6 +37,9 @@ _LOCAL_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.adaptive.enabled": "true",
     "spark.databricks.delta.snapshotPartitions": "2",
+    # A JSON object may repeat a key; like Spark's typed JSON parse, keep the last value
+    # instead of failing the batch when bronze builds its rescued-data map.
+    "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
     "spark.sql.streaming.stateStore.providerClass": (
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
     ),

@@ -49,10 +49,10 @@ def _run_one(scenario: Scenario, context: ScenarioContext) -> ScenarioResult:
     """Run a scenario; an exception fails it (with the error) instead of stopping the suite."""
     started = time.perf_counter()
     try:
-        verdicts = tuple(scenario.check(context))
-        error = None
+        outcome = scenario.run(context)
+        verdicts, injected, error = tuple(outcome.verdicts), outcome.injected, None
     except Exception as exc:  # the report must say which scenario broke and how
-        verdicts, error = (), f"{type(exc).__name__}: {exc}"
+        verdicts, injected, error = (), "(not generated)", f"{type(exc).__name__}: {exc}"
     ledger: dict[str, int] = {}
     samples: tuple[dict[str, object], ...] = ()
     if context.warehouse.exists():
@@ -61,7 +61,7 @@ def _run_one(scenario: Scenario, context: ScenarioContext) -> ScenarioResult:
     return ScenarioResult(
         name=scenario.name,
         description=scenario.description,
-        injected=scenario.injected,
+        injected=injected,
         seconds=time.perf_counter() - started,
         verdicts=verdicts,
         ledger=ledger,

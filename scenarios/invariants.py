@@ -36,13 +36,7 @@ def ledger(spark: SparkSession, warehouse: Path, *, input_records: int) -> list[
     """
     counts = {table: runner.count_rows(spark, warehouse, table) for table in runner.TABLES}
     bronze_total = counts[runner.BRONZE_EVENTS] + counts[runner.BRONZE_QUARANTINE]
-    bronze = with_event_time(runner.read_table(spark, warehouse, runner.BRONZE_EVENTS))
-    placed = bronze.where(F.col("event_time").isNotNull())
-    silver_ids = runner.read_table(spark, warehouse, runner.SILVER_EVENTS).select("event_id")
-    # Rows of a kept event_id beyond the one silver holds were dropped as duplicates.
-    duplicates = (
-        placed.join(silver_ids, "event_id", "left_semi").count() - counts[runner.SILVER_EVENTS]
-    )
+    duplicates = dropped_duplicates(spark, warehouse)
     accounted = (
         counts[runner.SILVER_EVENTS]
         + duplicates
@@ -64,6 +58,16 @@ def ledger(spark: SparkSession, warehouse: Path, *, input_records: int) -> list[
             f"{counts[runner.SILVER_QUARANTINE]:,} quarantined ({accounted:,})",
         ),
     ]
+
+
+def dropped_duplicates(spark: SparkSession, warehouse: Path) -> int:
+    """Bronze rows dropped as duplicates: placeable rows of a kept `event_id` past the first."""
+    if runner.count_rows(spark, warehouse, runner.SILVER_EVENTS) == 0:
+        return 0
+    bronze = with_event_time(runner.read_table(spark, warehouse, runner.BRONZE_EVENTS))
+    placed = bronze.where(F.col("event_time").isNotNull())
+    silver = runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
+    return placed.join(silver.select("event_id"), "event_id", "left_semi").count() - silver.count()
 
 
 def unique_event_ids(spark: SparkSession, warehouse: Path) -> Verdict:

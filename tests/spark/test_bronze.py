@@ -119,3 +119,20 @@ def test_every_non_blank_line_lands_in_exactly_one_table(spark: SparkSession) ->
     quarantined = bronze.quarantine_rows(parsed, ingested_at=_now()).count()
     assert (events, quarantined) == (6, 2)
     assert events + quarantined == sum(1 for line in lines if line.strip())
+
+
+def test_repeated_keys_keep_the_last_value_and_do_not_fail(spark: SparkSession) -> None:
+    [row] = _bronze(spark, '{"event_id":"a","event_id":"b","x":1,"x":2,"user":{"k":1,"k":2}}')
+    assert row["event_id"] == "b"
+    rescued = _rescued(row)
+    assert json.loads(str(rescued[bronze.UNPARSED_RECORD_KEY])) == {
+        "event_id": "b",
+        "x": 2,
+        "user": {"k": 2},
+    }
+
+
+def test_a_repeated_known_key_keeps_the_whole_record(spark: SparkSession) -> None:
+    [row] = _bronze(spark, '{"event_id":"a","event_id":"b"}')
+    assert row["event_id"] == "b"
+    assert json.loads(str(_rescued(row)[bronze.UNPARSED_RECORD_KEY])) == {"event_id": "b"}

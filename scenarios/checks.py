@@ -1,0 +1,267 @@
+"""Invariants that compare a pipeline run with what a fault `Injection` says must happen.
+
+Each function reads the warehouse with Spark, compares it with the injection's expectations
+and returns `Verdict`s whose evidence names the first offending ids and counts. Scenario data
+is small (thousands of rows), so sets of ids are collected to the driver.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
+
+from pipeline import runner
+from scenarios.faults import Injection
+from scenarios.invariants import Verdict
+
+_SHOWN = 3
+
+
+def _ids(spark: SparkSession, warehouse: Path, table: str) -> set[str]:
+    if runner.count_rows(spark, warehouse, table) == 0:
+        return set()
+    frame = runner.read_table(spark, warehouse, table).select("event_id")
+    return {row.event_id for row in frame.collect()}
+
+
+def _some(ids: Iterable[str]) -> str:
+    listed = sorted(ids)
+    more = f" (+{len(listed) - _SHOWN} more)" if len(listed) > _SHOWN else ""
+    return ", ".join(listed[:_SHOWN]) + more
+
+
+def _subset(name: str, expected: Iterable[str], actual: set[str], table: str) -> Verdict:
+    expected = set(expected)
+    missing = expected - actual
+    return Verdict(
+        name,
+        not missing,
+        f"{len(expected) - len(missing):,} of {len(expected):,} expected ids are in {table}"
+        + (f"; missing: {_some(missing)}" if missing else ""),
+    )
+
+
+def placement(spark: SparkSession, warehouse: Path, injection: Injection) -> list[Verdict]:
+    """Every id where the injection says it must be, and silver holds nothing unexpected."""
+    silver = _ids(spark, warehouse, runner.SILVER_EVENTS)
+    late = _ids(spark, warehouse, runner.SILVER_LATE_EVENTS)
+    quarantined = _ids(spark, warehouse, runner.SILVER_QUARANTINE)
+    unexpected = silver - injection.silver_ids - injection.maybe_silver_ids
+    verdicts = [
+        _subset("expected events reached silver", injection.silver_ids, silver, "silver_events"),
+        Verdict(
+            "silver holds no event it should not",
+            not unexpected,
+            f"{len(unexpected):,} unexpected ids"
+            + (f": {_some(unexpected)}" if unexpected else ""),
+        ),
+    ]
+    if injection.late_ids:
+        wrongly_kept = injection.late_ids & silver
+        verdicts.append(
+            _subset("late events are kept as late", injection.late_ids, late, "silver_late_events")
+        )
+        verdicts.append(
+            Verdict(
+                "late events are not in silver",
+                not wrongly_kept,
+                f"{len(wrongly_kept):,} late ids in silver_events"
+                + (f": {_some(wrongly_kept)}" if wrongly_kept else ""),
+            )
+        )
+    if injection.silver_quarantine_ids:
+        verdicts.append(
+            _subset(
+                "unplaceable events are quarantined",
+                injection.silver_quarantine_ids,
+                quarantined,
+                "silver_quarantine",
+            )
+        )
+    return verdicts
+
+
+def bronze_split(spark: SparkSession, warehouse: Path, injection: Injection) -> Verdict:
+    """bronze_quarantine holds at least the certain non-objects; exactly them when predictable."""
+    quarantined = runner.count_rows(spark, warehouse, runner.BRONZE_QUARANTINE)
+    events = runner.count_rows(spark, warehouse, runner.BRONZE_EVENTS)
+    if injection.unpredicted == 0:
+        passed = quarantined == injection.quarantined
+        relation = "="
+    else:
+        passed = quarantined >= injection.quarantined
+        relation = ">="
+    return Verdict(
+        "corrupt lines are quarantined in bronze",
+        passed,
+        f"bronze_quarantine {quarantined:,} {relation} {injection.quarantined:,} injected "
+        f"non-objects ({injection.unpredicted:,} corpus/odd lines unpredicted); "
+        f"bronze_events {events:,}",
+    )
+
+
+def duplicate_count(duplicates_dropped: int, injection: Injection) -> Verdict:
+    """The duplicates the pipeline dropped are exactly those injected."""
+    return Verdict(
+        "dropped duplicates = injected duplicates",
+        duplicates_dropped == injection.duplicate_rows,
+        f"{duplicates_dropped:,} dropped, {injection.duplicate_rows:,} injected",
+    )
+
+
+def _at_path(value: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+_MISSING = object()
+
+
+def drift_recoverable(spark: SparkSession, warehouse: Path, injection: Injection) -> Verdict:
+    """Every drifted value is in its typed column or recoverable from `_rescued_data`."""
+    if not injection.drift:
+        return Verdict("drifted fields are recoverable", True, "no drift injected")
+    ids = {case.event_id for case in injection.drift}
+    bronze = runner.read_table(spark, warehouse, runner.BRONZE_EVENTS)
+    rows = {
+        row.event_id or _rescued_id(row._rescued_data): row
+        for row in bronze.where(
+            F.col("event_id").isin(list(ids)) | F.col("_rescued_data").isNotNull()
+        ).collect()
+    }
+    wrong: list[str] = []
+    for case in injection.drift:
+        row = rows.get(case.event_id)
+        if row is None:
+            wrong.append(f"{case.kind}: {case.event_id} not in bronze")
+            continue
+        record = row.asDict(recursive=True)
+        rescued = orjson.loads(record["_rescued_data"]) if record["_rescued_data"] else {}
+        typed = _at_path(record, case.path)
+        if case.where == "rescued":
+            ok = _at_path(rescued, case.path) == case.value and typed in (None, _MISSING)
+        elif case.where == "typed":
+            expected = case.typed_text if case.typed_text is not None else case.value
+            ok = typed == expected
+        else:
+            ok = typed in (None, _MISSING) and _at_path(rescued, case.path) is _MISSING
+        if not ok:
+            wrong.append(f"{case.kind} at {'.'.join(case.path)} of {case.event_id}")
+    return Verdict(
+        "drifted fields are recoverable",
+        not wrong,
+        f"{len(injection.drift) - len(wrong):,} of {len(injection.drift):,} drifted values where "
+        "expected (typed column or _rescued_data)"
+        + (f"; wrong: {wrong[:_SHOWN]}" if wrong else ""),
+    )
+
+
+def _rescued_id(rescued: str | None) -> str | None:
+    """The event id of a row whose `event_id` itself was rescued (a case-only rename)."""
+    if not rescued:
+        return None
+    document = orjson.loads(rescued)
+    for key, value in document.items():
+        if key.lower() == "event_id" and isinstance(value, str):
+            return value
+    return None
+
+
+def clock_instants(spark: SparkSession, warehouse: Path, injection: Injection) -> Verdict:
+    """Events with re-zoned or re-formatted timestamps reach silver at their true instant."""
+    cases = [case for case in injection.clock if case.expected == "silver"]
+    if not cases:
+        return Verdict("timestamps parse to the right instant", True, "no clock cases")
+    silver = runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
+    # Compare as UTC text: the session time zone is UTC, the Python process's may not be.
+    found = {
+        row.event_id: row.utc
+        for row in silver.where(F.col("event_id").isin([c.event_id for c in cases]))
+        .select("event_id", F.date_format("event_time", _UTC_FORMAT).alias("utc"))
+        .collect()
+    }
+    wrong = [
+        f"{case.kind}: {case.event_ts!r} -> {found.get(case.event_id)}"
+        for case in cases
+        if case.parsed_instant is None or found.get(case.event_id) != _utc_text(case.parsed_instant)
+    ]
+    return Verdict(
+        "timestamps parse to the right instant",
+        not wrong,
+        f"{len(cases) - len(wrong):,} of {len(cases):,} re-zoned/re-formatted timestamps at their "
+        "true UTC instant" + (f"; wrong: {wrong[:_SHOWN]}" if wrong else ""),
+    )
+
+
+_UTC_FORMAT = "yyyy-MM-dd HH:mm:ss.SSS"
+
+
+def _utc_text(instant: datetime) -> str:
+    return (
+        instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.")
+        + f"{instant.microsecond // 1000:03d}"
+    )
+
+
+def first_payload_kept(spark: SparkSession, warehouse: Path, injection: Injection) -> Verdict:
+    """For an id sent again with another payload, silver keeps the first one."""
+    if not injection.conflicts:
+        return Verdict("silver keeps the first payload", True, "no conflicting payloads")
+    silver = runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
+    urls = {
+        row.event_id: row.page_url
+        for row in silver.where(F.col("event_id").isin([c.event_id for c in injection.conflicts]))
+        .select("event_id", "page_url")
+        .collect()
+    }
+    wrong = [c.event_id for c in injection.conflicts if urls.get(c.event_id) != c.kept_page_url]
+    return Verdict(
+        "silver keeps the first payload",
+        not wrong,
+        f"{len(injection.conflicts) - len(wrong):,} of {len(injection.conflicts):,} conflicting "
+        "ids keep the first payload" + (f"; wrong: {_some(wrong)}" if wrong else ""),
+    )
+
+
+def _string_cells(frame: DataFrame) -> list[str]:
+    columns = [f.name for f in frame.schema.fields if isinstance(f.dataType, StringType)]
+    if not columns:
+        return []
+    joined = frame.select(F.concat_ws("\u0001", *[F.col(c) for c in columns]).alias("text"))
+    return [row.text for row in joined.collect()]
+
+
+def no_planted_pii(
+    spark: SparkSession, warehouse: Path, tables: Sequence[str], values: Iterable[str]
+) -> Verdict:
+    """No planted personal value appears inside any string of the given tables."""
+    planted = sorted(set(values), key=len, reverse=True)
+    if not planted:
+        return Verdict("no planted PII in silver", True, "nothing planted")
+    pattern = re.compile("|".join(re.escape(value) for value in planted))
+    leaks: list[str] = []
+    for table in tables:
+        if runner.count_rows(spark, warehouse, table) == 0:
+            continue
+        for text in _string_cells(runner.read_table(spark, warehouse, table)):
+            match = pattern.search(text)
+            if match:
+                leaks.append(f"{table}: {match.group()[:3]}***")
+    return Verdict(
+        "no planted PII in silver",
+        not leaks,
+        f"{len(planted):,} planted values (clear and percent-encoded) searched as substrings of "
+        f"every string in {', '.join(tables)}"
+        + (f"; found {len(leaks):,} times, e.g. {leaks[:_SHOWN]}" if leaks else ": none found"),
+    )
