@@ -17,9 +17,35 @@ from pipeline.errors import ClickstreamError
 from pipeline.session import build_session
 from scenarios import invariants
 from scenarios.catalog import CATALOG, Scenario, ScenarioContext
+from scenarios.fuzz import FuzzCase, fuzz, run_case
 from scenarios.report import ScenarioResult, write_reports
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
+
+
+def _fuzz_case(text: str) -> FuzzCase:
+    try:
+        seed, events, max_faults = (int(part) for part in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected SEED,EVENTS,MAX_FAULTS, got {text!r}") from exc
+    return FuzzCase(seed, events, max_faults)
+
+
+def _selected(args: argparse.Namespace) -> list[Scenario]:
+    """The catalog scenarios asked for, plus the fuzz ones."""
+    selected = [s for s in CATALOG if not args.only or s.name in args.only]
+    if args.fuzz_case is not None:
+        case: FuzzCase = args.fuzz_case
+        selected = [Scenario("fuzz_case", f"Fuzz case {case} again.", lambda c: run_case(c, case))]
+    if args.fuzz:
+        selected.append(
+            Scenario(
+                "fuzz",
+                f"{args.fuzz} random combinations of faults, shrunk to the smallest on failure.",
+                lambda context: fuzz(context, examples=args.fuzz),
+            )
+        )
+    return selected
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument(
         "--events", type=int, default=5000, help="clean events per scenario (default 5000)"
+    )
+    parser.add_argument(
+        "--fuzz",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run N random fault combinations (Hypothesis draws and shrinks them)",
+    )
+    parser.add_argument(
+        "--fuzz-case",
+        type=_fuzz_case,
+        default=None,
+        metavar="SEED,EVENTS,MAX_FAULTS",
+        help="run one fuzz case again, as printed by a failing --fuzz run",
     )
     parser.add_argument(
         "--report-dir",
@@ -111,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown scenario(s) {sorted(unknown)}; see --list", file=sys.stderr)
         return 2
-    selected = [s for s in CATALOG if not args.only or s.name in args.only]
+    selected = _selected(args)
     try:
         pii_key = pii_key_from_environment()
         print("starting Spark ...", flush=True)

@@ -99,6 +99,7 @@ def common_checks(
 
 def deliver_and_run(context: ScenarioContext, injection: Injection) -> None:
     """Land each delivery's files, then run the pipeline once, as they would arrive."""
+    (context.landing / runner.EVENTS_DIR).mkdir(parents=True, exist_ok=True)
     for delivery in injection.deliveries:
         faults.write_delivery(context.landing, delivery)
         context.run_pipeline()
