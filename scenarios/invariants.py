@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from pipeline import runner
+from pipeline.expectations import QUARANTINE_RULES_COLUMN
 from pipeline.silver import with_event_time
 
 
@@ -32,16 +33,22 @@ def ledger(spark: SparkSession, warehouse: Path, *, input_records: int) -> list[
     """Conservation: input = bronze + quarantine; bronze = silver + dropped + late + quarantine.
 
     Rows dropped as duplicates are the only rows not stored elsewhere, so they are counted
-    directly (bronze rows per valid `event_id` beyond the first) rather than by difference.
+    directly (bronze rows per placed `event_id` beyond the first) rather than by difference.
+    An event is placed once: in silver, or in the silver quarantine when it failed a drop rule
+    (deduplication runs before the rules, so the copies of a quarantined event are
+    duplicates, like the copies of a kept one).
     """
     counts = {table: runner.count_rows(spark, warehouse, table) for table in runner.TABLES}
     bronze_total = counts[runner.BRONZE_EVENTS] + counts[runner.BRONZE_QUARANTINE]
     bronze = with_event_time(runner.read_table(spark, warehouse, runner.BRONZE_EVENTS))
     placed = bronze.where(F.col("event_time").isNotNull())
     silver_ids = runner.read_table(spark, warehouse, runner.SILVER_EVENTS).select("event_id")
-    # Rows of a kept event_id beyond the one silver holds were dropped as duplicates.
+    quarantine = runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
+    rule_ids = quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id")
+    kept = counts[runner.SILVER_EVENTS] + rule_ids.count()
+    # Rows of a placed event_id beyond the one silver (or the quarantine) holds were dropped.
     duplicates = (
-        placed.join(silver_ids, "event_id", "left_semi").count() - counts[runner.SILVER_EVENTS]
+        placed.join(silver_ids.unionByName(rule_ids), "event_id", "left_semi").count() - kept
     )
     accounted = (
         counts[runner.SILVER_EVENTS]
