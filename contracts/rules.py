@@ -55,6 +55,11 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def _minutes(span: timedelta) -> str:
+    minutes = round(span.total_seconds() / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def bronze_rules() -> tuple[Expectation, ...]:
     """Rules of `bronze_events` (evaluated on each parsed JSON object before it is written)."""
     return (
@@ -176,7 +181,9 @@ def silver_rules(
                 "event_time", clock=clock, tolerance=future_tolerance, allow_null=True
             ),
             action="drop",
-            description=f"event_time is at most {future_tolerance} after the time of processing",
+            description=(
+                f"event_time is at most {_minutes(future_tolerance)} after the time of processing"
+            ),
             passing_example={"event_time": _PAST},
             failing_example={"event_time": _FAR_FUTURE},
             columns=("event_time",),

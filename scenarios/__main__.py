@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         "--report-dir",
         type=Path,
         default=Path("reports") / "scenarios",
-        help="where to write report.json (default reports/scenarios)",
+        help="where to write report.json and the contract reports (default reports/scenarios)",
     )
     return parser
 
@@ -60,6 +60,7 @@ def _run_scenarios(
                 seed=args.seed,
                 pii_key=pii_key,
                 events=args.events,
+                report_dir=args.report_dir,
             )
             verdicts = scenario.check(context)
             elapsed = time.perf_counter() - started

@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from contracts import rules
+from contracts.report import write_reports
 from pipeline import cli, generator, runner, session
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
@@ -128,6 +129,21 @@ def test_injected_violations_are_counted_routed_and_accounted(
 
     again = _run(spark, tmp_path, pii_key)
     assert {count.table: count.added for count in again.counts if count.added} == {}
+
+    reports = write_reports(
+        spark, warehouse, RULES, tmp_path / "reports", run_id=summary.run_id, with_gx=False
+    )
+    payload = orjson.loads(reports.json_path.read_bytes())
+    reported = {(rule["table"], rule["rule"]): rule for rule in payload["rules"]}
+    for name, count in INJECTED_SILVER.items():
+        assert reported[runner.SILVER_EVENTS, name]["failed"] == count
+        assert len(reported[runner.SILVER_EVENTS, name]["samples"]) == count
+    teleports = reported[runner.SILVER_EVENTS, "event_type_known"]["samples"]
+    assert sorted(map(str, (sample["event_type"] for sample in teleports))) == ["None", "teleport"]
+    text = reports.json_path.read_text() + reports.html_path.read_text()
+    assert not {str(event["user"][field]) for event in events for field in ("email", "ip")} & {
+        word.strip('",') for word in text.split()
+    }
 
 
 def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
