@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType, StructField, StructType
 
+from pipeline.expectations import QUARANTINE_REASON_COLUMN, QUARANTINE_RULES_COLUMN, no_failed_rules
 from pipeline.schemas import EVENT_SCHEMA
 
 RAW_MAP_TYPE = "map<string,variant>"
@@ -191,10 +192,30 @@ def bronze_rows(parsed: DataFrame, *, ingested_at: Column) -> DataFrame:
 
 
 def quarantine_rows(parsed: DataFrame, *, ingested_at: Column) -> DataFrame:
-    """The `bronze_quarantine` rows of `parse_lines` output: raw text, file and reason."""
+    """The `bronze_quarantine` rows of `parse_lines` output: raw text, file and reason.
+
+    `failed_expectations` is empty here: these lines are not JSON objects, no rule was run.
+    """
     return parsed.where(F.col("_quarantine_reason").isNotNull()).select(
         F.col("_raw").alias("raw_line"),
         "_source_file",
         F.col("_quarantine_reason").alias("reason"),
         ingested_at.alias("_ingested_at"),
+        no_failed_rules(),
+    )
+
+
+def rule_quarantine_rows(dropped: DataFrame, *, ingested_at: Column) -> DataFrame:
+    """`bronze_quarantine` rows for parsed objects that failed drop rules.
+
+    Args:
+        dropped: `pipeline.expectations.dropped_rows` of evaluated `parse_lines` output.
+        ingested_at: the ingestion time column.
+    """
+    return dropped.select(
+        F.col("_raw").alias("raw_line"),
+        "_source_file",
+        QUARANTINE_REASON_COLUMN,
+        ingested_at.alias("_ingested_at"),
+        QUARANTINE_RULES_COLUMN,
     )

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.errors import ClickstreamError
+from pipeline.errors import ClickstreamError, ConfigurationError
+
+if TYPE_CHECKING:
+    from pipeline.expectations import Expectation
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
+DEFAULT_EXPECTATIONS_MODULE = "contracts.rules"
+EXPECTATIONS_ATTRIBUTE = "EXPECTATIONS"
+NO_EXPECTATIONS = "none"
 
 
 def _timestamp(text: str) -> datetime:
@@ -61,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
         default="1 hour",
         help="how late an event may be and still be deduplicated into silver (default '1 hour')",
     )
+    run.add_argument(
+        "--expectations",
+        default=DEFAULT_EXPECTATIONS_MODULE,
+        metavar="MODULE",
+        help=(
+            f"Python module whose {EXPECTATIONS_ATTRIBUTE} maps table names to rules "
+            f"(default {DEFAULT_EXPECTATIONS_MODULE}); '{NO_EXPECTATIONS}' enforces none"
+        ),
+    )
     return parser
 
 
@@ -88,12 +105,45 @@ def _produce(args: argparse.Namespace) -> None:
     )
 
 
+def load_expectations(module_name: str) -> Mapping[str, Sequence[Expectation]]:
+    """The rules per table held by `module_name`'s `EXPECTATIONS`, imported at run time.
+
+    `pipeline` never imports the contracts statically (they are data given to the runner);
+    this is how the command line finds them.
+
+    Raises:
+        ConfigurationError: the module cannot be imported, or has no such mapping of rules.
+    """
+    from pipeline.expectations import Expectation
+
+    if module_name == NO_EXPECTATIONS:
+        return {}
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"Cannot import the expectations module {module_name!r} ({exc}). Give an importable "
+            f"module with --expectations, or --expectations {NO_EXPECTATIONS} to enforce none."
+        ) from exc
+    rules = getattr(module, EXPECTATIONS_ATTRIBUTE, None)
+    if not isinstance(rules, Mapping) or not all(
+        isinstance(rule, Expectation) for table_rules in rules.values() for rule in table_rules
+    ):
+        raise ConfigurationError(
+            f"The module {module_name!r} has no {EXPECTATIONS_ATTRIBUTE} mapping table names to "
+            "sequences of pipeline.expectations.Expectation."
+        )
+    return rules
+
+
 def _run(args: argparse.Namespace) -> None:
     from pipeline.config import pii_key_from_environment, spark_settings_from_environment
+    from pipeline.runner import EXPECTATIONS_LOG as EXPECTATIONS_LOG_TABLE
     from pipeline.runner import RunOptions, run_pipeline
     from pipeline.session import build_session
 
     pii_key = pii_key_from_environment(args.pii_key_file)
+    rules = load_expectations(args.expectations)
     started = time.perf_counter()
     print("starting Spark ...", file=sys.stderr, flush=True)
     spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
@@ -105,10 +155,13 @@ def _run(args: argparse.Namespace) -> None:
             pii_key=pii_key,
             options=RunOptions(watermark_delay=args.watermark),
             progress=lambda message: print(message, file=sys.stderr, flush=True),
+            expectations=rules,
         )
     finally:
         spark.stop()
     print(summary.render())
+    if rules:
+        print(f"expectation metrics: table {EXPECTATIONS_LOG_TABLE}, run_id {summary.run_id}")
     print(f"done in {time.perf_counter() - started:.1f} s")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 
 class ClickstreamError(Exception):
     """Raised for any failure this project detects and explains itself."""
@@ -33,3 +36,72 @@ class DeltaJarsUnavailableError(EnvironmentSetupError):
 
 class InputError(ClickstreamError, ValueError):
     """Raised when input data or a path given by the user cannot be used."""
+
+
+class InvalidExpectationError(ConfigurationError):
+    """Raised when an expectation rule is malformed or does not fit the table it is declared on."""
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    """One `fail` rule that rows did not meet: its name, description, count and a few samples."""
+
+    rule: str
+    description: str
+    failed: int
+    samples: tuple[Mapping[str, object], ...]
+
+
+class ExpectationFailedError(ClickstreamError, RuntimeError):
+    """Raised when rows fail an `expect_or_fail` rule: the run stops before writing the batch.
+
+    Attributes:
+        table: the table whose rules were checked.
+        failures: one entry per failing `fail` rule, with its failing count and sample rows.
+        rows: how many rows the checked batch held.
+    """
+
+    def __init__(self, table: str, failures: tuple[RuleFailure, ...], rows: int) -> None:
+        self.table = table
+        self.failures = failures
+        self.rows = rows
+        super().__init__(_failure_message(table, failures, rows))
+
+    @property
+    def rule(self) -> str:
+        """The name of the first failing rule."""
+        return self.failures[0].rule
+
+    @property
+    def failed(self) -> int:
+        """How many rows failed the first failing rule."""
+        return self.failures[0].failed
+
+
+_SAMPLE_VALUE_WIDTH = 40
+
+
+def _sample_text(sample: Mapping[str, object]) -> str:
+    def show(value: object) -> str:
+        text = "null" if value is None else str(value)
+        return text if len(text) <= _SAMPLE_VALUE_WIDTH else text[: _SAMPLE_VALUE_WIDTH - 1] + "…"
+
+    return ", ".join(f"{name}={show(value)}" for name, value in sample.items())
+
+
+def _failure_message(table: str, failures: tuple[RuleFailure, ...], rows: int) -> str:
+    lines = [
+        f"Table {table}: {len(failures)} expect_or_fail rule(s) failed in a batch of "
+        f"{rows:,} rows, so the run stopped before writing anything of that batch."
+    ]
+    for failure in failures:
+        lines.append(
+            f"  rule '{failure.rule}' ({failure.description}): {failure.failed:,} of {rows:,} "
+            "rows fail it."
+        )
+        lines += [f"    e.g. {_sample_text(sample)}" for sample in failure.samples]
+    lines.append(
+        "Fix the input, or change the rule's action to 'drop' or 'warn', and run again: the "
+        "batch is reprocessed from its checkpoint, so nothing is lost."
+    )
+    return "\n".join(lines)

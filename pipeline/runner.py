@@ -10,23 +10,34 @@ under `<warehouse>/_checkpoints/<query>`, run one after another:
 
 Running again processes only files not seen before; a run killed midway resumes from its
 checkpoints without losing or duplicating rows.
+
+Expectations (`pipeline.expectations`) are passed in as data, per table. With rules for
+`bronze_events` or `silver_events`, that query evaluates them once per micro-batch (all rules
+in one projection, counted in one aggregation) before writing anything: a failing `fail` rule
+raises `ExpectationFailedError` and the batch stays uncommitted; `drop` rows go to the table's
+quarantine with the rule names; `warn` rows are kept; the counts go to `_expectations_log`.
+Every write of a batch is an idempotent Delta append keyed by the query and batch id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
 from pipeline import bronze, silver
+from pipeline import expectations as rules_engine
 from pipeline.config import PiiKey
-from pipeline.errors import InputError
+from pipeline.errors import ExpectationFailedError, InputError, InvalidExpectationError
+from pipeline.expectations import Expectation, ExpectationMetric
 from pipeline.pseudonymize import key_frame
 
 EVENTS_DIR = "events"
@@ -36,13 +47,20 @@ BRONZE_QUARANTINE = "bronze_quarantine"
 SILVER_EVENTS = "silver_events"
 SILVER_QUARANTINE = "silver_quarantine"
 SILVER_LATE_EVENTS = "silver_late_events"
+EXPECTATIONS_LOG = "_expectations_log"
 TABLES: tuple[str, ...] = (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     SILVER_EVENTS,
     SILVER_QUARANTINE,
     SILVER_LATE_EVENTS,
+    EXPECTATIONS_LOG,
 )
+ENFORCED_TABLES: tuple[str, ...] = (BRONZE_EVENTS, SILVER_EVENTS)
+"""Tables whose writing query can enforce expectations."""
+
+BRONZE_HIDDEN_COLUMNS: tuple[str, ...] = ("user", "_rescued_data", "_raw")
+"""Bronze columns that may hold PII in clear: never shown in error samples."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,7 @@ class RunSummary:
     """What a run did, table by table."""
 
     counts: tuple[TableCount, ...]
+    run_id: str | None = None
 
     def rows(self, table: str) -> int:
         """Rows in `table` after the run."""
@@ -106,21 +125,115 @@ def count_rows(spark: SparkSession, warehouse: Path, table: str) -> int:
         return 0
 
 
-def _append_once(frame: DataFrame, path: str, *, query: str, batch_id: int) -> None:
-    """Append a micro-batch idempotently: Delta skips a (query, batch) it already committed."""
-    (
+def _append_once(
+    frame: DataFrame, path: str, *, query: str, batch_id: int, merge_schema: bool = False
+) -> None:
+    """Append a micro-batch idempotently: Delta skips a (query, batch) it already committed.
+
+    `merge_schema` lets a table written before a column existed take it on (the quarantine
+    tables gained `failed_expectations`).
+    """
+    writer = (
         frame.write.format("delta")
         .mode("append")
         .option("txnAppId", f"clickstream:{query}")
         .option("txnVersion", batch_id)
-        .save(path)
     )
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(path)
 
 
-def _run_available(query: StreamingQuery) -> StreamingQuery:
-    """Wait for an `availableNow` query to process everything there is, then return it."""
-    query.awaitTermination()
+def _run_available(
+    query: StreamingQuery, failures: list[ExpectationFailedError] | None = None
+) -> StreamingQuery:
+    """Wait for an `availableNow` query to process everything there is, then return it.
+
+    Raises:
+        ExpectationFailedError: a batch failed an `expect_or_fail` rule (recorded in
+            `failures` by `_recording`); the query stopped with that batch uncommitted.
+    """
+    try:
+        query.awaitTermination()
+    except StreamingQueryException as exc:
+        if failures:
+            raise failures[0] from exc
+        raise
     return query
+
+
+BatchFunction = Callable[[DataFrame, int], None]
+
+
+def _recording(write_batch: BatchFunction, failures: list[ExpectationFailedError]) -> BatchFunction:
+    """Wrap a foreachBatch function so that the typed error it raises survives the query.
+
+    Spark reports an error in foreachBatch as a `StreamingQueryException` holding only text;
+    the original is kept here and re-raised by `_run_available`. (On Spark Connect the
+    function runs in another process: the text is all there is.)
+    """
+
+    def run(batch: DataFrame, batch_id: int) -> None:
+        try:
+            write_batch(batch, batch_id)
+        except ExpectationFailedError as error:
+            failures.append(error)
+            raise
+
+    return run
+
+
+@contextmanager
+def _enforced(
+    batch: DataFrame,
+    *,
+    table: str,
+    rules: Sequence[Expectation],
+    hidden_columns: Sequence[str] = (),
+) -> Iterator[tuple[DataFrame, list[ExpectationMetric]]]:
+    """Evaluate `rules` on a micro-batch, measure them, and stop on `fail` rules, before writing.
+
+    Yields the evaluated batch and its metrics for the writes. The evaluated batch is cached
+    for the duration: the writes that follow read it instead of recomputing the batch (for
+    silver: deduplication state and eight SHA-256 per row), which costs less than rerunning.
+    """
+    evaluated = rules_engine.evaluate(batch, rules).persist()
+    try:
+        metrics = rules_engine.measure(evaluated, table, rules)
+        rules_engine.raise_on_failures(
+            evaluated, table, rules, metrics, hidden_columns=hidden_columns
+        )
+        yield evaluated, metrics
+    finally:
+        evaluated.unpersist()
+
+
+def _dropped_any(metrics: Sequence[ExpectationMetric]) -> bool:
+    return any(metric.failed for metric in metrics if metric.action == "drop")
+
+
+def _log_metrics(
+    spark: SparkSession,
+    warehouse: Path,
+    metrics: Sequence[ExpectationMetric],
+    *,
+    run_id: str,
+    query: str,
+    batch_id: int,
+) -> None:
+    _append_once(
+        rules_engine.log_rows(
+            spark,
+            metrics,
+            run_id=run_id,
+            query=query,
+            batch_id=batch_id,
+            logged_at=F.current_timestamp(),
+        ),
+        table_path(warehouse, EXPECTATIONS_LOG),
+        query=query,
+        batch_id=batch_id,
+    )
 
 
 def _final_watermark(query: StreamingQuery) -> datetime | None:
@@ -134,7 +247,21 @@ def _checkpoint(warehouse: Path, query: str) -> str:
     return str(warehouse / "_checkpoints" / query)
 
 
-def _run_bronze(spark: SparkSession, landing: Path, warehouse: Path, options: RunOptions) -> None:
+@dataclass(frozen=True)
+class _Contract:
+    """The rules a query enforces and the run they are logged under."""
+
+    rules: tuple[Expectation, ...]
+    run_id: str
+
+
+def _run_bronze(
+    spark: SparkSession,
+    landing: Path,
+    warehouse: Path,
+    options: RunOptions,
+    contract: _Contract | None = None,
+) -> None:
     lines = (
         spark.readStream.format("text")
         .option("maxFilesPerTrigger", options.max_files_per_trigger)
@@ -147,6 +274,9 @@ def _run_bronze(spark: SparkSession, landing: Path, warehouse: Path, options: Ru
         # Spark prunes the typed parse and the rescue from its plan; re-reading is cheaper.
         parsed = bronze.parse_lines(batch)
         ingested_at = F.current_timestamp()
+        if contract is not None:
+            _write_bronze_checked(spark, warehouse, parsed, batch_id, contract)
+            return
         _append_once(
             bronze.bronze_rows(parsed, ingested_at=ingested_at),
             table_path(warehouse, BRONZE_EVENTS),
@@ -158,14 +288,50 @@ def _run_bronze(spark: SparkSession, landing: Path, warehouse: Path, options: Ru
             table_path(warehouse, BRONZE_QUARANTINE),
             query="bronze",
             batch_id=batch_id,
+            merge_schema=True,
         )
 
+    failures: list[ExpectationFailedError] = []
     writer = (
-        lines.writeStream.foreachBatch(write_batch)
+        lines.writeStream.foreachBatch(_recording(write_batch, failures))
         .option("checkpointLocation", _checkpoint(warehouse, "bronze"))
         .trigger(availableNow=True)
     )
-    _run_available(writer.start())
+    _run_available(writer.start(), failures)
+
+
+def _write_bronze_checked(
+    spark: SparkSession, warehouse: Path, parsed: DataFrame, batch_id: int, contract: _Contract
+) -> None:
+    """One bronze micro-batch under its rules: objects that fail drop rules join the quarantine."""
+    ingested_at = F.current_timestamp()
+    objects = parsed.where(F.col("_quarantine_reason").isNull())
+    with _enforced(
+        objects, table=BRONZE_EVENTS, rules=contract.rules, hidden_columns=BRONZE_HIDDEN_COLUMNS
+    ) as (evaluated, metrics):
+        _append_once(
+            bronze.bronze_rows(rules_engine.kept_rows(evaluated), ingested_at=ingested_at),
+            table_path(warehouse, BRONZE_EVENTS),
+            query="bronze",
+            batch_id=batch_id,
+        )
+        quarantine = bronze.quarantine_rows(parsed, ingested_at=ingested_at)
+        if _dropped_any(metrics):
+            quarantine = quarantine.unionByName(
+                bronze.rule_quarantine_rows(
+                    rules_engine.dropped_rows(evaluated), ingested_at=ingested_at
+                )
+            )
+        _append_once(
+            quarantine,
+            table_path(warehouse, BRONZE_QUARANTINE),
+            query="bronze",
+            batch_id=batch_id,
+            merge_schema=True,
+        )
+        _log_metrics(
+            spark, warehouse, metrics, run_id=contract.run_id, query="bronze", batch_id=batch_id
+        )
 
 
 def _bronze_stream(spark: SparkSession, warehouse: Path) -> DataFrame:
@@ -173,18 +339,52 @@ def _bronze_stream(spark: SparkSession, warehouse: Path) -> DataFrame:
 
 
 def _run_silver(
-    spark: SparkSession, warehouse: Path, keys: DataFrame, options: RunOptions
+    spark: SparkSession,
+    warehouse: Path,
+    keys: DataFrame,
+    options: RunOptions,
+    contract: _Contract | None = None,
 ) -> datetime | None:
     events = silver.silver_events(
         _bronze_stream(spark, warehouse), keys=keys, watermark_delay=options.watermark_delay
     )
-    writer = (
-        events.writeStream.format("delta")
+    if contract is None:
+        writer = (
+            events.writeStream.format("delta")
+            .outputMode("append")
+            .option("checkpointLocation", _checkpoint(warehouse, "silver"))
+            .trigger(availableNow=True)
+        )
+        return _final_watermark(_run_available(writer.start(table_path(warehouse, SILVER_EVENTS))))
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        with _enforced(batch, table=SILVER_EVENTS, rules=contract.rules) as (evaluated, metrics):
+            _append_once(
+                rules_engine.kept_rows(evaluated),
+                table_path(warehouse, SILVER_EVENTS),
+                query="silver",
+                batch_id=batch_id,
+            )
+            if _dropped_any(metrics):
+                _append_once(
+                    rules_engine.dropped_rows(evaluated),
+                    table_path(warehouse, SILVER_QUARANTINE),
+                    query="silver",
+                    batch_id=batch_id,
+                    merge_schema=True,
+                )
+            _log_metrics(
+                spark, warehouse, metrics, run_id=contract.run_id, query="silver", batch_id=batch_id
+            )
+
+    failures: list[ExpectationFailedError] = []
+    checked_writer = (
+        events.writeStream.foreachBatch(_recording(write_batch, failures))
         .outputMode("append")
         .option("checkpointLocation", _checkpoint(warehouse, "silver"))
         .trigger(availableNow=True)
     )
-    return _final_watermark(_run_available(writer.start(table_path(warehouse, SILVER_EVENTS))))
+    return _final_watermark(_run_available(checked_writer.start(), failures))
 
 
 def _run_silver_accounting(
@@ -196,10 +396,20 @@ def _run_silver_accounting(
             table_path(warehouse, SILVER_QUARANTINE),
             query="silver_accounting",
             batch_id=batch_id,
+            merge_schema=True,
         )
-        silver_table = read_table(spark, warehouse, SILVER_EVENTS)
+        # Rows the silver query dropped by rule are in the quarantine, not late: their
+        # event_ids count as placed, like those in silver.
+        placed_ids = read_table(spark, warehouse, SILVER_EVENTS).select("event_id")
+        quarantine = read_table(spark, warehouse, SILVER_QUARANTINE)
+        if rules_engine.QUARANTINE_RULES_COLUMN in quarantine.columns:
+            placed_ids = placed_ids.unionByName(
+                quarantine.where(F.size(rules_engine.QUARANTINE_RULES_COLUMN) > 0).select(
+                    "event_id"
+                )
+            )
         _append_once(
-            silver.late_rows(batch, silver=silver_table, keys=keys, watermark=watermark),
+            silver.late_rows(batch, silver=placed_ids, keys=keys, watermark=watermark),
             table_path(warehouse, SILVER_LATE_EVENTS),
             query="silver_accounting",
             batch_id=batch_id,
@@ -231,6 +441,7 @@ def run_pipeline(
     pii_key: PiiKey,
     options: RunOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    expectations: Mapping[str, Sequence[Expectation]] | None = None,
 ) -> RunSummary:
     """Process every landing file not processed before into the warehouse's Delta tables.
 
@@ -241,26 +452,70 @@ def run_pipeline(
         pii_key: the secret for keyed pseudonymization of PII.
         options: watermark and batch sizing; defaults when None.
         progress: called with a short message as each stage starts.
+        expectations: rules per table (`ENFORCED_TABLES`), e.g. `contracts.rules.EXPECTATIONS`;
+            none are enforced when None.
 
     Returns:
-        Row counts per table, before and after the run.
+        Row counts per table, before and after the run, and the run id of the metrics.
+
+    Raises:
+        InvalidExpectationError: a rule names a table no query writes, or does not fit it.
+        ExpectationFailedError: rows failed an `expect_or_fail` rule; that batch and the
+            stages after it were not written, and the next run retries the batch.
     """
     options = options or RunOptions()
     report = progress or (lambda _message: None)
     landing, warehouse = landing.resolve(), warehouse.resolve()
     _check_landing(landing)
-    before = {table: count_rows(spark, warehouse, table) for table in TABLES}
     keys = key_frame(spark, pii_key)
+    run_id = _new_run_id()
+    contracts = _contracts(spark, keys, expectations or {}, run_id)
+    before = {table: count_rows(spark, warehouse, table) for table in TABLES}
     report(f"bronze: reading new files in {landing / EVENTS_DIR}")
-    _run_bronze(spark, landing, warehouse, options)
+    _run_bronze(spark, landing, warehouse, options, contracts.get(BRONZE_EVENTS))
     if count_rows(spark, warehouse, BRONZE_EVENTS) or before[BRONZE_EVENTS]:
         report(f"silver: deduplicating within a {options.watermark_delay} watermark")
-        watermark = _run_silver(spark, warehouse, keys, options)
+        watermark = _run_silver(spark, warehouse, keys, options, contracts.get(SILVER_EVENTS))
         report("silver: accounting for quarantined and late rows")
         _run_silver_accounting(spark, warehouse, keys, watermark)
     return RunSummary(
         tuple(
             TableCount(table, before[table], count_rows(spark, warehouse, table))
             for table in TABLES
-        )
+        ),
+        run_id=run_id,
     )
+
+
+def _new_run_id() -> str:
+    """A sortable, unique id for the metrics of one run: UTC start time and a random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _contracts(
+    spark: SparkSession,
+    keys: DataFrame,
+    rules_by_table: Mapping[str, Sequence[Expectation]],
+    run_id: str,
+) -> dict[str, _Contract]:
+    """Check the rules against the tables' schemas before any query starts (no Spark job)."""
+    unknown = sorted(set(rules_by_table) - set(ENFORCED_TABLES))
+    if unknown:
+        raise InvalidExpectationError(
+            f"Expectations were given for {unknown}, but no query of the pipeline writes "
+            f"those tables; rules can be enforced on {list(ENFORCED_TABLES)}."
+        )
+    lines = spark.createDataFrame([], "value string, _source_file string")
+    parsed = bronze.parse_lines(lines)
+    shapes = {
+        BRONZE_EVENTS: parsed,
+        SILVER_EVENTS: silver.silver_events(
+            bronze.bronze_rows(parsed, ingested_at=F.current_timestamp()), keys=keys
+        ),
+    }
+    contracts: dict[str, _Contract] = {}
+    for table, rules in rules_by_table.items():
+        if rules:
+            rules_engine.check_rules(shapes[table], table, rules)
+            contracts[table] = _Contract(tuple(rules), run_id)
+    return contracts

@@ -201,4 +201,18 @@ def build_session(settings: SparkSettings) -> SparkSession:
         if jars is None:
             _cache_from_ivy(settings.jar_cache)
     spark.sparkContext.setLogLevel("ERROR")
+    _quiet_query_failures(spark)
     return spark
+
+
+QUERY_FAILURE_LOGGER = "org.apache.spark.sql.execution.streaming.runtime.MicroBatchExecution"
+
+
+def _quiet_query_failures(spark: SparkSession) -> None:
+    """Keep Spark from logging a failed streaming query as a Java stack trace.
+
+    The runner re-raises every query failure to its caller (a failed `expect_or_fail` rule as
+    `ExpectationFailedError`), so the log only printed the same error, unreadably, first.
+    """
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j  # type: ignore[union-attr]
+    log4j.core.config.Configurator.setLevel(QUERY_FAILURE_LOGGER, log4j.Level.FATAL)

@@ -13,6 +13,7 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from pipeline.expectations import no_failed_rules
 from pipeline.pseudonymize import hmac_sha256, with_key, without_key
 
 DEFAULT_WATERMARK_DELAY = "1 hour"
@@ -130,10 +131,17 @@ def silver_events(
 
 
 def quarantine_rows(bronze: DataFrame, *, keys: DataFrame) -> DataFrame:
-    """Bronze rows that cannot enter silver, pseudonymized, with the reason."""
+    """Bronze rows that cannot enter silver, pseudonymized, with the reason.
+
+    `failed_expectations` is empty: rows that fail silver's drop rules reach the same table
+    from the silver query, with the rule names there.
+    """
     timed = with_event_time(bronze)
     return pseudonymized(
-        timed.where(_quarantine_reason().isNotNull()), keys, _quarantine_reason().alias("reason")
+        timed.where(_quarantine_reason().isNotNull()),
+        keys,
+        _quarantine_reason().alias("reason"),
+        no_failed_rules(),
     )
 
 

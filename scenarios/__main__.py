@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         "--report-dir",
         type=Path,
         default=Path("reports") / "scenarios",
-        help="where to write report.html, report.json, junit.xml (default reports/scenarios)",
+        help="where to write report.html, report.json, junit.xml and the contract reports",
     )
     return parser
 
@@ -133,6 +133,7 @@ def _run_scenarios(
                 seed=args.seed,
                 pii_key=pii_key,
                 events=args.events,
+                report_dir=args.report_dir,
             )
             result = _run_one(scenario, context)
             _print_result(result)

@@ -8,18 +8,34 @@ the common ones (the ledger, unique ids in silver, no clear PII) plus the fault'
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from pyspark.sql import SparkSession
 
+from contracts import rules
+from contracts.report import write_reports
 from pipeline import generator, runner
 from pipeline.config import PiiKey
+from pipeline.errors import ExpectationFailedError
+from pipeline.expectations import Expectation
 from scenarios import checks, faults, invariants
 from scenarios.faults import Injection
+from scenarios.faults.contract import inject_contract_violations
 from scenarios.invariants import Verdict
+
+CLOCK_NOW = generator.DEFAULT_START + timedelta(days=1)
+"""The scenarios' clock: the end of the generated window, so generated events are never in
+the future whatever the machine's date, and injected future events always are."""
+
+
+def scenario_clock() -> datetime:
+    """The pinned clock of the contract rules in scenarios."""
+    return CLOCK_NOW
+
 
 SILVER_TABLES = (runner.SILVER_EVENTS, runner.SILVER_QUARANTINE, runner.SILVER_LATE_EVENTS)
 
@@ -33,6 +49,7 @@ class ScenarioContext:
     seed: int
     pii_key: PiiKey
     events: int
+    report_dir: Path
 
     @property
     def landing(self) -> Path:
@@ -44,10 +61,25 @@ class ScenarioContext:
         """Where the pipeline writes its tables."""
         return self.workdir / "warehouse"
 
-    def run_pipeline(self) -> runner.RunSummary:
-        """One incremental run of the real pipeline over the landing directory."""
+    @property
+    def expectations(self) -> dict[str, tuple[Expectation, ...]]:
+        """The contract rules every scenario runs with, on the pinned clock."""
+        return rules.expectations(clock=scenario_clock)
+
+    def run_pipeline(
+        self, expectations: Mapping[str, Sequence[Expectation]] | None = None
+    ) -> runner.RunSummary:
+        """One incremental run of the real pipeline over the landing directory.
+
+        Args:
+            expectations: the rules to enforce; the contract rules (`expectations`) if None.
+        """
         return runner.run_pipeline(
-            self.spark, landing=self.landing, warehouse=self.warehouse, pii_key=self.pii_key
+            self.spark,
+            landing=self.landing,
+            warehouse=self.warehouse,
+            pii_key=self.pii_key,
+            expectations=self.expectations if expectations is None else expectations,
         )
 
     def clean_events(self) -> list[dict[str, Any]]:
@@ -170,6 +202,148 @@ def _pii_checks(context: ScenarioContext, injection: Injection) -> list[Verdict]
     ]
 
 
+def _write_events(path: Path, events: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
+
+
+def _counts_verdict(name: str, found: Mapping[str, int], expected: Mapping[str, int]) -> Verdict:
+    wrong = {rule: (found.get(rule, 0), count) for rule, count in expected.items()}
+    wrong = {rule: pair for rule, pair in wrong.items() if pair[0] != pair[1]}
+    return Verdict(
+        name,
+        not wrong,
+        f"found (found, injected): {wrong}"
+        if wrong
+        else ", ".join(f"{rule} {count}" for rule, count in expected.items()),
+    )
+
+
+def _contract_violations_checks(context: ScenarioContext) -> list[Verdict]:
+    clean = generator.generate_events(events=context.events, seed=context.seed)
+    injected = inject_contract_violations(clean, seed=context.seed, future_after=CLOCK_NOW)
+    _write_events(context.landing / "events" / "events-contracts.json", injected.events)
+    first = context.run_pipeline()
+    rerun = context.run_pipeline()
+    expected = {
+        table: {rule.name: injected.failed.get(table, {}).get(rule.name, 0) for rule in table_rules}
+        for table, table_rules in context.expectations.items()
+    }
+    reports = write_reports(
+        context.spark,
+        context.warehouse,
+        context.expectations,
+        context.report_dir / "contracts",
+        run_id=first.run_id,
+    )
+    logged: dict[str, dict[str, int]] = {}
+    for rule in reports.quarantine.rules:
+        logged.setdefault(rule.table, {})[rule.rule] = rule.failed
+    assert reports.gx is not None
+    verdicts = [
+        _counts_verdict(
+            f"{table}: failed counts in _expectations_log = injected", logged[table], counts
+        )
+        for table, counts in expected.items()
+    ]
+    verdicts += [
+        _counts_verdict(
+            f"{table}: Great Expectations unexpected counts = injected",
+            reports.gx.unexpected_by_rule(table),
+            counts,
+        )
+        for table, counts in expected.items()
+    ]
+    added = {count.table: count.added for count in rerun.counts if count.added}
+    return [
+        *verdicts,
+        *invariants.ledger(context.spark, context.warehouse, input_records=len(injected.events)),
+        invariants.unique_event_ids(context.spark, context.warehouse),
+        Verdict(
+            "a second run over the same files adds no rows (nor metrics)",
+            not added,
+            f"rows added: {added}" if added else "0 rows added to every table",
+        ),
+        Verdict(
+            "reports written",
+            reports.html_path.is_file() and reports.data_docs_index is not None,
+            f"{reports.html_path}, {reports.data_docs_index}",
+        ),
+    ]
+
+
+def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
+    clean = generator.generate_events(events=context.events, seed=context.seed)
+    injected = inject_contract_violations(
+        clean,
+        seed=context.seed,
+        future_after=CLOCK_NOW,
+        **dict.fromkeys(
+            (
+                "missing_user_ids",
+                "future_events",
+                "negative_prices",
+                "zero_quantities",
+                "malformed_event_ids",
+                "unparseable_timestamps",
+                "copies_of_dropped",
+            ),
+            0,
+        ),
+    )
+    _write_events(context.landing / "events" / "events-contracts.json", injected.events)
+    strict = dict(context.expectations)
+    strict[runner.SILVER_EVENTS] = tuple(
+        replace(rule, action="fail") if rule.name == "event_type_known" else rule
+        for rule in strict[runner.SILVER_EVENTS]
+    )
+    try:
+        context.run_pipeline(strict)
+    except ExpectationFailedError as error:
+        stopped = Verdict(
+            "an expect_or_fail rule stops the run with a readable error",
+            error.rule == "event_type_known" and error.failed == 3,
+            str(error).splitlines()[1].strip(),
+        )
+    else:
+        stopped = Verdict(
+            "an expect_or_fail rule stops the run with a readable error", False, "no error"
+        )
+    silver_rows = runner.count_rows(context.spark, context.warehouse, runner.SILVER_EVENTS)
+    quarantined = runner.count_rows(context.spark, context.warehouse, runner.SILVER_QUARANTINE)
+    relaxed = context.run_pipeline()
+    return [
+        stopped,
+        Verdict(
+            "nothing of the failing batch is written",
+            silver_rows == 0 and quarantined == 0,
+            f"{silver_rows} silver rows, {quarantined} quarantined after the failure",
+        ),
+        Verdict(
+            "with the rule relaxed, the next run writes the batch exactly once",
+            relaxed.rows(runner.SILVER_EVENTS) == len(injected.events) - 3,
+            f"{relaxed.rows(runner.SILVER_EVENTS):,} silver rows, "
+            f"{relaxed.rows(runner.SILVER_QUARANTINE):,} quarantined",
+        ),
+        *invariants.ledger(context.spark, context.warehouse, input_records=len(injected.events)),
+    ]
+
+
+def _contract_violations(context: ScenarioContext) -> Outcome:
+    return Outcome(
+        "contract violations, each breaking one rule: unknown event types, missing user ids, "
+        "future events, negative prices, zero quantities, malformed ids, unparseable times",
+        _contract_violations_checks(context),
+    )
+
+
+def _contract_fail(context: ScenarioContext) -> Outcome:
+    return Outcome(
+        "3 events of an unknown type, with event_type_known made expect_or_fail",
+        _contract_fail_checks(context),
+    )
+
+
 CATALOG: tuple[Scenario, ...] = (
     Scenario(
         "baseline",
@@ -215,6 +389,17 @@ CATALOG: tuple[Scenario, ...] = (
         "Future events, other zones and other timestamp formats reach silver at their true "
         "instant; zone-less timestamps are quarantined.",
         _fault_scenario(lambda events, seed: faults.clock_skew(events, seed=seed), _clock_checks),
+    ),
+    Scenario(
+        "contract_violations",
+        "Injected contract violations: counted per rule by us and by GX, dropped rows "
+        "quarantined, reports written.",
+        _contract_violations,
+    ),
+    Scenario(
+        "contract_fail",
+        "An expect_or_fail rule stops the run; nothing of the batch is written.",
+        _contract_fail,
     ),
     Scenario(
         "burst",

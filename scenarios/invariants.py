@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from pipeline import runner
+from pipeline.expectations import QUARANTINE_RULES_COLUMN
 from pipeline.silver import with_event_time
 
 
@@ -32,7 +33,10 @@ def ledger(spark: SparkSession, warehouse: Path, *, input_records: int) -> list[
     """Conservation: input = bronze + quarantine; bronze = silver + dropped + late + quarantine.
 
     Rows dropped as duplicates are the only rows not stored elsewhere, so they are counted
-    directly (bronze rows per valid `event_id` beyond the first) rather than by difference.
+    directly (bronze rows per placed `event_id` beyond the first) rather than by difference.
+    An event is placed once: in silver, or in the silver quarantine when it failed a drop rule
+    (deduplication runs before the rules, so the copies of a quarantined event are
+    duplicates, like the copies of a kept one).
     """
     counts = {table: runner.count_rows(spark, warehouse, table) for table in runner.TABLES}
     bronze_total = counts[runner.BRONZE_EVENTS] + counts[runner.BRONZE_QUARANTINE]
@@ -61,13 +65,29 @@ def ledger(spark: SparkSession, warehouse: Path, *, input_records: int) -> list[
 
 
 def dropped_duplicates(spark: SparkSession, warehouse: Path) -> int:
-    """Bronze rows dropped as duplicates: placeable rows of a kept `event_id` past the first."""
-    if runner.count_rows(spark, warehouse, runner.SILVER_EVENTS) == 0:
+    """Bronze rows dropped as duplicates: placeable rows of a kept `event_id` past the first.
+
+    An id is "kept" when silver holds it or a contract rule quarantined it: copies of a
+    quarantined row were dropped by deduplication before the rules ran.
+    """
+    if runner.count_rows(spark, warehouse, runner.BRONZE_EVENTS) == 0:
         return 0
     bronze = with_event_time(runner.read_table(spark, warehouse, runner.BRONZE_EVENTS))
     placed = bronze.where(F.col("event_time").isNotNull())
-    silver = runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
-    return placed.join(silver.select("event_id"), "event_id", "left_semi").count() - silver.count()
+    kept_ids = []
+    if runner.count_rows(spark, warehouse, runner.SILVER_EVENTS):
+        kept_ids.append(runner.read_table(spark, warehouse, runner.SILVER_EVENTS).select("event_id"))
+    if runner.count_rows(spark, warehouse, runner.SILVER_QUARANTINE):
+        quarantine = runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
+        kept_ids.append(
+            quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id")
+        )
+    if not kept_ids:
+        return 0
+    kept = kept_ids[0]
+    for more in kept_ids[1:]:
+        kept = kept.unionByName(more)
+    return placed.join(kept, "event_id", "left_semi").count() - kept.count()
 
 
 def unique_event_ids(spark: SparkSession, warehouse: Path) -> Verdict:

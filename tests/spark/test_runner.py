@@ -72,10 +72,10 @@ def test_a_failure_between_two_writes_neither_loses_nor_duplicates(
     generator.write_landing(tmp_path / "landing", events=200, seed=4, files=1)
     real_append = runner._append_once
 
-    def crash_on_quarantine(frame, path: str, *, query: str, batch_id: int) -> None:  # type: ignore[no-untyped-def]
+    def crash_on_quarantine(frame, path: str, *, query: str, batch_id: int, **options) -> None:  # type: ignore[no-untyped-def]
         if path.endswith(runner.BRONZE_QUARANTINE):
             raise RuntimeError("simulated crash after bronze_events was committed")
-        real_append(frame, path, query=query, batch_id=batch_id)
+        real_append(frame, path, query=query, batch_id=batch_id, **options)
 
     monkeypatch.setattr(runner, "_append_once", crash_on_quarantine)
     with pytest.raises(Exception, match="simulated crash"):

@@ -1,0 +1,300 @@
+"""The quarantine report: per table and rule, the counts from `_expectations_log` and samples.
+
+Counts are the pipeline's own (summed over the log, for one run or all). Samples are a few
+failing rows, shown with the row's key and the columns the rule reads, never with PII in
+clear: silver rows are already pseudonymized, and the bronze columns that can hold PII
+(`user`, `_rescued_data`, the raw line) are left out. Drop-rule samples come from the table's
+quarantine, warn-rule samples from the table itself; `fail` rules stop the run, so no failing
+row is stored (the error showed its samples).
+
+`checked_rows` rebuilds what a table's rules were evaluated on (the table plus the rows its
+rules dropped), so that Great Expectations can validate the same rows and be compared.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipeline import expectations as engine
+from pipeline import runner
+from pipeline.expectations import Expectation
+from pipeline.schemas import EVENT_SCHEMA
+
+if TYPE_CHECKING:
+    from contracts.gx_suites import GxReport
+
+QUARANTINES: dict[str, str] = {
+    runner.BRONZE_EVENTS: runner.BRONZE_QUARANTINE,
+    runner.SILVER_EVENTS: runner.SILVER_QUARANTINE,
+}
+HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {runner.BRONZE_EVENTS: runner.BRONZE_HIDDEN_COLUMNS}
+JSON_NAME = "quarantine.json"
+HTML_NAME = "quarantine.html"
+
+
+@dataclass(frozen=True)
+class RuleReport:
+    """One rule of one table: what the pipeline counted, what GX found, and failing samples."""
+
+    table: str
+    rule: str
+    action: str
+    description: str
+    passed: int
+    failed: int
+    gx_unexpected: int | None
+    samples: tuple[dict[str, object], ...]
+
+
+@dataclass(frozen=True)
+class QuarantineReport:
+    """Every rule's figures for one warehouse, for one run (`run_id`) or all runs (None)."""
+
+    warehouse: str
+    run_id: str | None
+    generated_at: str
+    rules: tuple[RuleReport, ...]
+
+    def to_json(self) -> bytes:
+        """The report as indented JSON."""
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2, default=str)
+
+    def to_html(self) -> str:
+        """The report as a self-contained HTML page."""
+        return _html(self)
+
+
+def _rule_quarantine(spark: SparkSession, warehouse: Path, table: str) -> DataFrame | None:
+    """Rows `table`'s rules dropped, in the table's columns plus `failed_expectations`.
+
+    Bronze keeps a dropped line as raw text, so it is parsed again with the event schema
+    (its `_rescued_data` is left null). None when nothing was dropped by rule yet.
+    """
+    try:
+        quarantine = runner.read_table(spark, warehouse, QUARANTINES[table])
+    except AnalysisException:
+        return None
+    if engine.QUARANTINE_RULES_COLUMN not in quarantine.columns:
+        return None
+    dropped = quarantine.where(F.size(engine.QUARANTINE_RULES_COLUMN) > 0)
+    if table != runner.BRONZE_EVENTS:
+        return dropped.drop(engine.QUARANTINE_REASON_COLUMN)
+    typed = F.from_json(F.col("raw_line"), EVENT_SCHEMA)
+    return dropped.select(
+        *[typed[field.name].alias(field.name) for field in EVENT_SCHEMA.fields],
+        F.lit(None).cast("string").alias("_rescued_data"),
+        "_source_file",
+        "_ingested_at",
+        engine.QUARANTINE_RULES_COLUMN,
+    )
+
+
+def checked_rows(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:
+    """The rows `table`'s rules were evaluated on: the table and the rows they dropped."""
+    rows = runner.read_table(spark, warehouse, table)
+    dropped = _rule_quarantine(spark, warehouse, table) if table in QUARANTINES else None
+    if dropped is None:
+        return rows
+    return rows.unionByName(dropped.drop(engine.QUARANTINE_RULES_COLUMN))
+
+
+def _counts(
+    spark: SparkSession, warehouse: Path, run_id: str | None
+) -> dict[tuple[str, str], tuple[int, int]]:
+    try:
+        log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
+    except AnalysisException:
+        return {}
+    if run_id is not None:
+        log = log.where(F.col("run_id") == run_id)
+    totals = log.groupBy("table", "rule").agg(
+        F.sum("passed").alias("passed"), F.sum("failed").alias("failed")
+    )
+    return {(row.table, row.rule): (row.passed, row.failed) for row in totals.collect()}
+
+
+def _samples(
+    spark: SparkSession, warehouse: Path, table: str, rule: Expectation, limit: int
+) -> tuple[dict[str, object], ...]:
+    hidden = HIDDEN_COLUMNS.get(table, ())
+    if rule.action == "drop" and table in QUARANTINES:
+        dropped = _rule_quarantine(spark, warehouse, table)
+        if dropped is None:
+            return ()
+        failing = dropped.where(F.array_contains(engine.QUARANTINE_RULES_COLUMN, rule.name))
+        source_columns = [c for c in failing.columns if c != engine.QUARANTINE_RULES_COLUMN]
+        shown = engine.sample_columns(source_columns, rule, hidden_columns=hidden)
+        rows = failing.select(*[F.col(c).alias(c) for c in shown]).limit(limit).collect()
+        return tuple(row.asDict() for row in rows)
+    if rule.action == "warn":
+        evaluated = engine.evaluate(runner.read_table(spark, warehouse, table), (rule,))
+        return engine.failing_samples(evaluated, rule, hidden_columns=hidden, limit=limit)
+    return ()
+
+
+def quarantine_report(
+    spark: SparkSession,
+    warehouse: Path,
+    rules_by_table: Mapping[str, Sequence[Expectation]],
+    *,
+    run_id: str | None = None,
+    samples: int = 3,
+    gx: GxReport | None = None,
+) -> QuarantineReport:
+    """Collect counts, GX's counts (when given) and samples for every rule.
+
+    Args:
+        spark: the session.
+        warehouse: the warehouse directory.
+        rules_by_table: the rules that were enforced.
+        run_id: only this run's metrics; all runs when None.
+        samples: at most this many failing rows per rule.
+        gx: a `contracts.gx_suites.validate` result to show beside our counts.
+    """
+    counts = _counts(spark, warehouse, run_id)
+    reports: list[RuleReport] = []
+    for table, table_rules in rules_by_table.items():
+        gx_counts = gx.unexpected_by_rule(table) if gx is not None else {}
+        for rule in table_rules:
+            passed, failed = counts.get((table, rule.name), (0, 0))
+            reports.append(
+                RuleReport(
+                    table=table,
+                    rule=rule.name,
+                    action=rule.action,
+                    description=rule.description,
+                    passed=passed,
+                    failed=failed,
+                    gx_unexpected=gx_counts.get(rule.name),
+                    samples=_samples(spark, warehouse, table, rule, samples) if failed else (),
+                )
+            )
+    return QuarantineReport(
+        warehouse=str(warehouse),
+        run_id=run_id,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rules=tuple(reports),
+    )
+
+
+def write_report(report: QuarantineReport, report_dir: Path) -> tuple[Path, Path]:
+    """Write `quarantine.json` and `quarantine.html` into `report_dir`; return both paths."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = report_dir / JSON_NAME, report_dir / HTML_NAME
+    json_path.write_bytes(report.to_json())
+    html_path.write_text(report.to_html(), encoding="utf-8")
+    return json_path, html_path
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td.f { color: #b00020; font-weight: bold; }
+code { font-size: 0.9em; }
+.mismatch { color: #b00020; }
+"""
+
+
+def _cell(value: object) -> str:
+    text = "null" if value is None else str(value)
+    return html.escape(text if len(text) <= 80 else text[:79] + "…")
+
+
+def _samples_table(samples: tuple[dict[str, object], ...]) -> str:
+    columns = list(dict.fromkeys(name for sample in samples for name in sample))
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(sample.get(name))}</td>" for name in columns) + "</tr>"
+        for sample in samples
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html(report: QuarantineReport) -> str:
+    scope = f"run {report.run_id}" if report.run_id else "all runs"
+    rows = []
+    for rule in report.rules:
+        gx = "" if rule.gx_unexpected is None else f"{rule.gx_unexpected:,}"
+        mismatch = rule.gx_unexpected is not None and rule.gx_unexpected != rule.failed
+        rows.append(
+            f'<tr class="{"failed" if rule.failed else ""}">'
+            f"<td>{html.escape(rule.table)}</td><td><code>{html.escape(rule.rule)}</code></td>"
+            f"<td>{html.escape(rule.action)}</td><td>{html.escape(rule.description)}</td>"
+            f'<td class="n">{rule.passed:,}</td><td class="n f">{rule.failed:,}</td>'
+            f'<td class="n{" mismatch" if mismatch else ""}">{gx}</td></tr>'
+        )
+    sections = [
+        f"<h3>{html.escape(rule.table)} · <code>{html.escape(rule.rule)}</code> "
+        f"({html.escape(rule.action)}, {rule.failed:,} failed)</h3>" + _samples_table(rule.samples)
+        for rule in report.rules
+        if rule.samples
+    ]
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>Quarantine report</title><style>{_STYLE}</style></head><body>"
+        f"<h1>Quarantine report</h1><p>Warehouse <code>{html.escape(report.warehouse)}</code>, "
+        f"{html.escape(scope)}, generated {html.escape(report.generated_at)}. Counts come from "
+        "<code>_expectations_log</code>; a row whose predicate is null counts as failed. "
+        "PII is pseudonymized or left out of the samples.</p>"
+        "<table><tr><th>table</th><th>rule</th><th>action</th><th>description</th>"
+        "<th>passed</th><th>failed</th><th>GX unexpected</th></tr>"
+        + "".join(rows)
+        + "</table><h2>Samples of failing rows</h2>"
+        + ("".join(sections) or "<p>No rule has failing rows.</p>")
+        + "</body></html>"
+    )
+
+
+@dataclass(frozen=True)
+class ContractReports:
+    """Where `write_reports` put each report, and the reports themselves."""
+
+    quarantine: QuarantineReport
+    json_path: Path
+    html_path: Path
+    gx: GxReport | None
+    data_docs_index: Path | None
+
+
+DATA_DOCS_DIR = "data_docs"
+
+
+def write_reports(
+    spark: SparkSession,
+    warehouse: Path,
+    rules_by_table: Mapping[str, Sequence[Expectation]],
+    report_dir: Path,
+    *,
+    run_id: str | None = None,
+    with_gx: bool = True,
+) -> ContractReports:
+    """Validate the checked rows with GX (Data Docs in `report_dir/data_docs/`), then write
+    the quarantine report (`quarantine.json`, `quarantine.html`) beside it.
+
+    GX validates what the rules were evaluated on (`checked_rows`: each table and the rows
+    its rules dropped), so its counts can be compared with the log's over all runs.
+    """
+    gx_report = None
+    if with_gx:
+        from contracts import gx_suites
+
+        frames = {table: checked_rows(spark, warehouse, table) for table in rules_by_table}
+        gx_report = gx_suites.validate(frames, rules_by_table, docs_dir=report_dir / DATA_DOCS_DIR)
+    report = quarantine_report(spark, warehouse, rules_by_table, run_id=run_id, gx=gx_report)
+    json_path, html_path = write_report(report, report_dir)
+    return ContractReports(
+        report, json_path, html_path, gx_report, gx_report.docs_index if gx_report else None
+    )

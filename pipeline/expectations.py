@@ -1,0 +1,363 @@
+"""Lakeflow-style expectations as data, enforced in one pass over each batch.
+
+A rule (`Expectation`) is a name, a predicate that is true for a good row, an action and a
+description, with a passing and a failing example. The predicate is a SQL boolean expression
+(`"price IS NULL OR price >= 0"`) or a function returning a `Column`, called once per evaluation
+so that it may read an injected clock. The actions are those of Lakeflow:
+
+* `warn` (`expect`): failing rows are kept and counted;
+* `drop` (`expect_or_drop`): failing rows are counted and routed to the table's quarantine with
+  the names of every drop rule they failed;
+* `fail` (`expect_or_fail`): any failing row stops the run before anything of the batch is
+  written, with an `ExpectationFailedError` naming the rule, the table, the count and samples.
+
+**Null counts as failed.** A predicate that evaluates to NULL for a row (SQL's "unknown", as
+`price >= 0` does when `price` is null) counts that row as failed: the engine evaluates
+`coalesce(predicate, false)`. Otherwise a missing value would silently pass every comparison.
+A rule for which a null is acceptable says so: `price IS NULL OR price >= 0`.
+
+This module is the engine only: it knows no table and no rule set. The rule sets live in
+`contracts/`, and the runner receives them as data. `evaluate` adds one boolean column per
+rule and the array of failed drop rules in a single `select`; `measure` counts passes and
+failures of every rule in a single aggregation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipeline.errors import ExpectationFailedError, InvalidExpectationError, RuleFailure
+
+Action = Literal["warn", "drop", "fail"]
+ACTIONS: tuple[Action, ...] = get_args(Action)
+
+Predicate = str | Callable[[], Column]
+"""A SQL boolean expression, or a function building the equivalent `Column` (once per batch)."""
+
+Row = Mapping[str, Any]
+"""An example row: column name to value; columns it leaves out are null."""
+
+TableExpectations = Mapping[str, Sequence["Expectation"]]
+"""Rules per table name, the form in which the runner receives them."""
+
+PASSED_PREFIX = "__passed_"
+"""Prefix of the boolean column `evaluate` adds per rule: true when the row passed it."""
+FAILED_DROP_COLUMN = "__failed_drop_rules"
+"""The array column `evaluate` adds: names of the drop rules the row failed, empty if none."""
+QUARANTINE_RULES_COLUMN = "failed_expectations"
+"""The quarantine column holding the names of the drop rules a row failed."""
+QUARANTINE_REASON_COLUMN = "reason"
+"""The quarantine column holding a readable reason."""
+QUARANTINE_REASON_PREFIX = "failed expectations: "
+MAX_SAMPLES = 3
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One named rule of a table.
+
+    Attributes:
+        name: lower_snake_case, unique within its table; it names the metrics and quarantine.
+        predicate: true for a good row (SQL text or a function returning a `Column`). A null
+            result counts as failed.
+        action: "warn", "drop" or "fail".
+        description: one sentence a person reads in reports and errors.
+        passing_example: a row (or rows) that passes the rule.
+        failing_example: a row (or rows) every one of which fails the rule.
+        columns: the columns the predicate reads, shown beside the key in error samples and
+            reports; empty to show every column of the sample.
+    """
+
+    name: str
+    predicate: Predicate
+    action: Action
+    description: str
+    passing_example: Row | Sequence[Row]
+    failing_example: Row | Sequence[Row]
+    columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise InvalidExpectationError(
+                f"Expectation name {self.name!r} is not lower_snake_case (letters, digits, "
+                "underscores, starting with a letter); it becomes a column and a metric name."
+            )
+        if self.action not in ACTIONS:
+            raise InvalidExpectationError(
+                f"Expectation {self.name!r} has action {self.action!r}; use one of {ACTIONS}."
+            )
+        if isinstance(self.predicate, str) and not self.predicate.strip():
+            raise InvalidExpectationError(f"Expectation {self.name!r} has an empty predicate.")
+        if not self.description.strip():
+            raise InvalidExpectationError(
+                f"Expectation {self.name!r} needs a description: reports and errors show it."
+            )
+        if not self.passing_rows or not self.failing_rows:
+            raise InvalidExpectationError(
+                f"Expectation {self.name!r} needs a passing and a failing example row."
+            )
+
+    @property
+    def passing_rows(self) -> tuple[Row, ...]:
+        """The passing example as a tuple of rows."""
+        return _rows(self.passing_example)
+
+    @property
+    def failing_rows(self) -> tuple[Row, ...]:
+        """The failing example as a tuple of rows."""
+        return _rows(self.failing_example)
+
+    @property
+    def sql(self) -> str | None:
+        """The predicate's SQL text, when it was given as SQL."""
+        return self.predicate if isinstance(self.predicate, str) else None
+
+    def predicate_column(self) -> Column:
+        """The predicate as given, as a Column: true, false or null."""
+        return F.expr(self.predicate) if isinstance(self.predicate, str) else self.predicate()
+
+    def condition(self) -> Column:
+        """The predicate as a Column that is true exactly when the row passes (null is false)."""
+        return F.coalesce(self.predicate_column(), F.lit(False))
+
+
+def _rows(example: Row | Sequence[Row]) -> tuple[Row, ...]:
+    return (example,) if isinstance(example, Mapping) else tuple(example)
+
+
+@dataclass(frozen=True)
+class ExpectationMetric:
+    """Passed and failed row counts of one rule over one evaluated frame."""
+
+    table: str
+    rule: str
+    action: Action
+    passed: int
+    failed: int
+
+
+def passed_column(rule: Expectation) -> str:
+    """Name of the boolean column `evaluate` adds for `rule`."""
+    return PASSED_PREFIX + rule.name
+
+
+def check_rules(frame: DataFrame, table: str, rules: Sequence[Expectation]) -> None:
+    """Fail early, naming the rule, when rules repeat a name or do not resolve on `frame`.
+
+    Only analyses the query (no Spark job): an unknown column or a SQL syntax error in a
+    predicate surfaces here instead of inside a streaming micro-batch.
+
+    Raises:
+        InvalidExpectationError: a duplicate name, or a predicate Spark cannot analyse or
+            that is not boolean.
+    """
+    names = [rule.name for rule in rules]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidExpectationError(f"Table {table} declares rules {repeated} more than once.")
+    for rule in rules:
+        try:
+            checked = frame.select(rule.predicate_column().alias("passed"))
+            data_type = checked.schema["passed"].dataType
+        except AnalysisException as exc:
+            raise InvalidExpectationError(
+                f"Rule '{rule.name}' of table {table} does not fit the table: "
+                f"{str(exc).splitlines()[0]}"
+            ) from exc
+        if data_type.simpleString() != "boolean":
+            raise InvalidExpectationError(
+                f"Rule '{rule.name}' of table {table} is not a boolean predicate "
+                f"(it yields {data_type.simpleString()})."
+            )
+
+
+def evaluate(frame: DataFrame, rules: Sequence[Expectation]) -> DataFrame:
+    """Evaluate every rule on every row, in a single projection.
+
+    Returns:
+        `frame` with one boolean column per rule (`passed_column(rule)`, true when the row
+        passed; a null predicate is false) and `FAILED_DROP_COLUMN`, the names of the drop
+        rules the row failed (empty when none). Each predicate is built once, so a clock it
+        reads is read once per call.
+    """
+    conditions = [(rule, rule.condition()) for rule in rules]
+    drop_failures = [
+        F.when(~condition, F.lit(rule.name))
+        for rule, condition in conditions
+        if rule.action == "drop"
+    ]
+    failed_drop_rules = (
+        F.array_compact(F.array(*drop_failures))
+        if drop_failures
+        else F.array().cast("array<string>")
+    )
+    return frame.select(
+        "*",
+        *[condition.alias(passed_column(rule)) for rule, condition in conditions],
+        failed_drop_rules.alias(FAILED_DROP_COLUMN),
+    )
+
+
+def _evaluation_columns(evaluated: DataFrame) -> list[str]:
+    return [
+        name
+        for name in evaluated.columns
+        if name.startswith(PASSED_PREFIX) or name == FAILED_DROP_COLUMN
+    ]
+
+
+def without_evaluation(evaluated: DataFrame) -> DataFrame:
+    """Drop the columns `evaluate` added."""
+    return evaluated.drop(*_evaluation_columns(evaluated))
+
+
+def kept_rows(evaluated: DataFrame) -> DataFrame:
+    """Rows that failed no drop rule (warn failures included), as the input columns."""
+    return without_evaluation(evaluated.where(F.size(FAILED_DROP_COLUMN) == 0))
+
+
+def dropped_rows(evaluated: DataFrame) -> DataFrame:
+    """Rows that failed a drop rule, with `reason` and `failed_expectations` (the rule names)."""
+    failed = F.col(FAILED_DROP_COLUMN)
+    return without_evaluation(
+        evaluated.where(F.size(failed) > 0).select(
+            "*",
+            F.concat(F.lit(QUARANTINE_REASON_PREFIX), F.array_join(failed, ", ")).alias(
+                QUARANTINE_REASON_COLUMN
+            ),
+            failed.alias(QUARANTINE_RULES_COLUMN),
+        )
+    )
+
+
+def no_failed_rules() -> Column:
+    """An empty `failed_expectations` value, for quarantine rows no rule put there."""
+    return F.array().cast("array<string>").alias(QUARANTINE_RULES_COLUMN)
+
+
+def measure(
+    evaluated: DataFrame, table: str, rules: Sequence[Expectation]
+) -> list[ExpectationMetric]:
+    """Passed and failed counts of every rule, from one aggregation over `evaluate` output."""
+    if not rules:
+        return []
+    counts = evaluated.agg(
+        F.count(F.lit(1)).alias("rows"),
+        *[F.count_if(~F.col(passed_column(rule))).alias(rule.name) for rule in rules],
+    ).collect()[0]
+    rows = int(counts["rows"])
+    failed = {rule.name: int(counts[rule.name]) for rule in rules}
+    return [
+        ExpectationMetric(
+            table, rule.name, rule.action, rows - failed[rule.name], failed[rule.name]
+        )
+        for rule in rules
+    ]
+
+
+def raise_on_failures(
+    evaluated: DataFrame,
+    table: str,
+    rules: Sequence[Expectation],
+    metrics: Sequence[ExpectationMetric],
+    *,
+    key_columns: Sequence[str] = ("event_id",),
+    hidden_columns: Sequence[str] = (),
+) -> None:
+    """Raise `ExpectationFailedError` when any `fail` rule has failing rows.
+
+    Args:
+        evaluated: `evaluate` output the metrics were measured on.
+        table: the table name, for the message.
+        rules: the rules evaluated.
+        metrics: `measure` output.
+        key_columns: columns that identify a row, shown first in each sample.
+        hidden_columns: columns never shown in samples (e.g. PII in clear).
+    """
+    failed = {metric.rule: metric.failed for metric in metrics}
+    failing = [rule for rule in rules if rule.action == "fail" and failed.get(rule.name)]
+    if not failing:
+        return
+    rows = metrics[0].passed + metrics[0].failed
+    failures = tuple(
+        RuleFailure(
+            rule=rule.name,
+            description=rule.description,
+            failed=failed[rule.name],
+            samples=failing_samples(
+                evaluated, rule, key_columns=key_columns, hidden_columns=hidden_columns
+            ),
+        )
+        for rule in failing
+    )
+    raise ExpectationFailedError(table, failures, rows)
+
+
+def sample_columns(
+    columns: Sequence[str],
+    rule: Expectation,
+    *,
+    key_columns: Sequence[str] = ("event_id",),
+    hidden_columns: Sequence[str] = (),
+) -> list[str]:
+    """Columns to show for a failing row: the key columns and those the rule reads.
+
+    Hidden columns (PII in clear, say) are never shown; a nested rule column (`user.email`)
+    is hidden with its parent. A rule that declares no columns shows every visible column.
+    """
+    visible = [name for name in columns if name not in hidden_columns]
+    reads = [name for name in rule.columns if name.split(".")[0] in visible]
+    if not reads:
+        return visible
+    return list(dict.fromkeys([*[name for name in key_columns if name in visible], *reads]))
+
+
+def failing_samples(
+    evaluated: DataFrame,
+    rule: Expectation,
+    *,
+    key_columns: Sequence[str] = ("event_id",),
+    hidden_columns: Sequence[str] = (),
+    limit: int = MAX_SAMPLES,
+) -> tuple[dict[str, object], ...]:
+    """Up to `limit` rows that fail `rule`, restricted to `sample_columns`."""
+    source_columns = without_evaluation(evaluated).columns
+    shown = sample_columns(
+        source_columns, rule, key_columns=key_columns, hidden_columns=hidden_columns
+    )
+    picked = evaluated.where(~F.col(passed_column(rule))).select(
+        *[F.col(c).alias(c) for c in shown]
+    )
+    return tuple(row.asDict() for row in picked.limit(limit).collect())
+
+
+LOG_SCHEMA = (
+    "table string, rule string, action string, passed long, failed long, "
+    "run_id string, query string, batch_id long"
+)
+"""Columns of `_expectations_log` written by `log_rows`, before `logged_at`."""
+
+
+def log_rows(
+    spark: SparkSession,
+    metrics: Sequence[ExpectationMetric],
+    *,
+    run_id: str,
+    query: str,
+    batch_id: int,
+    logged_at: Column,
+) -> DataFrame:
+    """The `_expectations_log` rows of one evaluated batch: one per rule."""
+    rows = [
+        (m.table, m.rule, m.action, m.passed, m.failed, run_id, query, batch_id) for m in metrics
+    ]
+    return spark.createDataFrame(rows, LOG_SCHEMA).select("*", logged_at.alias("logged_at"))
