@@ -33,3 +33,7 @@ class DeltaJarsUnavailableError(EnvironmentSetupError):
 
 class InputError(ClickstreamError, ValueError):
     """Raised when input data or a path given by the user cannot be used."""
+
+
+class ChangeFeedError(ClickstreamError, ValueError):
+    """Raised when a change feed or its AUTO CDC options cannot be applied as asked."""
