@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructField, StructType
+from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 DELETION_VECTORS = {"delta.enableDeletionVectors": "true"}
 """Table properties that let MERGE, UPDATE and DELETE mark rows instead of rewriting files."""
@@ -29,8 +29,24 @@ def _table_identifier(path: str) -> str:
 
 
 def _nullable(schema: StructType) -> StructType:
-    """The schema with every top-level column nullable: NOT NULL would become a constraint."""
-    return StructType([StructField(f.name, f.dataType, True, f.metadata) for f in schema.fields])
+    """The schema with every field, element and value nullable, however deeply nested.
+
+    Delta turns a non-nullable field into a NOT NULL constraint and checks it even inside a
+    null struct, so a nullable `__END_AT` whose fields are not nullable could not be written.
+    """
+    return StructType(
+        [StructField(f.name, _nullable_type(f.dataType), True, f.metadata) for f in schema]
+    )
+
+
+def _nullable_type(data_type: DataType) -> DataType:
+    if isinstance(data_type, StructType):
+        return _nullable(data_type)
+    if isinstance(data_type, ArrayType):
+        return ArrayType(_nullable_type(data_type.elementType), True)
+    if isinstance(data_type, MapType):
+        return MapType(data_type.keyType, _nullable_type(data_type.valueType), True)
+    return data_type
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:

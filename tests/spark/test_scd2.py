@@ -212,6 +212,25 @@ def test_merge_splits_a_written_interval_and_keeps_derived_columns(
     assert detail.clusteringColumns == ["id"]
 
 
+def test_merge_writes_intervals_whose_struct_fields_are_not_nullable(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "dim")
+    changes = _changes(spark, [("a", "INSERT", 1, "x"), ("a", "DELETE", 2, None)])
+    sequence = F.struct(F.col("seq"), F.lit(0).alias("tie"))  # `tie` is NOT NULL
+    scd2.merge_changes(spark, changes, path=path, **{**BY_SEQ, "sequence_by": sequence})
+    scd2.merge_changes(
+        spark,
+        _changes(spark, [("b", "INSERT", 1, "y")]),
+        path=path,
+        **{**BY_SEQ, "sequence_by": sequence},
+    )
+    assert _collected(spark.read.format("delta").load(path)) == [
+        ("a", "x", (1, 0), (2, 0)),
+        ("b", "y", (1, 0), None),
+    ]
+
+
 def test_merge_rejects_a_bad_batch_before_writing_anything(
     spark: SparkSession, tmp_path: Path
 ) -> None:
