@@ -601,6 +601,8 @@ def merge_changes(
     current = target.toDF()
     if not whole_table:
         current = current.join(batch_keys, list(plan.keys), "left_semi")
+    # Both sides are small (the batch's keys) and each is used twice: compute them once.
+    table, current = table.localCheckpoint(), current.localCheckpoint()
     row_id = [*plan.keys, *((START_AT,) if plan.scd_type == 2 else ())]
     upserts = table.exceptAll(current.select(*table.columns))
     removals = current.select(*row_id).exceptAll(table.select(*row_id))
