@@ -546,17 +546,19 @@ def merge_changes(
     """Apply one batch of changes to the Delta SCD table at `path`, with one `MERGE`.
 
     Every change applied is also appended to a change log, a Delta table at
-    `change_log_path(path)` clustered by the keys. For the keys in the batch, the new rows are
-    `apply_changes` over their logged changes plus the batch; the `MERGE` then inserts,
-    updates and deletes only the rows that differ. So a late change that falls between
-    versions already written splits the interval, duplicates and re-deliveries count once, and
-    the cost grows with the batch and the history of its keys, not with the table (the key
-    lookups scan only the key columns, and deletion vectors spare rewriting files). A batch
-    with a truncate (SCD1) recomputes the whole table from the log.
+    `change_log_path(path)` clustered by the keys. For the keys in the batch, the rows are
+    recomputed by `apply_changes` over their logged changes plus the batch, and one `MERGE`
+    replaces that key's rows by them (deleting by key, inserting the new rows). So a late
+    change that falls between versions already written splits the interval, duplicates and
+    re-deliveries count once, and the work grows with the batch and the history of its keys.
+    What grows with the table is one scan of the log (for the keys' history) and the MERGE's
+    scan of the table's key columns; deletion vectors spare rewriting the table's files. A
+    batch of an SCD1 feed with truncates recomputes every key.
 
     The first call creates both tables, clustered by the keys unless told otherwise. Invalid
-    changes raise before anything is written. The `MERGE` runs before the log append and is
-    idempotent, so a batch that fails between the two can simply be applied again.
+    changes raise before anything is written. The `MERGE` runs before the log append and
+    gives the same rows when repeated, so a batch that failed between the two can simply be
+    applied again.
 
     Args:
         spark: the session.
@@ -577,12 +579,11 @@ def merge_changes(
     plan = _plan(changes.columns, **options)
     log_path = change_log_path(path)
     has_table, has_log = _check_tables(spark, path, log_path)
-    batch_keys = changes.select(*plan.keys).distinct()
-    whole_table = plan.truncates is not None
     history = changes
     if has_log:
         logged = spark.read.format("delta").load(log_path)
-        if not whole_table:
+        if plan.truncates is None:  # a truncate concerns every key
+            batch_keys = changes.select(*plan.keys).distinct()
             logged = logged.join(batch_keys, list(plan.keys), "left_semi")
         history = changes.unionByName(logged)
     history = history.localCheckpoint()  # read the log once, for the check and the compute
@@ -597,27 +598,22 @@ def merge_changes(
     if not has_log:
         create_table_if_absent(spark, log_path, changes.schema, cluster_by=plan.keys)
 
-    target = DeltaTable.forPath(spark, path)
-    current = target.toDF()
-    if not whole_table:
-        current = current.join(batch_keys, list(plan.keys), "left_semi")
-    # Both sides are small (the batch's keys) and each is used twice: compute them once.
-    table, current = table.localCheckpoint(), current.localCheckpoint()
-    row_id = [*plan.keys, *((START_AT,) if plan.scd_type == 2 else ())]
-    upserts = table.exceptAll(current.select(*table.columns))
-    removals = current.select(*row_id).exceptAll(table.select(*row_id))
-    source = upserts.withColumn(_ACTION, F.lit(_UPSERT)).unionByName(
-        removals.withColumn(_ACTION, F.lit(_DELETE)), allowMissingColumns=True
+    # Replace every row of the keys concerned by their recomputed rows: the MERGE deletes by key
+    # (deletion vectors, no file rewrite) and inserts, so it never reads the table's other
+    # columns, and unchanged rows of those keys are rewritten rather than diffed first.
+    known = functools.reduce(operator.and_, [F.col(k).isNotNull() for k in plan.keys])
+    affected = history.select(*plan.keys).where(known).distinct()
+    source = affected.withColumn(_ACTION, F.lit(_DELETE)).unionByName(
+        table.withColumn(_ACTION, F.lit(_UPSERT)), allowMissingColumns=True
     )
-    matched = functools.reduce(
-        operator.and_, [F.col(f"t.`{c}`") == F.col(f"s.`{c}`") for c in row_id]
-    )
+    same_key = [F.col(f"t.`{k}`") == F.col(f"s.`{k}`") for k in plan.keys]
+    matched = functools.reduce(operator.and_, same_key, F.col(f"s.{_ACTION}") == _DELETE)
     from_source: dict[str, str | Column] = {f"`{c}`": F.col(f"s.`{c}`") for c in table.columns}
     (
-        target.alias("t")
+        DeltaTable.forPath(spark, path)
+        .alias("t")
         .merge(source.alias("s"), matched)
-        .whenMatchedDelete(condition=F.col(f"s.{_ACTION}") == _DELETE)
-        .whenMatchedUpdate(set=from_source)
+        .whenMatchedDelete()
         .whenNotMatchedInsert(condition=F.col(f"s.{_ACTION}") == _UPSERT, values=from_source)
         .execute()
     )
