@@ -286,6 +286,7 @@ def _versions(rows: Counter[tuple[Any, ...]], layout: Layout) -> list[Version]:
     return [Version(tuple(row[i] for i in key_positions), {}, row[-2], row[-1]) for row in rows]
 
 
+@pytest.mark.property
 @given(feeds(allow_truncates=True), layouts())
 def test_apply_changes_equals_the_model(
     spark: SparkSession, rows: list[FeedRow], layout: Layout
@@ -300,6 +301,7 @@ def test_apply_changes_equals_the_model(
         assert scd2_problems(_versions(table, layout), changes) == []
 
 
+@pytest.mark.property
 @given(feeds(allow_truncates=True, max_keys=6), layouts(), st.data())
 def test_merging_batches_in_any_order_equals_applying_all_changes(
     spark: SparkSession,

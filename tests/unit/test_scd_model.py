@@ -90,6 +90,7 @@ def _rows(versions: list[Version]) -> list[tuple[object, ...]]:
     return sorted(((v.key, tuple(v.values.items()), v.start, v.end) for v in versions), key=repr)
 
 
+@pytest.mark.property
 @given(feeds(), layouts(scd_types=[2]))
 def test_model_histories_keep_the_scd2_invariants(rows: list[FeedRow], layout: Layout) -> None:
     changes = model_changes(rows, layout)
@@ -97,6 +98,7 @@ def test_model_histories_keep_the_scd2_invariants(rows: list[FeedRow], layout: L
     assert scd2_problems(versions, changes) == []
 
 
+@pytest.mark.property
 @given(feeds(), layouts(scd_types=[2]), st.data())
 def test_model_ignores_arrival_order(
     rows: list[FeedRow], layout: Layout, data: st.DataObject
@@ -109,6 +111,7 @@ def test_model_ignores_arrival_order(
     )
 
 
+@pytest.mark.property
 @given(feeds(), layouts(scd_types=[2]))
 def test_scd1_rows_are_the_open_scd2_versions(rows: list[FeedRow], layout: Layout) -> None:
     changes = model_changes(rows, layout)
