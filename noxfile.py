@@ -30,6 +30,15 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs, env=ENV)
 
 
+@nox.session(python="3.11", default=False)
+def properties(session: nox.Session) -> None:
+    """Run the Hypothesis properties with the `ci` profile: 200 examples each (slow)."""
+    _install(session, "test")
+    session.run(
+        "pytest", "-m", "property", *session.posargs, env={**ENV, "HYPOTHESIS_PROFILE": "ci"}
+    )
+
+
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """Check style, import boundaries and types (ruff, mypy --strict)."""

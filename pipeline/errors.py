@@ -105,3 +105,7 @@ def _failure_message(table: str, failures: tuple[RuleFailure, ...], rows: int) -
         "batch is reprocessed from its checkpoint, so nothing is lost."
     )
     return "\n".join(lines)
+
+
+class ChangeFeedError(ClickstreamError, ValueError):
+    """Raised when a change feed or its AUTO CDC options cannot be applied as asked."""

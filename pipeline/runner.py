@@ -1,12 +1,18 @@
-"""Runs the pipeline incrementally: landing JSON files -> bronze -> silver Delta tables.
+"""Runs the pipeline incrementally: landing JSON files -> bronze -> silver -> gold Delta tables.
 
-Three Structured Streaming queries, each with `trigger(availableNow=True)` and a checkpoint
+Four Structured Streaming queries, each with `trigger(availableNow=True)` and a checkpoint
 under `<warehouse>/_checkpoints/<query>`, run one after another:
 
 1. `bronze`: the text files of `<landing>/events` -> `bronze_events` and `bronze_quarantine`,
    both written from one parse of each micro-batch with idempotent Delta writes.
 2. `silver`: `bronze_events` -> `silver_events` through Spark's `dropDuplicatesWithinWatermark`.
 3. `silver_accounting`: `bronze_events` -> `silver_quarantine` and `silver_late_events`.
+4. `gold_dim_user`: the CDC files of `<landing>/user_changes` -> `gold_dim_user` (SCD2), each
+   micro-batch merged into the Delta table by `pipeline.scd2.merge_changes`.
+
+Then the rest of gold (the other dimensions, `gold_fact_events` and the aggregates) is
+recomputed from `silver_events` and `gold_dim_user`, as a materialized view refresh would:
+full recomputation is cheap at the sizes this runs locally.
 
 Running again processes only files not seen before; a run killed midway resumes from its
 checkpoints without losing or duplicating rows.
@@ -33,14 +39,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
-from pipeline import bronze, silver
+from pipeline import bronze, gold, scd2, silver
 from pipeline import expectations as rules_engine
 from pipeline.config import PiiKey
+from pipeline.delta_tables import replace_table, table_exists
 from pipeline.errors import ExpectationFailedError, InputError, InvalidExpectationError
 from pipeline.expectations import Expectation, ExpectationMetric
 from pipeline.pseudonymize import key_frame
+from pipeline.schemas import USER_CHANGE_SCHEMA
 
 EVENTS_DIR = "events"
+USER_CHANGES_DIR = "user_changes"
 
 BRONZE_EVENTS = "bronze_events"
 BRONZE_QUARANTINE = "bronze_quarantine"
@@ -48,6 +57,24 @@ SILVER_EVENTS = "silver_events"
 SILVER_QUARANTINE = "silver_quarantine"
 SILVER_LATE_EVENTS = "silver_late_events"
 EXPECTATIONS_LOG = "_expectations_log"
+GOLD_DIM_USER = "gold_dim_user"
+GOLD_DIM_PAGE = "gold_dim_page"
+GOLD_DIM_DEVICE = "gold_dim_device"
+GOLD_DIM_DATE = "gold_dim_date"
+GOLD_FACT_EVENTS = "gold_fact_events"
+GOLD_DAILY_ACTIVE_USERS = "gold_daily_active_users"
+GOLD_FUNNEL_DAILY = "gold_funnel_daily"
+GOLD_SESSIONS = "gold_sessions"
+GOLD_TABLES: tuple[str, ...] = (
+    GOLD_DIM_USER,
+    GOLD_DIM_PAGE,
+    GOLD_DIM_DEVICE,
+    GOLD_DIM_DATE,
+    GOLD_FACT_EVENTS,
+    GOLD_DAILY_ACTIVE_USERS,
+    GOLD_FUNNEL_DAILY,
+    GOLD_SESSIONS,
+)
 TABLES: tuple[str, ...] = (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
@@ -55,6 +82,7 @@ TABLES: tuple[str, ...] = (
     SILVER_QUARANTINE,
     SILVER_LATE_EVENTS,
     EXPECTATIONS_LOG,
+    *GOLD_TABLES,
 )
 ENFORCED_TABLES: tuple[str, ...] = (BRONZE_EVENTS, SILVER_EVENTS)
 """Tables whose writing query can enforce expectations."""
@@ -424,6 +452,86 @@ def _run_silver_accounting(
     _run_available(writer.start())
 
 
+# ------------------------------------------------------------------------------------- gold
+
+
+def _run_dim_user(
+    spark: SparkSession, landing: Path, warehouse: Path, keys: DataFrame, options: RunOptions
+) -> None:
+    """Merge the CDC files not seen before into `gold_dim_user`, one micro-batch at a time."""
+    path = table_path(warehouse, GOLD_DIM_USER)
+    changes = (
+        spark.readStream.schema(USER_CHANGE_SCHEMA)
+        .option("maxFilesPerTrigger", options.max_files_per_trigger)
+        .json(str(landing / USER_CHANGES_DIR))
+    )
+
+    def merge_batch(batch: DataFrame, batch_id: int) -> None:
+        scd2.merge_changes(
+            spark,
+            gold.user_changes(batch, keys=keys),
+            path=path,
+            derived_columns=gold.user_derived_columns(),
+            batch_id=batch_id,
+            app_id=f"clickstream:{GOLD_DIM_USER}",
+            **gold.user_cdc_options(),
+        )
+
+    writer = (
+        changes.writeStream.foreachBatch(merge_batch)
+        .option("checkpointLocation", _checkpoint(warehouse, GOLD_DIM_USER))
+        .trigger(availableNow=True)
+    )
+    _run_available(writer.start())
+    if table_exists(spark, path):
+        versions = read_table(spark, warehouse, GOLD_DIM_USER)
+        if versions.where(F.col(gold.USER_SK) == gold.UNKNOWN_KEY).isEmpty():
+            unknown = gold.with_unknown_user(versions.limit(0))
+            unknown.write.format("delta").mode("append").save(path)
+
+
+def _user_dimension(spark: SparkSession, warehouse: Path, keys: DataFrame) -> DataFrame:
+    """`gold_dim_user`, or an empty one (just the unknown member) before any CDC arrived."""
+    if table_exists(spark, table_path(warehouse, GOLD_DIM_USER)):
+        return read_table(spark, warehouse, GOLD_DIM_USER)
+    no_changes = spark.createDataFrame([], USER_CHANGE_SCHEMA)
+    return gold.dim_user(gold.user_changes(no_changes, keys=keys))
+
+
+def _rebuild_gold(spark: SparkSession, warehouse: Path, keys: DataFrame) -> None:
+    """Recompute the star schema and the aggregates from silver and the user dimension."""
+    events = read_table(spark, warehouse, SILVER_EVENTS)
+
+    def replace(table: str, frame: DataFrame, *cluster_by: str) -> None:
+        replace_table(frame, table_path(warehouse, table), cluster_by=cluster_by)
+
+    replace(GOLD_DIM_PAGE, gold.dim_page(events), gold.PAGE_SK)
+    replace(GOLD_DIM_DEVICE, gold.dim_device(events), gold.DEVICE_SK)
+    replace(GOLD_DIM_DATE, gold.dim_date(events), gold.DATE_SK)
+    users = _user_dimension(spark, warehouse, keys)
+    replace(GOLD_FACT_EVENTS, gold.fact_events(events, users=users), "event_date")
+    facts = read_table(spark, warehouse, GOLD_FACT_EVENTS)
+    replace(GOLD_DAILY_ACTIVE_USERS, gold.daily_active_users(facts), "event_date")
+    replace(GOLD_FUNNEL_DAILY, gold.funnel_daily(facts), "event_date")
+    replace(GOLD_SESSIONS, gold.sessions(facts), "session_date")
+
+
+def _run_gold(
+    spark: SparkSession,
+    landing: Path,
+    warehouse: Path,
+    keys: DataFrame,
+    options: RunOptions,
+    report: Callable[[str], None],
+) -> None:
+    if (landing / USER_CHANGES_DIR).is_dir():
+        report(f"gold: merging new user changes into {GOLD_DIM_USER} (SCD type 2)")
+        _run_dim_user(spark, landing, warehouse, keys, options)
+    if table_exists(spark, table_path(warehouse, SILVER_EVENTS)):
+        report("gold: rebuilding the star schema and the aggregates")
+        _rebuild_gold(spark, warehouse, keys)
+
+
 def _check_landing(landing: Path) -> None:
     events = landing / EVENTS_DIR
     if not events.is_dir():
@@ -447,7 +555,8 @@ def run_pipeline(
 
     Args:
         spark: the session to run on.
-        landing: directory whose `events/` folder holds newline-delimited JSON files.
+        landing: directory whose `events/` folder holds newline-delimited JSON files, and
+            whose optional `user_changes/` folder holds the user CDC feed.
         warehouse: directory of the Delta tables and the streaming checkpoints.
         pii_key: the secret for keyed pseudonymization of PII.
         options: watermark and batch sizing; defaults when None.
@@ -478,6 +587,7 @@ def run_pipeline(
         watermark = _run_silver(spark, warehouse, keys, options, contracts.get(SILVER_EVENTS))
         report("silver: accounting for quarantined and late rows")
         _run_silver_accounting(spark, warehouse, keys, watermark)
+    _run_gold(spark, landing, warehouse, keys, options, report)
     return RunSummary(
         tuple(
             TableCount(table, before[table], count_rows(spark, warehouse, table))

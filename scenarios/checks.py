@@ -248,7 +248,7 @@ def no_planted_pii(
     """No planted personal value appears inside any string of the given tables."""
     planted = sorted(set(values), key=len, reverse=True)
     if not planted:
-        return Verdict("no planted PII in silver", True, "nothing planted")
+        return Verdict("no planted PII in silver or gold", True, "nothing planted")
     pattern = re.compile("|".join(re.escape(value) for value in planted))
     leaks: list[str] = []
     for table in tables:
@@ -259,7 +259,7 @@ def no_planted_pii(
             if match:
                 leaks.append(f"{table}: {match.group()[:3]}***")
     return Verdict(
-        "no planted PII in silver",
+        "no planted PII in silver or gold",
         not leaks,
         f"{len(planted):,} planted values (clear and percent-encoded) searched as substrings of "
         f"every string in {', '.join(tables)}"

@@ -76,12 +76,12 @@ def dropped_duplicates(spark: SparkSession, warehouse: Path) -> int:
     placed = bronze.where(F.col("event_time").isNotNull())
     kept_ids = []
     if runner.count_rows(spark, warehouse, runner.SILVER_EVENTS):
-        kept_ids.append(runner.read_table(spark, warehouse, runner.SILVER_EVENTS).select("event_id"))
+        kept_ids.append(
+            runner.read_table(spark, warehouse, runner.SILVER_EVENTS).select("event_id")
+        )
     if runner.count_rows(spark, warehouse, runner.SILVER_QUARANTINE):
         quarantine = runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
-        kept_ids.append(
-            quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id")
-        )
+        kept_ids.append(quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id"))
     if not kept_ids:
         return 0
     kept = kept_ids[0]
@@ -126,7 +126,7 @@ def no_clear_pii(
         found = values.join(pii, "value", "left_semi").limit(3).collect()
         leaks += [f"{table}: {_masked(row.value)}" for row in found]
     return Verdict(
-        "no clear PII in silver tables",
+        "no clear PII in silver or gold tables",
         not leaks,
         f"found: {leaks}" if leaks else "no input email, name, IP or user id in any string column",
     )

@@ -1,0 +1,106 @@
+"""Creating and replacing path-based Delta tables with liquid clustering.
+
+Delta 4.4 keeps a table's clustering columns through `MERGE`, appends and
+`CREATE OR REPLACE TABLE ... CLUSTER BY ... AS SELECT`, but a plain overwrite
+(`DataFrameWriter.mode("overwrite")`, `INSERT OVERWRITE`, `writeTo(...).overwrite`)
+silently drops them. Full rebuilds therefore go through `replace_table`, which restates them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
+
+DELETION_VECTORS = {"delta.enableDeletionVectors": "true"}
+"""Table properties that let MERGE, UPDATE and DELETE mark rows instead of rewriting files."""
+
+
+def _quoted(name: str) -> str:
+    """A column name, or a dotted path to a nested field, as a backquoted SQL identifier."""
+    return ".".join(f"`{part.replace('`', '``')}`" for part in name.split("."))
+
+
+def _table_identifier(path: str) -> str:
+    return f"delta.`{path.replace('`', '``')}`"
+
+
+def _nullable(schema: StructType) -> StructType:
+    """The schema with every field, element and value nullable, however deeply nested.
+
+    Delta turns a non-nullable field into a NOT NULL constraint and checks it even inside a
+    null struct, so a nullable `__END_AT` whose fields are not nullable could not be written.
+    """
+    return StructType(
+        [StructField(f.name, _nullable_type(f.dataType), True, f.metadata) for f in schema]
+    )
+
+
+def _nullable_type(data_type: DataType) -> DataType:
+    if isinstance(data_type, StructType):
+        return _nullable(data_type)
+    if isinstance(data_type, ArrayType):
+        return ArrayType(_nullable_type(data_type.elementType), True)
+    if isinstance(data_type, MapType):
+        return MapType(data_type.keyType, _nullable_type(data_type.valueType), True)
+    return data_type
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    """Whether `path` holds a Delta table."""
+    return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def create_table_if_absent(
+    spark: SparkSession,
+    path: str,
+    schema: StructType,
+    *,
+    cluster_by: Sequence[str] = (),
+    properties: Mapping[str, str] = DELETION_VECTORS,
+) -> None:
+    """Create an empty Delta table at `path` unless one is there already.
+
+    Args:
+        spark: the session.
+        path: where the table lives.
+        schema: its columns (all created nullable).
+        cluster_by: liquid clustering columns; nested fields as dotted paths. Struct columns
+            themselves cannot be clustering columns (Delta needs min/max statistics).
+        properties: table properties.
+    """
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(_nullable(schema))
+    if cluster_by:
+        builder = builder.clusterBy(*cluster_by)
+    for key, value in properties.items():
+        builder = builder.property(key, value)
+    builder.execute()
+
+
+def replace_table(
+    frame: DataFrame,
+    path: str,
+    *,
+    cluster_by: Sequence[str] = (),
+    properties: Mapping[str, str] = DELETION_VECTORS,
+) -> None:
+    """Replace the table at `path` by `frame` in one commit, as a materialized view refresh does.
+
+    Readers see either the old or the new content, never an empty table; the clustering columns
+    and properties are declared again, because an overwrite would lose them.
+    """
+    view = f"_clickstream_replace_{uuid.uuid4().hex}"
+    frame.createOrReplaceTempView(view)
+    clustering = f" CLUSTER BY ({', '.join(map(_quoted, cluster_by))})" if cluster_by else ""
+    settings = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
+    table_properties = f" TBLPROPERTIES ({settings})" if settings else ""
+    try:
+        frame.sparkSession.sql(
+            f"CREATE OR REPLACE TABLE {_table_identifier(path)} USING delta"
+            f"{clustering}{table_properties} AS SELECT * FROM `{view}`"
+        )
+    finally:
+        frame.sparkSession.catalog.dropTempView(view)

@@ -1,0 +1,352 @@
+"""Gold: a star schema over silver events and the SCD2 user dimension, plus daily aggregates.
+
+Every builder is a pure function from DataFrames to a DataFrame; `pipeline.runner` writes the
+results as Delta tables. Surrogate keys are deterministic hashes of the natural key (and, for
+the user dimension, of the version's start), so a rebuild gives every row the key it had.
+
+Each dimension holds an "unknown member" with the reserved key -1 (Kimball): a fact whose
+dimension value is missing points at it, so every event is in `gold_fact_events` exactly once
+and inner joins to the dimensions lose nothing. An event gets the unknown user when no version
+of its user is valid at its event time: before the user's first change, after a delete, or
+when the event carries no user at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from pipeline.pseudonymize import hmac_sha256, with_key, without_key
+from pipeline.scd2 import END_AT, START_AT, CdcOptions, apply_changes
+
+UNKNOWN_KEY = -1
+"""The surrogate key of every dimension's unknown member."""
+
+USER_KEY = "user_key"
+USER_SK = "user_sk"
+PAGE_SK = "page_sk"
+DEVICE_SK = "device_sk"
+DATE_SK = "date_sk"
+DEVICE_COLUMNS = ("device_type", "device_os", "device_browser", "user_agent")
+FUNNEL_STEPS = ("page_view", "add_to_cart", "checkout", "purchase")
+
+
+def surrogate_key(*natural_key: Column) -> Column:
+    """A 64-bit key from the natural key's values: nulls and boundaries count, -1 never occurs.
+
+    The values are hashed as one JSON object, so ("a", null) and (null, "a") differ.
+    Timestamps should be passed as numbers (`unix_micros`) so the key does not depend on the
+    session time zone.
+    """
+    fields = F.struct(*[value.alias(f"k{i}") for i, value in enumerate(natural_key)])
+    hashed = F.xxhash64(F.to_json(fields))
+    return F.when(hashed == UNKNOWN_KEY, F.lit(UNKNOWN_KEY - 1)).otherwise(hashed)
+
+
+def date_key(date: Column) -> Column:
+    """The date dimension's key: yyyymmdd as an int (20261101), -1 for a null date."""
+    smart = F.year(date) * 10_000 + F.month(date) * 100 + F.dayofmonth(date)
+    return F.coalesce(smart, F.lit(UNKNOWN_KEY))
+
+
+def _with_unknown_member(dimension: DataFrame, key: str) -> DataFrame:
+    """The dimension plus its unknown member: `key` = -1, every other column null."""
+    unknown = dimension.sparkSession.range(1).select(
+        *[
+            (F.lit(UNKNOWN_KEY) if field.name == key else F.lit(None))
+            .cast(field.dataType)
+            .alias(field.name)
+            for field in dimension.schema.fields
+        ]
+    )
+    return dimension.unionByName(unknown)
+
+
+# --------------------------------------------------------------------------- the user dimension
+
+
+def user_changes(raw: DataFrame, *, keys: DataFrame) -> DataFrame:
+    """The user CDC feed (`USER_CHANGE_SCHEMA` rows), pseudonymized and typed for the dimension.
+
+    `user_id`, `email` and `full_name` become keyed hashes (`user_key` is the same HMAC as in
+    silver, so facts join on it); `changed_at` becomes a UTC timestamp, null when it does not
+    parse (the SCD engine then rejects the row as having no sequence value).
+    """
+    return without_key(
+        with_key(raw, keys).select(
+            hmac_sha256(F.col("user_id")).alias(USER_KEY),
+            "operation",
+            F.try_to_timestamp(F.col("changed_at")).alias("changed_at"),
+            "sequence_num",
+            hmac_sha256(F.col("email")).alias("email_hash"),
+            hmac_sha256(F.col("full_name")).alias("full_name_hash"),
+            "plan",
+            "country",
+            "city",
+        )
+    )
+
+
+def user_cdc_options() -> CdcOptions:
+    """How the user dimension applies `user_changes`: SCD2 by `user_key`.
+
+    Versions are ordered by `changed_at`, ties broken by `sequence_num`, so `__START_AT` and
+    `__END_AT` are structs of the two and `__START_AT.changed_at` is when a version became
+    valid. The operation and sequence columns are left out: a change that alters no attribute
+    opens no version.
+    """
+    return {
+        "keys": [USER_KEY],
+        "sequence_by": F.struct("changed_at", "sequence_num"),
+        "apply_as_deletes": "operation = 'DELETE'",
+        "except_column_list": ["operation", "changed_at", "sequence_num"],
+        "stored_as_scd_type": 2,
+    }
+
+
+def user_derived_columns() -> dict[str, Column]:
+    """`user_sk`: a surrogate key per version, from `user_key` and the version's start."""
+    start = F.col(START_AT)
+    return {
+        USER_SK: surrogate_key(
+            F.col(USER_KEY),
+            F.unix_micros(start.getField("changed_at")),
+            start.getField("sequence_num"),
+        )
+    }
+
+
+def with_unknown_user(versions: DataFrame) -> DataFrame:
+    """The user dimension's versions (with `user_sk`) plus the unknown member."""
+    return _with_unknown_member(versions, USER_SK)
+
+
+def dim_user(changes: DataFrame) -> DataFrame:
+    """`gold_dim_user` from all of `user_changes`, as one batch.
+
+    The runner maintains the same table incrementally with `merge_changes`; this is what it
+    must equal.
+    """
+    versions = apply_changes(changes, **user_cdc_options())
+    derived = user_derived_columns()
+    return with_unknown_user(
+        versions.select(*[column.alias(name) for name, column in derived.items()], "*")
+    )
+
+
+# ------------------------------------------------------------------------- other dimensions
+
+
+def _page_key(url: Column) -> Column:
+    return F.when(url.isNotNull(), surrogate_key(url)).otherwise(F.lit(UNKNOWN_KEY))
+
+
+def _device_key() -> Column:
+    present = F.coalesce(*[F.col(c) for c in DEVICE_COLUMNS]).isNotNull()
+    key = surrogate_key(*[F.col(c) for c in DEVICE_COLUMNS])
+    return F.when(present, key).otherwise(F.lit(UNKNOWN_KEY))
+
+
+def dim_page(events: DataFrame) -> DataFrame:
+    """`gold_dim_page`: one row per page URL of silver, with its latest title, host and path."""
+    pages = (
+        events.where(F.col("page_url").isNotNull())
+        .groupBy("page_url")
+        .agg(F.max(F.struct("event_time", "page_title")).getField("page_title").alias("title"))
+    )
+    return _with_unknown_member(
+        pages.select(
+            _page_key(F.col("page_url")).alias(PAGE_SK),
+            "page_url",
+            F.col("title").alias("page_title"),
+            F.try_parse_url(F.col("page_url"), F.lit("HOST")).alias("page_host"),
+            F.try_parse_url(F.col("page_url"), F.lit("PATH")).alias("page_path"),
+        ),
+        PAGE_SK,
+    )
+
+
+def dim_device(events: DataFrame) -> DataFrame:
+    """`gold_dim_device`: one row per (type, OS, browser, user agent) seen in silver."""
+    devices = events.select(*DEVICE_COLUMNS).distinct()
+    devices = devices.where(F.coalesce(*[F.col(c) for c in DEVICE_COLUMNS]).isNotNull())
+    return _with_unknown_member(
+        devices.select(_device_key().alias(DEVICE_SK), *DEVICE_COLUMNS), DEVICE_SK
+    )
+
+
+def dim_date(events: DataFrame) -> DataFrame:
+    """`gold_dim_date`: every day from the first to the last event date, with calendar fields."""
+    span = events.agg(F.min("event_date").alias("first"), F.max("event_date").alias("last"))
+    days = span.select(F.explode(F.sequence("first", "last")).alias("date"))
+    date = F.col("date")
+    return _with_unknown_member(
+        days.select(
+            date_key(date).alias(DATE_SK),
+            "date",
+            F.year(date).alias("year"),
+            F.quarter(date).alias("quarter"),
+            F.month(date).alias("month"),
+            F.date_format(date, "MMMM").alias("month_name"),
+            F.dayofmonth(date).alias("day_of_month"),
+            ((F.dayofweek(date) + 5) % 7 + 1).alias("iso_day_of_week"),  # Monday = 1
+            F.date_format(date, "EEEE").alias("day_name"),
+            F.weekofyear(date).alias("iso_week"),
+            F.dayofweek(date).isin(1, 7).alias("is_weekend"),
+        ),
+        DATE_SK,
+    )
+
+
+# ---------------------------------------------------------------------------------- facts
+
+
+def fact_events(events: DataFrame, *, users: DataFrame) -> DataFrame:
+    """`gold_fact_events`: one row per silver event, with surrogate keys to every dimension.
+
+    The user key is point in time: the version of the event's user valid at its event time,
+    `__START_AT.changed_at <= event_time < __END_AT.changed_at` (an open version has no end).
+    Versions of one user never overlap on that axis, so each event matches at most one; with
+    none it gets the unknown member.
+
+    Args:
+        events: silver events.
+        users: the user dimension (`dim_user`, or the table the runner maintains).
+    """
+    versions = users.where(F.col(USER_KEY).isNotNull()).select(
+        F.col(USER_KEY).alias("version_user_key"),
+        USER_SK,
+        F.col(START_AT).getField("changed_at").alias("valid_from"),
+        F.col(END_AT).getField("changed_at").alias("valid_to"),
+    )
+    event, version = events.alias("event"), versions.alias("version")
+    valid = (
+        (F.col("event.user_key") == F.col("version.version_user_key"))
+        & (F.col("version.valid_from") <= F.col("event.event_time"))
+        & (
+            F.col("version.valid_to").isNull()
+            | (F.col("event.event_time") < F.col("version.valid_to"))
+        )
+    )
+    joined = event.join(version, valid, "left")
+    return joined.select(
+        "event.event_id",
+        "event.event_type",
+        "event.event_time",
+        "event.event_date",
+        "event.session_id",
+        date_key(F.col("event.event_date")).alias(DATE_SK),
+        F.coalesce(F.col(f"version.{USER_SK}"), F.lit(UNKNOWN_KEY)).alias(USER_SK),
+        _page_key(F.col("event.page_url")).alias(PAGE_SK),
+        _device_key().alias(DEVICE_SK),
+        "event.user_key",
+        "event.country",
+        "event.city",
+        "event.product_id",
+        "event.price",
+        "event.currency",
+        "event.quantity",
+    )
+
+
+# ----------------------------------------------------------------------------- aggregates
+
+
+def daily_active_users(facts: DataFrame) -> DataFrame:
+    """`gold_daily_active_users`: distinct users, sessions and events per event date."""
+    return facts.groupBy("event_date").agg(
+        date_key(F.col("event_date")).alias(DATE_SK),
+        F.count_distinct(USER_KEY).alias("active_users"),
+        F.count_distinct("session_id").alias("sessions"),
+        F.count(F.lit(1)).alias("events"),
+    )
+
+
+def _at_or_after(bound: Column) -> Callable[[Column], Column]:
+    return lambda time: time >= bound
+
+
+def _session_summary(facts: DataFrame) -> DataFrame:
+    """One row per session: its user, first and last event, counts, and when it reached each
+    funnel step. A step is reached by the first event of its type at or after the time the
+    previous step was reached.
+    """
+    collected = (
+        facts.where(F.col("session_id").isNotNull())
+        .groupBy("session_id")
+        .agg(
+            F.min(F.struct("event_time", USER_KEY)).getField(USER_KEY).alias(USER_KEY),
+            F.min("event_time").alias("started_at"),
+            F.max("event_time").alias("ended_at"),
+            F.count(F.lit(1)).alias("event_count"),
+            F.count_if(F.col("event_type") == "page_view").alias("page_view_count"),
+            *[
+                F.collect_list(F.when(F.col("event_type") == step, F.col("event_time"))).alias(
+                    f"{step}_times"  # collect_list skips the nulls of other event types
+                )
+                for step in FUNNEL_STEPS
+            ],
+        )
+    )
+    reached: list[Column] = []
+    previous: Column | None = None
+    for step in FUNNEL_STEPS:
+        times = F.col(f"{step}_times")
+        at = F.array_min(times if previous is None else F.filter(times, _at_or_after(previous)))
+        reached.append(at.alias(f"{step}_at"))
+        previous = at
+    return collected.select(
+        "session_id",
+        USER_KEY,
+        "started_at",
+        "ended_at",
+        "event_count",
+        "page_view_count",
+        *reached,
+    )
+
+
+def funnel_daily(facts: DataFrame) -> DataFrame:
+    """`gold_funnel_daily`: sessions reaching each step of view -> cart -> checkout -> purchase.
+
+    A session counts on the date it started. It reaches a step when it has an event of that
+    type at or after the time it reached the previous step, so a purchase without a checkout
+    before it does not count. Rates are step over previous step; `conversion_rate` is
+    purchases over page views; all are null when the denominator is 0.
+    """
+    steps = _session_summary(facts).withColumn("event_date", F.to_date("started_at"))
+    counts = steps.groupBy("event_date").agg(
+        date_key(F.col("event_date")).alias(DATE_SK),
+        *[F.count(f"{step}_at").alias(f"{step}_sessions") for step in FUNNEL_STEPS],
+    )
+    rates = [
+        F.try_divide(F.col(f"{step}_sessions"), F.col(f"{previous}_sessions")).alias(f"{step}_rate")
+        for previous, step in pairwise(FUNNEL_STEPS)
+    ]
+    conversion = F.try_divide(
+        F.col(f"{FUNNEL_STEPS[-1]}_sessions"), F.col(f"{FUNNEL_STEPS[0]}_sessions")
+    ).alias("conversion_rate")
+    return counts.select("*", *rates, conversion)
+
+
+def sessions(facts: DataFrame) -> DataFrame:
+    """`gold_sessions`: one row per session: user, start, end, duration, events, conversion.
+
+    `converted` means the session reached a purchase through the funnel (see `funnel_daily`).
+    """
+    started = F.col("started_at")
+    return _session_summary(facts).select(
+        "session_id",
+        F.to_date(started).alias("session_date"),
+        date_key(F.to_date(started)).alias(DATE_SK),
+        USER_KEY,
+        "started_at",
+        "ended_at",
+        ((F.unix_micros("ended_at") - F.unix_micros(started)) / 1e6).alias("duration_seconds"),
+        "event_count",
+        "page_view_count",
+        F.col(f"{FUNNEL_STEPS[-1]}_at").isNotNull().alias("converted"),
+    )
