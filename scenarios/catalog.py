@@ -204,7 +204,9 @@ def _duplicate_checks(context: ScenarioContext, injection: Injection) -> list[Ve
 
 def _pii_checks(context: ScenarioContext, injection: Injection) -> list[Verdict]:
     return [
-        checks.no_planted_pii(context.spark, context.warehouse, PII_FREE_TABLES, injection.pii_values)
+        checks.no_planted_pii(
+            context.spark, context.warehouse, PII_FREE_TABLES, injection.pii_values
+        )
     ]
 
 
