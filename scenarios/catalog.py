@@ -22,6 +22,7 @@ from pipeline import generator, runner
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError
 from pipeline.expectations import Expectation
+from pipeline.pseudonymize import key_frame
 from scenarios import checks, faults, invariants
 from scenarios.faults import Injection
 from scenarios.faults.contract import inject_contract_violations
@@ -337,6 +338,23 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
     ]
 
 
+def _out_of_order_changes(context: ScenarioContext) -> Outcome:
+    events = context.clean_events()
+    changes = generator.generate_user_changes(
+        seed=context.seed, users=max(10, context.events // 50)
+    )
+    injection = faults.out_of_order_changes(changes, seed=context.seed)
+    deliver_and_run(context, injection)
+    keys = key_frame(context.spark, context.pii_key)
+    return Outcome(
+        faults.describe(injection),
+        [
+            *common_checks(context, injection, events),
+            *checks.dimension_equals_batch(context.spark, context.warehouse, context.landing, keys),
+        ],
+    )
+
+
 def _contract_violations(context: ScenarioContext) -> Outcome:
     return Outcome(
         "contract violations, each breaking one rule: unknown event types, missing user ids, "
@@ -397,6 +415,12 @@ CATALOG: tuple[Scenario, ...] = (
         "Future events, other zones and other timestamp formats reach silver at their true "
         "instant; zone-less timestamps are quarantined.",
         _fault_scenario(lambda events, seed: faults.clock_skew(events, seed=seed), _clock_checks),
+    ),
+    Scenario(
+        "out_of_order_changes",
+        "User CDC changes arrive shuffled over several runs, with deletes, re-inserts and ties: "
+        "the SCD2 user dimension equals the batch result over all changes.",
+        _out_of_order_changes,
     ),
     Scenario(
         "contract_violations",

@@ -18,7 +18,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import runner
+from pipeline import gold, runner
+from pipeline.schemas import USER_CHANGE_SCHEMA
 from scenarios.faults import Injection
 from scenarios.invariants import Verdict
 
@@ -265,3 +266,37 @@ def no_planted_pii(
         f"every string in {', '.join(tables)}"
         + (f"; found {len(leaks):,} times, e.g. {leaks[:_SHOWN]}" if leaks else ": none found"),
     )
+
+
+def dimension_equals_batch(
+    spark: SparkSession, warehouse: Path, landing: Path, keys: DataFrame
+) -> list[Verdict]:
+    """`gold_dim_user` built batch by batch equals the SCD2 result over all changes at once.
+
+    Also checks the SCD2 invariant that each user has at most one open version.
+    """
+    raw = spark.read.schema(USER_CHANGE_SCHEMA).json(str(landing / runner.USER_CHANGES_DIR))
+    expected = gold.dim_user(gold.user_changes(raw, keys=keys))
+    actual = runner.read_table(spark, warehouse, runner.GOLD_DIM_USER).select(*expected.columns)
+    missing = expected.exceptAll(actual).count()
+    extra = actual.exceptAll(expected).count()
+    open_versions = (
+        actual.where(F.col("__END_AT").isNull() & (F.col(gold.USER_SK) != gold.UNKNOWN_KEY))
+        .groupBy(gold.USER_KEY)
+        .count()
+        .where(F.col("count") > 1)
+        .count()
+    )
+    return [
+        Verdict(
+            "incremental SCD2 dimension = batch apply_changes over all changes",
+            missing == 0 and extra == 0,
+            f"{expected.count():,} expected versions; {missing:,} missing, {extra:,} unexpected "
+            "in gold_dim_user",
+        ),
+        Verdict(
+            "at most one open version per user",
+            open_versions == 0,
+            f"{open_versions:,} users with more than one open version",
+        ),
+    ]
