@@ -351,6 +351,17 @@ def _out_of_order_changes(context: ScenarioContext) -> Outcome:
         [
             *common_checks(context, injection, events),
             *checks.dimension_equals_batch(context.spark, context.warehouse, context.landing, keys),
+            invariants.no_clear_pii(
+                context.spark,
+                context.warehouse,
+                PII_FREE_TABLES,
+                {
+                    str(change[field])
+                    for change in changes
+                    for field in ("user_id", "email", "full_name")
+                    if change.get(field)
+                },
+            ),
         ],
     )
 
