@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,19 +117,32 @@ def _masked(value: str) -> str:
 def no_clear_pii(
     spark: SparkSession, warehouse: Path, tables: Iterable[str], pii_values: Iterable[str]
 ) -> Verdict:
-    """No input PII value (email, name, IP, user id) appears as any string value of `tables`."""
-    pii = spark.createDataFrame([(value,) for value in set(pii_values)], "value string")
+    """No input PII value, nor its unkeyed SHA-256, is any string value of `tables`.
+
+    An unkeyed hash of an e-mail is reversible by a dictionary attack, so finding one means
+    the pseudonymization lost its key.
+    """
+    clear = set(pii_values)
+    unkeyed = {hashlib.sha256(value.encode()).hexdigest(): value for value in clear}
+    pii = spark.createDataFrame([(value,) for value in clear | set(unkeyed)], "value string")
     leaks: list[str] = []
     for table in tables:
         if runner.count_rows(spark, warehouse, table) == 0:
             continue
         values = _string_values(runner.read_table(spark, warehouse, table))
         found = values.join(pii, "value", "left_semi").limit(3).collect()
-        leaks += [f"{table}: {_masked(row.value)}" for row in found]
+        leaks += [
+            f"{table}: unkeyed SHA-256 of {_masked(unkeyed[row.value])}"
+            if row.value in unkeyed
+            else f"{table}: {_masked(row.value)}"
+            for row in found
+        ]
     return Verdict(
         "no clear PII in silver or gold tables",
         not leaks,
-        f"found: {leaks}" if leaks else "no input email, name, IP or user id in any string column",
+        f"found: {leaks}"
+        if leaks
+        else "no input email, name, IP or user id, nor its unkeyed SHA-256, in any string column",
     )
 
 
