@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import cli, generator, runner, session
+from pipeline import cli, generator, runner, session, silver
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
 from pipeline.expectations import Expectation
@@ -118,7 +118,7 @@ def test_injected_violations_are_counted_routed_and_accounted(
             routed[name] = routed.get(name, 0) + 1
     assert routed == DROPPED
     structural = quarantine.where(F.size("failed_expectations") == 0).collect()
-    assert [row.reason for row in structural] == ["event_ts missing or not an ISO-8601 timestamp"]
+    assert [row.reason for row in structural] == [silver.REASON_BAD_EVENT_TS]
 
     # 61 lines: 60 events + 1 duplicate of a dropped event; 1 unplaceable; 5 dropped by rule.
     assert summary.rows(runner.BRONZE_EVENTS) == 61
