@@ -45,12 +45,13 @@ import functools
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, Required, TypedDict, Unpack
+from typing import Literal, NotRequired, Required, TypedDict, Unpack
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StructType
+from pyspark.sql.window import WindowSpec
 
 from pipeline.delta_tables import create_table_if_absent, table_exists
 from pipeline.errors import ChangeFeedError
@@ -70,6 +71,7 @@ _SEGMENT = "__scd_segment"
 _CLOSED_AT = "__scd_closed_at"
 _VALUES = "__scd_values"
 _ACTION = "__scd_action"
+_RANK = "__scd_rank"
 
 _UPSERT, _DELETE, _TRUNCATE = 0, 1, 2
 _EXAMPLES = 3
@@ -349,11 +351,11 @@ def _validate(events: DataFrame, plan: _Plan) -> None:
 # ------------------------------------------------------------------------------ the engine
 
 
-def _ordered(plan: _Plan) -> Any:
+def _ordered(plan: _Plan) -> WindowSpec:
     return Window.partitionBy(*plan.keys).orderBy(_SEQUENCE)
 
 
-def _running(plan: _Plan) -> Any:
+def _running(plan: _Plan) -> WindowSpec:
     return _ordered(plan).rowsBetween(Window.unboundedPreceding, Window.currentRow)
 
 
@@ -433,8 +435,8 @@ def _scd1(events: DataFrame, plan: _Plan) -> DataFrame:
         events = _fill_null_updates(events, plan)
     latest_first = Window.partitionBy(*plan.keys).orderBy(F.col(_SEQUENCE).desc_nulls_last())
     return (
-        events.withColumn("__scd_rank", F.row_number().over(latest_first))
-        .where((F.col("__scd_rank") == 1) & (F.col(_KIND) == _UPSERT))
+        events.withColumn(_RANK, F.row_number().over(latest_first))
+        .where((F.col(_RANK) == 1) & (F.col(_KIND) == _UPSERT))
         .select(*plan.columns)
     )
 

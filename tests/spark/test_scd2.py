@@ -133,6 +133,15 @@ def test_a_target_is_read_as_history_so_a_late_change_splits_a_version(
     assert _collected(table) == [("a", "x", 1, 3), ("a", "y", 3, 5), ("a", "z", 5, None)]
 
 
+def test_scd1_target_rows_come_before_every_change(spark: SparkSession) -> None:
+    target = spark.createDataFrame([("a", "x"), ("b", "y"), ("c", "z")], "id string, v string")
+    changes = _changes(spark, [("a", "UPDATE", 1, None), ("b", "DELETE", 1, None)])
+    table = scd2.apply_changes(
+        changes, **BY_SEQ, stored_as_scd_type=1, ignore_null_updates=True, target=target
+    )
+    assert _collected(table) == [("a", "x"), ("c", "z")]
+
+
 @pytest.mark.parametrize(
     ("rows", "options"),
     [
