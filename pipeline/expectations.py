@@ -244,24 +244,65 @@ def no_failed_rules() -> Column:
     return F.array().cast("array<string>").alias(QUARANTINE_RULES_COLUMN)
 
 
-def measure(
-    evaluated: DataFrame, table: str, rules: Sequence[Expectation]
-) -> list[ExpectationMetric]:
-    """Passed and failed counts of every rule, from one aggregation over `evaluate` output."""
-    if not rules:
-        return []
-    counts = evaluated.agg(
+def metric_columns(rules: Sequence[Expectation]) -> list[Column]:
+    """Aggregates over `evaluate` output: `rows`, and per rule (by name) its failing rows.
+
+    For one aggregation (`measure`) or for `DataFrame.observe` during a write.
+    """
+    return [
         F.count(F.lit(1)).alias("rows"),
         *[F.count_if(~F.col(passed_column(rule))).alias(rule.name) for rule in rules],
-    ).collect()[0]
-    rows = int(counts["rows"])
-    failed = {rule.name: int(counts[rule.name]) for rule in rules}
+    ]
+
+
+def metrics_from(
+    values: Mapping[str, Any], table: str, rules: Sequence[Expectation]
+) -> list[ExpectationMetric]:
+    """The metrics of `rules` from the values of `metric_columns`."""
+    rows = int(values["rows"])
+    failed = {rule.name: int(values[rule.name]) for rule in rules}
     return [
         ExpectationMetric(
             table, rule.name, rule.action, rows - failed[rule.name], failed[rule.name]
         )
         for rule in rules
     ]
+
+
+def measure(
+    evaluated: DataFrame, table: str, rules: Sequence[Expectation]
+) -> list[ExpectationMetric]:
+    """Passed and failed counts of every rule, from one aggregation over `evaluate` output."""
+    if not rules:
+        return []
+    values = evaluated.agg(*metric_columns(rules)).collect()[0].asDict()
+    return metrics_from(values, table, rules)
+
+
+FAIL_MARKER = "clickstream: a row failed an expect_or_fail rule"
+"""The message of the Spark error `kept_or_stop` raises; see `stopped_by_fail_rule`."""
+
+
+def kept_or_stop(rules: Sequence[Expectation]) -> Column:
+    """A filter for `evaluate` output: true for rows no drop rule rejects (warn failures too).
+
+    When a row fails a `fail` rule, evaluating it raises a Spark error (`FAIL_MARKER`), so a
+    write filtered by it aborts before it commits anything: `fail` rules are checked in the
+    same pass that writes, not in one before it.
+    """
+    keep = F.size(FAILED_DROP_COLUMN) == 0
+    fail_rules = [F.col(passed_column(rule)) for rule in rules if rule.action == "fail"]
+    if not fail_rules:
+        return keep
+    all_pass = fail_rules[0]
+    for passed in fail_rules[1:]:
+        all_pass = all_pass & passed
+    return F.when(~all_pass, F.raise_error(F.lit(FAIL_MARKER))).otherwise(keep)
+
+
+def stopped_by_fail_rule(error: BaseException) -> bool:
+    """Whether a Spark error was raised by `kept_or_stop`."""
+    return FAIL_MARKER in str(error)
 
 
 def raise_on_failures(
