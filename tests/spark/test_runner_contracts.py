@@ -177,7 +177,7 @@ def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
     assert sample == {"event_id": events[3]["event_id"], "event_type": "teleport"}
     message = str(error)
     assert "rule 'no_teleports' (nobody teleports): 1 of 40 rows fail it" in message
-    assert "stopped before writing" in message
+    assert "stopped without committing anything" in message
 
     # Bronze committed its batch; nothing of the silver batch was written anywhere.
     assert runner.count_rows(spark, warehouse, runner.BRONZE_EVENTS) == 40
