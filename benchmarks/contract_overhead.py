@@ -82,6 +82,15 @@ STRATEGIES: dict[str, Callable[..., list[ExpectationMetric]]] = {
 }
 
 
+VARIANTS = (
+    "no_rules",
+    "rules_one_pass",
+    "rules_count_first",
+    "rules_count_first_cached",
+    "rules_one_pass_with_drops",
+)
+
+
 def _timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
@@ -145,6 +154,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--bronze-warehouse", type=Path, default=None, help="reuse this bronze_events (read only)"
     )
     parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=VARIANTS,
+        help="silver variants to time (no_rules and rules_one_pass are needed for the ratios)",
+    )
+    parser.add_argument(
         "--bronze-files",
         type=int,
         default=0,
@@ -192,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             lambda: runner._run_silver(spark, warehouse, keys, runner.RunOptions(), chosen)
         )
         runner._write_checked = real_write_checked
-        cpu.setdefault(variant, []).append(_jvm_cpu_seconds(jvm_pid) - cpu_before)
+        if repeat >= 0:  # not the warm-up
+            cpu.setdefault(variant, []).append(_jvm_cpu_seconds(jvm_pid) - cpu_before)
         placed = runner.count_rows(spark, warehouse, runner.SILVER_EVENTS) + runner.count_rows(
             spark, warehouse, runner.SILVER_QUARANTINE
         )
@@ -201,13 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             shutil.rmtree(warehouse)
         return seconds
 
-    variants = (
-        "no_rules",
-        "rules_one_pass",
-        "rules_count_first",
-        "rules_count_first_cached",
-        "rules_one_pass_with_drops",
-    )
+    variants = tuple(args.variants)
     silver_run("no_rules", -1)  # warm-up: JIT, caches, the first Delta table
     times: dict[str, list[float]] = {variant: [] for variant in variants}
     for repeat in range(args.repeats):

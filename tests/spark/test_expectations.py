@@ -60,6 +60,7 @@ def test_all_rules_are_evaluated_in_a_single_projection(spark: SparkSession) -> 
     assert evaluated.columns == [
         *source.columns,
         *[expectations.passed_column(rule) for rule in RULES],
+        expectations.KEPT_COLUMN,
         expectations.FAILED_DROP_COLUMN,
     ]
     # One Project on top of the source plan (or merged into its own): no join, no aggregate,
