@@ -85,6 +85,8 @@ STRATEGIES: dict[str, Callable[..., list[ExpectationMetric]]] = {
 VARIANTS = (
     "no_rules",
     "rules_one_pass",
+    "rules_one_pass_log_exists",
+    "rules_one_pass_no_log",
     "rules_count_first",
     "rules_count_first_cached",
     "rules_one_pass_with_drops",
@@ -191,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     with_drops = runner._Contract((*silver_rules, few_dropped), run_id="benchmark")
     real_write_checked = runner._write_checked
+    real_log_metrics = runner._log_metrics
     jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
     cpu: dict[str, list[float]] = {}
 
@@ -202,12 +205,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             (bronze_warehouse / runner.BRONZE_EVENTS).resolve()
         )
         runner._write_checked = STRATEGIES.get(variant, real_write_checked)  # type: ignore[assignment]
+        if variant == "rules_one_pass_log_exists":  # a warehouse that has run before
+            runner._log_metrics(spark, warehouse, [], run_id="setup", query="setup", batch_id=0)
+        if variant == "rules_one_pass_no_log":  # what the log's Delta commit costs
+            runner._log_metrics = lambda *_args, **_kwargs: None  # type: ignore[assignment]
         chosen = {"no_rules": None, "rules_one_pass_with_drops": with_drops}.get(variant, contract)
         cpu_before = _jvm_cpu_seconds(jvm_pid)
         seconds = _timed(
             lambda: runner._run_silver(spark, warehouse, keys, runner.RunOptions(), chosen)
         )
         runner._write_checked = real_write_checked
+        runner._log_metrics = real_log_metrics
         if repeat >= 0:  # not the warm-up
             cpu.setdefault(variant, []).append(_jvm_cpu_seconds(jvm_pid) - cpu_before)
         placed = runner.count_rows(spark, warehouse, runner.SILVER_EVENTS) + runner.count_rows(
