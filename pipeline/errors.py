@@ -53,7 +53,7 @@ class RuleFailure:
 
 
 class ExpectationFailedError(ClickstreamError, RuntimeError):
-    """Raised when rows fail an `expect_or_fail` rule: the run stops before writing the batch.
+    """Raised when rows fail an `expect_or_fail` rule: the run stops with the batch uncommitted.
 
     Attributes:
         table: the table whose rules were checked.
@@ -92,7 +92,7 @@ def _sample_text(sample: Mapping[str, object]) -> str:
 def _failure_message(table: str, failures: tuple[RuleFailure, ...], rows: int) -> str:
     lines = [
         f"Table {table}: {len(failures)} expect_or_fail rule(s) failed in a batch of "
-        f"{rows:,} rows, so the run stopped before writing anything of that batch."
+        f"{rows:,} rows, so the run stopped without committing anything of that batch."
     ]
     for failure in failures:
         lines.append(

@@ -18,8 +18,11 @@ A rule for which a null is acceptable says so: `price IS NULL OR price >= 0`.
 
 This module is the engine only: it knows no table and no rule set. The rule sets live in
 `contracts/`, and the runner receives them as data. `evaluate` adds one boolean column per
-rule and the array of failed drop rules in a single `select`; `measure` counts passes and
-failures of every rule in a single aggregation.
+rule, whether the row is kept, and the names of the drop rules it failed, in a single
+`select`. The counts of every rule are one set of aggregates (`metric_columns`): computed
+by `measure` in one aggregation, or observed while the kept rows are written, and
+`kept_or_stop` makes that write itself stop at a row failing a `fail` rule, so enforcing a
+table's rules needs no pass over the data of its own.
 """
 
 from __future__ import annotations
@@ -49,8 +52,11 @@ TableExpectations = Mapping[str, Sequence["Expectation"]]
 
 PASSED_PREFIX = "__passed_"
 """Prefix of the boolean column `evaluate` adds per rule: true when the row passed it."""
+KEPT_COLUMN = "__kept"
+"""The boolean column `evaluate` adds: true when the row failed no drop rule."""
 FAILED_DROP_COLUMN = "__failed_drop_rules"
-"""The array column `evaluate` adds: names of the drop rules the row failed, empty if none."""
+"""The array column `evaluate` adds: names of the drop rules the row failed, empty if none.
+Built only where a query reads it (the quarantine write), not for every kept row."""
 QUARANTINE_RULES_COLUMN = "failed_expectations"
 """The quarantine column holding the names of the drop rules a row failed."""
 QUARANTINE_REASON_COLUMN = "reason"
@@ -185,24 +191,26 @@ def evaluate(frame: DataFrame, rules: Sequence[Expectation]) -> DataFrame:
 
     Returns:
         `frame` with one boolean column per rule (`passed_column(rule)`, true when the row
-        passed; a null predicate is false) and `FAILED_DROP_COLUMN`, the names of the drop
-        rules the row failed (empty when none). Each predicate is built once, so a clock it
-        reads is read once per call.
+        passed; a null predicate is false), `KEPT_COLUMN` (no drop rule failed) and
+        `FAILED_DROP_COLUMN`, the names of the drop rules the row failed. Each predicate is
+        built once, so a clock it reads is read once per call.
     """
     conditions = [(rule, rule.condition()) for rule in rules]
-    drop_failures = [
-        F.when(~condition, F.lit(rule.name))
-        for rule, condition in conditions
-        if rule.action == "drop"
-    ]
+    drops = [(rule, condition) for rule, condition in conditions if rule.action == "drop"]
+    kept = F.lit(True)
+    for _rule, condition in drops:
+        kept = kept & condition
     failed_drop_rules = (
-        F.array_compact(F.array(*drop_failures))
-        if drop_failures
+        F.array_compact(
+            F.array(*[F.when(~condition, F.lit(rule.name)) for rule, condition in drops])
+        )
+        if drops
         else F.array().cast("array<string>")
     )
     return frame.select(
         "*",
         *[condition.alias(passed_column(rule)) for rule, condition in conditions],
+        kept.alias(KEPT_COLUMN),
         failed_drop_rules.alias(FAILED_DROP_COLUMN),
     )
 
@@ -211,7 +219,7 @@ def _evaluation_columns(evaluated: DataFrame) -> list[str]:
     return [
         name
         for name in evaluated.columns
-        if name.startswith(PASSED_PREFIX) or name == FAILED_DROP_COLUMN
+        if name.startswith(PASSED_PREFIX) or name in (KEPT_COLUMN, FAILED_DROP_COLUMN)
     ]
 
 
@@ -222,14 +230,14 @@ def without_evaluation(evaluated: DataFrame) -> DataFrame:
 
 def kept_rows(evaluated: DataFrame) -> DataFrame:
     """Rows that failed no drop rule (warn failures included), as the input columns."""
-    return without_evaluation(evaluated.where(F.size(FAILED_DROP_COLUMN) == 0))
+    return without_evaluation(evaluated.where(F.col(KEPT_COLUMN)))
 
 
 def dropped_rows(evaluated: DataFrame) -> DataFrame:
     """Rows that failed a drop rule, with `reason` and `failed_expectations` (the rule names)."""
     failed = F.col(FAILED_DROP_COLUMN)
     return without_evaluation(
-        evaluated.where(F.size(failed) > 0).select(
+        evaluated.where(~F.col(KEPT_COLUMN)).select(
             "*",
             F.concat(F.lit(QUARANTINE_REASON_PREFIX), F.array_join(failed, ", ")).alias(
                 QUARANTINE_REASON_COLUMN
@@ -244,24 +252,65 @@ def no_failed_rules() -> Column:
     return F.array().cast("array<string>").alias(QUARANTINE_RULES_COLUMN)
 
 
-def measure(
-    evaluated: DataFrame, table: str, rules: Sequence[Expectation]
-) -> list[ExpectationMetric]:
-    """Passed and failed counts of every rule, from one aggregation over `evaluate` output."""
-    if not rules:
-        return []
-    counts = evaluated.agg(
+def metric_columns(rules: Sequence[Expectation]) -> list[Column]:
+    """Aggregates over `evaluate` output: `rows`, and per rule (by name) its failing rows.
+
+    For one aggregation (`measure`) or for `DataFrame.observe` during a write.
+    """
+    return [
         F.count(F.lit(1)).alias("rows"),
         *[F.count_if(~F.col(passed_column(rule))).alias(rule.name) for rule in rules],
-    ).collect()[0]
-    rows = int(counts["rows"])
-    failed = {rule.name: int(counts[rule.name]) for rule in rules}
+    ]
+
+
+def metrics_from(
+    values: Mapping[str, Any], table: str, rules: Sequence[Expectation]
+) -> list[ExpectationMetric]:
+    """The metrics of `rules` from the values of `metric_columns`."""
+    rows = int(values["rows"])
+    failed = {rule.name: int(values[rule.name]) for rule in rules}
     return [
         ExpectationMetric(
             table, rule.name, rule.action, rows - failed[rule.name], failed[rule.name]
         )
         for rule in rules
     ]
+
+
+def measure(
+    evaluated: DataFrame, table: str, rules: Sequence[Expectation]
+) -> list[ExpectationMetric]:
+    """Passed and failed counts of every rule, from one aggregation over `evaluate` output."""
+    if not rules:
+        return []
+    values = evaluated.agg(*metric_columns(rules)).collect()[0].asDict()
+    return metrics_from(values, table, rules)
+
+
+FAIL_MARKER = "clickstream: a row failed an expect_or_fail rule"
+"""The message of the Spark error `kept_or_stop` raises; see `stopped_by_fail_rule`."""
+
+
+def kept_or_stop(rules: Sequence[Expectation]) -> Column:
+    """A filter for `evaluate` output: true for rows no drop rule rejects (warn failures too).
+
+    When a row fails a `fail` rule, evaluating it raises a Spark error (`FAIL_MARKER`), so a
+    write filtered by it aborts before it commits anything: `fail` rules are checked in the
+    same pass that writes, not in one before it.
+    """
+    keep = F.col(KEPT_COLUMN)
+    fail_rules = [F.col(passed_column(rule)) for rule in rules if rule.action == "fail"]
+    if not fail_rules:
+        return keep
+    all_pass = fail_rules[0]
+    for passed in fail_rules[1:]:
+        all_pass = all_pass & passed
+    return F.when(~all_pass, F.raise_error(F.lit(FAIL_MARKER))).otherwise(keep)
+
+
+def stopped_by_fail_rule(error: BaseException) -> bool:
+    """Whether a Spark error was raised by `kept_or_stop`."""
+    return FAIL_MARKER in str(error)
 
 
 def raise_on_failures(

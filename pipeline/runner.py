@@ -18,24 +18,26 @@ Running again processes only files not seen before; a run killed midway resumes 
 checkpoints without losing or duplicating rows.
 
 Expectations (`pipeline.expectations`) are passed in as data, per table. With rules for
-`bronze_events` or `silver_events`, that query evaluates them once per micro-batch (all rules
-in one projection, counted in one aggregation) before writing anything: a failing `fail` rule
-raises `ExpectationFailedError` and the batch stays uncommitted; `drop` rows go to the table's
-quarantine with the rule names; `warn` rows are kept; the counts go to `_expectations_log`.
-Every write of a batch is an idempotent Delta append keyed by the query and batch id.
+`bronze_events` or `silver_events`, that query evaluates them in the same pass that writes the
+table (all rules in one projection, counted by `observe` during the write): a row failing a
+`fail` rule aborts that write before its commit and raises `ExpectationFailedError`, so the
+batch stays uncommitted; `drop` rows go to the table's quarantine with the rule names; `warn`
+rows are kept; the counts go to `_expectations_log`. Every write of a batch is an idempotent
+Delta append keyed by the query and batch id.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pyspark.errors import AnalysisException, StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
@@ -211,29 +213,83 @@ def _recording(write_batch: BatchFunction, failures: list[ExpectationFailedError
     return run
 
 
-@contextmanager
-def _enforced(
-    batch: DataFrame,
+OBSERVATION_WAIT_SECONDS = 30.0
+"""How long to wait for a write's observed metrics before counting again instead."""
+
+
+def _observed(observation: Observation) -> dict[str, Any] | None:
+    """The metrics observed during an action, or None when the action never ran its query.
+
+    Delta skips an idempotent append it has already committed (a batch replayed after a
+    crash), and then nothing is observed: `Observation.get` would wait forever.
+    """
+    future = getattr(getattr(observation, "_jo", None), "future", None)
+    if future is None:  # Spark Connect: the metrics arrive with the action's result
+        try:
+            return dict(observation.get)
+        except Exception:
+            return None
+    deadline = time.monotonic() + OBSERVATION_WAIT_SECONDS
+    while not future().isCompleted():
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
+    return dict(observation.get)
+
+
+def _write_checked(
+    evaluated: DataFrame,
+    path: str,
     *,
     table: str,
     rules: Sequence[Expectation],
+    query: str,
+    batch_id: int,
+    shape: Callable[[DataFrame], DataFrame] = rules_engine.without_evaluation,
     hidden_columns: Sequence[str] = (),
-) -> Iterator[tuple[DataFrame, list[ExpectationMetric]]]:
-    """Evaluate `rules` on a micro-batch, measure them, and stop on `fail` rules, before writing.
+) -> list[ExpectationMetric]:
+    """Append the rows of an evaluated micro-batch that no drop rule rejects, in one pass.
 
-    Yields the evaluated batch and its metrics for the writes. The evaluated batch is cached
-    for the duration: the writes that follow read it instead of recomputing the batch (for
-    silver: deduplication state and eight SHA-256 per row), which costs less than rerunning.
+    The same pass counts every rule (`DataFrame.observe`) and stops at a row that fails a
+    `fail` rule (`kept_or_stop`): the Delta write then aborts before its commit, so nothing of
+    the batch is written, and the batch is counted again to raise `ExpectationFailedError`
+    with the rule, the count and samples. A second pass over the batch happens only on that
+    path, or when Delta skipped the write as already committed.
+
+    Args:
+        evaluated: `pipeline.expectations.evaluate` output.
+        path: the table to append to.
+        table: the table's name, for metrics and errors.
+        rules: the rules evaluated.
+        query: the streaming query, for idempotent writes.
+        batch_id: the micro-batch, for idempotent writes.
+        shape: turns the kept evaluated rows into the table's rows.
+        hidden_columns: never shown in error samples.
+
+    Returns:
+        The metrics of every rule over the whole batch.
     """
-    evaluated = rules_engine.evaluate(batch, rules).persist()
+    observation = Observation(f"expectations:{query}:{batch_id}:{uuid.uuid4().hex}")
+    observed = evaluated.observe(observation, *rules_engine.metric_columns(rules))
     try:
+        _append_once(
+            shape(observed.where(rules_engine.kept_or_stop(rules))),
+            path,
+            query=query,
+            batch_id=batch_id,
+        )
+    except Exception as error:
+        if not rules_engine.stopped_by_fail_rule(error):
+            raise
         metrics = rules_engine.measure(evaluated, table, rules)
         rules_engine.raise_on_failures(
             evaluated, table, rules, metrics, hidden_columns=hidden_columns
         )
-        yield evaluated, metrics
-    finally:
-        evaluated.unpersist()
+        raise
+    values = _observed(observation)
+    if values is None:
+        return rules_engine.measure(evaluated, table, rules)
+    return rules_engine.metrics_from(values, table, rules)
 
 
 def _dropped_any(metrics: Sequence[ExpectationMetric]) -> bool:
@@ -298,13 +354,13 @@ def _run_bronze(
     )
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        # No cache: the quarantine write needs only the raw text and the object check, so
-        # Spark prunes the typed parse and the rescue from its plan; re-reading is cheaper.
         parsed = bronze.parse_lines(batch)
-        ingested_at = F.current_timestamp()
         if contract is not None:
             _write_bronze_checked(spark, warehouse, parsed, batch_id, contract)
             return
+        # No cache: the quarantine write needs only the raw text and the object check, so
+        # Spark prunes the typed parse and the rescue from its plan; re-reading is cheaper.
+        ingested_at = F.current_timestamp()
         _append_once(
             bronze.bronze_rows(parsed, ingested_at=ingested_at),
             table_path(warehouse, BRONZE_EVENTS),
@@ -334,32 +390,34 @@ def _write_bronze_checked(
     """One bronze micro-batch under its rules: objects that fail drop rules join the quarantine."""
     ingested_at = F.current_timestamp()
     objects = parsed.where(F.col("_quarantine_reason").isNull())
-    with _enforced(
-        objects, table=BRONZE_EVENTS, rules=contract.rules, hidden_columns=BRONZE_HIDDEN_COLUMNS
-    ) as (evaluated, metrics):
-        _append_once(
-            bronze.bronze_rows(rules_engine.kept_rows(evaluated), ingested_at=ingested_at),
-            table_path(warehouse, BRONZE_EVENTS),
-            query="bronze",
-            batch_id=batch_id,
-        )
-        quarantine = bronze.quarantine_rows(parsed, ingested_at=ingested_at)
-        if _dropped_any(metrics):
-            quarantine = quarantine.unionByName(
-                bronze.rule_quarantine_rows(
-                    rules_engine.dropped_rows(evaluated), ingested_at=ingested_at
-                )
+    evaluated = rules_engine.evaluate(objects, contract.rules)
+    metrics = _write_checked(
+        evaluated,
+        table_path(warehouse, BRONZE_EVENTS),
+        table=BRONZE_EVENTS,
+        rules=contract.rules,
+        query="bronze",
+        batch_id=batch_id,
+        shape=lambda kept: bronze.bronze_rows(kept, ingested_at=ingested_at),
+        hidden_columns=BRONZE_HIDDEN_COLUMNS,
+    )
+    quarantine = bronze.quarantine_rows(parsed, ingested_at=ingested_at)
+    if _dropped_any(metrics):
+        quarantine = quarantine.unionByName(
+            bronze.rule_quarantine_rows(
+                rules_engine.dropped_rows(evaluated), ingested_at=ingested_at
             )
-        _append_once(
-            quarantine,
-            table_path(warehouse, BRONZE_QUARANTINE),
-            query="bronze",
-            batch_id=batch_id,
-            merge_schema=True,
         )
-        _log_metrics(
-            spark, warehouse, metrics, run_id=contract.run_id, query="bronze", batch_id=batch_id
-        )
+    _append_once(
+        quarantine,
+        table_path(warehouse, BRONZE_QUARANTINE),
+        query="bronze",
+        batch_id=batch_id,
+        merge_schema=True,
+    )
+    _log_metrics(
+        spark, warehouse, metrics, run_id=contract.run_id, query="bronze", batch_id=batch_id
+    )
 
 
 def _bronze_stream(spark: SparkSession, warehouse: Path) -> DataFrame:
@@ -386,24 +444,28 @@ def _run_silver(
         return _final_watermark(_run_available(writer.start(table_path(warehouse, SILVER_EVENTS))))
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        with _enforced(batch, table=SILVER_EVENTS, rules=contract.rules) as (evaluated, metrics):
+        evaluated = rules_engine.evaluate(batch, contract.rules)
+        metrics = _write_checked(
+            evaluated,
+            table_path(warehouse, SILVER_EVENTS),
+            table=SILVER_EVENTS,
+            rules=contract.rules,
+            query="silver",
+            batch_id=batch_id,
+        )
+        if _dropped_any(metrics):
+            # A second pass over the batch, for its few dropped rows only: cheaper, measured,
+            # than caching every batch (see benchmarks/contract_overhead.py).
             _append_once(
-                rules_engine.kept_rows(evaluated),
-                table_path(warehouse, SILVER_EVENTS),
+                rules_engine.dropped_rows(evaluated),
+                table_path(warehouse, SILVER_QUARANTINE),
                 query="silver",
                 batch_id=batch_id,
+                merge_schema=True,
             )
-            if _dropped_any(metrics):
-                _append_once(
-                    rules_engine.dropped_rows(evaluated),
-                    table_path(warehouse, SILVER_QUARANTINE),
-                    query="silver",
-                    batch_id=batch_id,
-                    merge_schema=True,
-                )
-            _log_metrics(
-                spark, warehouse, metrics, run_id=contract.run_id, query="silver", batch_id=batch_id
-            )
+        _log_metrics(
+            spark, warehouse, metrics, run_id=contract.run_id, query="silver", batch_id=batch_id
+        )
 
     failures: list[ExpectationFailedError] = []
     checked_writer = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import expectations
@@ -60,6 +60,7 @@ def test_all_rules_are_evaluated_in_a_single_projection(spark: SparkSession) -> 
     assert evaluated.columns == [
         *source.columns,
         *[expectations.passed_column(rule) for rule in RULES],
+        expectations.KEPT_COLUMN,
         expectations.FAILED_DROP_COLUMN,
     ]
     # One Project on top of the source plan (or merged into its own): no join, no aggregate,
@@ -182,3 +183,27 @@ def test_rules_that_do_not_fit_the_table_are_rejected_before_running(
 def test_repeated_rule_names_are_rejected(spark: SparkSession) -> None:
     with pytest.raises(InvalidExpectationError, match="more than once"):
         expectations.check_rules(_frame(spark), "events", (RULES[0], RULES[0]))
+
+
+def test_the_keep_filter_stops_a_write_at_a_row_failing_a_fail_rule(
+    spark: SparkSession,
+) -> None:
+    fail_rules = (*RULES, _rule("price_present", "price IS NOT NULL", action="fail"))
+    evaluated = expectations.evaluate(_frame(spark), fail_rules)
+    with pytest.raises(Exception) as caught:
+        evaluated.where(expectations.kept_or_stop(fail_rules)).collect()
+    assert expectations.stopped_by_fail_rule(caught.value)
+
+    passing = expectations.evaluate(_frame(spark).where(F.col("price").isNotNull()), fail_rules)
+    kept = passing.where(expectations.kept_or_stop(fail_rules))
+    assert [row.event_id for row in kept.collect()] == ["a"]
+
+
+def test_metrics_observed_during_an_action_equal_the_measured_ones(spark: SparkSession) -> None:
+    evaluated = expectations.evaluate(_frame(spark), RULES)
+    observation = Observation("metrics")
+    evaluated.observe(observation, *expectations.metric_columns(RULES)).where(
+        expectations.kept_or_stop(RULES)
+    ).collect()
+    observed = expectations.metrics_from(observation.get, "events", RULES)
+    assert observed == expectations.measure(evaluated, "events", RULES)

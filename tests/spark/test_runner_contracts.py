@@ -177,7 +177,7 @@ def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
     assert sample == {"event_id": events[3]["event_id"], "event_type": "teleport"}
     message = str(error)
     assert "rule 'no_teleports' (nobody teleports): 1 of 40 rows fail it" in message
-    assert "stopped before writing" in message
+    assert "stopped without committing anything" in message
 
     # Bronze committed its batch; nothing of the silver batch was written anywhere.
     assert runner.count_rows(spark, warehouse, runner.BRONZE_EVENTS) == 40
@@ -193,6 +193,34 @@ def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
     assert summary.rows(runner.SILVER_EVENTS) == 39
     assert summary.rows(runner.SILVER_QUARANTINE) == 1
     assert _failed_by_rule(spark, warehouse, runner.SILVER_EVENTS)["event_type_known"] == 1
+
+
+def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = generator.generate_events(events=30, seed=16)
+    events[0] = dict(events[0], event_type="teleport")
+    _write(tmp_path / "landing" / "events" / "a.json", events)
+    real_log = runner._log_metrics
+
+    def crash_on_silver(*args: Any, **kwargs: Any) -> None:
+        if kwargs["query"] == "silver":
+            raise RuntimeError("simulated crash after silver_events and its quarantine")
+        real_log(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_log_metrics", crash_on_silver)
+    with pytest.raises(Exception, match="simulated crash"):
+        _run(spark, tmp_path, pii_key)
+    monkeypatch.setattr(runner, "_log_metrics", real_log)
+    # On the replay Delta skips both committed writes, so nothing is observed: the batch is
+    # counted again instead (sooner here than the runner's default wait).
+    monkeypatch.setattr(runner, "OBSERVATION_WAIT_SECONDS", 0.5)
+    summary = _run(spark, tmp_path, pii_key)
+    assert summary.rows(runner.SILVER_EVENTS) == 29
+    assert summary.rows(runner.SILVER_QUARANTINE) == 1
+    assert _failed_by_rule(spark, tmp_path / "warehouse", runner.SILVER_EVENTS) == {
+        rule.name: int(rule.name == "event_type_known") for rule in RULES[runner.SILVER_EVENTS]
+    }
 
 
 def test_bronze_drop_rules_send_the_raw_line_to_the_bronze_quarantine(

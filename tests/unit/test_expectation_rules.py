@@ -97,5 +97,5 @@ def test_the_failure_message_names_table_rule_count_and_samples() -> None:
     assert "'email_hash_is_hmac'" in text
     assert "2 of 1,000 rows" in text
     assert "event_id=e-1" in text
-    assert "stopped before writing" in text
+    assert "stopped without committing anything" in text
     assert (error.rule, error.failed, error.table) == ("email_hash_is_hmac", 2, "silver_events")
