@@ -25,6 +25,7 @@ from contracts.checks import (
     matches_regex,
 )
 from pipeline.expectations import Expectation, TableExpectations
+from pipeline.silver import event_time_sql
 
 BRONZE_EVENTS = "bronze_events"
 SILVER_EVENTS = "silver_events"
@@ -101,11 +102,21 @@ def bronze_rules() -> tuple[Expectation, ...]:
         ),
         Expectation(
             name="event_ts_parseable",
-            predicate="event_ts IS NULL OR try_to_timestamp(event_ts) IS NOT NULL",
+            predicate=f"event_ts IS NULL OR ({event_time_sql('event_ts')}) IS NOT NULL",
             action="warn",
-            description="event_ts is an ISO-8601 timestamp Spark can parse",
-            passing_example={"event_ts": "2026-11-01T12:00:00.250+02:00"},
-            failing_example={"event_ts": "yesterday at noon"},
+            description=(
+                "event_ts is a time silver can place: ISO-8601 with a zone, epoch "
+                "milliseconds or RFC 1123 (silver quarantines the others)"
+            ),
+            passing_example=(
+                {"event_ts": "2026-11-01T12:00:00.250+02:00"},
+                {"event_ts": "1793534400000"},
+                {"event_ts": "Sun, 01 Nov 2026 10:00:00 GMT"},
+            ),
+            failing_example=(
+                {"event_ts": "yesterday at noon"},
+                {"event_ts": "2026-11-01T12:00:00"},
+            ),
             columns=("event_id", "event_ts"),
         ),
     )
@@ -270,10 +281,11 @@ def expectations(
     clock: Callable[[], datetime] = wall_clock,
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
 ) -> dict[str, tuple[Expectation, ...]]:
-    """The rules the runner enforces, per table (bronze and silver; gold comes with its stage)."""
+    """The rules the runner enforces, per table: bronze, silver and gold."""
     return {
         BRONZE_EVENTS: bronze_rules(),
         SILVER_EVENTS: silver_rules(clock=clock, future_tolerance=future_tolerance),
+        **gold_expectations(),
     }
 
 

@@ -25,29 +25,40 @@ REDACTED_EMAIL = "[redacted-email]"
 REASON_BAD_EVENT_TS = "event_ts missing, without a time zone, or not a timestamp"
 
 
-def parse_event_time(text: Column) -> Column:
-    """Parse an event timestamp to a UTC instant; null when it has no single meaning.
+def event_time_sql(text: str) -> str:
+    """Spark SQL that parses the SQL expression `text` to a UTC instant; null when it has no
+    single meaning. The one definition of event-time parsing: silver (`parse_event_time`) and
+    the contract rules (and through them Great Expectations) use this text.
 
     Accepted: ISO-8601 with a zone (`Z`, `+05:30`, `-0800`; a space may replace the `T`),
     epoch milliseconds (a 12 to 14 digit number), and RFC 1123 (`Sun, 01 Nov 2026 10:00:00
     GMT`). A timestamp without a zone is rejected rather than guessed: the same text means
     different instants in different places.
     """
-    value = F.trim(text)
-    rfc_1123 = F.regexp_replace(value, r"^[A-Za-z]{3}, ", "")
-    return (
-        F.when(value.rlike(r"(Z|[+-]\d{2}:?\d{2})$"), F.try_to_timestamp(value))
-        .when(value.rlike(r"^\d{12,14}$"), F.timestamp_millis(value.try_cast("bigint")))
-        .when(
-            value.rlike(r"^[A-Za-z]{3}, "),
-            F.try_to_timestamp(rfc_1123, F.lit("dd MMM yyyy HH:mm:ss z")),
-        )
+    value = f"trim({text})"
+    # Backslashes doubled for the SQL string literal: the regex sees \\d.
+    with_zone, epoch_millis, rfc_1123 = (
+        r"(Z|[+-]\\d{2}:?\\d{2})$",
+        r"^\\d{12,14}$",
+        "^[A-Za-z]{3}, ",
     )
+    return (
+        f"CASE WHEN {value} RLIKE '{with_zone}' THEN try_to_timestamp({value}) "
+        f"WHEN {value} RLIKE '{epoch_millis}' "
+        f"THEN timestamp_millis(try_cast({value} AS BIGINT)) "
+        f"WHEN {value} RLIKE '{rfc_1123}' THEN try_to_timestamp("
+        f"regexp_replace({value}, '{rfc_1123}', ''), 'dd MMM yyyy HH:mm:ss z') END"
+    )
+
+
+def parse_event_time(column: str) -> Column:
+    """The UTC instant of the timestamp text in `column` (see `event_time_sql`)."""
+    return F.expr(event_time_sql(f"`{column}`"))
 
 
 def with_event_time(bronze: DataFrame) -> DataFrame:
     """Add `event_time`, the UTC instant of `event_ts` (see `parse_event_time`)."""
-    return bronze.withColumn("event_time", parse_event_time(F.col("event_ts")))
+    return bronze.withColumn("event_time", parse_event_time("event_ts"))
 
 
 def _quarantine_reason() -> Column:
