@@ -14,7 +14,8 @@ rules dropped), so that Great Expectations can validate the same rows and be com
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipeline import expectations as engine
@@ -108,15 +109,34 @@ def checked_rows(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:
     return rows.unionByName(dropped.drop(engine.QUARANTINE_RULES_COLUMN))
 
 
+@contextmanager
+def _dim_user_view(spark: SparkSession, warehouse: Path) -> Iterator[None]:
+    """`gold_dim_user` registered under its name for the gold rules that read it, if it exists."""
+    if not runner.count_rows(spark, warehouse, runner.GOLD_DIM_USER):
+        yield
+        return
+    with runner.dim_user_view(runner.read_table(spark, warehouse, runner.GOLD_DIM_USER)):
+        yield
+
+
 def _counts(
     spark: SparkSession, warehouse: Path, run_id: str | None
 ) -> dict[tuple[str, str], tuple[int, int]]:
+    """Passed and failed per (table, rule): summed over one run's batches, or over all runs.
+
+    Gold tables are evaluated whole in every run, so over all runs only their latest
+    run counts.
+    """
     try:
         log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
     except AnalysisException:
         return {}
     if run_id is not None:
         log = log.where(F.col("run_id") == run_id)
+    else:
+        gold = F.col("table").isin(*runner.GOLD_ENFORCED_TABLES)
+        latest = F.max("run_id").over(Window.partitionBy("table"))
+        log = log.withColumn("_latest", latest).where(~gold | (F.col("run_id") == F.col("_latest")))
     totals = log.groupBy("table", "rule").agg(
         F.sum("passed").alias("passed"), F.sum("failed").alias("failed")
     )
@@ -287,13 +307,19 @@ def write_reports(
     GX validates what the rules were evaluated on (`checked_rows`: each table and the rows
     its rules dropped), so its counts can be compared with the log's over all runs.
     """
-    gx_report = None
-    if with_gx:
-        from contracts import gx_suites
+    written = {
+        table: table_rules
+        for table, table_rules in rules_by_table.items()
+        if runner.count_rows(spark, warehouse, table) or table in QUARANTINES
+    }
+    with _dim_user_view(spark, warehouse):
+        gx_report = None
+        if with_gx:
+            from contracts import gx_suites
 
-        frames = {table: checked_rows(spark, warehouse, table) for table in rules_by_table}
-        gx_report = gx_suites.validate(frames, rules_by_table, docs_dir=report_dir / DATA_DOCS_DIR)
-    report = quarantine_report(spark, warehouse, rules_by_table, run_id=run_id, gx=gx_report)
+            frames = {table: checked_rows(spark, warehouse, table) for table in written}
+            gx_report = gx_suites.validate(frames, written, docs_dir=report_dir / DATA_DOCS_DIR)
+        report = quarantine_report(spark, warehouse, rules_by_table, run_id=run_id, gx=gx_report)
     json_path, html_path = write_report(report, report_dir)
     return ContractReports(
         report, json_path, html_path, gx_report, gx_report.docs_index if gx_report else None

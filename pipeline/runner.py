@@ -23,14 +23,17 @@ table (all rules in one projection, counted by `observe` during the write): a ro
 `fail` rule aborts that write before its commit and raises `ExpectationFailedError`, so the
 batch stays uncommitted; `drop` rows go to the table's quarantine with the rule names; `warn`
 rows are kept; the counts go to `_expectations_log`. Every write of a batch is an idempotent
-Delta append keyed by the query and batch id.
+Delta append keyed by the query and batch id. Rules for `gold_dim_user` and `gold_fact_events`
+(warn and fail only) are evaluated over the whole table each run: the dimension's after its
+merges, the facts' in the pass that replaces the table.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,8 +89,12 @@ TABLES: tuple[str, ...] = (
     EXPECTATIONS_LOG,
     *GOLD_TABLES,
 )
-ENFORCED_TABLES: tuple[str, ...] = (BRONZE_EVENTS, SILVER_EVENTS)
+ENFORCED_TABLES: tuple[str, ...] = (BRONZE_EVENTS, SILVER_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS)
 """Tables whose writing query can enforce expectations."""
+GOLD_ENFORCED_TABLES: tuple[str, ...] = (GOLD_DIM_USER, GOLD_FACT_EVENTS)
+"""Gold tables with rules: `warn` and `fail` only, since every silver event must reach
+`gold_fact_events` and a dimension version cannot be dropped without breaking its history.
+Their rules may name `gold_dim_user` as a table (a view of it is registered while they run)."""
 
 BRONZE_HIDDEN_COLUMNS: tuple[str, ...] = ("user", "_rescued_data", "_raw")
 """Bronze columns that may hold PII in clear: never shown in error samples."""
@@ -304,7 +311,12 @@ def _log_metrics(
     run_id: str,
     query: str,
     batch_id: int,
+    once_per_run: bool = False,
 ) -> None:
+    """Append the metrics of a micro-batch to `_expectations_log`, once per (query, batch).
+
+    `once_per_run`: the query runs once in each run (a gold rebuild), not once per batch.
+    """
     _append_once(
         rules_engine.log_rows(
             spark,
@@ -315,7 +327,7 @@ def _log_metrics(
             logged_at=F.current_timestamp(),
         ),
         table_path(warehouse, EXPECTATIONS_LOG),
-        query=query,
+        query=f"{query}:{run_id}" if once_per_run else query,
         batch_id=batch_id,
     )
 
@@ -560,7 +572,81 @@ def _user_dimension(spark: SparkSession, warehouse: Path, keys: DataFrame) -> Da
     return gold.dim_user(gold.user_changes(no_changes, keys=keys))
 
 
-def _rebuild_gold(spark: SparkSession, warehouse: Path, keys: DataFrame) -> None:
+@contextmanager
+def dim_user_view(users: DataFrame) -> Iterator[None]:
+    """`gold_dim_user` as a temporary view, for gold rules that name it in SQL."""
+    users.createOrReplaceTempView(GOLD_DIM_USER)
+    try:
+        yield
+    finally:
+        users.sparkSession.catalog.dropTempView(GOLD_DIM_USER)
+
+
+def _check_dim_user(spark: SparkSession, warehouse: Path, contract: _Contract | None) -> None:
+    """Evaluate `gold_dim_user`'s rules over the whole dimension after its merges."""
+    if contract is None or not table_exists(spark, table_path(warehouse, GOLD_DIM_USER)):
+        return
+    users = read_table(spark, warehouse, GOLD_DIM_USER)
+    with dim_user_view(users):
+        evaluated = rules_engine.evaluate(users, contract.rules)
+        metrics = rules_engine.measure(evaluated, GOLD_DIM_USER, contract.rules)
+        _log_metrics(
+            spark,
+            warehouse,
+            metrics,
+            run_id=contract.run_id,
+            query=GOLD_DIM_USER,
+            batch_id=0,
+            once_per_run=True,
+        )
+        rules_engine.raise_on_failures(
+            evaluated, GOLD_DIM_USER, contract.rules, metrics, key_columns=(gold.USER_SK,)
+        )
+
+
+def _replace_facts(
+    spark: SparkSession, warehouse: Path, facts: DataFrame, contract: _Contract | None
+) -> None:
+    """Replace `gold_fact_events`; with rules, in the pass that evaluates them.
+
+    A row failing a `fail` rule aborts the `CREATE OR REPLACE` before it commits: the table
+    keeps its previous content, and the facts are evaluated again to name the rule.
+    """
+    path = table_path(warehouse, GOLD_FACT_EVENTS)
+    if contract is None:
+        replace_table(facts, path, cluster_by=("event_date",))
+        return
+    evaluated = rules_engine.evaluate(facts, contract.rules)
+    try:
+        replace_table(
+            rules_engine.without_evaluation(
+                evaluated.where(rules_engine.kept_or_stop(contract.rules))
+            ),
+            path,
+            cluster_by=("event_date",),
+        )
+    except Exception as error:
+        if not rules_engine.stopped_by_fail_rule(error):
+            raise
+        metrics = rules_engine.measure(evaluated, GOLD_FACT_EVENTS, contract.rules)
+        rules_engine.raise_on_failures(evaluated, GOLD_FACT_EVENTS, contract.rules, metrics)
+        raise
+    written = rules_engine.evaluate(read_table(spark, warehouse, GOLD_FACT_EVENTS), contract.rules)
+    metrics = rules_engine.measure(written, GOLD_FACT_EVENTS, contract.rules)
+    _log_metrics(
+        spark,
+        warehouse,
+        metrics,
+        run_id=contract.run_id,
+        query=GOLD_FACT_EVENTS,
+        batch_id=0,
+        once_per_run=True,
+    )
+
+
+def _rebuild_gold(
+    spark: SparkSession, warehouse: Path, keys: DataFrame, contracts: Mapping[str, _Contract]
+) -> None:
     """Recompute the star schema and the aggregates from silver and the user dimension."""
     events = read_table(spark, warehouse, SILVER_EVENTS)
 
@@ -571,7 +657,13 @@ def _rebuild_gold(spark: SparkSession, warehouse: Path, keys: DataFrame) -> None
     replace(GOLD_DIM_DEVICE, gold.dim_device(events), gold.DEVICE_SK)
     replace(GOLD_DIM_DATE, gold.dim_date(events), gold.DATE_SK)
     users = _user_dimension(spark, warehouse, keys)
-    replace(GOLD_FACT_EVENTS, gold.fact_events(events, users=users), "event_date")
+    with dim_user_view(users):
+        _replace_facts(
+            spark,
+            warehouse,
+            gold.fact_events(events, users=users),
+            contracts.get(GOLD_FACT_EVENTS),
+        )
     facts = read_table(spark, warehouse, GOLD_FACT_EVENTS)
     replace(GOLD_DAILY_ACTIVE_USERS, gold.daily_active_users(facts), "event_date")
     replace(GOLD_FUNNEL_DAILY, gold.funnel_daily(facts), "event_date")
@@ -584,14 +676,16 @@ def _run_gold(
     warehouse: Path,
     keys: DataFrame,
     options: RunOptions,
+    contracts: Mapping[str, _Contract],
     report: Callable[[str], None],
 ) -> None:
     if (landing / USER_CHANGES_DIR).is_dir():
         report(f"gold: merging new user changes into {GOLD_DIM_USER} (SCD type 2)")
         _run_dim_user(spark, landing, warehouse, keys, options)
+        _check_dim_user(spark, warehouse, contracts.get(GOLD_DIM_USER))
     if table_exists(spark, table_path(warehouse, SILVER_EVENTS)):
         report("gold: rebuilding the star schema and the aggregates")
-        _rebuild_gold(spark, warehouse, keys)
+        _rebuild_gold(spark, warehouse, keys, contracts)
 
 
 def _check_landing(landing: Path) -> None:
@@ -624,7 +718,7 @@ def run_pipeline(
         options: watermark and batch sizing; defaults when None.
         progress: called with a short message as each stage starts.
         expectations: rules per table (`ENFORCED_TABLES`), e.g. `contracts.rules.EXPECTATIONS`;
-            none are enforced when None.
+            none are enforced when None. Gold tables take warn and fail rules only.
 
     Returns:
         Row counts per table, before and after the run, and the run id of the metrics.
@@ -649,7 +743,7 @@ def run_pipeline(
         watermark = _run_silver(spark, warehouse, keys, options, contracts.get(SILVER_EVENTS))
         report("silver: accounting for quarantined and late rows")
         _run_silver_accounting(spark, warehouse, keys, watermark)
-    _run_gold(spark, landing, warehouse, keys, options, report)
+    _run_gold(spark, landing, warehouse, keys, options, contracts, report)
     return RunSummary(
         tuple(
             TableCount(table, before[table], count_rows(spark, warehouse, table))
@@ -677,17 +771,37 @@ def _contracts(
             f"Expectations were given for {unknown}, but no query of the pipeline writes "
             f"those tables; rules can be enforced on {list(ENFORCED_TABLES)}."
         )
+    dropping = sorted(
+        f"{table}.{rule.name}"
+        for table in GOLD_ENFORCED_TABLES
+        for rule in rules_by_table.get(table, ())
+        if rule.action == "drop"
+    )
+    if dropping:
+        raise InvalidExpectationError(
+            f"Rules {dropping} drop gold rows, but gold tables take only warn and fail rules: "
+            "every silver event must reach gold_fact_events, and a dimension version cannot "
+            "be dropped without breaking its history. Make them warn or fail, or drop the "
+            "rows earlier, with a rule on silver_events."
+        )
     lines = spark.createDataFrame([], "value string, _source_file string")
     parsed = bronze.parse_lines(lines)
+    events = silver.silver_events(
+        bronze.bronze_rows(parsed, ingested_at=F.current_timestamp()), keys=keys
+    )
+    users = gold.dim_user(
+        gold.user_changes(spark.createDataFrame([], USER_CHANGE_SCHEMA), keys=keys)
+    )
     shapes = {
         BRONZE_EVENTS: parsed,
-        SILVER_EVENTS: silver.silver_events(
-            bronze.bronze_rows(parsed, ingested_at=F.current_timestamp()), keys=keys
-        ),
+        SILVER_EVENTS: events,
+        GOLD_DIM_USER: users,
+        GOLD_FACT_EVENTS: gold.fact_events(events, users=users),
     }
     contracts: dict[str, _Contract] = {}
-    for table, rules in rules_by_table.items():
-        if rules:
-            rules_engine.check_rules(shapes[table], table, rules)
-            contracts[table] = _Contract(tuple(rules), run_id)
+    with dim_user_view(users):
+        for table, rules in rules_by_table.items():
+            if rules:
+                rules_engine.check_rules(shapes[table], table, rules)
+                contracts[table] = _Contract(tuple(rules), run_id)
     return contracts

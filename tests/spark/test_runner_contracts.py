@@ -128,7 +128,10 @@ def test_injected_violations_are_counted_routed_and_accounted(
     assert all(verdict.passed for verdict in verdicts), verdicts
 
     again = _run(spark, tmp_path, pii_key)
-    assert {count.table: count.added for count in again.counts if count.added} == {}
+    # Gold is evaluated whole on every run: only its rules' metrics are added.
+    assert {count.table: count.added for count in again.counts if count.added} == {
+        runner.EXPECTATIONS_LOG: len(RULES[runner.GOLD_FACT_EVENTS])
+    }
 
     reports = write_reports(
         spark, warehouse, RULES, tmp_path / "reports", run_id=summary.run_id, with_gx=False
@@ -247,7 +250,7 @@ def test_rules_for_an_unknown_table_or_column_fail_before_any_query(
 ) -> None:
     generator.write_landing(tmp_path / "landing", events=5, seed=14, files=1)
     with pytest.raises(InvalidExpectationError, match="no query of the pipeline writes"):
-        _run(spark, tmp_path, pii_key, {"gold_dim_user": rules.gold_dim_user_rules()})
+        _run(spark, tmp_path, pii_key, {"gold_sessions": rules.gold_dim_user_rules()})
     with pytest.raises(InvalidExpectationError, match="does not fit"):
         _run(spark, tmp_path, pii_key, {runner.SILVER_EVENTS: rules.bronze_rules()})
     assert not (tmp_path / "warehouse").exists()
@@ -288,3 +291,69 @@ def test_the_command_line_reports_a_failed_rule_and_exits_non_zero(
     err = capsys.readouterr().err
     assert "error: Table silver_events: 1 expect_or_fail rule(s) failed" in err
     assert "rule 'never' (no row is good enough): 10 of 10 rows fail it" in err
+
+
+def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_facts(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    generator.write_landing(tmp_path / "landing", events=40, seed=17, users=6, files=1)
+    warehouse = tmp_path / "warehouse"
+    first = _run(spark, tmp_path, pii_key, RULES)
+    facts = runner.count_rows(spark, warehouse, runner.GOLD_FACT_EVENTS)
+    versions = runner.count_rows(spark, warehouse, runner.GOLD_DIM_USER)
+    assert facts == first.rows(runner.SILVER_EVENTS) == 40
+    log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
+    gold_log = {
+        (row.table, row.rule): (row.passed, row.failed)
+        for row in log.where(F.col("table").startswith("gold_")).collect()
+    }
+    assert gold_log == {
+        (runner.GOLD_FACT_EVENTS, "user_sk_in_dim_user"): (facts, 0),
+        (runner.GOLD_DIM_USER, "one_open_version_per_user"): (versions, 0),
+    }
+
+    no_purchases = Expectation(
+        name="no_purchases",
+        predicate="event_type <> 'purchase'",
+        action="fail",
+        description="nobody buys",
+        passing_example={"event_type": "click"},
+        failing_example={"event_type": "purchase"},
+        columns=("event_type",),
+    )
+    purchases = runner.read_table(spark, warehouse, runner.GOLD_FACT_EVENTS).where(
+        F.col("event_type") == "purchase"
+    )
+    assert purchases.count() > 0
+    strict = {
+        **RULES,
+        runner.GOLD_FACT_EVENTS: (*RULES[runner.GOLD_FACT_EVENTS], no_purchases),
+    }
+    generator.write_landing(
+        tmp_path / "landing",
+        events=40,
+        seed=18,
+        users=6,
+        files=1,
+        # Within the watermark and before the rules' clock (the end of the first day).
+        start=generator.DEFAULT_START + timedelta(hours=23, minutes=20),
+        duration=timedelta(minutes=30),
+    )
+    with pytest.raises(ExpectationFailedError) as caught:
+        _run(spark, tmp_path, pii_key, strict)
+    assert (caught.value.table, caught.value.rule) == (runner.GOLD_FACT_EVENTS, "no_purchases")
+    # Silver took the new batch; the fact table kept the previous run's content.
+    assert runner.count_rows(spark, warehouse, runner.SILVER_EVENTS) == 80
+    assert runner.count_rows(spark, warehouse, runner.GOLD_FACT_EVENTS) == facts
+
+    summary = _run(spark, tmp_path, pii_key, RULES)
+    assert summary.rows(runner.GOLD_FACT_EVENTS) == 80
+
+
+def test_gold_tables_take_no_drop_rules(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    generator.write_landing(tmp_path / "landing", events=5, seed=19, files=1)
+    dropping = tuple(replace(rule, action="drop") for rule in RULES[runner.GOLD_FACT_EVENTS])
+    with pytest.raises(InvalidExpectationError, match="gold tables take only warn and fail"):
+        _run(spark, tmp_path, pii_key, {runner.GOLD_FACT_EVENTS: dropping})
