@@ -7,7 +7,8 @@ from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "venv"
+# uv when installed (CI installs it: pyspark and GX install in seconds from its cache), else venv.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
