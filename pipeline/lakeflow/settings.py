@@ -71,7 +71,7 @@ class PipelineSettings:
         return cls.read(lambda key: spark.conf.get(key, None))
 
     def pii_key(self, spark: SparkSession) -> PiiKey:
-        """The PII key the configuration refers to (see `pipeline.config.pii_key_from_reference`)."""
+        """The PII key the configuration refers to (`pipeline.config.pii_key_from_reference`)."""
         return pii_key_from_reference(self.pii_key_ref, lambda key: spark.conf.get(key, None))
 
     def events_path(self) -> str:

@@ -17,7 +17,7 @@ from pipeline.lakeflow.quality import expectations
 from pipeline.lakeflow.settings import PipelineSettings
 from pipeline.runner import BRONZE_EVENTS, BRONZE_QUARANTINE
 
-spark: SparkSession  # defined by spark-pipelines and by Databricks before this file runs
+spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in
 settings = PipelineSettings.of(spark)
 capabilities = Capabilities.of(dp)
 rules = settings.expectations().get(BRONZE_EVENTS, ())

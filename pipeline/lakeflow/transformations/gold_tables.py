@@ -8,6 +8,8 @@ and unknown member; elsewhere (open-source SDP 4.2 offers SCD1 only) the version
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark import pipelines as dp
 from pyspark.sql import DataFrame, SparkSession
 
@@ -28,7 +30,7 @@ from pipeline.runner import (
     SILVER_EVENTS,
 )
 
-spark: SparkSession  # defined by spark-pipelines and by Databricks before this file runs
+spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in
 settings = PipelineSettings.of(spark)
 capabilities = Capabilities.of(dp)
 keys = key_frame(spark, settings.pii_key(spark))
@@ -45,7 +47,9 @@ if capabilities.scd2_auto_cdc:
         return gold.user_changes(raw, keys=keys)
 
     dp.create_streaming_table(name=GOLD_USER_VERSIONS, comment="AUTO CDC SCD2 user versions.")
-    dp.create_auto_cdc_flow(target=GOLD_USER_VERSIONS, source=USER_CHANGES, **gold.user_cdc_options())
+    # Databricks' signature, a superset of the open-source one that type checkers see.
+    create_scd2_flow: Callable[..., None] = dp.create_auto_cdc_flow
+    create_scd2_flow(target=GOLD_USER_VERSIONS, source=USER_CHANGES, **gold.user_cdc_options())
 
     @dp.materialized_view(name=GOLD_DIM_USER, comment="Users, SCD type 2 (AUTO CDC).")
     def gold_dim_user() -> DataFrame:
@@ -56,9 +60,7 @@ else:
     # ties), and SDP forbids jobs inside a query function: the dimension's plan is built
     # here, as the file loads, from the landing files (not from a dataset of the pipeline).
     user_dimension = gold.dim_user(
-        gold.user_changes(
-            sources.user_change_files(spark, settings.user_changes_path()), keys=keys
-        )
+        gold.user_changes(sources.user_change_files(spark, settings.user_changes_path()), keys=keys)
     )
 
     @dp.materialized_view(name=GOLD_DIM_USER, comment="Users, SCD type 2 (apply_changes).")

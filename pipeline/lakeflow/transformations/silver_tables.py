@@ -20,7 +20,7 @@ from pipeline.lakeflow.settings import PipelineSettings
 from pipeline.pseudonymize import key_frame
 from pipeline.runner import BRONZE_EVENTS, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
 
-spark: SparkSession  # defined by spark-pipelines and by Databricks before this file runs
+spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in
 settings = PipelineSettings.of(spark)
 capabilities = Capabilities.of(dp)
 rules = settings.expectations().get(SILVER_EVENTS, ())
