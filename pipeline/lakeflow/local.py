@@ -19,6 +19,7 @@ run, and removes it afterwards.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,11 @@ from typing import Any, Literal
 
 import yaml
 
-from pipeline.config import SparkSettings, subprocess_environment
+from pipeline.config import (
+    SparkSettings,
+    spark_settings_from_environment,
+    subprocess_environment,
+)
 from pipeline.errors import ConfigurationError
 from pipeline.lakeflow.settings import LANDING
 from pipeline.session import local_server_conf, resolve_delta_jars
@@ -154,10 +159,6 @@ def run_spark_pipelines(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m pipeline.lakeflow {run,dry-run} [--spec S] [--landing L] [--warehouse W]`."""
-    import argparse
-
-    from pipeline.config import spark_settings_from_environment
-
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.lakeflow",
         description="Run the pipeline's SDP definitions with spark-pipelines on local Spark.",

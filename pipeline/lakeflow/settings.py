@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from pipeline.cli import load_expectations
 from pipeline.config import PiiKey, pii_key_from_reference
 from pipeline.errors import ConfigurationError
 from pipeline.expectations import Expectation
@@ -84,8 +85,6 @@ class PipelineSettings:
 
     def expectations(self) -> Mapping[str, Sequence[Expectation]]:
         """The rules per table of the configured module, none for "none"."""
-        from pipeline.cli import load_expectations
-
         return load_expectations(self.expectations_module)
 
 
