@@ -327,7 +327,8 @@ def funnel_daily(facts: DataFrame) -> DataFrame:
     before it does not count. Rates are step over previous step; `conversion_rate` is
     purchases over page views; all are null when the denominator is 0.
     """
-    steps = _session_summary(facts).withColumn("event_date", F.to_date("started_at"))
+    summary = _session_summary(facts)  # select, not withColumn: see silver.with_event_time
+    steps = summary.select("*", F.to_date("started_at").alias("event_date"))
     counts = steps.groupBy("event_date").agg(
         date_key(F.col("event_date")).alias(DATE_SK),
         *[F.count(f"{step}_at").alias(f"{step}_sessions") for step in FUNNEL_STEPS],

@@ -47,7 +47,9 @@ def parse_event_time(text: Column) -> Column:
 
 def with_event_time(bronze: DataFrame) -> DataFrame:
     """Add `event_time`, the UTC instant of `event_ts` (see `parse_event_time`)."""
-    return bronze.withColumn("event_time", parse_event_time(F.col("event_ts")))
+    # select, not withColumn: Spark Connect 4.2 may resolve a withColumn's input against the
+    # catalog when the flow is defined, and a pipeline then loses the dependency on it.
+    return bronze.select("*", parse_event_time(F.col("event_ts")).alias("event_time"))
 
 
 def _quarantine_reason() -> Column:

@@ -14,7 +14,8 @@ So they go into a `spark-defaults.conf` of a configuration directory made for th
 (`SPARK_CONF_DIR`), which every `spark-submit` reads. The spec's own `storage` must be an
 absolute URI, which a committed file cannot know: the run writes an effective copy of the
 spec beside the committed one, with the storage, the landing path and the warehouse of this
-run, and removes it afterwards.
+run, and removes it afterwards. The tables are registered in a Hive metastore kept in the
+warehouse, so running again on the same warehouse is an incremental update.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from pipeline.session import local_server_conf, resolve_delta_jars
 Command = Literal["run", "dry-run"]
 SPEC_NAME = "spark-pipeline.yml"
 STORAGE_DIR = "_pipeline_storage"
+METASTORE_DIR = "_metastore_db"
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,17 @@ class LocalRun:
     def server_conf(self, settings: SparkSettings) -> dict[str, str]:
         """The `spark-defaults.conf` settings of the Spark Connect server."""
         conf = local_server_conf(settings, resolve_delta_jars(settings))
-        conf["spark.sql.warehouse.dir"] = str(self.warehouse.resolve())
+        warehouse = self.warehouse.resolve()
+        conf["spark.sql.warehouse.dir"] = str(warehouse)
+        # A Hive metastore (embedded Derby) in the warehouse remembers the tables between
+        # runs, so a second `run` is incremental, as the runner's; Spark's default in-memory
+        # catalog forgets them and the next run refuses their non-empty locations.
+        metastore = warehouse / METASTORE_DIR
+        conf["spark.sql.catalogImplementation"] = "hive"
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+            f"jdbc:derby:;databaseName={metastore};create=true"
+        )
+        conf["spark.driver.extraJavaOptions"] += f" -Dderby.system.home={warehouse}"
         return conf
 
 

@@ -3,8 +3,9 @@
 One landing directory (a few thousand generated events, a duplicated event, a line that is
 not JSON and an event without a timestamp) goes through both: `spark-pipelines run` of
 `spark-pipeline.yml` (its own Spark Connect server, Delta tables in its warehouse) and
-`pipeline.runner.run_pipeline` (local Spark, `contracts.rules` enforced on both sides). Every
-table both build is compared row for row.
+`pipeline.runner.run_pipeline` (local Spark, `contracts.rules` enforced on both sides). SDP
+runs twice, the second time incrementally over a day of events that landed after the first;
+the runner runs once over everything. Every table both build is compared row for row.
 
 Ignored: `_ingested_at` (bronze and silver tables), the time each side read a line; nothing
 else. Not shared: `_expectations_log` (the runner's metrics table; Databricks keeps them in
@@ -20,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -36,8 +38,9 @@ from pipeline.session import build_session
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPEC = PROJECT / "spark-pipeline.yml"
-EVENTS = 3_000
+FIRST_EVENTS, LATER_EVENTS = 2_000, 1_000
 EXPECTATIONS_MODULE = "contracts.rules"
+NEXT_DAY = generator.DEFAULT_START + timedelta(days=1)
 
 SHARED_TABLES: tuple[str, ...] = (
     runner.BRONZE_EVENTS,
@@ -90,7 +93,7 @@ def settings() -> SparkSettings:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("lakeflow")
-    generator.write_landing(root / "landing", events=EVENTS, seed=11, files=4)
+    generator.write_landing(root / "landing", events=FIRST_EVENTS, seed=11, files=3)
     _add_faults(root / "landing")
     (root / "pii.key").write_text(uuid.uuid4().hex + uuid.uuid4().hex, encoding="utf-8")
     return root
@@ -113,6 +116,11 @@ def runs(workspace: Path, settings: SparkSettings) -> Iterator[Runs]:
     started = time.monotonic()
     completed = run_spark_pipelines("run", _local_run(workspace, "sdp"), settings, capture=True)
     _fail_with_output(completed, "run")
+    generator.write_landing(
+        workspace / "landing", events=LATER_EVENTS, seed=12, files=1, start=NEXT_DAY
+    )
+    completed = run_spark_pipelines("run", _local_run(workspace, "sdp"), settings, capture=True)
+    _fail_with_output(completed, "incremental run")
     sdp_seconds = time.monotonic() - started
 
     spark = build_session(settings)
@@ -157,8 +165,10 @@ def test_sdp_and_runner_build_the_same_tables(spark: SparkSession, runs: Runs) -
     for table, (sdp_rows, runner_rows) in counts.items():
         print(f"{table:<{width}}  {sdp_rows:>7,}  {runner_rows:>7,}")
     print(f"{'seconds':<{width}}  {runs.sdp_seconds:>7.1f}  {runs.runner_seconds:>7.1f}")
+    print("(SDP: two runs, the second incremental; runner: one run)")
 
-    assert counts[runner.BRONZE_EVENTS][1] == EVENTS + 3  # two copies and the untimed event
+    events = FIRST_EVENTS + LATER_EVENTS
+    assert counts[runner.BRONZE_EVENTS][1] == events + 3  # two copies and the untimed event
     assert counts[runner.BRONZE_QUARANTINE][1] == 1
     assert counts[runner.SILVER_QUARANTINE][1] == 1
     for table in SHARED_TABLES:
