@@ -44,7 +44,8 @@ class Capabilities:
     Attributes:
         expectations: `dp.expect*` decorators exist (Databricks).
         scd2_auto_cdc: `dp.create_auto_cdc_flow` can store SCD type 2 (Databricks); open source
-            accepts only `stored_as_scd_type=1`.
+            accepts only `stored_as_scd_type=1` (and, with Delta 4.4 targets, fails that too
+            with AUTOCDC_TARGET_DOES_NOT_SUPPORT_MERGE).
         cluster_by_auto: `dp.table` and `dp.materialized_view` take `cluster_by_auto`.
         deduplicates_datasets: a flow can deduplicate a dataset of its own pipeline. Open
             source cannot on a first run: Spark Connect 4.2 plans `dropDuplicates*` by

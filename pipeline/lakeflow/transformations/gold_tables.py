@@ -2,8 +2,10 @@
 
 `gold_dim_user` is SCD type 2. Where `dp.create_auto_cdc_flow` can store SCD2 (Databricks),
 AUTO CDC keeps the versions in `gold_user_versions` and the dimension adds its surrogate keys
-and unknown member; elsewhere (open-source SDP 4.2 offers SCD1 only) the versions come from
-`pipeline.scd2.apply_changes` over all the changes, recomputed like any materialized view.
+and unknown member; elsewhere the versions come from `pipeline.scd2.apply_changes` over all
+the changes, recomputed like any materialized view: open-source SDP 4.2 refuses
+`stored_as_scd_type=2`, and its SCD1 AUTO CDC refuses a Delta 4.4 target
+(AUTOCDC_TARGET_DOES_NOT_SUPPORT_MERGE: "does not support row-level operations").
 """
 
 from __future__ import annotations
