@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["run", "dry-run"])
     parser.add_argument("--spec", type=Path, default=Path(SPEC_NAME))
     parser.add_argument("--landing", type=Path, default=None, help="overrides the spec's")
-    parser.add_argument("--warehouse", type=Path, default=Path("warehouse"))
+    parser.add_argument("--warehouse", type=Path, default=Path("sdp-warehouse"))
     args = parser.parse_args(argv)
     if not args.spec.is_file():
         parser.error(f"no pipeline spec at {args.spec}")
