@@ -43,10 +43,19 @@ def properties(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """Check style, import boundaries and types (ruff, mypy --strict)."""
-    _install(session, "lint", "test")
+    _install(session, "lint", "test", "lakeflow")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session(python="3.11")
+def lakeflow(session: nox.Session) -> None:
+    """Run the SDP definitions with spark-pipelines, compare with the runner; check the bundle."""
+    _install(session, "lakeflow")
+    session.run(
+        "pytest", "tests/lakeflow", "tests/unit/test_lakeflow.py", "-s", *session.posargs, env=ENV
+    )
 
 
 @nox.session(python="3.11")

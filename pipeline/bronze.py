@@ -181,10 +181,15 @@ def parse_lines(
     )
 
 
-def bronze_rows(parsed: DataFrame, *, ingested_at: Column) -> DataFrame:
-    """The `bronze_events` rows of `parse_lines` output: typed columns plus lineage."""
+def bronze_rows(
+    parsed: DataFrame, *, ingested_at: Column, schema: StructType = EVENT_SCHEMA
+) -> DataFrame:
+    """The `bronze_events` rows of `parse_lines` output: typed columns plus lineage.
+
+    `schema` is the one `parse_lines` used: its fields are the typed columns.
+    """
     return parsed.where(F.col("_quarantine_reason").isNull()).select(
-        *[name for name in parsed.columns if not name.startswith("_")],
+        *[field.name for field in schema.fields],
         "_rescued_data",
         "_source_file",
         ingested_at.alias("_ingested_at"),

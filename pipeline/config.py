@@ -6,6 +6,7 @@ Everything else receives its settings as arguments, so tests and adapters can in
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,62 @@ def pii_key_from_environment(key_file: Path | None = None) -> PiiKey:
         f"{PII_KEY_ENV}=$(python -c 'import secrets; print(secrets.token_hex(32))')). "
         "Keep the same key across runs: pseudonyms change when the key does."
     )
+
+
+PII_KEY_REFERENCE_SCHEMES = ("env", "file", "conf")
+"""How a pipeline configuration names the PII key without holding it: `env:VARIABLE`,
+`file:PATH`, or `conf:KEY` (another configuration entry, which on Databricks holds a secret
+reference `{{secrets/scope/key}}` that Databricks resolves at run time)."""
+
+UNRESOLVED_SECRET_PREFIX = "{{secrets/"
+
+
+def pii_key_from_reference(reference: str, lookup: Callable[[str], str | None]) -> PiiKey:
+    """Find the PII key a pipeline configuration refers to, never taking it from the reference.
+
+    Args:
+        reference: `env:VARIABLE`, `file:PATH` or `conf:KEY` (see `PII_KEY_REFERENCE_SCHEMES`).
+        lookup: reads another entry of the pipeline configuration (for `conf:`), None when the
+            entry is absent.
+
+    Raises:
+        ConfigurationError: the reference has no known scheme, or what it names is missing.
+        MissingPiiKeyError: the environment variable it names is not set.
+    """
+    scheme, _, target = reference.partition(":")
+    if scheme not in PII_KEY_REFERENCE_SCHEMES or not target:
+        raise ConfigurationError(
+            f"The PII key reference {reference!r} is not one of env:VARIABLE, file:PATH or "
+            "conf:KEY. The pipeline configuration names where the key is; it never holds it."
+        )
+    if scheme == "file":
+        return pii_key_from_file(Path(target))
+    if scheme == "env":
+        value = os.environ.get(target)
+        if not value:
+            raise MissingPiiKeyError(
+                f"The pipeline configuration takes the PII key from ${target}, which is not set. "
+                f"Export it (for example: export {target}=$(python -c 'import secrets; "
+                "print(secrets.token_hex(32))')) and keep it stable across runs."
+            )
+        return PiiKey(value.encode("utf-8"))
+    value = lookup(target)
+    if not value:
+        raise ConfigurationError(
+            f"The pipeline configuration takes the PII key from its entry {target!r}, which is "
+            "not set. On Databricks set it to a secret reference, {{secrets/<scope>/<key>}}."
+        )
+    if value.startswith(UNRESOLVED_SECRET_PREFIX):
+        raise ConfigurationError(
+            f"The configuration entry {target!r} holds an unresolved secret reference: only "
+            "Databricks resolves {{secrets/...}}. Locally, use env:VARIABLE or file:PATH."
+        )
+    return PiiKey(value.encode("utf-8"))
+
+
+def subprocess_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment plus `extra`, for a child process such as `spark-pipelines`."""
+    return {**os.environ, **extra}
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,11 @@ def evaluate(frame: DataFrame, rules: Sequence[Expectation]) -> DataFrame:
     )
 
 
-def _evaluation_columns(evaluated: DataFrame) -> list[str]:
+def _evaluation_columns(
+    evaluated: DataFrame, rules: Sequence[Expectation] | None = None
+) -> list[str]:
+    if rules is not None:  # known without analysing the frame
+        return [*[passed_column(rule) for rule in rules], KEPT_COLUMN, FAILED_DROP_COLUMN]
     return [
         name
         for name in evaluated.columns
@@ -223,9 +227,15 @@ def _evaluation_columns(evaluated: DataFrame) -> list[str]:
     ]
 
 
-def without_evaluation(evaluated: DataFrame) -> DataFrame:
-    """Drop the columns `evaluate` added."""
-    return evaluated.drop(*_evaluation_columns(evaluated))
+def without_evaluation(
+    evaluated: DataFrame, rules: Sequence[Expectation] | None = None
+) -> DataFrame:
+    """Drop the columns `evaluate` added.
+
+    Given the `rules` evaluated, it names those columns without analysing the frame, as
+    Spark Declarative Pipelines requires inside a query function.
+    """
+    return evaluated.drop(*_evaluation_columns(evaluated, rules))
 
 
 def kept_rows(evaluated: DataFrame) -> DataFrame:
@@ -233,8 +243,11 @@ def kept_rows(evaluated: DataFrame) -> DataFrame:
     return without_evaluation(evaluated.where(F.col(KEPT_COLUMN)))
 
 
-def dropped_rows(evaluated: DataFrame) -> DataFrame:
-    """Rows that failed a drop rule, with `reason` and `failed_expectations` (the rule names)."""
+def dropped_rows(evaluated: DataFrame, rules: Sequence[Expectation] | None = None) -> DataFrame:
+    """Rows that failed a drop rule, with `reason` and `failed_expectations` (the rule names).
+
+    Pass the `rules` evaluated to avoid analysing the frame (see `without_evaluation`).
+    """
     failed = F.col(FAILED_DROP_COLUMN)
     return without_evaluation(
         evaluated.where(~F.col(KEPT_COLUMN)).select(
@@ -243,7 +256,8 @@ def dropped_rows(evaluated: DataFrame) -> DataFrame:
                 QUARANTINE_REASON_COLUMN
             ),
             failed.alias(QUARANTINE_RULES_COLUMN),
-        )
+        ),
+        rules,
     )
 
 
@@ -306,6 +320,31 @@ def kept_or_stop(rules: Sequence[Expectation]) -> Column:
     for passed in fail_rules[1:]:
         all_pass = all_pass & passed
     return F.when(~all_pass, F.raise_error(F.lit(FAIL_MARKER))).otherwise(keep)
+
+
+def enforce(frame: DataFrame, rules: Sequence[Expectation]) -> DataFrame:
+    """`frame` under its rules, in one projection, as Lakeflow's expectation decorators act.
+
+    Rows failing a drop rule are left out; a row failing a fail rule stops the query that
+    evaluates it (`kept_or_stop`); warn rules keep every row. Nothing is counted here: for
+    counts, `evaluate` and `measure` (the runner logs them to `_expectations_log`). Works on
+    streaming and static frames.
+    """
+    if not rules:
+        return frame
+    conditions = [(rule, rule.condition()) for rule in rules]
+    keep = F.lit(True)
+    for _rule, condition in [(r, c) for r, c in conditions if r.action == "drop"]:
+        keep = keep & condition
+    fail_conditions = [condition for rule, condition in conditions if rule.action == "fail"]
+    if fail_conditions:
+        all_pass = fail_conditions[0]
+        for condition in fail_conditions[1:]:
+            all_pass = all_pass & condition
+        keep = F.when(~all_pass, F.raise_error(F.lit(FAIL_MARKER))).otherwise(keep)
+    # One filter, no added columns: nothing to drop afterwards, so Spark never has to analyse
+    # the frame (Spark Declarative Pipelines forbids that inside a query function).
+    return frame.where(keep)
 
 
 def stopped_by_fail_rule(error: BaseException) -> bool:

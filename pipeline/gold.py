@@ -19,7 +19,7 @@ from itertools import pairwise
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from pipeline.pseudonymize import hmac_sha256, with_key, without_key
+from pipeline.pseudonymize import hmac_sha256, with_key
 from pipeline.scd2 import END_AT, START_AT, CdcOptions, apply_changes
 
 UNKNOWN_KEY = -1
@@ -53,16 +53,13 @@ def date_key(date: Column) -> Column:
 
 
 def _with_unknown_member(dimension: DataFrame, key: str) -> DataFrame:
-    """The dimension plus its unknown member: `key` = -1, every other column null."""
-    unknown = dimension.sparkSession.range(1).select(
-        *[
-            (F.lit(UNKNOWN_KEY) if field.name == key else F.lit(None))
-            .cast(field.dataType)
-            .alias(field.name)
-            for field in dimension.schema.fields
-        ]
-    )
-    return dimension.unionByName(unknown)
+    """The dimension plus its unknown member: `key` = -1, every other column null.
+
+    Spark types the member's missing columns like the dimension's, so the dimension's
+    schema is never asked for: Spark Declarative Pipelines forbids that in a query function.
+    """
+    unknown = dimension.sparkSession.range(1).select(F.lit(UNKNOWN_KEY).alias(key))
+    return dimension.unionByName(unknown, allowMissingColumns=True)
 
 
 # --------------------------------------------------------------------------- the user dimension
@@ -73,20 +70,20 @@ def user_changes(raw: DataFrame, *, keys: DataFrame) -> DataFrame:
 
     `user_id`, `email` and `full_name` become keyed hashes (`user_key` is the same HMAC as in
     silver, so facts join on it); `changed_at` becomes a UTC timestamp, null when it does not
-    parse (the SCD engine then rejects the row as having no sequence value).
+    parse (the SCD engine then rejects the row as having no sequence value). The projection
+    names every column it keeps, so the key columns are gone without a `drop` (which Spark
+    Connect 4.2 plans by analysing the input: not possible inside a pipeline definition).
     """
-    return without_key(
-        with_key(raw, keys).select(
-            hmac_sha256(F.col("user_id")).alias(USER_KEY),
-            "operation",
-            F.try_to_timestamp(F.col("changed_at")).alias("changed_at"),
-            "sequence_num",
-            hmac_sha256(F.col("email")).alias("email_hash"),
-            hmac_sha256(F.col("full_name")).alias("full_name_hash"),
-            "plan",
-            "country",
-            "city",
-        )
+    return with_key(raw, keys).select(
+        hmac_sha256(F.col("user_id")).alias(USER_KEY),
+        "operation",
+        F.try_to_timestamp(F.col("changed_at")).alias("changed_at"),
+        "sequence_num",
+        hmac_sha256(F.col("email")).alias("email_hash"),
+        hmac_sha256(F.col("full_name")).alias("full_name_hash"),
+        "plan",
+        "country",
+        "city",
     )
 
 
@@ -130,7 +127,15 @@ def dim_user(changes: DataFrame) -> DataFrame:
     The runner maintains the same table incrementally with `merge_changes`; this is what it
     must equal.
     """
-    versions = apply_changes(changes, **user_cdc_options())
+    return dim_user_from_versions(apply_changes(changes, **user_cdc_options()))
+
+
+def dim_user_from_versions(versions: DataFrame) -> DataFrame:
+    """`gold_dim_user` from SCD2 versions of `user_changes` under `user_cdc_options`.
+
+    The versions come from `apply_changes` here, and from Lakeflow's AUTO CDC
+    (`create_auto_cdc_flow(..., stored_as_scd_type=2)`) on Databricks.
+    """
     derived = user_derived_columns()
     return with_unknown_user(
         versions.select(*[column.alias(name) for name, column in derived.items()], "*")
@@ -170,8 +175,13 @@ def dim_page(events: DataFrame) -> DataFrame:
 
 
 def dim_device(events: DataFrame) -> DataFrame:
-    """`gold_dim_device`: one row per (type, OS, browser, user agent) seen in silver."""
-    devices = events.select(*DEVICE_COLUMNS).distinct()
+    """`gold_dim_device`: one row per (type, OS, browser, user agent) seen in silver.
+
+    Distinct by grouping, not `distinct()`: Spark Connect 4.2 plans a deduplication by
+    analysing its input at once, which fails in a pipeline whose input is not built yet.
+    """
+    devices = events.groupBy(*DEVICE_COLUMNS).agg(F.count(F.lit(1)).alias("events"))
+    devices = devices.select(*DEVICE_COLUMNS)
     devices = devices.where(F.coalesce(*[F.col(c) for c in DEVICE_COLUMNS]).isNotNull())
     return _with_unknown_member(
         devices.select(_device_key().alias(DEVICE_SK), *DEVICE_COLUMNS), DEVICE_SK
@@ -317,7 +327,8 @@ def funnel_daily(facts: DataFrame) -> DataFrame:
     before it does not count. Rates are step over previous step; `conversion_rate` is
     purchases over page views; all are null when the denominator is 0.
     """
-    steps = _session_summary(facts).withColumn("event_date", F.to_date("started_at"))
+    summary = _session_summary(facts)  # select, not withColumn: see silver.with_event_time
+    steps = summary.select("*", F.to_date("started_at").alias("event_date"))
     counts = steps.groupBy("event_date").agg(
         date_key(F.col("event_date")).alias(DATE_SK),
         *[F.count(f"{step}_at").alias(f"{step}_sessions") for step in FUNNEL_STEPS],

@@ -502,14 +502,11 @@ def _run_silver_accounting(
         )
         # Rows the silver query dropped by rule are in the quarantine, not late: their
         # event_ids count as placed, like those in silver.
-        placed_ids = read_table(spark, warehouse, SILVER_EVENTS).select("event_id")
         quarantine = read_table(spark, warehouse, SILVER_QUARANTINE)
-        if rules_engine.QUARANTINE_RULES_COLUMN in quarantine.columns:
-            placed_ids = placed_ids.unionByName(
-                quarantine.where(F.size(rules_engine.QUARANTINE_RULES_COLUMN) > 0).select(
-                    "event_id"
-                )
-            )
+        placed_ids = silver.placed_event_ids(
+            read_table(spark, warehouse, SILVER_EVENTS),
+            quarantine if rules_engine.QUARANTINE_RULES_COLUMN in quarantine.columns else None,
+        )
         _append_once(
             silver.late_rows(batch, silver=placed_ids, keys=keys, watermark=watermark),
             table_path(warehouse, SILVER_LATE_EVENTS),

@@ -205,6 +205,44 @@ def build_session(settings: SparkSettings) -> SparkSession:
     return spark
 
 
+def resolve_delta_jars(settings: SparkSettings) -> list[Path]:
+    """The Delta jars as files, for a Spark process this one does not start itself.
+
+    `spark-pipelines` launches its own Spark Connect server, which needs the jars on its
+    classpath: they come from the project cache, filled on first use the way `build_session`
+    fills it (Spark's resolver, then `mvn`).
+
+    Raises:
+        DeltaJarsUnavailableError: the jars are not cached and cannot be downloaded.
+    """
+    settings.jar_cache.mkdir(parents=True, exist_ok=True)
+    jars = cached_jars(settings.jar_cache)
+    if jars is None:
+        build_session(settings).stop()
+        jars = cached_jars(settings.jar_cache)
+    if jars is None:
+        raise DeltaJarsUnavailableError(
+            f"The Delta Lake jars ({', '.join(delta_artifacts())}) are not in the cache "
+            f"{settings.jar_cache} after a download attempt. Copy them there, or set "
+            "CLICKSTREAM_JAR_CACHE to a directory that holds them."
+        )
+    return jars
+
+
+def local_server_conf(settings: SparkSettings, jars: list[Path]) -> dict[str, str]:
+    """Spark settings for a local server with Delta Lake, the same as `build_session` uses.
+
+    The master is left out: `spark-pipelines` takes it as `--remote local[N]`, and refuses a
+    master given beside it.
+    """
+    return {
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.driver.memory": settings.driver_memory,
+        **_LOCAL_CONF,
+        "spark.jars": ",".join(str(jar) for jar in jars),
+    }
+
+
 QUERY_FAILURE_LOGGER = "org.apache.spark.sql.execution.streaming.runtime.MicroBatchExecution"
 
 

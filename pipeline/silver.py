@@ -13,8 +13,8 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from pipeline.expectations import no_failed_rules
-from pipeline.pseudonymize import hmac_sha256, with_key, without_key
+from pipeline.expectations import QUARANTINE_RULES_COLUMN, no_failed_rules
+from pipeline.pseudonymize import hmac_sha256, with_key
 
 DEFAULT_WATERMARK_DELAY = "1 hour"
 
@@ -58,7 +58,9 @@ def parse_event_time(column: str) -> Column:
 
 def with_event_time(bronze: DataFrame) -> DataFrame:
     """Add `event_time`, the UTC instant of `event_ts` (see `parse_event_time`)."""
-    return bronze.withColumn("event_time", parse_event_time("event_ts"))
+    # select, not withColumn: Spark Connect 4.2 may resolve a withColumn's input against the
+    # catalog when the flow is defined, and a pipeline then loses the dependency on it.
+    return bronze.select("*", parse_event_time("event_ts").alias("event_time"))
 
 
 def _quarantine_reason() -> Column:
@@ -112,12 +114,21 @@ def _silver_columns() -> list[Column | str]:
 
 
 def pseudonymized(events: DataFrame, keys: DataFrame, *extra: Column | str) -> DataFrame:
-    """Project bronze-shaped rows (with `event_time`) to the silver columns plus `extra`."""
-    return without_key(with_key(events, keys).select(*_silver_columns(), *extra))
+    """Project bronze-shaped rows (with `event_time`) to the silver columns plus `extra`.
+
+    The projection names every column it keeps, so the key columns never pass it (no `drop`,
+    which Spark Connect 4.2 plans by analysing the input: not possible inside a pipeline
+    definition). `extra` must not name them.
+    """
+    return with_key(events, keys).select(*_silver_columns(), *extra)
 
 
 def silver_events(
-    bronze: DataFrame, *, keys: DataFrame, watermark_delay: str = DEFAULT_WATERMARK_DELAY
+    bronze: DataFrame,
+    *,
+    keys: DataFrame,
+    watermark_delay: str = DEFAULT_WATERMARK_DELAY,
+    streaming: bool | None = None,
 ) -> DataFrame:
     """Bronze events to silver: valid rows, deduplicated on `event_id` within the watermark.
 
@@ -130,9 +141,11 @@ def silver_events(
         keys: the one-row key frame from `pipeline.pseudonymize.key_frame`.
         watermark_delay: how late an event may arrive and still be deduplicated and kept,
             as a Spark interval string such as "1 hour".
+        streaming: whether `bronze` is a streaming frame; asked of Spark when None (Spark
+            Declarative Pipelines forbids asking inside a query function: say it there).
     """
     placed = with_event_time(bronze).where(_quarantine_reason().isNull())
-    if placed.isStreaming:
+    if bronze.isStreaming if streaming is None else streaming:
         deduplicated = placed.withWatermark(
             "event_time", watermark_delay
         ).dropDuplicatesWithinWatermark(["event_id"])
@@ -177,3 +190,22 @@ def late_rows(
         timed = timed.where(F.col("event_time") < F.lit(watermark))
     missing = timed.join(silver.select("event_id"), on="event_id", how="left_anti")
     return pseudonymized(missing, keys)
+
+
+def placed_event_ids(silver: DataFrame, quarantine: DataFrame | None) -> DataFrame:
+    """The `event_id`s silver has placed: kept in silver, or quarantined by a drop rule.
+
+    The copies of an event a rule quarantined are duplicates, not late: `late_rows` takes
+    these ids as its `silver`. Rows quarantined because they cannot be placed in time at all
+    (no `event_id`, no valid `event_ts`) are not placed.
+
+    Args:
+        silver: the silver table.
+        quarantine: the silver quarantine, with `failed_expectations`; None when it has no
+            such column (written before rules existed), so no rule put anything there.
+    """
+    placed = silver.select("event_id")
+    if quarantine is None:
+        return placed
+    ruled_out = quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id")
+    return placed.unionByName(ruled_out)

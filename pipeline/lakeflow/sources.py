@@ -1,0 +1,41 @@
+"""Reading the landing files, exactly as `pipeline.runner` reads them; no transformation."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipeline import bronze
+from pipeline.schemas import USER_CHANGE_SCHEMA
+
+
+def event_lines(spark: SparkSession, path: str) -> DataFrame:
+    """The raw event files as a stream of lines: `value` (the text) and `_source_file`."""
+    return (
+        spark.readStream.format("text")
+        .load(path)
+        .select("value", F.col("_metadata.file_path").alias("_source_file"))
+    )
+
+
+def user_change_stream(spark: SparkSession, path: str) -> DataFrame:
+    """The user CDC files as a stream of `USER_CHANGE_SCHEMA` rows."""
+    return spark.readStream.schema(USER_CHANGE_SCHEMA).json(path)
+
+
+def user_change_files(spark: SparkSession, path: str) -> DataFrame:
+    """All the user CDC files, as one batch of `USER_CHANGE_SCHEMA` rows."""
+    return spark.read.schema(USER_CHANGE_SCHEMA).json(path)
+
+
+def bronze_event_stream(
+    spark: SparkSession, events_path: str, *, from_table: bool, table: str
+) -> DataFrame:
+    """Bronze rows for a flow that deduplicates them: the bronze table, or the same rows
+    parsed again from the landing files where the engine cannot deduplicate a dataset of its
+    own pipeline (see `Capabilities.deduplicates_datasets`).
+    """
+    if from_table:
+        return spark.readStream.table(table)
+    lines = bronze.parse_lines(event_lines(spark, events_path))
+    return bronze.bronze_rows(lines, ingested_at=F.current_timestamp())
