@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.bench_throughput import OPTIONS, assert_bronze_ledger, assert_silver_ledger
-from benchmarks.conftest import Warehouses, benchmark_key, fresh, record, rounds
+from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, record, rounds, timed
 from benchmarks.profiles import Profile
 from benchmarks.workloads import line_count
 from contracts import gx_suites, rules
@@ -69,16 +69,16 @@ def _silver_with(
         family="contracts",
     )
 
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
+    def setup() -> Path:
         target = workdir / f"{request.node.originalname}-{events}-{next(numbers)}"
-        return (warehouses.with_table("bronze", events, target),), {}
+        return warehouses.with_table("bronze", events, target)
 
     def run(warehouse: Path) -> Path:
         watermark = runner._run_silver(spark, warehouse, keys, OPTIONS, contract)
         runner._run_silver_accounting(spark, warehouse, keys, watermark)
         return warehouse
 
-    warehouse: Path = benchmark.pedantic(run, setup=setup, rounds=rounds_)
+    warehouse: Path = timed(benchmark, run, setup, rounds=rounds_)
     silver_rows = assert_silver_ledger(spark, warehouse)
     dropped = (
         runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
@@ -105,7 +105,7 @@ def bench_silver_with_rules(
         request,
         spark,
         keys,
-        rounds(profile),
+        rounds(profile, "spark"),
         events,
         warehouses,
         workdir,
@@ -131,7 +131,7 @@ def bench_silver_with_drops(
         request,
         spark,
         keys,
-        rounds(profile),
+        rounds(profile, "spark"),
         events,
         warehouses,
         workdir,
@@ -165,14 +165,14 @@ def bench_bronze_with_rules(
         family="contracts",
     )
 
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
-        return (fresh(workdir / f"bronze-with-rules-{events}-{next(numbers)}"),), {}
+    def setup() -> Path:
+        return fresh(workdir / f"bronze-with-rules-{events}-{next(numbers)}")
 
     def run(warehouse: Path) -> Path:
         runner._run_bronze(spark, source, warehouse, OPTIONS, contract)
         return warehouse
 
-    warehouse: Path = benchmark.pedantic(run, setup=setup, rounds=rounds(profile))
+    warehouse: Path = timed(benchmark, run, setup, rounds=rounds(profile))
     assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
     assert _logged(spark, warehouse) == {rule.name: events for rule in contract.rules}
 
@@ -202,7 +202,7 @@ def bench_rules_engine(
         evaluated = expectations.evaluate(frame, SILVER_RULES)
         return expectations.measure(evaluated, runner.SILVER_EVENTS, SILVER_RULES)
 
-    metrics = benchmark.pedantic(measure, rounds=rounds(profile))
+    metrics = timed(benchmark, lambda _: measure(), nothing, rounds=rounds(profile))
     assert {metric.passed + metric.failed for metric in metrics} == {frame.count()}
 
 
@@ -229,7 +229,7 @@ def bench_gx_validate(
     def validate() -> gx_suites.GxReport:
         return gx_suites.validate({runner.SILVER_EVENTS: frame}, table_rules)
 
-    report = benchmark.pedantic(validate, rounds=rounds(profile, heavy=True))
+    report = timed(benchmark, lambda _: validate(), nothing, rounds=rounds(profile, "heavy"))
     ours = expectations.measure(
         expectations.evaluate(frame, SILVER_RULES), runner.SILVER_EVENTS, SILVER_RULES
     )

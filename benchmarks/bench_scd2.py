@@ -10,6 +10,7 @@ plain-Python model; the number wrong must be zero.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks import histories
-from benchmarks.conftest import benchmark_key, fresh, record
+from benchmarks.conftest import benchmark_key, fresh, record, rounds, timed
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import (
     cached_dimension,
@@ -37,16 +38,15 @@ larger ones are checked for their invariants (one open version per key, every ke
 
 
 def _batch(spark: SparkSession, rows: int, dimension_rows: int) -> DataFrame:
-    return user_change_batch(spark, rows, dimension_rows=dimension_rows, seed=SEED).localCheckpoint()
+    return user_change_batch(
+        spark, rows, dimension_rows=dimension_rows, seed=SEED
+    ).localCheckpoint()
 
 
-def _setup(source: Path, workdir: Path, name: str) -> object:
+def _copies(source: Path, workdir: Path, name: str) -> Callable[[], Path]:
+    """Fresh copies of a cached dimension, one per round (a merge changes its table)."""
     numbers = itertools.count()
-
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
-        return (copy_dimension(source, workdir / f"{name}-{next(numbers)}"),), {}
-
-    return setup
+    return lambda: copy_dimension(source, workdir / f"{name}-{next(numbers)}")
 
 
 def bench_delta_upsert(
@@ -70,11 +70,8 @@ def bench_delta_upsert(
         delta_upsert(spark, batch, path)
         return path
 
-    path = benchmark.pedantic(
-        run,
-        setup=_setup(source, workdir, f"upsert-{dimension_rows}-{batch_rows}"),  # type: ignore[arg-type]
-        rounds=profile.rounds,
-    )
+    copies = _copies(source, workdir, f"upsert-{dimension_rows}-{batch_rows}")
+    path = timed(benchmark, run, copies, rounds=rounds(profile, "spark"))
     original = spark.read.format("delta").load(str(source / "gold_dim_user"))
     known = batch.join(original, gold.USER_KEY, "left_semi")
     deleted = known.where("operation = 'DELETE'").count()
@@ -111,11 +108,8 @@ def bench_scd2_merge(
         merge_user_changes(spark, batch, path)
         return path
 
-    path = benchmark.pedantic(
-        run,
-        setup=_setup(source, workdir, f"scd2-{dimension_rows}-{batch_rows}"),  # type: ignore[arg-type]
-        rounds=profile.rounds,
-    )
+    copies = _copies(source, workdir, f"scd2-{dimension_rows}-{batch_rows}")
+    path = timed(benchmark, run, copies, rounds=rounds(profile, "spark"))
     table = spark.read.format("delta").load(str(path))
     log = spark.read.format("delta").load(scd2.change_log_path(str(path)))
     assert log.count() == dimension_rows + batch_rows
@@ -159,14 +153,14 @@ def bench_scd2_correctness(
         batches=profile.history_batches,
     )
 
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
-        return (fresh(workdir / "scd2-correctness") / "table",), {}
+    def setup() -> Path:
+        return fresh(workdir / "scd2-correctness") / "table"
 
     def run(path: Path) -> Path:
         histories.apply_incrementally(spark, feed, profile.history_batches, path)
         return path
 
-    path = benchmark.pedantic(run, setup=setup, rounds=1)
+    path = timed(benchmark, run, setup, rounds=1)
     verdict = histories.check(spark, feed, path)
     benchmark.extra_info.update(checked=verdict.histories, wrong=verdict.wrong)
     assert verdict.histories == profile.histories

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.conftest import Warehouses, benchmark_key, fresh, record, rounds
+from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, record, rounds, timed
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import (
     duckdb_installed,
@@ -60,7 +60,7 @@ def bench_plain_spark(
     source = landing(events)
     out = workdir / f"plain-spark-{events}"
     record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
-    benchmark.pedantic(plain_spark, args=(spark, source, out), rounds=rounds(profile))
+    timed(benchmark, lambda _: plain_spark(spark, source, out), nothing, rounds=rounds(profile))
     assert spark.read.parquet(str(out)).count() == events
 
 
@@ -74,7 +74,7 @@ def bench_orjson_floor(
     """The JSON decode floor: orjson over the same files, one core."""
     source = landing(events)
     record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
-    decoded = benchmark.pedantic(orjson_floor, args=(source,), rounds=rounds(profile))
+    decoded = timed(benchmark, lambda _: orjson_floor(source), nothing, rounds=rounds(profile))
     assert decoded == events
 
 
@@ -93,11 +93,13 @@ def bench_duckdb(
     out = fresh(workdir / f"duckdb-{events}") / "events.parquet"
     record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
 
-    def run() -> int:
-        out.unlink(missing_ok=True)
+    def run(_: None) -> int:
         return duckdb_reference(source, out)
 
-    assert benchmark.pedantic(run, rounds=rounds(profile)) == events
+    def prepare() -> None:
+        out.unlink(missing_ok=True)
+
+    assert timed(benchmark, run, prepare, rounds=rounds(profile)) == events
 
 
 # ------------------------------------------------------------------------------ generator
@@ -123,14 +125,14 @@ def bench_generator(
         family="throughput",
     )
 
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
-        return (fresh(workdir / f"generator-{events}-{number()}") / "landing",), {}
+    def setup() -> Path:
+        return fresh(workdir / f"generator-{events}-{number()}") / "landing"
 
     def write(out: Path) -> Path:
         generator.write_landing(out, events=events, seed=SEED, files=event_files(events))
         return out
 
-    written = benchmark.pedantic(write, setup=setup, rounds=rounds(profile))
+    written = timed(benchmark, write, setup, rounds=rounds(profile))
     assert file_digests(written) == expected
 
 
@@ -204,14 +206,14 @@ def bench_bronze(
         family="throughput",
     )
 
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
-        return (fresh(workdir / f"bronze-{events}-{number()}"),), {}
+    def setup() -> Path:
+        return fresh(workdir / f"bronze-{events}-{number()}")
 
     def run(warehouse: Path) -> Path:
         runner._run_bronze(spark, source, warehouse, OPTIONS)
         return warehouse
 
-    warehouse = benchmark.pedantic(run, setup=setup, rounds=rounds(profile))
+    warehouse = timed(benchmark, run, setup, rounds=rounds(profile))
     assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
     warehouses.keep("bronze", events, warehouse)
 
@@ -237,15 +239,15 @@ def bench_silver(
         family="throughput",
     )
 
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
-        return (warehouses.with_table("bronze", events, workdir / f"silver-{events}-{number()}"),), {}
+    def setup() -> Path:
+        return warehouses.with_table("bronze", events, workdir / f"silver-{events}-{number()}")
 
     def run(warehouse: Path) -> Path:
         watermark = runner._run_silver(spark, warehouse, keys, OPTIONS)
         runner._run_silver_accounting(spark, warehouse, keys, watermark)
         return warehouse
 
-    warehouse = benchmark.pedantic(run, setup=setup, rounds=rounds(profile))
+    warehouse = timed(benchmark, run, setup, rounds=rounds(profile, "spark"))
     assert assert_silver_ledger(spark, warehouse) > 0
     warehouses.keep("silver", events, warehouse)
 
@@ -273,14 +275,14 @@ def bench_gold(
         family="throughput",
     )
 
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
-        return (warehouses.with_table("silver", events, workdir / f"gold-{events}-{number()}"),), {}
+    def setup() -> Path:
+        return warehouses.with_table("silver", events, workdir / f"gold-{events}-{number()}")
 
     def run(warehouse: Path) -> Path:
         runner._run_gold(spark, source, warehouse, keys, OPTIONS, lambda _message: None)
         return warehouse
 
-    warehouse = benchmark.pedantic(run, setup=setup, rounds=rounds(profile, heavy=True))
+    warehouse = timed(benchmark, run, setup, rounds=rounds(profile, "heavy"))
     assert_gold(spark, warehouse, _count(spark, warehouse, runner.SILVER_EVENTS))
 
 
@@ -295,6 +297,8 @@ def bench_end_to_end(
     workdir: Path,
 ) -> None:
     """`run_pipeline` on a fresh warehouse: bronze, silver, accounting, gold."""
+    if not profile.end_to_end:
+        pytest.skip("full size only: the smoke size times the layers one by one")
     source = landing(events)
     number = _counter()
     record(
@@ -306,13 +310,13 @@ def bench_end_to_end(
         family="throughput",
     )
 
-    def setup() -> tuple[tuple[Path], dict[str, object]]:
-        return (fresh(workdir / f"end-to-end-{events}-{number()}"),), {}
+    def setup() -> Path:
+        return fresh(workdir / f"end-to-end-{events}-{number()}")
 
     def run(warehouse: Path) -> Path:
         runner.run_pipeline(spark, landing=source, warehouse=warehouse, pii_key=pii_key)
         return warehouse
 
-    warehouse = benchmark.pedantic(run, setup=setup, rounds=rounds(profile, heavy=True))
+    warehouse = timed(benchmark, run, setup, rounds=rounds(profile, "heavy"))
     assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
     assert_gold(spark, warehouse, assert_silver_ledger(spark, warehouse))

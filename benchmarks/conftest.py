@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -26,6 +26,8 @@ from pipeline.config import PiiKey, SparkSettings, spark_settings_from_environme
 from pipeline.pseudonymize import key_frame
 from pipeline.session import build_session
 
+A = TypeVar("A")
+T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[1]
 SLOWDOWN_PARTITIONS = 7
 SLOWDOWN_LAYERS = ("bronze", "silver", "gold")
@@ -88,7 +90,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wanted = {key for key in str(config.getoption("--bench-only")).split(";") if key}
     if not wanted:
         return
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         (kept if item_key(item) in wanted else dropped).append(item)
     config.hook.pytest_deselected(items=dropped)
@@ -200,9 +203,7 @@ class Warehouses:
             source = self.workdir / f"prepared-{layer}-{events}"
             shutil.rmtree(source, ignore_errors=True)
             if layer == "bronze":
-                runner._run_bronze(
-                    self.spark, self.landing(events), source, runner.RunOptions()
-                )
+                runner._run_bronze(self.spark, self.landing(events), source, runner.RunOptions())
             else:
                 linked = self.with_table("bronze", events, source)
                 runner._run_silver(self.spark, linked, self.keys, runner.RunOptions())
@@ -257,9 +258,30 @@ def record(
     return key
 
 
-def rounds(profile: Profile, *, heavy: bool = False) -> int:
-    """Timed rounds for a benchmark of this profile."""
-    return profile.heavy_rounds if heavy else profile.rounds
+def timed(
+    benchmark: BenchmarkFixture, run: Callable[[A], T], prepare: Callable[[], A], *, rounds: int
+) -> T:
+    """Time `run(prepare())` for `rounds` rounds, `prepare` untimed; the last round's result.
+
+    The fastest round is what the verdict uses: the least disturbed by other work.
+    """
+
+    def setup() -> tuple[tuple[A], dict[str, Any]]:
+        return (prepare(),), {}
+
+    result: T = benchmark.pedantic(run, setup=setup, rounds=rounds)  # type: ignore[no-untyped-call]
+    return result
+
+
+def nothing() -> None:
+    """`prepare` for a benchmark that needs nothing prepared."""
+
+
+def rounds(profile: Profile, cost: str = "quick") -> int:
+    """Timed rounds for a benchmark of this profile: `quick`, `spark` or `heavy`."""
+    return {"quick": profile.rounds, "spark": profile.spark_rounds, "heavy": profile.heavy_rounds}[
+        cost
+    ]
 
 
 def fresh(directory: Path) -> Path:

@@ -16,8 +16,11 @@ class Profile:
         batch_rows: changes per merged batch.
         histories: random change histories the SCD2 correctness benchmark checks.
         history_batches: the out-of-order batches those histories arrive in.
-        rounds: timed rounds of a benchmark; the verdict uses the fastest.
-        heavy_rounds: timed rounds of the costly Spark benchmarks (gold, end to end).
+        rounds: timed rounds of the quick benchmarks (references, generator, bronze); the
+            verdict uses the fastest round.
+        spark_rounds: timed rounds of the Spark benchmarks that take several seconds each.
+        heavy_rounds: timed rounds of the costliest benchmarks (gold, end to end, GX).
+        end_to_end: also time `run_pipeline` as a whole (the layers add up to it).
         bronze_contract: also time bronze with its rules (it costs no measurable CPU).
         drop_contract: also time silver with a rule that drops rows (the quarantine pass).
     """
@@ -29,7 +32,9 @@ class Profile:
     histories: int
     history_batches: int
     rounds: int
+    spark_rounds: int
     heavy_rounds: int
+    end_to_end: bool
     bronze_contract: bool
     drop_contract: bool
 
@@ -43,7 +48,9 @@ PROFILES: dict[str, Profile] = {
         histories=200,
         history_batches=2,
         rounds=3,
-        heavy_rounds=2,
+        spark_rounds=2,
+        heavy_rounds=1,
+        end_to_end=False,
         bronze_contract=False,
         drop_contract=False,
     ),
@@ -55,7 +62,9 @@ PROFILES: dict[str, Profile] = {
         histories=5_000,
         history_batches=8,
         rounds=3,
-        heavy_rounds=3,
+        spark_rounds=2,
+        heavy_rounds=2,
+        end_to_end=True,
         bronze_contract=True,
         drop_contract=True,
     ),

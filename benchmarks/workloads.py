@@ -120,16 +120,14 @@ _DUCKDB_COLUMNS = {
     "page": "STRUCT(url VARCHAR, referrer VARCHAR, title VARCHAR)",
     "device": "STRUCT(type VARCHAR, os VARCHAR, browser VARCHAR, user_agent VARCHAR)",
     "geo": "STRUCT(country VARCHAR, city VARCHAR)",
-    "properties": (
-        "STRUCT(product_id VARCHAR, price DOUBLE, currency VARCHAR, quantity INTEGER)"
-    ),
+    "properties": ("STRUCT(product_id VARCHAR, price DOUBLE, currency VARCHAR, quantity INTEGER)"),
     "schema_version": "INTEGER",
 }
 
 
 def duckdb_reference(landing: Path, out: Path) -> int:
     """The same bronze + silver work in DuckDB with 2 threads; returns the rows written."""
-    import duckdb  # noqa: PLC0415 - optional dependency group `duckdb`
+    import duckdb  # the optional dependency group `duckdb`: imported only when installed
 
     files = [str(path) for path in sorted((landing / EVENTS_DIR).glob("*.json"))]
     columns = ", ".join(f"'{name}': '{kind}'" for name, kind in _DUCKDB_COLUMNS.items())
@@ -210,7 +208,9 @@ def user_inserts(spark: SparkSession, rows: int, *, seed: int) -> DataFrame:
     )
 
 
-def user_change_batch(spark: SparkSession, rows: int, *, dimension_rows: int, seed: int) -> DataFrame:
+def user_change_batch(
+    spark: SparkSession, rows: int, *, dimension_rows: int, seed: int
+) -> DataFrame:
     """A batch of `rows` changes to a dimension of `dimension_rows` users, each key once.
 
     About 1 in 10 keys is new, 1 in 20 changes is a delete and 1 in 8 arrives out of order
