@@ -60,7 +60,12 @@ def bench_plain_spark(
     source = landing(events)
     out = workdir / f"plain-spark-{events}"
     record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
-    timed(benchmark, lambda _: plain_spark(spark, source, out), nothing, rounds=rounds(profile))
+    timed(
+        benchmark,
+        lambda _: plain_spark(spark, source, out),
+        nothing,
+        rounds=rounds(profile, "reference"),
+    )
     assert spark.read.parquet(str(out)).count() == events
 
 
@@ -74,7 +79,9 @@ def bench_orjson_floor(
     """The JSON decode floor: orjson over the same files, one core."""
     source = landing(events)
     record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
-    decoded = timed(benchmark, lambda _: orjson_floor(source), nothing, rounds=rounds(profile))
+    decoded = timed(
+        benchmark, lambda _: orjson_floor(source), nothing, rounds=rounds(profile, "reference")
+    )
     assert decoded == events
 
 
@@ -99,7 +106,16 @@ def bench_duckdb(
     def prepare() -> None:
         out.unlink(missing_ok=True)
 
-    assert timed(benchmark, run, prepare, rounds=rounds(profile)) == events
+    assert (
+        timed(
+            benchmark,
+            run,
+            prepare,
+            rounds=rounds(profile, "reference"),
+            warmup=profile.warmup_rounds,
+        )
+        == events
+    )
 
 
 # ------------------------------------------------------------------------------ generator
@@ -132,7 +148,7 @@ def bench_generator(
         generator.write_landing(out, events=events, seed=SEED, files=event_files(events))
         return out
 
-    written = timed(benchmark, write, setup, rounds=rounds(profile))
+    written = timed(benchmark, write, setup, rounds=rounds(profile), warmup=profile.warmup_rounds)
     assert file_digests(written) == expected
 
 
@@ -213,7 +229,7 @@ def bench_bronze(
         runner._run_bronze(spark, source, warehouse, OPTIONS)
         return warehouse
 
-    warehouse = timed(benchmark, run, setup, rounds=rounds(profile))
+    warehouse = timed(benchmark, run, setup, rounds=rounds(profile), warmup=profile.warmup_rounds)
     assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
     warehouses.keep("bronze", events, warehouse)
 
@@ -247,7 +263,9 @@ def bench_silver(
         runner._run_silver_accounting(spark, warehouse, keys, watermark)
         return warehouse
 
-    warehouse = timed(benchmark, run, setup, rounds=rounds(profile, "spark"))
+    warehouse = timed(
+        benchmark, run, setup, rounds=rounds(profile, "spark"), warmup=profile.warmup_rounds
+    )
     assert assert_silver_ledger(spark, warehouse) > 0
     warehouses.keep("silver", events, warehouse)
 
@@ -282,7 +300,9 @@ def bench_gold(
         runner._run_gold(spark, source, warehouse, keys, OPTIONS, lambda _message: None)
         return warehouse
 
-    warehouse = timed(benchmark, run, setup, rounds=rounds(profile, "heavy"))
+    warehouse = timed(
+        benchmark, run, setup, rounds=rounds(profile, "heavy"), warmup=profile.warmup_rounds
+    )
     assert_gold(spark, warehouse, _count(spark, warehouse, runner.SILVER_EVENTS))
 
 
@@ -317,6 +337,8 @@ def bench_end_to_end(
         runner.run_pipeline(spark, landing=source, warehouse=warehouse, pii_key=pii_key)
         return warehouse
 
-    warehouse = timed(benchmark, run, setup, rounds=rounds(profile, "heavy"))
+    warehouse = timed(
+        benchmark, run, setup, rounds=rounds(profile, "heavy"), warmup=profile.warmup_rounds
+    )
     assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
     assert_gold(spark, warehouse, assert_silver_ledger(spark, warehouse))

@@ -19,6 +19,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from benchmarks.cpu import cpu_seconds, watch_jvm
 from benchmarks.profiles import PROFILES, SEED, Profile
 from benchmarks.workloads import cached_landing
 from pipeline import bronze, gold, runner, silver
@@ -29,7 +30,8 @@ from pipeline.session import build_session
 A = TypeVar("A")
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[1]
-SLOWDOWN_PARTITIONS = 7
+SLOWDOWN_PARTITIONS = 32
+"""`--inject-slowdown`: an extra shuffle into this many partitions (and as many files)."""
 SLOWDOWN_LAYERS = ("bronze", "silver", "gold")
 
 
@@ -124,9 +126,17 @@ def workdir(cache_dir: Path) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
-    """The pipeline's own local session (local[2], 4 shuffle partitions), shared by every suite."""
+    """The pipeline's own local session (local[2], 4 shuffle partitions), shared by every suite.
+
+    Its JVM's CPU time is counted in every benchmark's CPU seconds (`benchmarks.cpu`).
+    """
     defaults = spark_settings_from_environment(PROJECT / ".cache" / "jars")
-    return build_session(SparkSettings(remote=defaults.remote, jar_cache=defaults.jar_cache))
+    session = build_session(SparkSettings(remote=defaults.remote, jar_cache=defaults.jar_cache))
+    if defaults.remote is None:
+        jvm = session.sparkContext._jvm
+        assert jvm is not None
+        watch_jvm(int(jvm.java.lang.ProcessHandle.current().pid()))
+    return session
 
 
 @pytest.fixture(scope="session")
@@ -230,6 +240,7 @@ def record(
     items: int,
     unit: str,
     family: str,
+    versus: str | None = None,
     **details: Any,
 ) -> str:
     """Describe a benchmark for the report; returns its key (`item_key` of the test).
@@ -237,7 +248,10 @@ def record(
     Args:
         benchmark: the pytest-benchmark fixture.
         request: the test's request, whose name and sizes make the key.
-        reference: the key of the benchmark it is divided by; None for a reference itself.
+        reference: the key of the benchmark it is divided by for the verdict; None for a
+            reference itself.
+        versus: the key of a benchmark it is also read against in the report (a layer
+            without its rules, our engine for GX, a plain MERGE for SCD2), not judged.
         items: what one round processed (events, changes, rows), for throughput.
         unit: what `items` counts.
         family: the plot it belongs to (`throughput`, `contracts`, `scd2_merge`, ...).
@@ -249,6 +263,7 @@ def record(
         key=key,
         name=getattr(request.node, "originalname", key).removeprefix("bench_"),
         reference=reference,
+        versus=versus,
         items=items,
         unit=unit,
         family=family,
@@ -259,17 +274,36 @@ def record(
 
 
 def timed(
-    benchmark: BenchmarkFixture, run: Callable[[A], T], prepare: Callable[[], A], *, rounds: int
+    benchmark: BenchmarkFixture,
+    run: Callable[[A], T],
+    prepare: Callable[[], A],
+    *,
+    rounds: int,
+    warmup: int = 0,
 ) -> T:
     """Time `run(prepare())` for `rounds` rounds, `prepare` untimed; the last round's result.
 
-    The fastest round is what the verdict uses: the least disturbed by other work.
+    pytest-benchmark records each round's wall time; the CPU seconds of each round (this
+    process and the Spark JVM) go to `extra_info["cpu_seconds"]`. The verdict uses the
+    fastest round's CPU time: the least disturbed by other work on the machine. `warmup`
+    untimed rounds go first.
     """
+    spent: list[float] = []
 
     def setup() -> tuple[tuple[A], dict[str, Any]]:
         return (prepare(),), {}
 
-    result: T = benchmark.pedantic(run, setup=setup, rounds=rounds)  # type: ignore[no-untyped-call]
+    def measured(argument: A) -> T:
+        before = cpu_seconds()
+        try:
+            return run(argument)
+        finally:
+            spent.append(cpu_seconds() - before)
+
+    result: T = benchmark.pedantic(  # type: ignore[no-untyped-call]
+        measured, setup=setup, rounds=rounds, warmup_rounds=warmup
+    )
+    benchmark.extra_info["cpu_seconds"] = spent[warmup:]
     return result
 
 
@@ -277,11 +311,20 @@ def nothing() -> None:
     """`prepare` for a benchmark that needs nothing prepared."""
 
 
+def yardstick(profile: Profile) -> str:
+    """The plain-Spark reference that benchmarks without an events size are judged by."""
+    return benchmark_key("plain_spark", events=max(profile.events))
+
+
 def rounds(profile: Profile, cost: str = "quick") -> int:
-    """Timed rounds for a benchmark of this profile: `quick`, `spark` or `heavy`."""
-    return {"quick": profile.rounds, "spark": profile.spark_rounds, "heavy": profile.heavy_rounds}[
-        cost
-    ]
+    """Timed rounds for a benchmark of this profile: `reference`, `quick`, `spark` or `heavy`."""
+    by_cost = {
+        "reference": profile.reference_rounds,
+        "quick": profile.rounds,
+        "spark": profile.spark_rounds,
+        "heavy": profile.heavy_rounds,
+    }
+    return by_cost[cost]
 
 
 def fresh(directory: Path) -> Path:

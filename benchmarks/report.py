@@ -1,7 +1,8 @@
 """Results, ratios, the regression verdict against the baseline, and the report files.
 
-Every benchmark's time is its fastest round (the least disturbed by other work on a shared
-machine). Its *ratio* is that time divided by the fastest round of its reference, measured in
+Every benchmark's cost is its fastest round (the least disturbed by other work on a shared
+machine), in CPU seconds (this process and the Spark JVM, see `benchmarks.cpu`) or, with
+`metric="wall"`, in wall seconds. Its *ratio* is that cost divided by its reference's, measured in
 the same run (`extra_info["reference"]`): plain Spark for the Spark layers, the orjson floor
 for the generator, a plain Delta MERGE for the SCD2 merge, the same layer without rules for
 a contract, our engine for GX. A benchmark regresses when its ratio exceeds the baseline's
@@ -27,6 +28,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen first, before pyplot loads
 
 DEFAULT_THRESHOLD = 0.15
+METRICS = ("cpu", "wall")
+DEFAULT_METRIC = "cpu"
+_BASELINE_FIELD = {"cpu": "ratio", "wall": "wall_ratio"}
 
 
 @dataclass(frozen=True)
@@ -37,16 +41,27 @@ class Result:
     name: str
     family: str
     reference: str | None
+    versus: str | None
     items: int
     unit: str
     params: Mapping[str, int]
     times: tuple[float, ...]
+    cpu: tuple[float, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def best(self) -> float:
         """The fastest round, in seconds."""
         return min(self.times)
+
+    @property
+    def best_cpu(self) -> float:
+        """The least CPU time of a round (wall time when CPU was not recorded)."""
+        return min(self.cpu) if self.cpu else self.best
+
+    def cost(self, metric: str) -> float:
+        """What the verdict compares: `best_cpu` or, for `wall`, `best`."""
+        return self.best_cpu if metric == "cpu" else self.best
 
     @property
     def median(self) -> float:
@@ -58,22 +73,34 @@ class Result:
         """Items per second in the fastest round."""
         return self.items / self.best
 
-    def with_times(self, more: Iterable[float]) -> Result:
+    def with_rounds(self, other: Result) -> Result:
         """The same benchmark with the rounds of another run added."""
         return Result(
             self.key,
             self.name,
             self.family,
             self.reference,
+            self.versus,
             self.items,
             self.unit,
             self.params,
-            (*self.times, *more),
+            (*self.times, *other.times),
+            (*self.cpu, *other.cpu),
             self.details,
         )
 
 
-_RECORDED = {"key", "name", "family", "reference", "items", "unit", "params"}
+_RECORDED = {
+    "key",
+    "name",
+    "family",
+    "reference",
+    "versus",
+    "items",
+    "unit",
+    "params",
+    "cpu_seconds",
+}
 
 
 def load_results(path: Path) -> dict[str, Result]:
@@ -87,10 +114,12 @@ def load_results(path: Path) -> dict[str, Result]:
             name=info["name"],
             family=info["family"],
             reference=info["reference"],
+            versus=info.get("versus"),
             items=int(info["items"]),
             unit=info["unit"],
             params=dict(info["params"]),
             times=tuple(float(t) for t in entry["stats"]["data"]),
+            cpu=tuple(float(t) for t in info.get("cpu_seconds", ())),
             details={k: v for k, v in info.items() if k not in _RECORDED},
         )
     return results
@@ -100,14 +129,14 @@ def merge_runs(first: Mapping[str, Result], second: Mapping[str, Result]) -> dic
     """Both runs' rounds per benchmark (the confirmation run re-measures a few)."""
     merged = dict(first)
     for key, result in second.items():
-        merged[key] = merged[key].with_times(result.times) if key in merged else result
+        merged[key] = merged[key].with_rounds(result) if key in merged else result
     return merged
 
 
-def ratios(results: Mapping[str, Result]) -> dict[str, float]:
-    """Each benchmark's fastest time over its reference's, where both were measured."""
+def ratios(results: Mapping[str, Result], metric: str = DEFAULT_METRIC) -> dict[str, float]:
+    """Each benchmark's cost over its reference's, where both were measured."""
     return {
-        key: result.best / results[result.reference].best
+        key: result.cost(metric) / results[result.reference].cost(metric)
         for key, result in results.items()
         if result.reference is not None and result.reference in results
     }
@@ -118,8 +147,9 @@ class Comparison:
     """One benchmark against the baseline.
 
     `status` is `regression`, `ok`, `faster` (beyond the threshold the other way), `new` (no
-    baseline ratio), `reference` (a reference: not judged) or `no reference` (its reference
-    did not run).
+    baseline ratio), `reference` (others are divided by it: not judged), `not judged` (no
+    reference, such as the correctness benchmark, whose assertions are its verdict) or
+    `no reference` (its reference did not run).
     """
 
     key: str
@@ -147,17 +177,21 @@ class Comparison:
 
 
 def compare(
-    results: Mapping[str, Result], baseline: Mapping[str, Any] | None, threshold: float
+    results: Mapping[str, Result],
+    baseline: Mapping[str, Any] | None,
+    threshold: float,
+    metric: str = DEFAULT_METRIC,
 ) -> list[Comparison]:
-    """Judge every benchmark of the run against the baseline's ratios."""
-    now = ratios(results)
+    """Judge every benchmark of the run against the baseline's ratios of the same metric."""
+    now = ratios(results, metric)
     known: Mapping[str, Any] = (baseline or {}).get("benchmarks", {})
     comparisons = []
+    referenced = {r.reference for r in results.values()} | {r.versus for r in results.values()}
     for key, result in sorted(results.items()):
         ratio = now.get(key)
-        before = known.get(key, {}).get("ratio")
+        before = known.get(key, {}).get(_BASELINE_FIELD[metric])
         if result.reference is None:
-            status = "reference"
+            status = "reference" if key in referenced else "not judged"
         elif ratio is None:
             status = "no reference"
         elif before is None:
@@ -168,7 +202,9 @@ def compare(
             status = "faster"
         else:
             status = "ok"
-        comparisons.append(Comparison(key, result.reference, result.best, ratio, before, status))
+        comparisons.append(
+            Comparison(key, result.reference, result.cost(metric), ratio, before, status)
+        )
     return comparisons
 
 
@@ -186,16 +222,18 @@ def load_baseline(path: Path) -> dict[str, Any] | None:
 
 
 def baseline_document(results: Mapping[str, Result], size: str) -> dict[str, Any]:
-    """What `--save-baseline` commits: each benchmark's ratio, and its seconds for reading."""
-    now = ratios(results)
+    """What `--save-baseline` commits: each benchmark's ratios, and its seconds for reading."""
+    cpu, wall = ratios(results, "cpu"), ratios(results, "wall")
     return {
         "size": size,
         "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "note": "ratios are judged; seconds depend on the machine and its load",
+        "note": "ratios (CPU, and wall) are judged; seconds depend on the machine and its load",
         "benchmarks": {
             key: {
-                "ratio": now.get(key),
+                "ratio": cpu.get(key),
+                "wall_ratio": wall.get(key),
                 "reference": result.reference,
+                "cpu_seconds": round(result.best_cpu, 4),
                 "seconds": round(result.best, 4),
             }
             for key, result in sorted(results.items())
@@ -221,23 +259,28 @@ def headline(results: Mapping[str, Result]) -> list[tuple[str, str]]:
         plain = results.get(end_to_end.reference or "")
         if plain is not None:
             lines.append(
-                ("end-to-end / plain Spark (time)", f"{end_to_end.best / plain.best:.2f}x")
+                (
+                    "end-to-end / plain Spark",
+                    f"{end_to_end.best / plain.best:.2f}x wall, "
+                    f"{end_to_end.best_cpu / plain.best_cpu:.2f}x CPU",
+                )
             )
         duckdb = results.get(f"duckdb[events={events}]")
         lines.append(
             (
-                "end-to-end / DuckDB (time)",
+                "end-to-end / DuckDB (wall)",
                 f"{end_to_end.best / duckdb.best:.1f}x" if duckdb else "DuckDB not installed",
             )
         )
     for name in ("silver_with_rules", "bronze_with_rules", "silver_with_drops", "gx_validate"):
         result = _largest(results, name)
-        reference = results.get(result.reference or "") if result is not None else None
+        reference = results.get(result.versus or "") if result is not None else None
         if result is not None and reference is not None:
             lines.append(
                 (
                     f"{name} / {reference.name} at {result.items:,} rows",
-                    f"{result.best / reference.best:.2f}x",
+                    f"{result.best_cpu / reference.best_cpu:.2f}x CPU, "
+                    f"{result.best / reference.best:.2f}x wall",
                 )
             )
     for result in sorted(
@@ -248,7 +291,7 @@ def headline(results: Mapping[str, Result]) -> list[tuple[str, str]]:
             (
                 f"SCD2 merge of {result.params['batch_rows']:,} changes into "
                 f"{result.params['dimension_rows']:,} rows",
-                f"{result.best:.2f} s",
+                f"{result.best:.2f} s ({_versus_text(results, result) or 'no plain MERGE'})",
             )
         )
     correctness = results.get("scd2_correctness")
@@ -325,7 +368,7 @@ def _plot_ratios(comparisons: Sequence[Comparison], threshold: float, out: Path)
     judged = [c for c in comparisons if c.ratio is not None]
     if not judged:
         return None
-    figure, axes = plt.subplots(figsize=(9, 0.35 * len(judged) + 1.5))
+    figure, axes = plt.subplots(figsize=(11, 0.45 * len(judged) + 1.8))
     positions = range(len(judged))
     axes.barh(
         [p + 0.2 for p in positions],
@@ -341,10 +384,19 @@ def _plot_ratios(comparisons: Sequence[Comparison], threshold: float, out: Path)
         label="baseline",
         color="tab:gray",
     )
-    axes.set_yticks(list(positions), [f"{c.key} / {c.reference}" for c in judged], fontsize=7)
+    axes.set_yticks(list(positions), [c.key for c in judged], fontsize=8)
+    for position, comparison in zip(positions, judged, strict=True):
+        if comparison.change is not None:
+            axes.annotate(
+                f"{comparison.change:+.0%}",
+                (comparison.ratio or 0, position + 0.2),
+                xytext=(4, -3),
+                textcoords="offset points",
+                fontsize=7,
+            )
     axes.set_xscale("log")
-    axes.set_xlabel(f"time / reference time (a regression is > baseline x {1 + threshold:.2f})")
-    axes.set_title("Ratio to the reference measured in the same run")
+    axes.set_xlabel(f"cost / reference's cost (a regression is > baseline x {1 + threshold:.2f})")
+    axes.set_title("Ratio to the reference measured in the same run, against the baseline")
     axes.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(out)
@@ -365,6 +417,13 @@ def _ratio_text(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
+def _versus_text(results: Mapping[str, Result], result: Result) -> str:
+    other = results.get(result.versus or "")
+    if other is None:
+        return ""
+    return f"{other.key}: {result.best_cpu / other.best_cpu:.2f}x"
+
+
 def _result_rows(
     results: Mapping[str, Result], comparisons: Sequence[Comparison]
 ) -> list[list[str]]:
@@ -378,9 +437,11 @@ def _result_rows(
                 key,
                 f"{result.best:.3f}",
                 f"{result.median:.3f}",
+                f"{result.best_cpu:.3f}",
                 str(len(result.times)),
                 f"{result.throughput:,.0f} {result.unit}/s",
                 result.reference or "",
+                _versus_text(results, result),
                 _ratio_text(comparison.ratio),
                 _ratio_text(comparison.baseline_ratio),
                 "" if change is None else f"{change:+.1%}",
@@ -394,9 +455,11 @@ _HEADER = (
     "benchmark",
     "min s",
     "median s",
+    "min CPU s",
     "rounds",
     "throughput",
     "reference",
+    "read against (CPU)",
     "ratio",
     "baseline ratio",
     "change",
@@ -411,6 +474,7 @@ def write_report(
     *,
     size: str,
     threshold: float,
+    metric: str,
     baseline_path: Path,
     baseline_found: bool,
     notes: Sequence[str] = (),
@@ -430,6 +494,7 @@ def write_report(
         "size": size,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "threshold": threshold,
+        "metric": metric,
         "baseline": str(baseline_path),
         "verdict": verdict,
         "regressions": [c.describe() for c in failed],
@@ -438,6 +503,7 @@ def write_report(
         "results": {
             key: {
                 "seconds": list(result.times),
+                "cpu_seconds": list(result.cpu),
                 "min": result.best,
                 "median": result.median,
                 "items": result.items,
@@ -476,8 +542,9 @@ def write_report(
     markdown = [
         f"# Benchmarks ({size})",
         "",
-        f"**{verdict}**. Baseline: `{baseline_path}`. Each time is the fastest round; each ratio "
-        "is that time over its reference's, measured in the same run.",
+        f"**{verdict}**. Baseline: `{baseline_path}`. Each ratio is the fastest round's "
+        f"{'CPU' if metric == 'cpu' else 'wall'} time over its reference's, measured in the "
+        "same run; throughput is from wall time.",
         "",
         *[f"* REGRESSION {c.describe()}" for c in failed],
         *[f"* {note}" for note in notes],
