@@ -43,7 +43,7 @@ def properties(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """Check style, import boundaries and types (ruff, mypy --strict)."""
-    _install(session, "lint", "test", "lakeflow")
+    _install(session, "lint", "test", "lakeflow", "bench", "duckdb")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -68,3 +68,10 @@ def scenarios(session: nox.Session) -> None:
         "CLICKSTREAM_PII_KEY", os.environ.get("CLICKSTREAM_PII_KEY", os.urandom(32).hex())
     )
     session.run("python", "-m", "scenarios", *session.posargs, env=env)
+
+
+@nox.session(python="3.11", default=False)
+def benchmarks(session: nox.Session) -> None:
+    """Time the pipeline against same-run references; fail on a regression (`-- --size full`)."""
+    _install(session, "bench", "duckdb")
+    session.run("python", "-m", "benchmarks", *session.posargs, env=ENV)

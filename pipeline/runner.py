@@ -467,7 +467,7 @@ def _run_silver(
         )
         if _dropped_any(metrics):
             # A second pass over the batch, for its few dropped rows only: cheaper, measured,
-            # than caching every batch (see benchmarks/contract_overhead.py).
+            # than caching every batch (`silver_with_drops` in benchmarks/ times this path).
             _append_once(
                 rules_engine.dropped_rows(evaluated),
                 table_path(warehouse, SILVER_QUARANTINE),

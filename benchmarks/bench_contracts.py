@@ -1,0 +1,265 @@
+"""Contract overhead: a layer with its rules against the same layer without, and GX beside ours.
+
+The rules are enforced as the runner enforces them: evaluated in the pass that writes the
+table, counted by `observe` during that write, logged to `_expectations_log`. So the report's
+`silver_with_rules / silver` is the cost of the contract, in the same run. Great Expectations
+validates the same rules on the same silver rows and is read against our engine counting
+them; its counts must equal ours. Like every Spark benchmark, each is judged by the
+plain-Spark reference, the steadiest yardstick of the run (the ratio of two multi-second
+layers moves more between runs than either does against plain Spark).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from benchmarks.bench_throughput import OPTIONS, assert_bronze_ledger, assert_silver_ledger
+from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, record, rounds, timed
+from benchmarks.profiles import Profile
+from benchmarks.workloads import line_count
+from contracts import gx_suites, rules
+from pipeline import expectations, generator, runner
+from pipeline.expectations import Expectation, ExpectationMetric
+
+CLOCK_NOW = generator.DEFAULT_START + timedelta(days=2)
+"""The rules' clock: after every generated event, so `event_time_not_in_future` holds."""
+SILVER_RULES = rules.silver_rules(clock=lambda: CLOCK_NOW)
+FEW_DROPPED = Expectation(
+    name="few_dropped",
+    predicate="substr(event_id, 1, 3) <> 'fff'",
+    action="drop",
+    description="drops about 1 event in 4,096, so the quarantine write's extra pass is paid",
+    passing_example={"event_id": "a"},
+    failing_example={"event_id": "fff"},
+)
+
+
+def _logged(spark: SparkSession, warehouse: Path) -> dict[str, int]:
+    """Rows each rule was evaluated on (passed + failed), from `_expectations_log`."""
+    log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
+    totals = log.groupBy("rule").agg(F.sum(F.col("passed") + F.col("failed")).alias("rows"))
+    return {row["rule"]: int(row["rows"]) for row in totals.collect()}
+
+
+def _silver_with(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    keys: DataFrame,
+    rounds_: int,
+    warmup: int,
+    events: int,
+    warehouses: Warehouses,
+    workdir: Path,
+    table_rules: tuple[Expectation, ...],
+) -> Path:
+    numbers = itertools.count()
+    contract = runner._Contract(table_rules, run_id="benchmark")
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("plain_spark", events=events),
+        versus=benchmark_key("silver", events=events),
+        items=events,
+        unit="events",
+        family="contracts",
+    )
+
+    def setup() -> Path:
+        target = workdir / f"{request.node.originalname}-{events}-{next(numbers)}"
+        return warehouses.with_table("bronze", events, target)
+
+    def run(warehouse: Path) -> Path:
+        watermark = runner._run_silver(spark, warehouse, keys, OPTIONS, contract)
+        runner._run_silver_accounting(spark, warehouse, keys, watermark)
+        return warehouse
+
+    warehouse: Path = timed(benchmark, run, setup, rounds=rounds_, warmup=warmup)
+    silver_rows = assert_silver_ledger(spark, warehouse)
+    dropped = (
+        runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
+        .where(F.size(expectations.QUARANTINE_RULES_COLUMN) > 0)
+        .count()
+    )
+    assert _logged(spark, warehouse) == {rule.name: silver_rows + dropped for rule in table_rules}
+    return warehouse
+
+
+def bench_silver_with_rules(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    keys: DataFrame,
+    profile: Profile,
+    events: int,
+    warehouses: Warehouses,
+    workdir: Path,
+) -> None:
+    """Silver enforcing its rules in the writing pass (the runner's one pass)."""
+    _silver_with(
+        benchmark,
+        request,
+        spark,
+        keys,
+        rounds(profile, "spark"),
+        profile.warmup_rounds,
+        events,
+        warehouses,
+        workdir,
+        SILVER_RULES,
+    )
+
+
+def bench_silver_with_drops(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    keys: DataFrame,
+    profile: Profile,
+    events: int,
+    warehouses: Warehouses,
+    workdir: Path,
+) -> None:
+    """Silver with a rule that drops rows: the quarantine write's second pass is paid."""
+    if not profile.drop_contract:
+        pytest.skip("full size only")
+    warehouse = _silver_with(
+        benchmark,
+        request,
+        spark,
+        keys,
+        rounds(profile, "spark"),
+        profile.warmup_rounds,
+        events,
+        warehouses,
+        workdir,
+        (*SILVER_RULES, FEW_DROPPED),
+    )
+    quarantined = runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
+    assert quarantined.where(F.array_contains("failed_expectations", FEW_DROPPED.name)).count() > 0
+
+
+def bench_bronze_with_rules(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    profile: Profile,
+    events: int,
+    landing: Callable[[int], Path],
+    workdir: Path,
+) -> None:
+    """Bronze enforcing its rules on each parsed object before it is written."""
+    if not profile.bronze_contract:
+        pytest.skip("full size only")
+    source = landing(events)
+    numbers = itertools.count()
+    contract = runner._Contract(rules.bronze_rules(), run_id="benchmark")
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("plain_spark", events=events),
+        versus=benchmark_key("bronze", events=events),
+        items=events,
+        unit="events",
+        family="contracts",
+    )
+
+    def setup() -> Path:
+        return fresh(workdir / f"bronze-with-rules-{events}-{next(numbers)}")
+
+    def run(warehouse: Path) -> Path:
+        runner._run_bronze(spark, source, warehouse, OPTIONS, contract)
+        return warehouse
+
+    warehouse: Path = timed(
+        benchmark, run, setup, rounds=rounds(profile), warmup=profile.warmup_rounds
+    )
+    assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
+    assert _logged(spark, warehouse) == {rule.name: events for rule in contract.rules}
+
+
+def _silver_rows(warehouses: Warehouses, events: int, workdir: Path, name: str) -> DataFrame:
+    warehouse = warehouses.with_table("silver", events, workdir / f"{name}-{events}")
+    return runner.read_table(warehouses.spark, warehouse, runner.SILVER_EVENTS)
+
+
+def _failed(metrics: list[ExpectationMetric]) -> dict[str, int]:
+    return {metric.rule: metric.failed for metric in metrics}
+
+
+def bench_rules_engine(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    events: int,
+    warehouses: Warehouses,
+    workdir: Path,
+) -> None:
+    """Our engine counting the silver rules over the silver rows (GX's reference)."""
+    frame = _silver_rows(warehouses, events, workdir, "rules-engine")
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("plain_spark", events=events),
+        items=events,
+        unit="rows",
+        family="contracts",
+    )
+
+    def measure() -> list[ExpectationMetric]:
+        evaluated = expectations.evaluate(frame, SILVER_RULES)
+        return expectations.measure(evaluated, runner.SILVER_EVENTS, SILVER_RULES)
+
+    metrics = timed(
+        benchmark,
+        lambda _: measure(),
+        nothing,
+        rounds=rounds(profile, "reference"),
+        warmup=profile.warmup_rounds,
+    )
+    assert {metric.passed + metric.failed for metric in metrics} == {frame.count()}
+
+
+def bench_gx_validate(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    events: int,
+    warehouses: Warehouses,
+    workdir: Path,
+) -> None:
+    """Great Expectations validating the suite built from the same rules, on the same rows."""
+    frame = _silver_rows(warehouses, events, workdir, "gx-validate")
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("plain_spark", events=events),
+        versus=benchmark_key("rules_engine", events=events),
+        items=events,
+        unit="rows",
+        family="contracts",
+    )
+    table_rules = {runner.SILVER_EVENTS: SILVER_RULES}
+
+    def validate() -> gx_suites.GxReport:
+        return gx_suites.validate({runner.SILVER_EVENTS: frame}, table_rules)
+
+    report = timed(
+        benchmark,
+        lambda _: validate(),
+        nothing,
+        rounds=rounds(profile, "heavy"),
+        warmup=profile.warmup_rounds,
+    )
+    ours = expectations.measure(
+        expectations.evaluate(frame, SILVER_RULES), runner.SILVER_EVENTS, SILVER_RULES
+    )
+    assert report.unexpected_by_rule(runner.SILVER_EVENTS) == _failed(ours)

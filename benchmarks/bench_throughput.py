@@ -1,0 +1,344 @@
+"""Throughput: the generator, each layer and the whole pipeline, and the references beside them.
+
+Every Spark layer is divided by the plain-Spark reference at the same size, the generator by
+the orjson decode floor over the files it writes. Each benchmark checks what it timed: the
+generated files are byte-identical to the cached input, and the layers keep the ledger (every
+line in bronze or its quarantine; every bronze row in silver, its quarantine, the late table
+or dropped as a duplicate; one fact per silver event).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, record, rounds, timed
+from benchmarks.profiles import SEED, Profile
+from benchmarks.workloads import (
+    duckdb_installed,
+    duckdb_reference,
+    event_files,
+    file_digests,
+    line_count,
+    orjson_floor,
+    plain_spark,
+)
+from pipeline import generator, gold, runner
+from pipeline.config import PiiKey
+
+OPTIONS = runner.RunOptions()
+
+
+def _plain_spark_key(events: int) -> str:
+    return benchmark_key("plain_spark", events=events)
+
+
+def _counter() -> Callable[[], int]:
+    numbers = itertools.count()
+    return lambda: next(numbers)
+
+
+# ---------------------------------------------------------------------------- references
+
+
+def bench_plain_spark(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    profile: Profile,
+    events: int,
+    landing: Callable[[int], Path],
+    workdir: Path,
+) -> None:
+    """The plain-Spark reference: read with the schema, dedup, sha2, write parquet."""
+    source = landing(events)
+    out = workdir / f"plain-spark-{events}"
+    record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
+    timed(
+        benchmark,
+        lambda _: plain_spark(spark, source, out),
+        nothing,
+        rounds=rounds(profile, "reference"),
+    )
+    assert spark.read.parquet(str(out)).count() == events
+
+
+def bench_orjson_floor(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    events: int,
+    landing: Callable[[int], Path],
+) -> None:
+    """The JSON decode floor: orjson over the same files, one core."""
+    source = landing(events)
+    record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
+    decoded = timed(
+        benchmark, lambda _: orjson_floor(source), nothing, rounds=rounds(profile, "reference")
+    )
+    assert decoded == events
+
+
+def bench_duckdb(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    events: int,
+    landing: Callable[[int], Path],
+    workdir: Path,
+) -> None:
+    """The single-machine reference: the same bronze + silver work in DuckDB, 2 threads."""
+    if not duckdb_installed():
+        pytest.skip("duckdb not installed (the optional dependency group `duckdb`)")
+    source = landing(events)
+    out = fresh(workdir / f"duckdb-{events}") / "events.parquet"
+    record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
+
+    def run(_: None) -> int:
+        return duckdb_reference(source, out)
+
+    def prepare() -> None:
+        out.unlink(missing_ok=True)
+
+    assert (
+        timed(
+            benchmark,
+            run,
+            prepare,
+            rounds=rounds(profile, "reference"),
+            warmup=profile.warmup_rounds,
+        )
+        == events
+    )
+
+
+# ------------------------------------------------------------------------------ generator
+
+
+def bench_generator(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    events: int,
+    landing: Callable[[int], Path],
+    workdir: Path,
+) -> None:
+    """`write_landing`: events and their CDC feed as JSON lines, byte-deterministic per seed."""
+    expected = file_digests(landing(events))
+    number = _counter()
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("orjson_floor", events=events),
+        items=events,
+        unit="events",
+        family="throughput",
+    )
+
+    def setup() -> Path:
+        return fresh(workdir / f"generator-{events}-{number()}") / "landing"
+
+    def write(out: Path) -> Path:
+        generator.write_landing(out, events=events, seed=SEED, files=event_files(events))
+        return out
+
+    written = timed(benchmark, write, setup, rounds=rounds(profile), warmup=profile.warmup_rounds)
+    assert file_digests(written) == expected
+
+
+# ---------------------------------------------------------------------------------- layers
+
+
+def _count(spark: SparkSession, warehouse: Path, table: str) -> int:
+    return runner.count_rows(spark, warehouse, table)
+
+
+def assert_bronze_ledger(spark: SparkSession, warehouse: Path, lines: int) -> int:
+    """Every non-blank line is in bronze or its quarantine; returns the bronze rows."""
+    bronze_rows = _count(spark, warehouse, runner.BRONZE_EVENTS)
+    assert bronze_rows + _count(spark, warehouse, runner.BRONZE_QUARANTINE) == lines
+    return bronze_rows
+
+
+def assert_silver_ledger(spark: SparkSession, warehouse: Path) -> int:
+    """Bronze = silver + quarantine + late + duplicates, no duplicate in silver; silver rows."""
+    bronze_ids = runner.read_table(spark, warehouse, runner.BRONZE_EVENTS).agg(
+        F.count(F.lit(1)).alias("rows"), F.count_distinct("event_id").alias("ids")
+    )
+    bronze_figures = bronze_ids.first()
+    assert bronze_figures is not None
+    silver_figures = (
+        runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
+        .agg(F.count(F.lit(1)).alias("rows"), F.count_distinct("event_id").alias("ids"))
+        .first()
+    )
+    assert silver_figures is not None
+    assert silver_figures["rows"] == silver_figures["ids"], "duplicate event_id in silver"
+    placed = (
+        silver_figures["rows"]
+        + _count(spark, warehouse, runner.SILVER_QUARANTINE)
+        + _count(spark, warehouse, runner.SILVER_LATE_EVENTS)
+    )
+    duplicates = bronze_figures["rows"] - bronze_figures["ids"]
+    assert placed + duplicates == bronze_figures["rows"]
+    return int(silver_figures["rows"])
+
+
+def assert_gold(spark: SparkSession, warehouse: Path, silver_rows: int) -> None:
+    """One fact per silver event, each with a user version or the unknown member."""
+    facts = runner.read_table(spark, warehouse, runner.GOLD_FACT_EVENTS)
+    users = runner.read_table(spark, warehouse, runner.GOLD_DIM_USER)
+    assert facts.count() == silver_rows
+    assert facts.join(users, gold.USER_SK, "left_anti").isEmpty()
+    open_versions = users.where(F.col("__END_AT").isNull() & F.col(gold.USER_KEY).isNotNull())
+    assert open_versions.groupBy(gold.USER_KEY).count().where("count > 1").isEmpty()
+
+
+def bench_bronze(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    profile: Profile,
+    events: int,
+    landing: Callable[[int], Path],
+    warehouses: Warehouses,
+    workdir: Path,
+) -> None:
+    """The bronze streaming query: parse, rescue, quarantine, two idempotent Delta appends."""
+    source = landing(events)
+    number = _counter()
+    record(
+        benchmark,
+        request,
+        reference=_plain_spark_key(events),
+        items=events,
+        unit="events",
+        family="throughput",
+    )
+
+    def setup() -> Path:
+        return fresh(workdir / f"bronze-{events}-{number()}")
+
+    def run(warehouse: Path) -> Path:
+        runner._run_bronze(spark, source, warehouse, OPTIONS)
+        return warehouse
+
+    warehouse = timed(benchmark, run, setup, rounds=rounds(profile), warmup=profile.warmup_rounds)
+    assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
+    warehouses.keep("bronze", events, warehouse)
+
+
+def bench_silver(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    keys: DataFrame,
+    profile: Profile,
+    events: int,
+    warehouses: Warehouses,
+    workdir: Path,
+) -> None:
+    """The silver query (watermark, dedup, HMAC, Delta sink) and its accounting query."""
+    number = _counter()
+    record(
+        benchmark,
+        request,
+        reference=_plain_spark_key(events),
+        items=events,
+        unit="events",
+        family="throughput",
+    )
+
+    def setup() -> Path:
+        return warehouses.with_table("bronze", events, workdir / f"silver-{events}-{number()}")
+
+    def run(warehouse: Path) -> Path:
+        watermark = runner._run_silver(spark, warehouse, keys, OPTIONS)
+        runner._run_silver_accounting(spark, warehouse, keys, watermark)
+        return warehouse
+
+    warehouse = timed(
+        benchmark, run, setup, rounds=rounds(profile, "spark"), warmup=profile.warmup_rounds
+    )
+    assert assert_silver_ledger(spark, warehouse) > 0
+    warehouses.keep("silver", events, warehouse)
+
+
+def bench_gold(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    keys: DataFrame,
+    profile: Profile,
+    events: int,
+    landing: Callable[[int], Path],
+    warehouses: Warehouses,
+    workdir: Path,
+) -> None:
+    """Gold: the SCD2 user dimension from the CDC feed, then the star schema and aggregates."""
+    source = landing(events)
+    number = _counter()
+    record(
+        benchmark,
+        request,
+        reference=_plain_spark_key(events),
+        items=events,
+        unit="events",
+        family="throughput",
+    )
+
+    def setup() -> Path:
+        return warehouses.with_table("silver", events, workdir / f"gold-{events}-{number()}")
+
+    def run(warehouse: Path) -> Path:
+        runner._run_gold(spark, source, warehouse, keys, OPTIONS, lambda _message: None)
+        return warehouse
+
+    warehouse = timed(
+        benchmark, run, setup, rounds=rounds(profile, "heavy"), warmup=profile.warmup_rounds
+    )
+    assert_gold(spark, warehouse, _count(spark, warehouse, runner.SILVER_EVENTS))
+
+
+def bench_end_to_end(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    pii_key: PiiKey,
+    profile: Profile,
+    events: int,
+    landing: Callable[[int], Path],
+    workdir: Path,
+) -> None:
+    """`run_pipeline` on a fresh warehouse: bronze, silver, accounting, gold."""
+    if not profile.end_to_end:
+        pytest.skip("full size only: the smoke size times the layers one by one")
+    source = landing(events)
+    number = _counter()
+    record(
+        benchmark,
+        request,
+        reference=_plain_spark_key(events),
+        items=events,
+        unit="events",
+        family="throughput",
+    )
+
+    def setup() -> Path:
+        return fresh(workdir / f"end-to-end-{events}-{number()}")
+
+    def run(warehouse: Path) -> Path:
+        runner.run_pipeline(spark, landing=source, warehouse=warehouse, pii_key=pii_key)
+        return warehouse
+
+    warehouse = timed(
+        benchmark, run, setup, rounds=rounds(profile, "heavy"), warmup=profile.warmup_rounds
+    )
+    assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
+    assert_gold(spark, warehouse, assert_silver_ledger(spark, warehouse))

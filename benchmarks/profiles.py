@@ -1,0 +1,84 @@
+"""Benchmark sizes: `smoke` (the CI run, a few minutes) and `full` (10k, 100k and 1M events)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one size of the suite measures, and how many rounds each benchmark gets.
+
+    Attributes:
+        name: `smoke` or `full`; also the baseline file's name.
+        events: generated events per throughput benchmark (one benchmark per value).
+        dimension_rows: rows of the user dimension the SCD2 merge-cost benchmarks merge into.
+        batch_rows: changes per merged batch.
+        histories: random change histories the SCD2 correctness benchmark checks.
+        history_batches: the out-of-order batches those histories arrive in.
+        reference_rounds: timed rounds of the quick references (plain Spark, orjson, DuckDB,
+            our rules engine): every ratio divides by them, so they get the most rounds.
+        rounds: timed rounds of the quick benchmarks (references, generator, bronze); the
+            verdict uses the fastest round.
+        spark_rounds: timed rounds of the Spark benchmarks that take several seconds each.
+        heavy_rounds: timed rounds of the costliest benchmarks (gold, end to end, GX).
+        warmup_rounds: untimed rounds first: the JVM compiles each new code path as it runs
+            it, and a layer's first rounds in a session take up to twice the CPU.
+        end_to_end: also time `run_pipeline` as a whole (the layers add up to it).
+        bronze_contract: also time bronze with its rules (it costs no measurable CPU).
+        drop_contract: also time silver with a rule that drops rows (the quarantine pass).
+    """
+
+    name: str
+    events: tuple[int, ...]
+    dimension_rows: tuple[int, ...]
+    batch_rows: tuple[int, ...]
+    histories: int
+    history_batches: int
+    reference_rounds: int
+    rounds: int
+    spark_rounds: int
+    heavy_rounds: int
+    warmup_rounds: int
+    end_to_end: bool
+    bronze_contract: bool
+    drop_contract: bool
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        events=(10_000,),
+        dimension_rows=(10_000,),
+        batch_rows=(1_000,),
+        histories=200,
+        history_batches=2,
+        reference_rounds=5,
+        rounds=3,
+        spark_rounds=2,
+        heavy_rounds=2,
+        warmup_rounds=1,
+        end_to_end=False,
+        bronze_contract=False,
+        drop_contract=False,
+    ),
+    "full": Profile(
+        name="full",
+        events=(10_000, 100_000, 1_000_000),
+        dimension_rows=(10_000, 100_000, 1_000_000),
+        batch_rows=(1_000, 10_000),
+        histories=5_000,
+        history_batches=8,
+        reference_rounds=3,
+        rounds=3,
+        spark_rounds=2,
+        heavy_rounds=2,
+        warmup_rounds=0,  # sizes grow: 10k and 100k warm the JVM up for 1M
+        end_to_end=True,
+        bronze_contract=True,
+        drop_contract=True,
+    ),
+}
+
+SEED = 7
+"""The generator seed of every benchmark input: inputs are cached on disk by (size, seed)."""
