@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from pipeline import expectations as engine
 from pipeline import gold, runner
+from pipeline.delta_tables import table_exists
 from pipeline.expectations import Expectation
 from pipeline.schemas import EVENT_SCHEMA
 
@@ -116,7 +117,7 @@ def _dim_user_view(spark: SparkSession, warehouse: Path) -> Iterator[None]:
     Without a CDC feed there is no table: the runner then joined every fact to the unknown
     member alone, and so does the view.
     """
-    if runner.count_rows(spark, warehouse, runner.GOLD_DIM_USER):
+    if table_exists(spark, runner.table_path(warehouse, runner.GOLD_DIM_USER)):
         users = runner.read_table(spark, warehouse, runner.GOLD_DIM_USER)
     else:
         users = spark.createDataFrame([(gold.UNKNOWN_KEY,)], f"{gold.USER_SK} bigint")
@@ -315,7 +316,7 @@ def write_reports(
     written = {
         table: table_rules
         for table, table_rules in rules_by_table.items()
-        if runner.count_rows(spark, warehouse, table) or table in QUARANTINES
+        if table_exists(spark, runner.table_path(warehouse, table)) or table in QUARANTINES
     }
     with _dim_user_view(spark, warehouse):
         gx_report = None
