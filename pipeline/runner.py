@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pyspark.errors import AnalysisException, StreamingQueryException
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
@@ -155,11 +155,13 @@ def read_table(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:
 
 
 def count_rows(spark: SparkSession, warehouse: Path, table: str) -> int:
-    """Rows in a warehouse table, 0 when it does not exist yet."""
-    try:
-        return read_table(spark, warehouse, table).count()
-    except AnalysisException:
+    """Rows in a warehouse table, 0 when it does not exist yet.
+
+    Asks the Delta log first: a failed read of a missing table costs about 0.1 s.
+    """
+    if not table_exists(spark, table_path(warehouse, table)):
         return 0
+    return read_table(spark, warehouse, table).count()
 
 
 def _append_once(
