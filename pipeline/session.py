@@ -243,14 +243,26 @@ def local_server_conf(settings: SparkSettings, jars: list[Path]) -> dict[str, st
     }
 
 
-QUERY_FAILURE_LOGGER = "org.apache.spark.sql.execution.streaming.runtime.MicroBatchExecution"
+QUERY_FAILURE_LOGGERS: tuple[str, ...] = (
+    "org.apache.spark.sql.execution.streaming.runtime.MicroBatchExecution",
+    # A task that raises (a failed `expect_or_fail` rule is one) is logged by each of these,
+    # with its stack trace, before the job's failure reaches the driver.
+    "org.apache.spark.executor.Executor",
+    "org.apache.spark.scheduler.TaskSetManager",
+    "org.apache.spark.util.Utils",
+    "org.apache.spark.sql.delta.files.DeltaFileFormatWriter",
+    # The other tasks of the failed stage are cancelled while they read shuffle blocks.
+    "org.apache.spark.storage.ShuffleBlockFetcherIterator",
+)
 
 
 def _quiet_query_failures(spark: SparkSession) -> None:
-    """Keep Spark from logging a failed streaming query as a Java stack trace.
+    """Keep Spark from logging a failed query or task as Java stack traces.
 
     The runner re-raises every query failure to its caller (a failed `expect_or_fail` rule as
-    `ExpectationFailedError`), so the log only printed the same error, unreadably, first.
+    `ExpectationFailedError`, other failures with the task's error as their cause), so these
+    logs only printed the same error first, unreadably, a few hundred lines of it.
     """
     log4j = spark.sparkContext._jvm.org.apache.logging.log4j  # type: ignore[union-attr]
-    log4j.core.config.Configurator.setLevel(QUERY_FAILURE_LOGGER, log4j.Level.FATAL)
+    for logger in QUERY_FAILURE_LOGGERS:
+        log4j.core.config.Configurator.setLevel(logger, log4j.Level.FATAL)

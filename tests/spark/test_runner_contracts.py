@@ -293,6 +293,21 @@ def test_the_command_line_reports_a_failed_rule_and_exits_non_zero(
     assert "rule 'never' (no row is good enough): 10 of 10 rows fail it" in err
 
 
+def test_failed_tasks_are_raised_not_logged_as_java_stack_traces(spark: SparkSession) -> None:
+    # The JVM writes its log to the stderr it was started with, which pytest cannot capture:
+    # check that the loggers that printed a failed rule's stack traces (about 270 lines in
+    # the `contract_fail` scenario) print no errors. The failure itself reaches the caller.
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j  # type: ignore[union-attr]
+    printing = [
+        name
+        for name in session.QUERY_FAILURE_LOGGERS
+        if log4j.LogManager.getLogger(name).isErrorEnabled()
+    ]
+    assert printing == []
+    with pytest.raises(Exception, match="a row failed"):
+        spark.range(3).select(F.raise_error(F.lit("a row failed"))).collect()
+
+
 def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_facts(
     spark: SparkSession, tmp_path: Path, pii_key: PiiKey
 ) -> None:
