@@ -27,6 +27,8 @@ table's rules needs no pass over the data of its own.
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -312,13 +314,15 @@ def kept_or_stop(rules: Sequence[Expectation]) -> Column:
     write filtered by it aborts before it commits anything: `fail` rules are checked in the
     same pass that writes, not in one before it.
     """
-    keep = F.col(KEPT_COLUMN)
     fail_rules = [F.col(passed_column(rule)) for rule in rules if rule.action == "fail"]
-    if not fail_rules:
+    return _kept_unless_failed(F.col(KEPT_COLUMN), fail_rules)
+
+
+def _kept_unless_failed(keep: Column, fail_conditions: Sequence[Column]) -> Column:
+    """`keep`, or a Spark error (`FAIL_MARKER`) for a row that fails any of `fail_conditions`."""
+    if not fail_conditions:
         return keep
-    all_pass = fail_rules[0]
-    for passed in fail_rules[1:]:
-        all_pass = all_pass & passed
+    all_pass = functools.reduce(operator.and_, fail_conditions)
     return F.when(~all_pass, F.raise_error(F.lit(FAIL_MARKER))).otherwise(keep)
 
 
@@ -332,19 +336,12 @@ def enforce(frame: DataFrame, rules: Sequence[Expectation]) -> DataFrame:
     """
     if not rules:
         return frame
-    conditions = [(rule, rule.condition()) for rule in rules]
-    keep = F.lit(True)
-    for _rule, condition in [(r, c) for r, c in conditions if r.action == "drop"]:
-        keep = keep & condition
-    fail_conditions = [condition for rule, condition in conditions if rule.action == "fail"]
-    if fail_conditions:
-        all_pass = fail_conditions[0]
-        for condition in fail_conditions[1:]:
-            all_pass = all_pass & condition
-        keep = F.when(~all_pass, F.raise_error(F.lit(FAIL_MARKER))).otherwise(keep)
+    drop_conditions = [rule.condition() for rule in rules if rule.action == "drop"]
+    keep = functools.reduce(operator.and_, drop_conditions, F.lit(True))
+    fail_conditions = [rule.condition() for rule in rules if rule.action == "fail"]
     # One filter, no added columns: nothing to drop afterwards, so Spark never has to analyse
     # the frame (Spark Declarative Pipelines forbids that inside a query function).
-    return frame.where(keep)
+    return frame.where(_kept_unless_failed(keep, fail_conditions))
 
 
 def stopped_by_fail_rule(error: BaseException) -> bool:
