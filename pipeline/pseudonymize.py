@@ -41,8 +41,3 @@ def hmac_sha256(value: Column) -> Column:
 def with_key(events: DataFrame, keys: DataFrame) -> DataFrame:
     """Attach the padded key columns (from `key_frame`) to every row, by a broadcast join."""
     return events.crossJoin(F.broadcast(keys))
-
-
-def without_key(events: DataFrame) -> DataFrame:
-    """Drop the padded key columns again."""
-    return events.drop(IPAD_COLUMN, OPAD_COLUMN)

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import gold
-from pipeline.pseudonymize import hmac_sha256, with_key, without_key
+from pipeline.pseudonymize import hmac_sha256, with_key
 from pipeline.schemas import USER_CHANGE_SCHEMA
 
 EVENTS = (
@@ -53,8 +53,9 @@ def silver_like(
         for event_id, event_type, time, session, user in events
     ]
     raw = spark.createDataFrame(rows, EVENTS)
-    keyed = with_key(raw, keys).select("*", hmac_sha256(F.col("user_id")).alias("user_key"))
-    return without_key(keyed).drop("user_id").withColumn("event_date", F.to_date("event_time"))
+    user_key = hmac_sha256(F.col("user_id")).alias("user_key")
+    keyed = with_key(raw, keys).select(*raw.columns, user_key)
+    return keyed.drop("user_id").withColumn("event_date", F.to_date("event_time"))
 
 
 def user_changes(spark: SparkSession, keys: DataFrame, rows: list[tuple[Any, ...]]) -> DataFrame:

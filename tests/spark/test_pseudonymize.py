@@ -12,12 +12,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.config import PiiKey
-from pipeline.pseudonymize import hmac_sha256, with_key, without_key
+from pipeline.pseudonymize import hmac_sha256, with_key
 
 
 def _hashed(spark: SparkSession, keys: DataFrame, values: Sequence[str | None]) -> DataFrame:
     frame = spark.createDataFrame([(value,) for value in values], "value string")
-    return without_key(with_key(frame, keys).withColumn("hashed", hmac_sha256(F.col("value"))))
+    return with_key(frame, keys).select("value", hmac_sha256(F.col("value")).alias("hashed"))
 
 
 def test_matches_python_hmac_sha256(spark: SparkSession, keys: DataFrame, pii_key: PiiKey) -> None:
