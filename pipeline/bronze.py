@@ -15,7 +15,7 @@ typed columns keep the last value, the text keeps every value.
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType, StructField, StructType
 
@@ -117,6 +117,19 @@ def _rescued_map(raw: Column, typed: Column, schema: StructType) -> Column:
         entries += [F.lit(field.name), value]
     mismatched = F.map_filter(F.create_map(*entries), lambda _key, value: value.isNotNull())
     return F.map_concat(unknown, mismatched)
+
+
+def event_lines(
+    spark: SparkSession, path: str, *, max_files_per_trigger: int | None = None
+) -> DataFrame:
+    """The landing files under `path` as a stream of lines, the input `parse_lines` takes.
+
+    Columns `value` (the text) and `_source_file` (the file's path, from `_metadata`).
+    """
+    reader = spark.readStream.format("text")
+    if max_files_per_trigger is not None:
+        reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    return reader.load(path).select("value", F.col("_metadata.file_path").alias("_source_file"))
 
 
 def parse_lines(

@@ -1,4 +1,5 @@
-"""Reading the landing files, exactly as `pipeline.runner` reads them; no transformation."""
+"""Reading the landing files as `pipeline.runner` reads them (`bronze.event_lines`); no
+transformation."""
 
 from __future__ import annotations
 
@@ -7,15 +8,6 @@ from pyspark.sql import functions as F
 
 from pipeline import bronze
 from pipeline.schemas import USER_CHANGE_SCHEMA
-
-
-def event_lines(spark: SparkSession, path: str) -> DataFrame:
-    """The raw event files as a stream of lines: `value` (the text) and `_source_file`."""
-    return (
-        spark.readStream.format("text")
-        .load(path)
-        .select("value", F.col("_metadata.file_path").alias("_source_file"))
-    )
 
 
 def user_change_stream(spark: SparkSession, path: str) -> DataFrame:
@@ -37,5 +29,5 @@ def bronze_event_stream(
     """
     if from_table:
         return spark.readStream.table(table)
-    lines = bronze.parse_lines(event_lines(spark, events_path))
+    lines = bronze.parse_lines(bronze.event_lines(spark, events_path))
     return bronze.bronze_rows(lines, ingested_at=F.current_timestamp())

@@ -11,7 +11,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import bronze
-from pipeline.lakeflow import sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.quality import expectations
 from pipeline.lakeflow.settings import PipelineSettings
@@ -27,7 +26,7 @@ BRONZE_PARSED = "bronze_parsed"
 
 @dp.temporary_view(name=BRONZE_PARSED)
 def bronze_parsed() -> DataFrame:
-    return bronze.parse_lines(sources.event_lines(spark, settings.events_path()))
+    return bronze.parse_lines(bronze.event_lines(spark, settings.events_path()))
 
 
 @dp.table(name=BRONZE_EVENTS, comment="Every input line that is a JSON object, typed.")
