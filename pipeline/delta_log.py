@@ -1,0 +1,212 @@
+"""What a Delta table's transaction log says, read in plain Python: no JVM, no Spark job.
+
+A run with nothing new must not start Spark, and row counts must not scan tables, so the
+version and the row count of a table come from `<table>/_delta_log`: the last checkpoint
+(Parquet, read with pyarrow) plus the JSON commits after it. The count is the sum of the
+`numRecords` statistics of the live files minus the rows their deletion vectors delete.
+
+Only what this project's tables use is read: classic single- and multi-part checkpoints and
+JSON commits. Where the log holds something else (a V2 checkpoint, a file without
+statistics), `row_count` returns None and the caller counts with Spark instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "TableState",
+    "batch_marker",
+    "committed_batch",
+    "read_state",
+    "row_count",
+    "table_version",
+    "version_before",
+]
+
+LOG_DIR = "_delta_log"
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?\.parquet$")
+
+
+@dataclass(frozen=True)
+class TableState:
+    """A table's latest version and, when the log has the statistics, its row count."""
+
+    version: int
+    rows: int | None
+
+
+def _log(path: Path) -> Path:
+    return path / LOG_DIR
+
+
+def _commit_versions(log: Path) -> list[int]:
+    try:
+        names = [entry.name for entry in log.iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(match.group(1)) for name in names if (match := _COMMIT.match(name)))
+
+
+def table_version(path: Path) -> int | None:
+    """The latest committed version of the Delta table at `path`; None when there is none."""
+    versions = _commit_versions(_log(path))
+    return versions[-1] if versions else None
+
+
+def _checkpoint_parts(log: Path, up_to: int) -> tuple[int, list[Path]] | None:
+    """The newest complete classic checkpoint at or before `up_to`: its version and files."""
+    parts: dict[int, dict[int, Path]] = {}
+    expected: dict[int, int] = {}
+    for entry in log.iterdir():
+        match = _CHECKPOINT.match(entry.name)
+        if match is None:
+            continue
+        version = int(match.group(1))
+        if version > up_to:
+            continue
+        part, total = (int(match.group(2)), int(match.group(3))) if match.group(2) else (1, 1)
+        parts.setdefault(version, {})[part] = entry
+        expected[version] = total
+    for version in sorted(parts, reverse=True):
+        if len(parts[version]) == expected[version]:
+            return version, [parts[version][i] for i in sorted(parts[version])]
+    return None
+
+
+def _file_key(action: dict[str, Any]) -> tuple[str, str]:
+    vector = action.get("deletionVector") or {}
+    unique = f"{vector.get('storageType', '')}{vector.get('pathOrInlineDv', '')}"
+    return str(action["path"]), f"{unique}@{vector.get('offset', '')}"
+
+
+def _checkpoint_adds(files: list[Path]) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq  # imported here: only a count that needs a checkpoint pays
+
+    for file in files:
+        table = pq.read_table(file, columns=["add"])
+        for add in table.column("add").to_pylist():
+            if add is not None:
+                yield add
+
+
+def _commit_actions(log: Path, version: int) -> Iterator[dict[str, Any]]:
+    with (log / f"{version:020d}.json").open("rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _rows(add: dict[str, Any]) -> int | None:
+    stats = add.get("stats")
+    if not stats:
+        return None
+    records = json.loads(stats).get("numRecords")
+    if records is None:
+        return None
+    deleted = (add.get("deletionVector") or {}).get("cardinality", 0)
+    return int(records) - int(deleted)
+
+
+def read_state(path: Path) -> TableState | None:
+    """The latest version and row count of the Delta table at `path`; None when absent.
+
+    `rows` is None when the log cannot give it without reading data (see the module doc).
+    """
+    log = _log(path)
+    versions = _commit_versions(log)
+    if not versions:
+        return None
+    latest = versions[-1]
+    checkpoint = _checkpoint_parts(log, latest)
+    live: dict[tuple[str, str], dict[str, Any]] = {}
+    first = 0
+    if checkpoint is not None:
+        checkpoint_version, files = checkpoint
+        live = {_file_key(add): add for add in _checkpoint_adds(files)}
+        first = checkpoint_version + 1
+    known = set(versions)
+    if any(version not in known for version in range(first, latest + 1)):
+        return TableState(latest, None)  # commits cleaned up without a usable checkpoint
+    for version in range(first, latest + 1):
+        for action in _commit_actions(log, version):
+            if "add" in action:
+                live[_file_key(action["add"])] = action["add"]
+            elif "remove" in action:
+                live.pop(_file_key(action["remove"]), None)
+    counts = [_rows(add) for add in live.values()]
+    if any(count is None for count in counts):
+        return TableState(latest, None)
+    return TableState(latest, sum(count for count in counts if count is not None))
+
+
+def row_count(path: Path) -> int | None:
+    """Rows of the Delta table at `path` from its log: 0 when absent, None when unknown."""
+    state = read_state(path)
+    if state is None:
+        return 0
+    return state.rows
+
+
+MARKER_KEY = "clickstream"
+"""The key of the batch marker a writer puts in a commit's `userMetadata` (`batch_marker`)."""
+MARKER_SCAN_LIMIT = 200
+"""How many of the newest commits `committed_batch` reads, at most."""
+
+
+def batch_marker(writer: str, batch_id: int) -> str:
+    """The `userMetadata` of a commit that writes micro-batch `batch_id` of `writer`."""
+    return json.dumps({MARKER_KEY: {"writer": writer, "batch": batch_id}}, sort_keys=True)
+
+
+def _marker(action: dict[str, Any]) -> tuple[str, int] | None:
+    metadata = (action.get("commitInfo") or {}).get("userMetadata")
+    if not metadata:
+        return None
+    try:
+        marker = json.loads(metadata)[MARKER_KEY]
+        return str(marker["writer"]), int(marker["batch"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _newest_marker(path: Path, writer: str) -> tuple[int, int] | None:
+    """The newest commit marked by `writer`: (its table version, its batch), or None."""
+    for version in reversed(_commit_versions(_log(path))[-MARKER_SCAN_LIMIT:]):
+        for action in _commit_actions(_log(path), version):
+            if "commitInfo" in action:
+                marker = _marker(action)
+                if marker is not None and marker[0] == writer:
+                    return version, marker[1]
+                break
+    return None
+
+
+def committed_batch(path: Path, writer: str) -> int | None:
+    """The last micro-batch `writer` committed to the table at `path`, from commit markers.
+
+    A writer's batches are written in order, each at most once, so its newest marker tells
+    whether a replayed batch already reached this table. Only the newest
+    `MARKER_SCAN_LIMIT` commits are read: a replayed batch is the table's last work by its
+    writer, written just before the run that replays it stopped.
+    """
+    newest = _newest_marker(path, writer)
+    return None if newest is None else newest[1]
+
+
+def version_before(path: Path, writer: str, batch_id: int) -> int | None:
+    """The table version a batch saw before it wrote: its own commit's version minus one.
+
+    None when the batch has not written this table (so its latest version is what it saw);
+    -1 when its commit created the table.
+    """
+    newest = _newest_marker(path, writer)
+    if newest is None or newest[1] != batch_id:
+        return None
+    return newest[0] - 1

@@ -1,0 +1,186 @@
+"""Whether a run has anything to do, decided in plain Python before any JVM starts.
+
+After every successful run the runner records what it processed: the landing files it saw
+when it started and the Delta version of every table when it finished. A later run with the
+same landing files, the same table versions and no streaming batch left half done (an offset
+logged without its commit) has no new input, so it does no Spark work at all: as Lakeflow
+skips a flow whose inputs did not change. Anything else (a new file, a table written by
+someone else, a run that failed midway) means work, and the stages find out what exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import delta_log
+from pipeline.tables import (
+    CHECKPOINTS_DIR,
+    EVENTS_DIR,
+    GOLD_DIM_USER,
+    TABLES,
+    USER_CHANGES_DIR,
+    row_counts,
+)
+
+__all__ = [
+    "RunState",
+    "RunSummary",
+    "TableCount",
+    "is_up_to_date",
+    "landing_files",
+    "save_state",
+    "summary",
+    "table_versions",
+    "unchanged_summary",
+]
+
+STATE_FILE = "last_run.json"
+GOLD_DIM_USER_CHANGES = f"{GOLD_DIM_USER}__changes"
+"""The SCD engine's change log of `gold_dim_user` (`pipeline.scd2.change_log_path`)."""
+VERSIONED_TABLES: tuple[str, ...] = (*TABLES, GOLD_DIM_USER_CHANGES)
+
+
+@dataclass(frozen=True)
+class RunState:
+    """The landing files a run started from and the table versions it left."""
+
+    landing_files: tuple[str, ...]
+    versions: dict[str, int | None]
+
+
+def _visible(name: str) -> bool:
+    """Spark's file sources skip names starting with '.' or '_' (temporary and metadata files)."""
+    return not name.startswith((".", "_"))
+
+
+def landing_files(landing: Path) -> tuple[str, ...]:
+    """The input files under `landing`, as sorted paths relative to it."""
+    found: list[str] = []
+    for folder in (EVENTS_DIR, USER_CHANGES_DIR):
+        directory = landing / folder
+        if not directory.is_dir():
+            continue
+        for root, dirs, files in os.walk(directory):
+            dirs[:] = [d for d in dirs if _visible(d)]
+            base = Path(root).relative_to(landing)
+            found += [str(base / name) for name in files if _visible(name)]
+    return tuple(sorted(found))
+
+
+def table_versions(warehouse: Path) -> dict[str, int | None]:
+    """The latest Delta version of every table of the warehouse (None when absent)."""
+    return {table: delta_log.table_version(warehouse / table) for table in VERSIONED_TABLES}
+
+
+def _state_file(warehouse: Path) -> Path:
+    return warehouse / CHECKPOINTS_DIR / STATE_FILE
+
+
+def save_state(warehouse: Path, state: RunState) -> None:
+    """Record a successful run's state (written to a temporary file, then renamed)."""
+    target = _state_file(warehouse)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    document = {"landing_files": list(state.landing_files), "versions": state.versions}
+    partial.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    partial.replace(target)
+
+
+def _load_state(warehouse: Path) -> RunState | None:
+    try:
+        document = json.loads(_state_file(warehouse).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return RunState(tuple(document["landing_files"]), dict(document["versions"]))
+
+
+def _numbered(directory: Path) -> int:
+    """The highest batch number in a checkpoint's `offsets/` or `commits/` folder, or -1."""
+    try:
+        return max(
+            (int(entry.name) for entry in directory.iterdir() if entry.name.isdigit()), default=-1
+        )
+    except FileNotFoundError:
+        return -1
+
+
+def _half_done_batches(warehouse: Path) -> list[str]:
+    """Queries whose last planned batch was never committed (a run stopped inside it)."""
+    checkpoints = warehouse / CHECKPOINTS_DIR
+    if not checkpoints.is_dir():
+        return []
+    return [
+        query.name
+        for query in checkpoints.iterdir()
+        if query.is_dir() and _numbered(query / "offsets") > _numbered(query / "commits")
+    ]
+
+
+def is_up_to_date(landing: Path, warehouse: Path) -> bool:
+    """True when the last successful run already processed everything in `landing`.
+
+    Reads only file listings, the runner's state file and the Delta logs' file names.
+    """
+    state = _load_state(warehouse)
+    if state is None or state.landing_files != landing_files(landing):
+        return False
+    if state.versions != table_versions(warehouse):
+        return False
+    return not _half_done_batches(warehouse)
+
+
+@dataclass(frozen=True)
+class TableCount:
+    """Rows of one table before and after a run."""
+
+    table: str
+    before: int
+    after: int
+
+    @property
+    def added(self) -> int:
+        """Rows the run added."""
+        return self.after - self.before
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, table by table."""
+
+    counts: tuple[TableCount, ...]
+    run_id: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the run found nothing new and did no work (it then has no run id)."""
+        return self.run_id is None
+
+    def rows(self, table: str) -> int:
+        """Rows in `table` after the run."""
+        return next(count.after for count in self.counts if count.table == table)
+
+    def render(self) -> str:
+        """A short human-readable table of rows per table."""
+        width = max(len(count.table) for count in self.counts)
+        lines = [f"{'table':<{width}}  {'rows':>10}  {'added':>10}"]
+        lines += [
+            f"{count.table:<{width}}  {count.after:>10,}  {count.added:>+10,}"
+            for count in self.counts
+        ]
+        return "\n".join(lines)
+
+
+def summary(before: dict[str, int], after: dict[str, int], run_id: str | None) -> RunSummary:
+    """The summary of a run from the row counts before and after it."""
+    return RunSummary(
+        tuple(TableCount(table, before[table], after[table]) for table in TABLES), run_id
+    )
+
+
+def unchanged_summary(warehouse: Path) -> RunSummary:
+    """The summary of a run that had nothing to do: counts from the Delta logs, none added."""
+    counts = row_counts(None, warehouse)
+    return summary(counts, counts, None)

@@ -1,0 +1,135 @@
+"""The table catalogue: every table of the warehouse, where it lives, how to read and count it.
+
+Tables are Delta tables at `<warehouse>/<table>`; streaming checkpoints live under
+`<warehouse>/_checkpoints/<query>`. Row counts and versions come from the Delta log
+(`pipeline.delta_log`), never from a scan, so this module imports no Spark at load time: the
+command line asks it whether there is anything to do before it starts a JVM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline import delta_log
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = [
+    "BRONZE_EVENTS",
+    "BRONZE_QUARANTINE",
+    "CHECKPOINTS_DIR",
+    "ENFORCED_TABLES",
+    "EVENTS_DIR",
+    "EXPECTATIONS_LOG",
+    "GOLD_DAILY_ACTIVE_USERS",
+    "GOLD_DIM_DATE",
+    "GOLD_DIM_DEVICE",
+    "GOLD_DIM_PAGE",
+    "GOLD_DIM_USER",
+    "GOLD_ENFORCED_TABLES",
+    "GOLD_FACT_EVENTS",
+    "GOLD_FUNNEL_DAILY",
+    "GOLD_SESSIONS",
+    "GOLD_TABLES",
+    "SILVER_EVENTS",
+    "SILVER_LATE_EVENTS",
+    "SILVER_QUARANTINE",
+    "TABLES",
+    "USER_CHANGES_DIR",
+    "checkpoint_path",
+    "count_rows",
+    "read_table",
+    "row_counts",
+    "table_exists",
+    "table_path",
+]
+
+EVENTS_DIR = "events"
+"""The landing folder of newline-delimited JSON events."""
+USER_CHANGES_DIR = "user_changes"
+"""The landing folder of the user-profile CDC feed."""
+CHECKPOINTS_DIR = "_checkpoints"
+"""The warehouse folder of the streaming checkpoints and the runner's own state."""
+
+BRONZE_EVENTS = "bronze_events"
+BRONZE_QUARANTINE = "bronze_quarantine"
+SILVER_EVENTS = "silver_events"
+SILVER_QUARANTINE = "silver_quarantine"
+SILVER_LATE_EVENTS = "silver_late_events"
+EXPECTATIONS_LOG = "_expectations_log"
+GOLD_DIM_USER = "gold_dim_user"
+GOLD_DIM_PAGE = "gold_dim_page"
+GOLD_DIM_DEVICE = "gold_dim_device"
+GOLD_DIM_DATE = "gold_dim_date"
+GOLD_FACT_EVENTS = "gold_fact_events"
+GOLD_DAILY_ACTIVE_USERS = "gold_daily_active_users"
+GOLD_FUNNEL_DAILY = "gold_funnel_daily"
+GOLD_SESSIONS = "gold_sessions"
+
+GOLD_TABLES: tuple[str, ...] = (
+    GOLD_DIM_USER,
+    GOLD_DIM_PAGE,
+    GOLD_DIM_DEVICE,
+    GOLD_DIM_DATE,
+    GOLD_FACT_EVENTS,
+    GOLD_DAILY_ACTIVE_USERS,
+    GOLD_FUNNEL_DAILY,
+    GOLD_SESSIONS,
+)
+TABLES: tuple[str, ...] = (
+    BRONZE_EVENTS,
+    BRONZE_QUARANTINE,
+    SILVER_EVENTS,
+    SILVER_QUARANTINE,
+    SILVER_LATE_EVENTS,
+    EXPECTATIONS_LOG,
+    *GOLD_TABLES,
+)
+"""Every table a run reports, in the order it reports them."""
+ENFORCED_TABLES: tuple[str, ...] = (BRONZE_EVENTS, SILVER_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS)
+"""Tables whose writing stage can enforce expectations."""
+GOLD_ENFORCED_TABLES: tuple[str, ...] = (GOLD_DIM_USER, GOLD_FACT_EVENTS)
+"""Gold tables with rules: `warn` and `fail` only, since every silver event must reach
+`gold_fact_events` and a dimension version cannot be dropped without breaking its history.
+Their rules may name `gold_dim_user` as a table (a view of it is registered while they run)."""
+
+
+def table_path(warehouse: Path, table: str) -> str:
+    """Where `table` lives: `<warehouse>/<table>`."""
+    return str(warehouse / table)
+
+
+def checkpoint_path(warehouse: Path, query: str) -> str:
+    """Where the streaming query `query` keeps its checkpoint."""
+    return str(warehouse / CHECKPOINTS_DIR / query)
+
+
+def table_exists(warehouse: Path, table: str) -> bool:
+    """Whether the warehouse holds `table` (a committed Delta version), read from its log."""
+    return delta_log.table_version(warehouse / table) is not None
+
+
+def read_table(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:
+    """Read a Delta table of the warehouse."""
+    return spark.read.format("delta").load(table_path(warehouse, table))
+
+
+def count_rows(spark: SparkSession | None, warehouse: Path, table: str) -> int:
+    """Rows in a warehouse table, 0 when it does not exist yet.
+
+    From the Delta log's statistics; only a table whose log lacks them is counted by Spark
+    (which then needs `spark`).
+    """
+    rows = delta_log.row_count(warehouse / table)
+    if rows is not None:
+        return rows
+    if spark is None:
+        raise ValueError(f"the Delta log of {table} has no row counts, and no Spark was given")
+    return read_table(spark, warehouse, table).count()
+
+
+def row_counts(spark: SparkSession | None, warehouse: Path) -> dict[str, int]:
+    """Rows in every table of the catalogue (see `count_rows`)."""
+    return {table: count_rows(spark, warehouse, table) for table in TABLES}
