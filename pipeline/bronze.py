@@ -132,6 +132,12 @@ def event_lines(
     return reader.load(path).select("value", F.col("_metadata.file_path").alias("_source_file"))
 
 
+def canonical_json(typed: Column) -> Column:
+    """The JSON text Spark writes for a parsed record: every schema field, in schema order,
+    nulls included, no spaces. A line equal to it has nothing to rescue (see `parse_lines`)."""
+    return F.to_json(typed, {"ignoreNullFields": "false"})
+
+
 def parse_lines(
     lines: DataFrame,
     *,
@@ -140,6 +146,13 @@ def parse_lines(
     file_column: str = "_source_file",
 ) -> DataFrame:
     """Parse raw text lines into typed columns, `_rescued_data` and a quarantine reason.
+
+    Each line is parsed once into the typed schema. A line that is exactly the canonical JSON
+    of what was parsed (`canonical_json`: the same keys, in schema order, each value of its
+    schema type) held nothing the typed columns lost: it is a JSON object, with no unknown,
+    mistyped, case-changed or repeated key. Producers that write compact JSON in schema
+    order (the generator does) take only this path. Any other line is parsed again, into
+    its raw shape and its keys, to find what to rescue or that it is not an object at all.
 
     Args:
         lines: one row per input line, with the text in `value_column` and the source file
@@ -158,23 +171,50 @@ def parse_lines(
         raw
     )
     text = F.col("_text")
-    parsed = (
+    typed = F.col("_typed")
+    typed_lines = (
         lines.where(F.trim(raw) != "")
         .select(
             raw.alias("_raw"), F.col(file_column).alias("_source_file"), without_bom.alias("_text")
         )
-        .select(
-            "_raw",
-            "_source_file",
-            "_text",
-            F.from_json(text, schema).alias("_typed"),
-            F.from_json(text, raw_shape(schema)).alias("_shape"),
-            F.json_object_keys(text).alias("_keys"),
+        .select("_raw", "_source_file", "_text", F.from_json(text, schema).alias("_typed"))
+    )
+    # The parse happens inside a generator: Spark pushes a filter on what it computes (such
+    # as `bronze_rows`' filter on `_quarantine_reason`) down to the generator, not below it,
+    # where it would inline the parse and run it twice.
+    parsed = typed_lines.select(
+        F.inline(
+            F.array(
+                F.struct(
+                    "_raw",
+                    "_source_file",
+                    "_text",
+                    "_typed",
+                    F.coalesce(canonical_json(typed) == text, F.lit(False)).alias("_canonical"),
+                )
+            )
         )
     )
+    # Only lines that are not canonical pay for a second and third parse; columns, not
+    # expressions, so that Spark computes each once per line rather than once per use.
+    unusual = ~F.col("_canonical")
+    checked = parsed.select(
+        "*",
+        F.when(unusual, F.from_json(text, raw_shape(schema))).alias("_shape"),
+        F.when(unusual, F.json_object_keys(text)).alias("_keys"),
+    )
+    flagged = checked.select(
+        "*",
+        (unusual & _needs_rescue(F.col("_keys"), F.col("_shape"), typed, schema)).alias(
+            "_needs_rescue"
+        ),
+    )
     # Only rows that pass the cheap test parse again, into a map of every key, to be rescued.
-    full = F.from_json(text, RAW_MAP_TYPE)
-    rescued = _rescued_map(full, F.col("_typed"), schema)
+    with_full = flagged.select(
+        "*", F.when(F.col("_needs_rescue"), F.from_json(text, RAW_MAP_TYPE)).alias("_full")
+    )
+    full = F.col("_full")
+    rescued = _rescued_map(full, typed, schema)
     file_entry = F.create_map(F.lit("_file_path"), F.col("_source_file").cast("variant"))
     # A record the variant parser refuses (a repeated key) keeps its whole text instead.
     whole_record = F.create_map(F.lit(UNPARSED_RECORD_KEY), text.cast("variant"))
@@ -182,13 +222,12 @@ def parse_lines(
         full.isNull() | _repeats(F.col("_keys")),
         F.to_json(F.map_concat(whole_record, file_entry)),
     ).when(F.size(rescued) > 0, F.to_json(F.map_concat(rescued, file_entry)))
-    needs_rescue = _needs_rescue(F.col("_keys"), F.col("_shape"), F.col("_typed"), schema)
-    return parsed.select(
-        *[F.col("_typed")[field.name].alias(field.name) for field in schema.fields],
-        F.when(needs_rescue, rescued_json).alias("_rescued_data"),
+    return with_full.select(
+        *[typed[field.name].alias(field.name) for field in schema.fields],
+        F.when(F.col("_needs_rescue"), rescued_json).alias("_rescued_data"),
         "_source_file",
         "_raw",
-        F.when(F.col("_keys").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
+        F.when(unusual & F.col("_keys").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
             "_quarantine_reason"
         ),
     )
