@@ -25,7 +25,7 @@ from benchmarks.conftest import SLOWDOWN_LAYERS
 from benchmarks.profiles import PROFILES
 
 PROJECT = Path(__file__).resolve().parents[1]
-SUITES = ("bench_throughput.py", "bench_contracts.py", "bench_scd2.py")
+SUITES = ("bench_throughput.py", "bench_contracts.py", "bench_scd2.py", "bench_incremental.py")
 """In this order: the cheap references first, while the machine is as it was at the start."""
 
 

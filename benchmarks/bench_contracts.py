@@ -21,13 +21,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.bench_throughput import OPTIONS, assert_bronze_ledger, assert_silver_ledger
+from benchmarks.bench_throughput import DELAY, FILES, assert_bronze_ledger, assert_silver_ledger
 from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, record, rounds, timed
 from benchmarks.profiles import Profile
 from benchmarks.workloads import line_count
 from contracts import gx_suites, rules
-from pipeline import expectations, generator, runner
+from pipeline import expectations, generator, tables
+from pipeline.bronze_stage import run_bronze
+from pipeline.enforcement import Contract
 from pipeline.expectations import Expectation, ExpectationMetric
+from pipeline.silver_stage import run_silver
 
 CLOCK_NOW = generator.DEFAULT_START + timedelta(days=2)
 """The rules' clock: after every generated event, so `event_time_not_in_future` holds."""
@@ -44,7 +47,7 @@ FEW_DROPPED = Expectation(
 
 def _logged(spark: SparkSession, warehouse: Path) -> dict[str, int]:
     """Rows each rule was evaluated on (passed + failed), from `_expectations_log`."""
-    log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
+    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
     totals = log.groupBy("rule").agg(F.sum(F.col("passed") + F.col("failed")).alias("rows"))
     return {row["rule"]: int(row["rows"]) for row in totals.collect()}
 
@@ -62,7 +65,7 @@ def _silver_with(
     table_rules: tuple[Expectation, ...],
 ) -> Path:
     numbers = itertools.count()
-    contract = runner._Contract(table_rules, run_id="benchmark")
+    contract = Contract(tables.SILVER_EVENTS, table_rules, run_id="benchmark")
     record(
         benchmark,
         request,
@@ -78,14 +81,13 @@ def _silver_with(
         return warehouses.with_table("bronze", events, target)
 
     def run(warehouse: Path) -> Path:
-        watermark = runner._run_silver(spark, warehouse, keys, OPTIONS, contract)
-        runner._run_silver_accounting(spark, warehouse, keys, watermark)
+        run_silver(spark, warehouse=warehouse, keys=keys, watermark_delay=DELAY, contract=contract)
         return warehouse
 
     warehouse: Path = timed(benchmark, run, setup, rounds=rounds_, warmup=warmup)
     silver_rows = assert_silver_ledger(spark, warehouse)
     dropped = (
-        runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
+        tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
         .where(F.size(expectations.QUARANTINE_RULES_COLUMN) > 0)
         .count()
     )
@@ -143,7 +145,7 @@ def bench_silver_with_drops(
         workdir,
         (*SILVER_RULES, FEW_DROPPED),
     )
-    quarantined = runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
+    quarantined = tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
     assert quarantined.where(F.array_contains("failed_expectations", FEW_DROPPED.name)).count() > 0
 
 
@@ -161,7 +163,7 @@ def bench_bronze_with_rules(
         pytest.skip("full size only")
     source = landing(events)
     numbers = itertools.count()
-    contract = runner._Contract(rules.bronze_rules(), run_id="benchmark")
+    contract = Contract(tables.BRONZE_EVENTS, rules.bronze_rules(), run_id="benchmark")
     record(
         benchmark,
         request,
@@ -176,7 +178,13 @@ def bench_bronze_with_rules(
         return fresh(workdir / f"bronze-with-rules-{events}-{next(numbers)}")
 
     def run(warehouse: Path) -> Path:
-        runner._run_bronze(spark, source, warehouse, OPTIONS, contract)
+        run_bronze(
+            spark,
+            landing=source,
+            warehouse=warehouse,
+            max_files_per_trigger=FILES,
+            contract=contract,
+        )
         return warehouse
 
     warehouse: Path = timed(
@@ -188,7 +196,7 @@ def bench_bronze_with_rules(
 
 def _silver_rows(warehouses: Warehouses, events: int, workdir: Path, name: str) -> DataFrame:
     warehouse = warehouses.with_table("silver", events, workdir / f"{name}-{events}")
-    return runner.read_table(warehouses.spark, warehouse, runner.SILVER_EVENTS)
+    return tables.read_table(warehouses.spark, warehouse, tables.SILVER_EVENTS)
 
 
 def _failed(metrics: list[ExpectationMetric]) -> dict[str, int]:
@@ -216,7 +224,7 @@ def bench_rules_engine(
 
     def measure() -> list[ExpectationMetric]:
         evaluated = expectations.evaluate(frame, SILVER_RULES)
-        return expectations.measure(evaluated, runner.SILVER_EVENTS, SILVER_RULES)
+        return expectations.measure(evaluated, tables.SILVER_EVENTS, SILVER_RULES)
 
     metrics = timed(
         benchmark,
@@ -247,10 +255,10 @@ def bench_gx_validate(
         unit="rows",
         family="contracts",
     )
-    table_rules = {runner.SILVER_EVENTS: SILVER_RULES}
+    table_rules = {tables.SILVER_EVENTS: SILVER_RULES}
 
     def validate() -> gx_suites.GxReport:
-        return gx_suites.validate({runner.SILVER_EVENTS: frame}, table_rules)
+        return gx_suites.validate({tables.SILVER_EVENTS: frame}, table_rules)
 
     report = timed(
         benchmark,
@@ -260,6 +268,6 @@ def bench_gx_validate(
         warmup=profile.warmup_rounds,
     )
     ours = expectations.measure(
-        expectations.evaluate(frame, SILVER_RULES), runner.SILVER_EVENTS, SILVER_RULES
+        expectations.evaluate(frame, SILVER_RULES), tables.SILVER_EVENTS, SILVER_RULES
     )
-    assert report.unexpected_by_rule(runner.SILVER_EVENTS) == _failed(ours)
+    assert report.unexpected_by_rule(tables.SILVER_EVENTS) == _failed(ours)

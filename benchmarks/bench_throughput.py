@@ -29,10 +29,15 @@ from benchmarks.workloads import (
     orjson_floor,
     plain_spark,
 )
-from pipeline import generator, gold, runner
+from contracts import rules
+from pipeline import generator, gold, runner, tables
+from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey
+from pipeline.gold_stage import run_gold, run_user_dimension
+from pipeline.silver_stage import run_silver
 
-OPTIONS = runner.RunOptions()
+FILES = runner.RunOptions().max_files_per_trigger
+DELAY = runner.RunOptions().watermark_delay
 
 
 def _plain_spark_key(events: int) -> str:
@@ -156,25 +161,25 @@ def bench_generator(
 
 
 def _count(spark: SparkSession, warehouse: Path, table: str) -> int:
-    return runner.count_rows(spark, warehouse, table)
+    return tables.count_rows(spark, warehouse, table)
 
 
 def assert_bronze_ledger(spark: SparkSession, warehouse: Path, lines: int) -> int:
     """Every non-blank line is in bronze or its quarantine; returns the bronze rows."""
-    bronze_rows = _count(spark, warehouse, runner.BRONZE_EVENTS)
-    assert bronze_rows + _count(spark, warehouse, runner.BRONZE_QUARANTINE) == lines
+    bronze_rows = _count(spark, warehouse, tables.BRONZE_EVENTS)
+    assert bronze_rows + _count(spark, warehouse, tables.BRONZE_QUARANTINE) == lines
     return bronze_rows
 
 
 def assert_silver_ledger(spark: SparkSession, warehouse: Path) -> int:
     """Bronze = silver + quarantine + late + duplicates, no duplicate in silver; silver rows."""
-    bronze_ids = runner.read_table(spark, warehouse, runner.BRONZE_EVENTS).agg(
+    bronze_ids = tables.read_table(spark, warehouse, tables.BRONZE_EVENTS).agg(
         F.count(F.lit(1)).alias("rows"), F.count_distinct("event_id").alias("ids")
     )
     bronze_figures = bronze_ids.first()
     assert bronze_figures is not None
     silver_figures = (
-        runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
+        tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
         .agg(F.count(F.lit(1)).alias("rows"), F.count_distinct("event_id").alias("ids"))
         .first()
     )
@@ -182,8 +187,8 @@ def assert_silver_ledger(spark: SparkSession, warehouse: Path) -> int:
     assert silver_figures["rows"] == silver_figures["ids"], "duplicate event_id in silver"
     placed = (
         silver_figures["rows"]
-        + _count(spark, warehouse, runner.SILVER_QUARANTINE)
-        + _count(spark, warehouse, runner.SILVER_LATE_EVENTS)
+        + _count(spark, warehouse, tables.SILVER_QUARANTINE)
+        + _count(spark, warehouse, tables.SILVER_LATE_EVENTS)
     )
     duplicates = bronze_figures["rows"] - bronze_figures["ids"]
     assert placed + duplicates == bronze_figures["rows"]
@@ -192,8 +197,8 @@ def assert_silver_ledger(spark: SparkSession, warehouse: Path) -> int:
 
 def assert_gold(spark: SparkSession, warehouse: Path, silver_rows: int) -> None:
     """One fact per silver event, each with a user version or the unknown member."""
-    facts = runner.read_table(spark, warehouse, runner.GOLD_FACT_EVENTS)
-    users = runner.read_table(spark, warehouse, runner.GOLD_DIM_USER)
+    facts = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS)
+    users = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER)
     assert facts.count() == silver_rows
     assert facts.join(users, gold.USER_SK, "left_anti").isEmpty()
     open_versions = users.where(F.col("__END_AT").isNull() & F.col(gold.USER_KEY).isNotNull())
@@ -210,7 +215,7 @@ def bench_bronze(
     warehouses: Warehouses,
     workdir: Path,
 ) -> None:
-    """The bronze streaming query: parse, rescue, quarantine, two idempotent Delta appends."""
+    """The bronze stage: parse once, rescue, quarantine, an exactly-once Delta append."""
     source = landing(events)
     number = _counter()
     record(
@@ -226,7 +231,7 @@ def bench_bronze(
         return fresh(workdir / f"bronze-{events}-{number()}")
 
     def run(warehouse: Path) -> Path:
-        runner._run_bronze(spark, source, warehouse, OPTIONS)
+        run_bronze(spark, landing=source, warehouse=warehouse, max_files_per_trigger=FILES)
         return warehouse
 
     warehouse = timed(benchmark, run, setup, rounds=rounds(profile), warmup=profile.warmup_rounds)
@@ -244,7 +249,7 @@ def bench_silver(
     warehouses: Warehouses,
     workdir: Path,
 ) -> None:
-    """The silver query (watermark, dedup, HMAC, Delta sink) and its accounting query."""
+    """The silver stage: watermark, dedup, HMAC, quarantine and late rows, in one query."""
     number = _counter()
     record(
         benchmark,
@@ -259,8 +264,7 @@ def bench_silver(
         return warehouses.with_table("bronze", events, workdir / f"silver-{events}-{number()}")
 
     def run(warehouse: Path) -> Path:
-        watermark = runner._run_silver(spark, warehouse, keys, OPTIONS)
-        runner._run_silver_accounting(spark, warehouse, keys, watermark)
+        run_silver(spark, warehouse=warehouse, keys=keys, watermark_delay=DELAY)
         return warehouse
 
     warehouse = timed(
@@ -298,13 +302,16 @@ def bench_gold(
 
     def run(warehouse: Path) -> Path:
         # No contracts: the gold layer alone (bench_contracts times rules).
-        runner._run_gold(spark, source, warehouse, keys, OPTIONS, {}, lambda _message: None)
+        run_user_dimension(
+            spark, landing=source, warehouse=warehouse, keys=keys, max_files_per_trigger=FILES
+        )
+        run_gold(spark, warehouse=warehouse)
         return warehouse
 
     warehouse = timed(
         benchmark, run, setup, rounds=rounds(profile, "heavy"), warmup=profile.warmup_rounds
     )
-    assert_gold(spark, warehouse, _count(spark, warehouse, runner.SILVER_EVENTS))
+    assert_gold(spark, warehouse, _count(spark, warehouse, tables.SILVER_EVENTS))
 
 
 def bench_end_to_end(
@@ -317,7 +324,7 @@ def bench_end_to_end(
     landing: Callable[[int], Path],
     workdir: Path,
 ) -> None:
-    """`run_pipeline` on a fresh warehouse: bronze, silver, accounting, gold."""
+    """`run_pipeline` on a fresh warehouse, with the rules of `contracts.rules`."""
     if not profile.end_to_end:
         pytest.skip("full size only: the smoke size times the layers one by one")
     source = landing(events)
@@ -335,7 +342,13 @@ def bench_end_to_end(
         return fresh(workdir / f"end-to-end-{events}-{number()}")
 
     def run(warehouse: Path) -> Path:
-        runner.run_pipeline(spark, landing=source, warehouse=warehouse, pii_key=pii_key)
+        runner.run_pipeline(
+            spark,
+            landing=source,
+            warehouse=warehouse,
+            pii_key=pii_key,
+            expectations=rules.expectations(),
+        )
         return warehouse
 
     warehouse = timed(

@@ -22,10 +22,12 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from benchmarks.cpu import cpu_seconds, watch_jvm
 from benchmarks.profiles import PROFILES, SEED, Profile
 from benchmarks.workloads import cached_landing
-from pipeline import bronze, gold, runner, silver
+from pipeline import bronze, gold, runner, silver, tables
+from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey, SparkSettings, spark_settings_from_environment
 from pipeline.pseudonymize import key_frame
 from pipeline.session import build_session
+from pipeline.silver_stage import run_silver
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -141,8 +143,11 @@ def spark() -> SparkSession:
 
 @pytest.fixture(scope="session")
 def pii_key() -> PiiKey:
-    """A throwaway key: benchmark warehouses are deleted, their pseudonyms never compared."""
-    return PiiKey(secrets.token_bytes(32))
+    """A throwaway key: benchmark warehouses are deleted, their pseudonyms never compared.
+
+    Text, so that the whole-process benchmarks can pass it to `clickstream run` as a user does.
+    """
+    return PiiKey(secrets.token_hex(32).encode())
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +179,7 @@ def injected_slowdown(request: pytest.FixtureRequest) -> Iterator[str | None]:
     patch = pytest.MonkeyPatch()
     targets = {
         "bronze": (bronze, "parse_lines"),
-        "silver": (silver, "silver_events"),
+        "silver": (silver, "pseudonymized"),
         "gold": (gold, "fact_events"),
     }
     if layer is not None:
@@ -207,16 +212,27 @@ class Warehouses:
 
     def with_table(self, layer: str, events: int, warehouse: Path) -> Path:
         """A fresh warehouse holding (a link to) the table `layer` writes, built if needed."""
-        table = {"bronze": runner.BRONZE_EVENTS, "silver": runner.SILVER_EVENTS}[layer]
+        table = {"bronze": tables.BRONZE_EVENTS, "silver": tables.SILVER_EVENTS}[layer]
         source = self.built.get((layer, events))
         if source is None:
             source = self.workdir / f"prepared-{layer}-{events}"
             shutil.rmtree(source, ignore_errors=True)
+            options = runner.RunOptions()
             if layer == "bronze":
-                runner._run_bronze(self.spark, self.landing(events), source, runner.RunOptions())
+                run_bronze(
+                    self.spark,
+                    landing=self.landing(events),
+                    warehouse=source,
+                    max_files_per_trigger=options.max_files_per_trigger,
+                )
             else:
                 linked = self.with_table("bronze", events, source)
-                runner._run_silver(self.spark, linked, self.keys, runner.RunOptions())
+                run_silver(
+                    self.spark,
+                    warehouse=linked,
+                    keys=self.keys,
+                    watermark_delay=options.watermark_delay,
+                )
             self.built[(layer, events)] = source
         shutil.rmtree(warehouse, ignore_errors=True)
         warehouse.mkdir(parents=True)

@@ -27,6 +27,8 @@ class Profile:
         end_to_end: also time `run_pipeline` as a whole (the layers add up to it).
         bronze_contract: also time bronze with its rules (it costs no measurable CPU).
         drop_contract: also time silver with a rule that drops rows (the quarantine pass).
+        history_events: the events already in the warehouse the incremental run lands on.
+        processes: also time `clickstream run` as whole processes (a minute a round each).
     """
 
     name: str
@@ -43,6 +45,8 @@ class Profile:
     end_to_end: bool
     bronze_contract: bool
     drop_contract: bool
+    history_events: int
+    processes: bool
 
 
 PROFILES: dict[str, Profile] = {
@@ -61,6 +65,8 @@ PROFILES: dict[str, Profile] = {
         end_to_end=False,
         bronze_contract=False,
         drop_contract=False,
+        history_events=20_000,
+        processes=False,
     ),
     "full": Profile(
         name="full",
@@ -77,6 +83,8 @@ PROFILES: dict[str, Profile] = {
         end_to_end=True,
         bronze_contract=True,
         drop_contract=True,
+        history_events=1_000_000,
+        processes=True,
     ),
 }
 

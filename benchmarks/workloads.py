@@ -26,8 +26,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import generator, gold, scd2
-from pipeline.runner import EVENTS_DIR
 from pipeline.schemas import EVENT_SCHEMA
+from pipeline.tables import EVENTS_DIR
 
 # ------------------------------------------------------------------------------ inputs
 

@@ -23,23 +23,25 @@ from typing import TYPE_CHECKING
 
 import orjson
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import expectations as engine
-from pipeline import gold, runner
-from pipeline.delta_tables import table_exists
+from pipeline import tables
+from pipeline.bronze_stage import BRONZE_HIDDEN_COLUMNS
+from pipeline.enforcement import dim_user_view
 from pipeline.expectations import Expectation
+from pipeline.gold_stage import user_dimension
 from pipeline.schemas import EVENT_SCHEMA
 
 if TYPE_CHECKING:
     from contracts.gx_suites import GxReport
 
 QUARANTINES: dict[str, str] = {
-    runner.BRONZE_EVENTS: runner.BRONZE_QUARANTINE,
-    runner.SILVER_EVENTS: runner.SILVER_QUARANTINE,
+    tables.BRONZE_EVENTS: tables.BRONZE_QUARANTINE,
+    tables.SILVER_EVENTS: tables.SILVER_QUARANTINE,
 }
-HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {runner.BRONZE_EVENTS: runner.BRONZE_HIDDEN_COLUMNS}
+HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {tables.BRONZE_EVENTS: BRONZE_HIDDEN_COLUMNS}
 JSON_NAME = "quarantine.json"
 HTML_NAME = "quarantine.html"
 
@@ -83,13 +85,13 @@ def _rule_quarantine(spark: SparkSession, warehouse: Path, table: str) -> DataFr
     (its `_rescued_data` is left null). None when nothing was dropped by rule yet.
     """
     try:
-        quarantine = runner.read_table(spark, warehouse, QUARANTINES[table])
+        quarantine = tables.read_table(spark, warehouse, QUARANTINES[table])
     except AnalysisException:
         return None
     if engine.QUARANTINE_RULES_COLUMN not in quarantine.columns:
         return None
     dropped = quarantine.where(F.size(engine.QUARANTINE_RULES_COLUMN) > 0)
-    if table != runner.BRONZE_EVENTS:
+    if table != tables.BRONZE_EVENTS:
         return dropped.drop(engine.QUARANTINE_REASON_COLUMN)
     typed = F.from_json(F.col("raw_line"), EVENT_SCHEMA)
     return dropped.select(
@@ -103,7 +105,7 @@ def _rule_quarantine(spark: SparkSession, warehouse: Path, table: str) -> DataFr
 
 def checked_rows(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:
     """The rows `table`'s rules were evaluated on: the table and the rows they dropped."""
-    rows = runner.read_table(spark, warehouse, table)
+    rows = tables.read_table(spark, warehouse, table)
     dropped = _rule_quarantine(spark, warehouse, table) if table in QUARANTINES else None
     if dropped is None:
         return rows
@@ -112,16 +114,8 @@ def checked_rows(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:
 
 @contextmanager
 def _dim_user_view(spark: SparkSession, warehouse: Path) -> Iterator[None]:
-    """`gold_dim_user` registered under its name for the gold rules that read it.
-
-    Without a CDC feed there is no table: the runner then joined every fact to the unknown
-    member alone, and so does the view.
-    """
-    if table_exists(spark, runner.table_path(warehouse, runner.GOLD_DIM_USER)):
-        users = runner.read_table(spark, warehouse, runner.GOLD_DIM_USER)
-    else:
-        users = spark.createDataFrame([(gold.UNKNOWN_KEY,)], f"{gold.USER_SK} bigint")
-    with runner.dim_user_view(users):
+    """`gold_dim_user` registered under its name for the gold rules that read it."""
+    with dim_user_view(user_dimension(spark, warehouse)):
         yield
 
 
@@ -130,19 +124,16 @@ def _counts(
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """Passed and failed per (table, rule): summed over one run's batches, or over all runs.
 
-    Gold tables are evaluated whole in every run, so over all runs only their latest
-    run counts.
+    Every table's rules count the rows of each batch once: the new rows of bronze, silver
+    and the facts, and the versions of the users each batch of changes touched in
+    `gold_dim_user` (a version counts again when its user changes again).
     """
     try:
-        log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
+        log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
     except AnalysisException:
         return {}
     if run_id is not None:
         log = log.where(F.col("run_id") == run_id)
-    else:
-        gold = F.col("table").isin(*runner.GOLD_ENFORCED_TABLES)
-        latest = F.max("run_id").over(Window.partitionBy("table"))
-        log = log.withColumn("_latest", latest).where(~gold | (F.col("run_id") == F.col("_latest")))
     totals = log.groupBy("table", "rule").agg(
         F.sum("passed").alias("passed"), F.sum("failed").alias("failed")
     )
@@ -163,7 +154,7 @@ def _samples(
         rows = failing.select(*[F.col(c).alias(c) for c in shown]).limit(limit).collect()
         return tuple(row.asDict() for row in rows)
     if rule.action == "warn":
-        evaluated = engine.evaluate(runner.read_table(spark, warehouse, table), (rule,))
+        evaluated = engine.evaluate(tables.read_table(spark, warehouse, table), (rule,))
         return engine.failing_samples(evaluated, rule, hidden_columns=hidden, limit=limit)
     return ()
 
@@ -316,7 +307,7 @@ def write_reports(
     written = {
         table: table_rules
         for table, table_rules in rules_by_table.items()
-        if table_exists(spark, runner.table_path(warehouse, table)) or table in QUARANTINES
+        if tables.table_exists(warehouse, table) or table in QUARANTINES
     }
     with _dim_user_view(spark, warehouse):
         gx_report = None

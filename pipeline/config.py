@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from pipeline.errors import ConfigurationError, MissingPiiKeyError
@@ -157,3 +158,40 @@ def spark_settings_from_environment(default_jar_cache: Path) -> SparkSettings:
 def java_home_from_environment() -> str | None:
     """$JAVA_HOME, when set."""
     return os.environ.get("JAVA_HOME") or None
+
+
+_UNITS = {
+    "microsecond": timedelta(microseconds=1),
+    "millisecond": timedelta(milliseconds=1),
+    "second": timedelta(seconds=1),
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+}
+
+
+def parse_delay(text: str) -> timedelta:
+    """A watermark delay such as "1 hour" or "2 hours 30 minutes" as a timedelta.
+
+    The same text is what Spark's `withWatermark` takes (the Lakeflow adapters pass it on).
+
+    Raises:
+        ConfigurationError: the text is not pairs of a number and a unit (microseconds to
+            weeks), or is not positive.
+    """
+    words = text.lower().replace(",", " ").split()
+    total = timedelta()
+    try:
+        if not words or len(words) % 2:
+            raise ValueError(text)
+        for amount, unit in zip(words[::2], words[1::2], strict=True):
+            total += float(amount) * _UNITS[unit.removesuffix("s")]
+    except (KeyError, ValueError) as exc:
+        raise ConfigurationError(
+            f"The watermark delay {text!r} is not a duration such as '1 hour', '30 minutes' or "
+            f"'1 day 12 hours' (units: {', '.join(_UNITS)})."
+        ) from exc
+    if total <= timedelta():
+        raise ConfigurationError(f"The watermark delay must be positive, got {text!r}.")
+    return total

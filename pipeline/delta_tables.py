@@ -8,11 +8,14 @@ silently drops them. Full rebuilds therefore go through `replace_table`, which r
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
 from collections.abc import Mapping, Sequence
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 DELETION_VECTORS = {"delta.enableDeletionVectors": "true"}
@@ -104,3 +107,49 @@ def replace_table(
         )
     finally:
         frame.sparkSession.catalog.dropTempView(view)
+
+
+_ACTION = "__replace_action"
+_DELETE, _INSERT = 0, 1
+
+
+def replace_rows(
+    rows: DataFrame,
+    path: str,
+    *,
+    keys: Sequence[str],
+    touched: DataFrame,
+    target_filter: Column | None = None,
+) -> None:
+    """Replace every row of the table at `path` whose `keys` are in `touched` by `rows`.
+
+    One `MERGE` that deletes by key (deletion vectors: no file rewrite) and inserts `rows`,
+    so it never reads the table's other columns and never diffs old against new. Repeating
+    it gives the same table, so a batch replayed after a crash may simply run it again.
+
+    Args:
+        rows: the new rows of the touched keys (keys absent from `rows` end up deleted).
+        path: the Delta table.
+        keys: the key columns.
+        touched: the keys to replace (other columns are ignored).
+        target_filter: a condition on the target's columns (`t.<column>`) that every row of
+            a touched key meets, such as the dates they lie in: Delta then reads only the
+            files that can hold them, so the cost follows the touched keys, not the table.
+    """
+    source = touched.select(*keys).distinct().select("*", F.lit(_DELETE).alias(_ACTION))
+    source = source.unionByName(
+        rows.select("*", F.lit(_INSERT).alias(_ACTION)), allowMissingColumns=True
+    )
+    same_key = [F.col(f"t.{_quoted(k)}") == F.col(f"s.{_quoted(k)}") for k in keys]
+    matched = functools.reduce(operator.and_, same_key, F.col(f"s.{_ACTION}") == _DELETE)
+    if target_filter is not None:
+        matched = matched & target_filter
+    values: dict[str, str | Column] = {_quoted(c): F.col(f"s.{_quoted(c)}") for c in rows.columns}
+    (
+        DeltaTable.forPath(rows.sparkSession, path)
+        .alias("t")
+        .merge(source.alias("s"), matched)
+        .whenMatchedDelete()
+        .whenNotMatchedInsert(condition=F.col(f"s.{_ACTION}") == _INSERT, values=values)
+        .execute()
+    )

@@ -37,6 +37,7 @@ from typing import Any, Literal, get_args
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType
 
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError, RuleFailure
 
@@ -172,20 +173,28 @@ def check_rules(frame: DataFrame, table: str, rules: Sequence[Expectation]) -> N
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InvalidExpectationError(f"Table {table} declares rules {repeated} more than once.")
-    for rule in rules:
-        try:
-            checked = frame.select(rule.predicate_column().alias("passed"))
-            data_type = checked.schema["passed"].dataType
-        except AnalysisException as exc:
-            raise InvalidExpectationError(
-                f"Rule '{rule.name}' of table {table} does not fit the table: "
-                f"{str(exc).splitlines()[0]}"
-            ) from exc
+    try:  # one analysis of every predicate at once; rule by rule only to name a bad one
+        types = frame.select(*[rule.predicate_column().alias(rule.name) for rule in rules]).schema
+        checked_all = [(rule, types[rule.name].dataType) for rule in rules]
+    except AnalysisException:
+        checked_all = [(rule, _predicate_type(frame, table, rule)) for rule in rules]
+    for rule, data_type in checked_all:
         if data_type.simpleString() != "boolean":
             raise InvalidExpectationError(
                 f"Rule '{rule.name}' of table {table} is not a boolean predicate "
                 f"(it yields {data_type.simpleString()})."
             )
+
+
+def _predicate_type(frame: DataFrame, table: str, rule: Expectation) -> DataType:
+    """The type of one rule's predicate on `frame`, or an error naming the rule."""
+    try:
+        return frame.select(rule.predicate_column().alias("passed")).schema["passed"].dataType
+    except AnalysisException as exc:
+        raise InvalidExpectationError(
+            f"Rule '{rule.name}' of table {table} does not fit the table: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
 
 
 def evaluate(frame: DataFrame, rules: Sequence[Expectation]) -> DataFrame:

@@ -16,11 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import pairwise
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.pseudonymize import hmac_sha256, with_key
 from pipeline.scd2 import END_AT, START_AT, CdcOptions, apply_changes
+from pipeline.tables import (
+    GOLD_DAILY_ACTIVE_USERS,
+    GOLD_DIM_DATE,
+    GOLD_DIM_DEVICE,
+    GOLD_DIM_PAGE,
+    GOLD_FACT_EVENTS,
+    GOLD_FUNNEL_DAILY,
+    GOLD_SESSIONS,
+)
 
 UNKNOWN_KEY = -1
 """The surrogate key of every dimension's unknown member."""
@@ -30,6 +39,8 @@ USER_SK = "user_sk"
 PAGE_SK = "page_sk"
 DEVICE_SK = "device_sk"
 DATE_SK = "date_sk"
+VERSION_USER_SK = "version_user_sk"
+PAGE_TITLE_AT = "page_title_at"
 DEVICE_COLUMNS = ("device_type", "device_os", "device_browser", "user_agent")
 FUNNEL_STEPS = ("page_view", "add_to_cart", "checkout", "purchase")
 
@@ -121,6 +132,20 @@ def with_unknown_user(versions: DataFrame) -> DataFrame:
     return _with_unknown_member(versions, USER_SK)
 
 
+DIM_USER_SCHEMA = (
+    "user_sk bigint, user_key string, email_hash string, full_name_hash string, plan string, "
+    "country string, city string, "
+    "__START_AT struct<changed_at: timestamp, sequence_num: bigint>, "
+    "__END_AT struct<changed_at: timestamp, sequence_num: bigint>"
+)
+"""The columns of `gold_dim_user` (`dim_user` output), for a dimension before any change."""
+
+
+def empty_user_dimension(spark: SparkSession) -> DataFrame:
+    """`gold_dim_user` before any user change arrived: the unknown member alone."""
+    return with_unknown_user(spark.createDataFrame([], DIM_USER_SCHEMA))
+
+
 def dim_user(changes: DataFrame) -> DataFrame:
     """`gold_dim_user` from all of `user_changes`, as one batch.
 
@@ -156,11 +181,18 @@ def _device_key() -> Column:
 
 
 def dim_page(events: DataFrame) -> DataFrame:
-    """`gold_dim_page`: one row per page URL of silver, with its latest title, host and path."""
+    """`gold_dim_page`: one row per page URL of silver, with its latest title, host and path.
+
+    `page_title_at` is the event time the title was last seen at: a later batch's title
+    replaces it only when seen later (`merge_pages`), so the incremental table equals this.
+    """
+    latest = F.max(F.struct("event_time", "page_title"))
     pages = (
         events.where(F.col("page_url").isNotNull())
         .groupBy("page_url")
-        .agg(F.max(F.struct("event_time", "page_title")).getField("page_title").alias("title"))
+        .agg(
+            latest.getField("page_title").alias("title"), latest.getField("event_time").alias("at")
+        )
     )
     return _with_unknown_member(
         pages.select(
@@ -169,6 +201,7 @@ def dim_page(events: DataFrame) -> DataFrame:
             F.col("title").alias("page_title"),
             F.try_parse_url(F.col("page_url"), F.lit("HOST")).alias("page_host"),
             F.try_parse_url(F.col("page_url"), F.lit("PATH")).alias("page_path"),
+            F.col("at").alias(PAGE_TITLE_AT),
         ),
         PAGE_SK,
     )
@@ -214,25 +247,24 @@ def dim_date(events: DataFrame) -> DataFrame:
 # ---------------------------------------------------------------------------------- facts
 
 
-def fact_events(events: DataFrame, *, users: DataFrame) -> DataFrame:
-    """`gold_fact_events`: one row per silver event, with surrogate keys to every dimension.
-
-    The user key is point in time: the version of the event's user valid at its event time,
-    `__START_AT.changed_at <= event_time < __END_AT.changed_at` (an open version has no end).
-    Versions of one user never overlap on that axis, so each event matches at most one; with
-    none it gets the unknown member.
-
-    Args:
-        events: silver events.
-        users: the user dimension (`dim_user`, or the table the runner maintains).
-    """
-    versions = users.where(F.col(USER_KEY).isNotNull()).select(
+def _versions(users: DataFrame) -> DataFrame:
+    return users.where(F.col(USER_KEY).isNotNull()).select(
         F.col(USER_KEY).alias("version_user_key"),
-        USER_SK,
+        F.col(USER_SK).alias("version_user_sk"),
         F.col(START_AT).getField("changed_at").alias("valid_from"),
         F.col(END_AT).getField("changed_at").alias("valid_to"),
     )
-    event, version = events.alias("event"), versions.alias("version")
+
+
+def with_user_version(events: DataFrame, users: DataFrame) -> DataFrame:
+    """`events` (with `user_key` and `event_time`) plus `version_user_sk`: the key of the
+    user's version valid at the event time, -1 (the unknown member) when none is.
+
+    Valid means `__START_AT.changed_at <= event_time < __END_AT.changed_at` (an open version
+    has no end). Versions of one user never overlap on that axis, so each event matches at
+    most one.
+    """
+    event, version = events.alias("event"), _versions(users).alias("version")
     valid = (
         (F.col("event.user_key") == F.col("version.version_user_key"))
         & (F.col("version.valid_from") <= F.col("event.event_time"))
@@ -241,24 +273,52 @@ def fact_events(events: DataFrame, *, users: DataFrame) -> DataFrame:
             | (F.col("event.event_time") < F.col("version.valid_to"))
         )
     )
-    joined = event.join(version, valid, "left")
-    return joined.select(
-        "event.event_id",
-        "event.event_type",
-        "event.event_time",
-        "event.event_date",
-        "event.session_id",
-        date_key(F.col("event.event_date")).alias(DATE_SK),
-        F.coalesce(F.col(f"version.{USER_SK}"), F.lit(UNKNOWN_KEY)).alias(USER_SK),
-        _page_key(F.col("event.page_url")).alias(PAGE_SK),
+    return event.join(version, valid, "left").select(
+        "event.*",
+        F.coalesce(F.col("version.version_user_sk"), F.lit(UNKNOWN_KEY)).alias(VERSION_USER_SK),
+    )
+
+
+def fact_events(events: DataFrame, *, users: DataFrame) -> DataFrame:
+    """`gold_fact_events`: one row per silver event, with surrogate keys to every dimension.
+
+    The user key is point in time (`with_user_version`): the version of the event's user
+    valid at its event time, or the unknown member.
+
+    Args:
+        events: silver events.
+        users: the user dimension (`dim_user`, or the table the runner maintains).
+    """
+    return with_user_version(events, users).select(
+        "event_id",
+        "event_type",
+        "event_time",
+        "event_date",
+        "session_id",
+        date_key(F.col("event_date")).alias(DATE_SK),
+        F.col(VERSION_USER_SK).alias(USER_SK),
+        _page_key(F.col("page_url")).alias(PAGE_SK),
         _device_key().alias(DEVICE_SK),
-        "event.user_key",
-        "event.country",
-        "event.city",
-        "event.product_id",
-        "event.price",
-        "event.currency",
-        "event.quantity",
+        "user_key",
+        "country",
+        "city",
+        "product_id",
+        "price",
+        "currency",
+        "quantity",
+    )
+
+
+def rekeyed_facts(facts: DataFrame, users: DataFrame) -> DataFrame:
+    """The facts among `facts` whose user version changed: `event_id`, `event_date` and the
+    new `user_sk`. A late user change splits a version, or opens the first one of a user
+    whose events came first, and the facts after it must point at the new version.
+    """
+    current = with_user_version(
+        facts.select("event_id", "event_date", "event_time", USER_KEY, USER_SK), users
+    )
+    return current.where(F.col(VERSION_USER_SK) != F.col(USER_SK)).select(
+        "event_id", "event_date", F.col(VERSION_USER_SK).alias(USER_SK)
     )
 
 
@@ -319,18 +379,17 @@ def _session_summary(facts: DataFrame) -> DataFrame:
     )
 
 
-def funnel_daily(facts: DataFrame) -> DataFrame:
+def funnel_daily(sessions: DataFrame) -> DataFrame:
     """`gold_funnel_daily`: sessions reaching each step of view -> cart -> checkout -> purchase.
 
-    A session counts on the date it started. It reaches a step when it has an event of that
-    type at or after the time it reached the previous step, so a purchase without a checkout
-    before it does not count. Rates are step over previous step; `conversion_rate` is
-    purchases over page views; all are null when the denominator is 0.
+    From `gold_sessions` rows (`sessions`): a session counts on the date it started, and
+    reaches a step when it has an event of that type at or after the time it reached the
+    previous step, so a purchase without a checkout before it does not count. Rates are step
+    over previous step; `conversion_rate` is purchases over page views; all are null when the
+    denominator is 0.
     """
-    summary = _session_summary(facts)  # select, not withColumn: see silver.with_event_time
-    steps = summary.select("*", F.to_date("started_at").alias("event_date"))
-    counts = steps.groupBy("event_date").agg(
-        date_key(F.col("event_date")).alias(DATE_SK),
+    counts = sessions.groupBy(F.col("session_date").alias("event_date")).agg(
+        date_key(F.col("session_date")).alias(DATE_SK),
         *[F.count(f"{step}_at").alias(f"{step}_sessions") for step in FUNNEL_STEPS],
     )
     rates = [
@@ -344,7 +403,8 @@ def funnel_daily(facts: DataFrame) -> DataFrame:
 
 
 def sessions(facts: DataFrame) -> DataFrame:
-    """`gold_sessions`: one row per session: user, start, end, duration, events, conversion.
+    """`gold_sessions`: one row per session: user, start, end, duration, events, conversion,
+    and when it reached each funnel step (`page_view_at`, ..., `purchase_at`).
 
     `converted` means the session reached a purchase through the funnel (see `funnel_daily`).
     """
@@ -360,4 +420,34 @@ def sessions(facts: DataFrame) -> DataFrame:
         "event_count",
         "page_view_count",
         F.col(f"{FUNNEL_STEPS[-1]}_at").isNotNull().alias("converted"),
+        *[f"{step}_at" for step in FUNNEL_STEPS],
     )
+
+
+# ---------------------------------------------------------------------------- full refresh
+
+
+def gold_tables(events: DataFrame, users: DataFrame) -> dict[str, DataFrame]:
+    """Every gold table but the user dimension, recomputed from all of silver (`events`)
+    and the user dimension: a full refresh, which the incremental tables must equal."""
+    facts = fact_events(events, users=users)
+    session_rows = sessions(facts)
+    return {
+        GOLD_DIM_PAGE: dim_page(events),
+        GOLD_DIM_DEVICE: dim_device(events),
+        GOLD_DIM_DATE: dim_date(events),
+        GOLD_FACT_EVENTS: facts,
+        GOLD_DAILY_ACTIVE_USERS: daily_active_users(facts),
+        GOLD_FUNNEL_DAILY: funnel_daily(session_rows),
+        GOLD_SESSIONS: session_rows,
+    }
+
+
+CLUSTERING: dict[str, tuple[str, ...]] = {
+    GOLD_DIM_PAGE: (PAGE_SK,),
+    GOLD_FACT_EVENTS: ("event_date",),
+    GOLD_SESSIONS: ("session_date",),
+}
+"""The liquid clustering keys of the gold tables that grow with the history. The others (one
+row per day or per device) fit in one file: clustering would have nothing to skip, and they
+are rewritten whole when they change."""

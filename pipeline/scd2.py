@@ -47,14 +47,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NotRequired, Required, TypedDict, Unpack
 
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StructType
 from pyspark.sql.window import WindowSpec
 
-from pipeline.delta_tables import create_table_if_absent, table_exists
+from pipeline.delta_tables import create_table_if_absent, replace_rows, table_exists
 from pipeline.errors import ChangeFeedError
+from pipeline.streaming import append_once
 
 START_AT = "__START_AT"
 END_AT = "__END_AT"
@@ -70,8 +70,8 @@ _VERSION = "__scd_version"
 _SEGMENT = "__scd_segment"
 _CLOSED_AT = "__scd_closed_at"
 _VALUES = "__scd_values"
-_ACTION = "__scd_action"
 _RANK = "__scd_rank"
+_FROM_LOG = "__scd_from_log"
 
 _UPSERT, _DELETE, _TRUNCATE = 0, 1, 2
 _EXAMPLES = 3
@@ -570,8 +570,9 @@ def merge_changes(
         derived_columns: columns computed from each row of the SCD table, placed first, such
             as a surrogate key from the keys and `__START_AT`. They must be deterministic.
         cluster_by: liquid clustering columns for a new table; defaults to the keys.
-        batch_id: with `app_id`, makes the log append idempotent across retries (Delta's
-            `txnAppId` / `txnVersion`), as a streaming micro-batch id does.
+        batch_id: with `app_id`, makes the batch's appends happen once across retries
+            (`pipeline.streaming.append_once`), as a streaming micro-batch id does; a batch
+            whose keys have no history yet is then appended rather than merged.
         app_id: the writer's identity for `batch_id`; defaults to one derived from `path`.
         **options: the options of `apply_changes` (`keys`, `sequence_by`, ...).
 
@@ -581,14 +582,15 @@ def merge_changes(
     plan = _plan(changes.columns, **options)
     log_path = change_log_path(path)
     has_table, has_log = _check_tables(spark, path, log_path)
-    history = changes
+    marked = changes.select("*", F.lit(False).alias(_FROM_LOG))
     if has_log:
         logged = spark.read.format("delta").load(log_path)
         if plan.truncates is None:  # a truncate concerns every key
             batch_keys = changes.select(*plan.keys).distinct()
             logged = logged.join(batch_keys, list(plan.keys), "left_semi")
-        history = changes.unionByName(logged)
-    history = history.localCheckpoint()  # read the log once, for the check and the compute
+        marked = marked.unionByName(logged.select("*", F.lit(True).alias(_FROM_LOG)))
+    marked = marked.localCheckpoint()  # read the log once, for the check and the compute
+    history = marked.drop(_FROM_LOG)
     table = apply_changes(history, **options)
     extra = derived_columns or {}
     table = table.select(*[column.alias(name) for name, column in extra.items()], *table.columns)
@@ -600,28 +602,15 @@ def merge_changes(
     if not has_log:
         create_table_if_absent(spark, log_path, changes.schema, cluster_by=plan.keys)
 
-    # Replace every row of the keys concerned by their recomputed rows: the MERGE deletes by key
-    # (deletion vectors, no file rewrite) and inserts, so it never reads the table's other
-    # columns, and unchanged rows of those keys are rewritten rather than diffed first.
-    known = functools.reduce(operator.and_, [F.col(k).isNotNull() for k in plan.keys])
-    affected = history.select(*plan.keys).where(known).distinct()
-    source = affected.withColumn(_ACTION, F.lit(_DELETE)).unionByName(
-        table.withColumn(_ACTION, F.lit(_UPSERT)), allowMissingColumns=True
-    )
-    same_key = [F.col(f"t.`{k}`") == F.col(f"s.`{k}`") for k in plan.keys]
-    matched = functools.reduce(operator.and_, same_key, F.col(f"s.{_ACTION}") == _DELETE)
-    from_source: dict[str, str | Column] = {f"`{c}`": F.col(f"s.`{c}`") for c in table.columns}
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(source.alias("s"), matched)
-        .whenMatchedDelete()
-        .whenNotMatchedInsert(condition=F.col(f"s.{_ACTION}") == _UPSERT, values=from_source)
-        .execute()
-    )
-    writer = changes.write.format("delta").mode("append")
-    if batch_id is not None:
-        writer = writer.option("txnAppId", app_id or f"merge_changes:{path}").option(
-            "txnVersion", batch_id
-        )
-    writer.save(log_path)
+    writer = app_id or f"merge_changes:{path}"
+    if batch_id is not None and marked.where(F.col(_FROM_LOG)).isEmpty():
+        # No key of the batch has a history: its rows are new, appended (once) without a MERGE.
+        append_once(table, path, query=f"{writer}:table", batch_id=batch_id)
+    else:
+        # Replace every row of the keys concerned by their recomputed rows.
+        known = functools.reduce(operator.and_, [F.col(k).isNotNull() for k in plan.keys])
+        replace_rows(table, path, keys=plan.keys, touched=history.where(known))
+    if batch_id is None:
+        changes.write.format("delta").mode("append").save(log_path)
+    else:
+        append_once(changes, log_path, query=writer, batch_id=batch_id)

@@ -8,15 +8,19 @@ dropped by Spark's deduplication operator; `late_rows` recovers them, so that th
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from pipeline.expectations import QUARANTINE_RULES_COLUMN, no_failed_rules
 from pipeline.pseudonymize import hmac_sha256, with_key
 
 DEFAULT_WATERMARK_DELAY = "1 hour"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 REASON_MISSING_EVENT_ID = "missing event_id"
 # An e-mail address, also percent-encoded ("%40") as it appears in URL query strings.
@@ -192,20 +196,151 @@ def late_rows(
     return pseudonymized(missing, keys)
 
 
-def placed_event_ids(silver: DataFrame, quarantine: DataFrame | None) -> DataFrame:
-    """The `event_id`s silver has placed: kept in silver, or quarantined by a drop rule.
+def placed_events(silver: DataFrame, quarantine: DataFrame | None) -> DataFrame:
+    """The events silver has placed: kept in silver, or quarantined by a drop rule.
 
-    The copies of an event a rule quarantined are duplicates, not late: `late_rows` takes
-    these ids as its `silver`. Rows quarantined because they cannot be placed in time at all
-    (no `event_id`, no valid `event_ts`) are not placed.
+    `event_id`, `event_time` and `event_date` of each. The copies of an event a rule
+    quarantined are duplicates, not late. Rows quarantined because they cannot be placed in
+    time at all (no `event_id`, no valid `event_ts`) are not placed.
 
     Args:
         silver: the silver table.
         quarantine: the silver quarantine, with `failed_expectations`; None when it has no
             such column (written before rules existed), so no rule put anything there.
     """
-    placed = silver.select("event_id")
+    columns = ("event_id", "event_time", "event_date")
+    placed = silver.select(*columns)
     if quarantine is None:
         return placed
-    ruled_out = quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id")
+    ruled_out = quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select(*columns)
     return placed.unionByName(ruled_out)
+
+
+# ------------------------------------------------------------------- the runner's micro-batches
+
+
+def lookup_dates(
+    event_dates: Iterable[date],
+    *,
+    delay: timedelta,
+    watermark: datetime | None,
+    newest: datetime | None,
+) -> list[date]:
+    """The event dates of placed rows a micro-batch's rows may be duplicates of.
+
+    A row is a duplicate of a placed row with its `event_id` whose event time is within the
+    watermark delay of its own (Spark's promise for `dropDuplicatesWithinWatermark`), or
+    after `watermark - delay` (the ids Spark's state still holds). So the placed rows to read
+    are those of the days around the batch's days, and of the days since `watermark - delay`
+    up to the `newest` event time seen: reading only them keeps the cost of a run in
+    proportion to its new data, not to the table.
+    """
+    spread = math.ceil(delay / timedelta(days=1))
+    days = {
+        day + timedelta(days=shift) for day in event_dates for shift in range(-spread, spread + 1)
+    }
+    if watermark is not None and newest is not None:
+        first = (watermark - delay).date()
+        days |= {first + timedelta(days=n) for n in range((newest.date() - first).days + 1)}
+    return sorted(days)
+
+
+def _is_duplicate(row: str, placed: str, *, watermark: datetime | None, delay: timedelta) -> Column:
+    """The join condition: the placed row has the same id, and an event time within the delay
+    of the row's, or later than `watermark - delay` (see `lookup_dates`)."""
+    same = F.col(f"{row}.event_id") == F.col(f"{placed}.event_id")
+    distance = F.abs(
+        F.unix_micros(F.col(f"{row}.event_time")) - F.unix_micros(F.col(f"{placed}.event_time"))
+    )
+    near = distance <= F.lit(delay // timedelta(microseconds=1))
+    if watermark is not None:
+        near = near | (F.col(f"{placed}.event_time") > F.lit(watermark - delay))
+    return same & near
+
+
+@dataclass(frozen=True)
+class SilverBatch:
+    """Where the rows of one bronze micro-batch go.
+
+    Attributes:
+        events: the new events for silver (deduplicated, pseudonymized, before the rules).
+        late: valid events at or behind the watermark that are not duplicates, pseudonymized.
+        unplaceable: rows without `event_id` or a valid `event_ts`, pseudonymized, with
+            `reason` and an empty `failed_expectations`.
+    """
+
+    events: DataFrame
+    late: DataFrame
+    unplaceable: DataFrame
+
+
+def split_batch(
+    bronze: DataFrame,
+    *,
+    keys: DataFrame,
+    placed: DataFrame | None,
+    watermark: datetime | None,
+    delay: timedelta,
+) -> SilverBatch:
+    """Split a micro-batch of bronze rows into silver's new events, late events and the rest.
+
+    The streaming stage's own deduplication, with Spark's watermark semantics: a row is a
+    duplicate when an event with its id was placed before (`placed`, see `_is_duplicate`)
+    or is placed by this batch (the first copy of each id is kept); a valid row at or behind
+    the watermark (`event_time <= watermark`, as Spark drops it) that is no duplicate is
+    late. Every bronze row ends in exactly one of: the events, a duplicate, late, unplaceable.
+
+    Args:
+        bronze: a micro-batch of `bronze_events` rows.
+        keys: the key frame for pseudonymization.
+        placed: `placed_events` restricted to `lookup_dates`; None when silver is empty.
+        watermark: the batch's watermark (the newest event time before it, minus `delay`);
+            None before any event was seen.
+        delay: the watermark delay.
+    """
+    timed = with_event_time(bronze)
+    valid = timed.where(_quarantine_reason().isNull())
+    if placed is not None:
+        valid = valid.alias("row").join(
+            placed.alias("placed"),
+            _is_duplicate("row", "placed", watermark=watermark, delay=delay),
+            "left_anti",
+        )
+    if watermark is None:
+        on_time, behind = valid, valid.limit(0)
+    else:
+        on_time = valid.where(F.col("event_time") > F.lit(watermark))
+        behind = valid.where(F.col("event_time") <= F.lit(watermark))
+    firsts = on_time.dropDuplicates(["event_id"])
+    late = behind.join(firsts.select("event_id"), "event_id", "left_anti")
+    return SilverBatch(
+        events=pseudonymized(firsts, keys),
+        late=pseudonymized(late, keys),
+        unplaceable=quarantine_rows(bronze, keys=keys),
+    )
+
+
+def newest_event_time(summary: Row) -> datetime | None:
+    """The `batch_summary` newest event time as an aware UTC datetime, None for no event."""
+    micros = summary["newest_micros"]
+    return None if micros is None else EPOCH + timedelta(microseconds=micros)
+
+
+def batch_summary(*, watermark: datetime | None) -> list[Column]:
+    """Aggregates over a bronze micro-batch (with `with_event_time`): what the silver stage
+    must read and write.
+
+    `unplaceable` and `behind` (valid rows at or behind the watermark) count rows;
+    `newest_micros` is the latest valid event time (microseconds since the epoch, UTC: a
+    timestamp would reach Python in the local time zone) and `dates` the valid rows' event
+    dates. Read them with `newest_event_time`.
+    """
+    timed = F.col("event_time")
+    valid = _quarantine_reason().isNull()
+    behind = valid & (timed <= F.lit(watermark)) if watermark is not None else F.lit(False)
+    return [
+        F.count_if(~valid).alias("unplaceable"),
+        F.count_if(behind).alias("behind"),
+        F.max(F.when(valid, F.unix_micros(timed))).alias("newest_micros"),
+        F.collect_set(F.when(valid, F.to_date(timed))).alias("dates"),
+    ]

@@ -15,11 +15,10 @@ from typing import Any
 
 import orjson
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import generator, runner
+from pipeline import generator, runner, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError
 from pipeline.expectations import Expectation
@@ -40,10 +39,10 @@ def scenario_clock() -> datetime:
 
 
 PII_FREE_TABLES = (
-    runner.SILVER_EVENTS,
-    runner.SILVER_QUARANTINE,
-    runner.SILVER_LATE_EVENTS,
-    *runner.GOLD_TABLES,
+    tables.SILVER_EVENTS,
+    tables.SILVER_QUARANTINE,
+    tables.SILVER_LATE_EVENTS,
+    *tables.GOLD_TABLES,
 )
 """Tables that must hold no personal data in clear."""
 
@@ -94,6 +93,21 @@ class ScenarioContext:
         """The clean events every fault starts from."""
         return generator.generate_events(events=self.events, seed=self.seed)
 
+    def user_changes(self) -> list[dict[str, Any]]:
+        """The user CDC feed of the clean events' users (every scenario lands it)."""
+        return generator.generate_user_changes(seed=self.seed, users=_users(self.events))
+
+    def land_user_changes(self) -> None:
+        """Write `user_changes` to the landing directory, as `clickstream produce` does."""
+        path = self.landing / tables.USER_CHANGES_DIR / f"user-changes-s{self.seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"".join(orjson.dumps(change) + b"\n" for change in self.user_changes()))
+
+
+def _users(events: int) -> int:
+    """The user population `generator.generate_events` draws `events` from by default."""
+    return max(10, events // 50)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -134,6 +148,7 @@ def common_checks(
         checks.duplicate_count(invariants.dropped_duplicates(spark, warehouse), injection),
         invariants.unique_event_ids(spark, warehouse),
         invariants.no_clear_pii(spark, warehouse, PII_FREE_TABLES, _user_pii(events)),
+        checks.gold_equals_full_refresh(spark, warehouse),
     ]
 
 
@@ -144,8 +159,13 @@ be dropped by a contract rule). The contract scenarios exercise the rules."""
 
 
 def deliver_and_run(context: ScenarioContext, injection: Injection) -> None:
-    """Land each delivery's files, then run the pipeline once, as they would arrive."""
-    (context.landing / runner.EVENTS_DIR).mkdir(parents=True, exist_ok=True)
+    """Land each delivery's files, then run the pipeline once, as they would arrive.
+
+    The user change feed lands with the first delivery, unless the injection brings its own.
+    """
+    (context.landing / tables.EVENTS_DIR).mkdir(parents=True, exist_ok=True)
+    if not any(f.folder == "user_changes" for d in injection.deliveries for f in d.files):
+        context.land_user_changes()
     for delivery in injection.deliveries:
         faults.write_delivery(context.landing, delivery)
         context.run_pipeline(NO_CONTRACTS)
@@ -190,9 +210,11 @@ def _baseline(context: ScenarioContext) -> Outcome:
         [
             *common_checks(context, injection, events),
             Verdict(
-                "a second run over the same files adds no rows",
-                not added,
-                f"rows added: {added}" if added else "0 rows added to every table",
+                "a second run over the same files adds no rows and does no Spark work",
+                not added and rerun.skipped,
+                f"rows added: {added}, skipped: {rerun.skipped}"
+                if added or not rerun.skipped
+                else "0 rows added to every table, no Spark work",
             ),
         ],
     )
@@ -239,6 +261,7 @@ def _contract_violations_checks(context: ScenarioContext) -> list[Verdict]:
     clean = generator.generate_events(events=context.events, seed=context.seed)
     injected = inject_contract_violations(clean, seed=context.seed, future_after=CLOCK_NOW)
     _write_events(context.landing / "events" / "events-contracts.json", injected.events)
+    context.land_user_changes()
     first = context.run_pipeline()
     rerun = context.run_pipeline()
     expected = {
@@ -270,31 +293,19 @@ def _contract_violations_checks(context: ScenarioContext) -> list[Verdict]:
         )
         for table, counts in expected.items()
     ]
-    # Gold is evaluated whole on every run, so the rerun logs gold metrics and nothing else.
-    added = {
-        count.table: count.added
-        for count in rerun.counts
-        if count.added and count.table != runner.EXPECTATIONS_LOG
-    }
-    rerun_metrics = (
-        runner.read_table(context.spark, context.warehouse, runner.EXPECTATIONS_LOG)
-        .where(F.col("run_id") == F.lit(rerun.run_id))
-        .groupBy("table")
-        .count()
-    )
-    added |= {
-        f"{runner.EXPECTATIONS_LOG} ({row.table})": row["count"]
-        for row in rerun_metrics.collect()
-        if row.table not in runner.GOLD_ENFORCED_TABLES
-    }
+    # Nothing is new for the rerun: it does no Spark work and logs no metrics either.
+    added = {count.table: count.added for count in rerun.counts if count.added}
     return [
         *verdicts,
         *invariants.ledger(context.spark, context.warehouse, input_records=len(injected.events)),
         invariants.unique_event_ids(context.spark, context.warehouse),
+        checks.gold_equals_full_refresh(context.spark, context.warehouse),
         Verdict(
-            "a second run over the same files adds no rows (its only metrics are gold's)",
-            not added,
-            f"rows added: {added}" if added else "0 rows added to every table",
+            "a second run over the same files adds no rows and does no Spark work",
+            not added and rerun.skipped,
+            f"rows added: {added}, skipped: {rerun.skipped}"
+            if added or not rerun.skipped
+            else "0 rows added to every table, no Spark work",
         ),
         Verdict(
             "reports written",
@@ -324,10 +335,11 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
         ),
     )
     _write_events(context.landing / "events" / "events-contracts.json", injected.events)
+    context.land_user_changes()
     strict = dict(context.expectations)
-    strict[runner.SILVER_EVENTS] = tuple(
+    strict[tables.SILVER_EVENTS] = tuple(
         replace(rule, action="fail") if rule.name == "event_type_known" else rule
-        for rule in strict[runner.SILVER_EVENTS]
+        for rule in strict[tables.SILVER_EVENTS]
     )
     try:
         context.run_pipeline(strict)
@@ -341,8 +353,8 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
         stopped = Verdict(
             "an expect_or_fail rule stops the run with a readable error", False, "no error"
         )
-    silver_rows = runner.count_rows(context.spark, context.warehouse, runner.SILVER_EVENTS)
-    quarantined = runner.count_rows(context.spark, context.warehouse, runner.SILVER_QUARANTINE)
+    silver_rows = tables.count_rows(context.spark, context.warehouse, tables.SILVER_EVENTS)
+    quarantined = tables.count_rows(context.spark, context.warehouse, tables.SILVER_QUARANTINE)
     relaxed = context.run_pipeline()
     return [
         stopped,
@@ -353,19 +365,18 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
         ),
         Verdict(
             "with the rule relaxed, the next run writes the batch exactly once",
-            relaxed.rows(runner.SILVER_EVENTS) == len(injected.events) - 3,
-            f"{relaxed.rows(runner.SILVER_EVENTS):,} silver rows, "
-            f"{relaxed.rows(runner.SILVER_QUARANTINE):,} quarantined",
+            relaxed.rows(tables.SILVER_EVENTS) == len(injected.events) - 3,
+            f"{relaxed.rows(tables.SILVER_EVENTS):,} silver rows, "
+            f"{relaxed.rows(tables.SILVER_QUARANTINE):,} quarantined",
         ),
         *invariants.ledger(context.spark, context.warehouse, input_records=len(injected.events)),
+        checks.gold_equals_full_refresh(context.spark, context.warehouse),
     ]
 
 
 def _out_of_order_changes(context: ScenarioContext) -> Outcome:
     events = context.clean_events()
-    changes = generator.generate_user_changes(
-        seed=context.seed, users=max(10, context.events // 50)
-    )
+    changes = context.user_changes()
     injection = faults.out_of_order_changes(changes, seed=context.seed)
     deliver_and_run(context, injection)
     keys = key_frame(context.spark, context.pii_key)

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import gold, runner
+from pipeline import gold, gold_stage, tables
 from pipeline.schemas import USER_CHANGE_SCHEMA
 from scenarios.faults import Injection
 from scenarios.invariants import Verdict
@@ -27,9 +27,9 @@ _SHOWN = 3
 
 
 def _ids(spark: SparkSession, warehouse: Path, table: str) -> set[str]:
-    if runner.count_rows(spark, warehouse, table) == 0:
+    if tables.count_rows(spark, warehouse, table) == 0:
         return set()
-    frame = runner.read_table(spark, warehouse, table).select("event_id")
+    frame = tables.read_table(spark, warehouse, table).select("event_id")
     return {row.event_id for row in frame.collect()}
 
 
@@ -52,9 +52,9 @@ def _subset(name: str, expected: Iterable[str], actual: set[str], table: str) ->
 
 def placement(spark: SparkSession, warehouse: Path, injection: Injection) -> list[Verdict]:
     """Every id where the injection says it must be, and silver holds nothing unexpected."""
-    silver = _ids(spark, warehouse, runner.SILVER_EVENTS)
-    late = _ids(spark, warehouse, runner.SILVER_LATE_EVENTS)
-    quarantined = _ids(spark, warehouse, runner.SILVER_QUARANTINE)
+    silver = _ids(spark, warehouse, tables.SILVER_EVENTS)
+    late = _ids(spark, warehouse, tables.SILVER_LATE_EVENTS)
+    quarantined = _ids(spark, warehouse, tables.SILVER_QUARANTINE)
     unexpected = silver - injection.silver_ids - injection.maybe_silver_ids
     verdicts = [
         _subset("expected events reached silver", injection.silver_ids, silver, "silver_events"),
@@ -92,8 +92,8 @@ def placement(spark: SparkSession, warehouse: Path, injection: Injection) -> lis
 
 def bronze_split(spark: SparkSession, warehouse: Path, injection: Injection) -> Verdict:
     """bronze_quarantine holds at least the certain non-objects; exactly them when predictable."""
-    quarantined = runner.count_rows(spark, warehouse, runner.BRONZE_QUARANTINE)
-    events = runner.count_rows(spark, warehouse, runner.BRONZE_EVENTS)
+    quarantined = tables.count_rows(spark, warehouse, tables.BRONZE_QUARANTINE)
+    events = tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS)
     if injection.unpredicted == 0:
         passed = quarantined == injection.quarantined
         relation = "="
@@ -134,7 +134,7 @@ def drift_recoverable(spark: SparkSession, warehouse: Path, injection: Injection
     if not injection.drift:
         return Verdict("drifted fields are recoverable", True, "no drift injected")
     ids = {case.event_id for case in injection.drift}
-    bronze = runner.read_table(spark, warehouse, runner.BRONZE_EVENTS)
+    bronze = tables.read_table(spark, warehouse, tables.BRONZE_EVENTS)
     rows = {
         row.event_id or _rescued_id(row._rescued_data): row
         for row in bronze.where(
@@ -184,7 +184,7 @@ def clock_instants(spark: SparkSession, warehouse: Path, injection: Injection) -
     cases = [case for case in injection.clock if case.expected == "silver"]
     if not cases:
         return Verdict("timestamps parse to the right instant", True, "no clock cases")
-    silver = runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
+    silver = tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
     # Compare as UTC text: the session time zone is UTC, the Python process's may not be.
     found = {
         row.event_id: row.utc
@@ -219,7 +219,7 @@ def first_payload_kept(spark: SparkSession, warehouse: Path, injection: Injectio
     """For an id sent again with another payload, silver keeps the first one."""
     if not injection.conflicts:
         return Verdict("silver keeps the first payload", True, "no conflicting payloads")
-    silver = runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
+    silver = tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
     urls = {
         row.event_id: row.page_url
         for row in silver.where(F.col("event_id").isin([c.event_id for c in injection.conflicts]))
@@ -244,7 +244,7 @@ def _string_cells(frame: DataFrame) -> list[str]:
 
 
 def no_planted_pii(
-    spark: SparkSession, warehouse: Path, tables: Sequence[str], values: Iterable[str]
+    spark: SparkSession, warehouse: Path, table_names: Sequence[str], values: Iterable[str]
 ) -> Verdict:
     """No planted personal value appears inside any string of the given tables."""
     planted = sorted(set(values), key=len, reverse=True)
@@ -252,10 +252,10 @@ def no_planted_pii(
         return Verdict("no planted PII in silver or gold", True, "nothing planted")
     pattern = re.compile("|".join(re.escape(value) for value in planted))
     leaks: list[str] = []
-    for table in tables:
-        if runner.count_rows(spark, warehouse, table) == 0:
+    for table in table_names:
+        if tables.count_rows(spark, warehouse, table) == 0:
             continue
-        for text in _string_cells(runner.read_table(spark, warehouse, table)):
+        for text in _string_cells(tables.read_table(spark, warehouse, table)):
             match = pattern.search(text)
             if match:
                 leaks.append(f"{table}: {match.group()[:3]}***")
@@ -263,7 +263,7 @@ def no_planted_pii(
         "no planted PII in silver or gold",
         not leaks,
         f"{len(planted):,} planted values (clear and percent-encoded) searched as substrings of "
-        f"every string in {', '.join(tables)}"
+        f"every string in {', '.join(table_names)}"
         + (f"; found {len(leaks):,} times, e.g. {leaks[:_SHOWN]}" if leaks else ": none found"),
     )
 
@@ -275,9 +275,9 @@ def dimension_equals_batch(
 
     Also checks the SCD2 invariant that each user has at most one open version.
     """
-    raw = spark.read.schema(USER_CHANGE_SCHEMA).json(str(landing / runner.USER_CHANGES_DIR))
+    raw = spark.read.schema(USER_CHANGE_SCHEMA).json(str(landing / tables.USER_CHANGES_DIR))
     expected = gold.dim_user(gold.user_changes(raw, keys=keys))
-    actual = runner.read_table(spark, warehouse, runner.GOLD_DIM_USER).select(*expected.columns)
+    actual = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER).select(*expected.columns)
     missing = expected.exceptAll(actual).count()
     extra = actual.exceptAll(expected).count()
     open_versions = (
@@ -300,3 +300,48 @@ def dimension_equals_batch(
             f"{open_versions:,} users with more than one open version",
         ),
     ]
+
+
+def gold_equals_full_refresh(spark: SparkSession, warehouse: Path) -> Verdict:
+    """Every incrementally maintained gold table equals its full refresh, row for row.
+
+    The full refresh (`pipeline.gold_stage.full_refresh`) recomputes gold from all of silver
+    and the user change log, as Lakeflow's full refresh of a materialized view does; the
+    tables the runs maintained batch by batch must hold exactly the same multiset of rows.
+    """
+    differences: list[str] = []
+    compared: list[str] = []
+    for table, expected in gold_stage.full_refresh(spark, warehouse).items():
+        if not tables.table_exists(warehouse, table):
+            differences.append(f"{table} missing")
+            continue
+        actual = tables.read_table(spark, warehouse, table)
+        if sorted(actual.columns) != sorted(expected.columns):
+            differences.append(f"{table} columns {sorted(actual.columns)}")
+            continue
+        columns = sorted(expected.columns)
+        signed = actual.select(*columns, F.lit(1).alias("_side")).unionByName(
+            expected.select(*columns, F.lit(-1).alias("_side"))
+        )
+        unequal = (
+            signed.groupBy(*columns)
+            .agg(F.sum("_side").alias("_surplus"))
+            .where(F.col("_surplus") != 0)
+            .limit(_SHOWN)
+            .collect()
+        )
+        compared.append(table)
+        if unequal:
+            shown = [
+                f"{'extra' if row['_surplus'] > 0 else 'missing'} "
+                f"{ {c: row[c] for c in columns[:4]} }"
+                for row in unequal
+            ]
+            differences.append(f"{table}: {shown}")
+    return Verdict(
+        "incremental gold = full refresh from silver and the change log",
+        not differences,
+        f"differences: {differences}"
+        if differences
+        else f"{len(compared)} tables equal row for row: {', '.join(compared)}",
+    )

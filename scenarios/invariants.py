@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import runner
+from pipeline import tables
 from pipeline.expectations import QUARANTINE_RULES_COLUMN
 from pipeline.silver import with_event_time
 
@@ -39,28 +39,28 @@ def ledger(spark: SparkSession, warehouse: Path, *, input_records: int) -> list[
     (deduplication runs before the rules, so the copies of a quarantined event are
     duplicates, like the copies of a kept one).
     """
-    counts = {table: runner.count_rows(spark, warehouse, table) for table in runner.TABLES}
-    bronze_total = counts[runner.BRONZE_EVENTS] + counts[runner.BRONZE_QUARANTINE]
+    counts = {table: tables.count_rows(spark, warehouse, table) for table in tables.TABLES}
+    bronze_total = counts[tables.BRONZE_EVENTS] + counts[tables.BRONZE_QUARANTINE]
     duplicates = dropped_duplicates(spark, warehouse)
     accounted = (
-        counts[runner.SILVER_EVENTS]
+        counts[tables.SILVER_EVENTS]
         + duplicates
-        + counts[runner.SILVER_LATE_EVENTS]
-        + counts[runner.SILVER_QUARANTINE]
+        + counts[tables.SILVER_LATE_EVENTS]
+        + counts[tables.SILVER_QUARANTINE]
     )
     return [
         Verdict(
             "input records = bronze_events + bronze_quarantine",
             input_records == bronze_total,
-            f"{input_records:,} input = {counts[runner.BRONZE_EVENTS]:,} bronze + "
-            f"{counts[runner.BRONZE_QUARANTINE]:,} quarantined ({bronze_total:,})",
+            f"{input_records:,} input = {counts[tables.BRONZE_EVENTS]:,} bronze + "
+            f"{counts[tables.BRONZE_QUARANTINE]:,} quarantined ({bronze_total:,})",
         ),
         Verdict(
             "bronze_events = silver + duplicates + late + silver_quarantine",
-            counts[runner.BRONZE_EVENTS] == accounted,
-            f"{counts[runner.BRONZE_EVENTS]:,} bronze = {counts[runner.SILVER_EVENTS]:,} silver + "
-            f"{duplicates:,} duplicates + {counts[runner.SILVER_LATE_EVENTS]:,} late + "
-            f"{counts[runner.SILVER_QUARANTINE]:,} quarantined ({accounted:,})",
+            counts[tables.BRONZE_EVENTS] == accounted,
+            f"{counts[tables.BRONZE_EVENTS]:,} bronze = {counts[tables.SILVER_EVENTS]:,} silver + "
+            f"{duplicates:,} duplicates + {counts[tables.SILVER_LATE_EVENTS]:,} late + "
+            f"{counts[tables.SILVER_QUARANTINE]:,} quarantined ({accounted:,})",
         ),
     ]
 
@@ -69,33 +69,39 @@ def dropped_duplicates(spark: SparkSession, warehouse: Path) -> int:
     """Bronze rows dropped as duplicates: placeable rows of a kept `event_id` past the first.
 
     An id is "kept" when silver holds it or a contract rule quarantined it: copies of a
-    quarantined row were dropped by deduplication before the rules ran.
+    quarantined row were dropped by deduplication before the rules ran. A copy of a kept
+    event whose event time is further than the watermark delay from the kept one's, arriving
+    behind the watermark, is late (it is in `silver_late_events`), not a duplicate.
     """
-    if runner.count_rows(spark, warehouse, runner.BRONZE_EVENTS) == 0:
+    if tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS) == 0:
         return 0
-    bronze = with_event_time(runner.read_table(spark, warehouse, runner.BRONZE_EVENTS))
+    bronze = with_event_time(tables.read_table(spark, warehouse, tables.BRONZE_EVENTS))
     placed = bronze.where(F.col("event_time").isNotNull())
     kept_ids = []
-    if runner.count_rows(spark, warehouse, runner.SILVER_EVENTS):
+    if tables.count_rows(spark, warehouse, tables.SILVER_EVENTS):
         kept_ids.append(
-            runner.read_table(spark, warehouse, runner.SILVER_EVENTS).select("event_id")
+            tables.read_table(spark, warehouse, tables.SILVER_EVENTS).select("event_id")
         )
-    if runner.count_rows(spark, warehouse, runner.SILVER_QUARANTINE):
-        quarantine = runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
+    if tables.count_rows(spark, warehouse, tables.SILVER_QUARANTINE):
+        quarantine = tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
         kept_ids.append(quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id"))
     if not kept_ids:
         return 0
     kept = kept_ids[0]
     for more in kept_ids[1:]:
         kept = kept.unionByName(more)
-    return placed.join(kept, "event_id", "left_semi").count() - kept.count()
+    late_copies = 0
+    if tables.count_rows(spark, warehouse, tables.SILVER_LATE_EVENTS):
+        late = tables.read_table(spark, warehouse, tables.SILVER_LATE_EVENTS)
+        late_copies = late.join(kept, "event_id", "left_semi").count()
+    return placed.join(kept, "event_id", "left_semi").count() - kept.count() - late_copies
 
 
 def unique_event_ids(spark: SparkSession, warehouse: Path) -> Verdict:
     """No `event_id` appears twice in silver."""
-    if runner.count_rows(spark, warehouse, runner.SILVER_EVENTS) == 0:
+    if tables.count_rows(spark, warehouse, tables.SILVER_EVENTS) == 0:
         return Verdict("no duplicate event_id in silver_events", True, "silver_events is empty")
-    silver = runner.read_table(spark, warehouse, runner.SILVER_EVENTS)
+    silver = tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
     repeated = silver.groupBy("event_id").count().where(F.col("count") > 1)
     examples = [row.event_id for row in repeated.limit(3).collect()]
     return Verdict(
@@ -115,7 +121,7 @@ def _masked(value: str) -> str:
 
 
 def no_clear_pii(
-    spark: SparkSession, warehouse: Path, tables: Iterable[str], pii_values: Iterable[str]
+    spark: SparkSession, warehouse: Path, table_names: Iterable[str], pii_values: Iterable[str]
 ) -> Verdict:
     """No input PII value, nor its unkeyed SHA-256, is any string value of `tables`.
 
@@ -126,10 +132,10 @@ def no_clear_pii(
     unkeyed = {hashlib.sha256(value.encode()).hexdigest(): value for value in clear}
     pii = spark.createDataFrame([(value,) for value in clear | set(unkeyed)], "value string")
     leaks: list[str] = []
-    for table in tables:
-        if runner.count_rows(spark, warehouse, table) == 0:
+    for table in table_names:
+        if tables.count_rows(spark, warehouse, table) == 0:
             continue
-        values = _string_values(runner.read_table(spark, warehouse, table))
+        values = _string_values(tables.read_table(spark, warehouse, table))
         found = values.join(pii, "value", "left_semi").limit(3).collect()
         leaks += [
             f"{table}: unkeyed SHA-256 of {_masked(unkeyed[row.value])}"
@@ -148,7 +154,7 @@ def no_clear_pii(
 
 def table_counts(spark: SparkSession, warehouse: Path) -> dict[str, int]:
     """Rows per pipeline table, for the report's ledger."""
-    return {table: runner.count_rows(spark, warehouse, table) for table in runner.TABLES}
+    return {table: tables.count_rows(spark, warehouse, table) for table in tables.TABLES}
 
 
 def quarantine_samples(
@@ -157,11 +163,11 @@ def quarantine_samples(
     """A few quarantined rows of each quarantine table (silver ones are pseudonymized)."""
     samples: list[dict[str, object]] = []
     for table, columns in (
-        (runner.BRONZE_QUARANTINE, ("reason", "raw_line", "_source_file")),
-        (runner.SILVER_QUARANTINE, ("reason", "event_id", "event_type", "_source_file")),
+        (tables.BRONZE_QUARANTINE, ("reason", "raw_line", "_source_file")),
+        (tables.SILVER_QUARANTINE, ("reason", "event_id", "event_type", "_source_file")),
     ):
-        if runner.count_rows(spark, warehouse, table) == 0:
+        if tables.count_rows(spark, warehouse, table) == 0:
             continue
-        rows = runner.read_table(spark, warehouse, table).select(*columns).limit(per_table)
+        rows = tables.read_table(spark, warehouse, table).select(*columns).limit(per_table)
         samples += [{"table": table, **row.asDict()} for row in rows.collect()]
     return tuple(samples)

@@ -18,7 +18,7 @@ import yaml
 from databricks.bundles.jobs import Job
 from databricks.bundles.pipelines import Pipeline
 
-from pipeline import runner
+from pipeline import tables
 from pipeline.lakeflow.local import LocalRun, spark_defaults
 from pipeline.lakeflow.settings import EXPECTATIONS, LANDING, PII_KEY_REF
 
@@ -108,8 +108,8 @@ def _grants(principal: str) -> set[str]:
 
 
 def test_analysts_read_gold_only_and_engineers_read_every_layer() -> None:
-    published = set(runner.TABLES) - {runner.EXPECTATIONS_LOG}
-    assert _grants("analysts") == set(runner.GOLD_TABLES)
+    published = set(tables.TABLES) - {tables.EXPECTATIONS_LOG}
+    assert _grants("analysts") == set(tables.GOLD_TABLES)
     assert _grants("engineers") == published | {"gold_user_versions"}
 
 

@@ -29,7 +29,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from pipeline import generator, runner
+from pipeline import generator, runner, tables
 from pipeline.cli import load_expectations
 from pipeline.config import SparkSettings, pii_key_from_file, spark_settings_from_environment
 from pipeline.lakeflow.local import LocalRun, run_spark_pipelines
@@ -43,12 +43,12 @@ EXPECTATIONS_MODULE = "contracts.rules"
 NEXT_DAY = generator.DEFAULT_START + timedelta(days=1)
 
 SHARED_TABLES: tuple[str, ...] = (
-    runner.BRONZE_EVENTS,
-    runner.BRONZE_QUARANTINE,
-    runner.SILVER_EVENTS,
-    runner.SILVER_QUARANTINE,
-    runner.SILVER_LATE_EVENTS,
-    *runner.GOLD_TABLES,
+    tables.BRONZE_EVENTS,
+    tables.BRONZE_QUARANTINE,
+    tables.SILVER_EVENTS,
+    tables.SILVER_QUARANTINE,
+    tables.SILVER_LATE_EVENTS,
+    *tables.GOLD_TABLES,
 )
 IGNORED_COLUMNS: tuple[str, ...] = ("_ingested_at",)
 """When each side read a line: differs by construction."""
@@ -152,7 +152,7 @@ def test_dry_run_validates_the_graph(workspace: Path, settings: SparkSettings) -
     _fail_with_output(completed, "dry-run")
     output = completed.stdout + completed.stderr
     assert "Run is COMPLETED" in output
-    assert not (workspace / "dry-run" / runner.SILVER_EVENTS).exists()  # validated, not built
+    assert not (workspace / "dry-run" / tables.SILVER_EVENTS).exists()  # validated, not built
 
 
 def test_sdp_and_runner_build_the_same_tables(spark: SparkSession, runs: Runs) -> None:
@@ -168,9 +168,9 @@ def test_sdp_and_runner_build_the_same_tables(spark: SparkSession, runs: Runs) -
     print("(SDP: two runs, the second incremental; runner: one run)")
 
     events = FIRST_EVENTS + LATER_EVENTS
-    assert counts[runner.BRONZE_EVENTS][1] == events + 3  # two copies and the untimed event
-    assert counts[runner.BRONZE_QUARANTINE][1] == 1
-    assert counts[runner.SILVER_QUARANTINE][1] == 1
+    assert counts[tables.BRONZE_EVENTS][1] == events + 3  # two copies and the untimed event
+    assert counts[tables.BRONZE_QUARANTINE][1] == 1
+    assert counts[tables.SILVER_QUARANTINE][1] == 1
     for table in SHARED_TABLES:
         sdp_table, runner_table = _table(spark, runs.sdp, table), _table(spark, runs.runner, table)
         assert sdp_table.columns == runner_table.columns, table

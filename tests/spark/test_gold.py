@@ -198,7 +198,7 @@ def test_aggregates_count_sessions_funnels_and_active_users(
     )
     facts = gold.fact_events(events, users=users)
 
-    funnel = {row.date_sk: row for row in gold.funnel_daily(facts).collect()}
+    funnel = {row.date_sk: row for row in gold.funnel_daily(gold.sessions(facts)).collect()}
     first, second = funnel[20261101], funnel[20261102]
     assert [first[f"{step}_sessions"] for step in gold.FUNNEL_STEPS] == [2, 2, 1, 1]
     assert (first.add_to_cart_rate, first.checkout_rate, first.purchase_rate) == (1.0, 0.5, 1.0)

@@ -11,13 +11,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import generator, gold, runner
+from pipeline import generator, gold, runner, tables
 from pipeline.config import PiiKey
 from pipeline.schemas import USER_CHANGE_SCHEMA
 
 
 def _read(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:
-    return runner.read_table(spark, warehouse, table)
+    return tables.read_table(spark, warehouse, table)
 
 
 def _rows(frame: DataFrame) -> list[tuple[Any, ...]]:
@@ -61,13 +61,13 @@ def test_gold_tables_from_generated_data(
     late = landing / "user_changes" / "late.json"
     late.write_bytes(orjson.dumps(_late_update(landing)) + b"\n")
     summary = runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=pii_key)
-    for table in runner.GOLD_TABLES:
+    for table in tables.GOLD_TABLES:
         assert summary.rows(table) > 0, table
-    assert {c.table: c.added for c in summary.counts}[runner.GOLD_DIM_USER] == 1  # a split
+    assert {c.table: c.added for c in summary.counts}[tables.GOLD_DIM_USER] == 1  # a split
 
-    silver = _read(spark, warehouse, runner.SILVER_EVENTS)
-    facts = _read(spark, warehouse, runner.GOLD_FACT_EVENTS)
-    users = _read(spark, warehouse, runner.GOLD_DIM_USER)
+    silver = _read(spark, warehouse, tables.SILVER_EVENTS)
+    facts = _read(spark, warehouse, tables.GOLD_FACT_EVENTS)
+    users = _read(spark, warehouse, tables.GOLD_DIM_USER)
     # every silver event exactly once
     assert facts.count() == silver.count() == facts.select("event_id").distinct().count()
     assert facts.join(silver, "event_id", "left_anti").isEmpty()
@@ -98,8 +98,8 @@ def test_gold_tables_from_generated_data(
     # no clear PII anywhere in gold (nor in the user dimension's change log)
     pii = spark.createDataFrame([(value,) for value in _pii(landing)], "value string")
     log = spark.read.format("delta").load(
-        runner.table_path(warehouse, runner.GOLD_DIM_USER) + "__changes"
+        tables.table_path(warehouse, tables.GOLD_DIM_USER) + "__changes"
     )
-    written = [(name, _read(spark, warehouse, name)) for name in runner.GOLD_TABLES]
+    written = [(name, _read(spark, warehouse, name)) for name in tables.GOLD_TABLES]
     for name, frame in [*written, ("change log", log)]:
         assert _string_values(frame).join(pii, "value", "left_semi").isEmpty(), name

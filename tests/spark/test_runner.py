@@ -8,7 +8,7 @@ import orjson
 import pytest
 from pyspark.sql import SparkSession
 
-from pipeline import generator, runner
+from pipeline import bronze_stage, generator, runner, tables
 from pipeline.config import PiiKey
 from pipeline.errors import InputError
 
@@ -30,9 +30,9 @@ def test_runs_are_incremental_and_conserve_every_line(
     first = generator.write_landing(tmp_path / "landing", events=400, seed=1, files=2)
     _write(tmp_path / "landing" / "events" / "bad.json", [], b"not json\n\n[1]\n")
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(runner.BRONZE_EVENTS) == 400
-    assert summary.rows(runner.BRONZE_QUARANTINE) == 2
-    assert summary.rows(runner.SILVER_EVENTS) == 400
+    assert summary.rows(tables.BRONZE_EVENTS) == 400
+    assert summary.rows(tables.BRONZE_QUARANTINE) == 2
+    assert summary.rows(tables.SILVER_EVENTS) == 400
 
     again = _run(spark, tmp_path, pii_key)
     assert all(count.added == 0 for count in again.counts)
@@ -40,8 +40,8 @@ def test_runs_are_incremental_and_conserve_every_line(
     generator.write_landing(tmp_path / "landing", events=100, seed=2, files=1)
     third = _run(spark, tmp_path, pii_key)
     added = {count.table: count.added for count in third.counts}
-    assert added[runner.BRONZE_EVENTS] == 100
-    assert added[runner.SILVER_EVENTS] + added[runner.SILVER_LATE_EVENTS] == 100
+    assert added[tables.BRONZE_EVENTS] == 100
+    assert added[tables.SILVER_EVENTS] + added[tables.SILVER_LATE_EVENTS] == 100
     assert first.events == 400
 
 
@@ -53,39 +53,44 @@ def test_events_behind_the_watermark_are_kept_as_late(
     _run(spark, tmp_path, pii_key)
 
     late = dict(events[0], event_id="late-event", event_ts="2026-10-30T00:00:00.000Z")
-    duplicate = dict(events[1], event_ts="2026-10-30T00:00:00.000Z")
-    _write(tmp_path / "landing" / "events" / "b.json", [late, duplicate])
+    replay = dict(events[1])  # the same line again, behind the watermark: a duplicate
+    # The same id with an event time two days off: Spark only promises to deduplicate copies
+    # within the watermark delay, so behind the watermark this copy is late, not a duplicate.
+    far_copy = dict(events[2], event_ts="2026-10-30T00:00:00.000Z")
+    _write(tmp_path / "landing" / "events" / "b.json", [late, replay, far_copy])
     summary = _run(spark, tmp_path, pii_key)
-    late_ids = [
+    late_ids = sorted(
         row.event_id
-        for row in runner.read_table(
-            spark, tmp_path / "warehouse", runner.SILVER_LATE_EVENTS
+        for row in tables.read_table(
+            spark, tmp_path / "warehouse", tables.SILVER_LATE_EVENTS
         ).collect()
-    ]
-    assert late_ids == ["late-event"]
-    assert summary.rows(runner.SILVER_EVENTS) == 50
+    )
+    assert late_ids == sorted(["late-event", str(events[2]["event_id"])])
+    assert summary.rows(tables.SILVER_EVENTS) == 50
 
 
 def test_a_failure_between_two_writes_neither_loses_nor_duplicates(
     spark: SparkSession, tmp_path: Path, pii_key: PiiKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     generator.write_landing(tmp_path / "landing", events=200, seed=4, files=1)
-    real_append = runner._append_once
+    _write(tmp_path / "landing" / "events" / "bad.json", [], b"not json\n")
+    real_append = bronze_stage.append_once
 
     def crash_on_quarantine(frame, path: str, *, query: str, batch_id: int, **options) -> None:  # type: ignore[no-untyped-def]
-        if path.endswith(runner.BRONZE_QUARANTINE):
+        if path.endswith(tables.BRONZE_QUARANTINE):
             raise RuntimeError("simulated crash after bronze_events was committed")
         real_append(frame, path, query=query, batch_id=batch_id, **options)
 
-    monkeypatch.setattr(runner, "_append_once", crash_on_quarantine)
+    monkeypatch.setattr(bronze_stage, "append_once", crash_on_quarantine)
     with pytest.raises(Exception, match="simulated crash"):
         _run(spark, tmp_path, pii_key)
-    assert runner.count_rows(spark, tmp_path / "warehouse", runner.BRONZE_EVENTS) == 200
+    assert tables.count_rows(spark, tmp_path / "warehouse", tables.BRONZE_EVENTS) == 200
 
-    monkeypatch.setattr(runner, "_append_once", real_append)
+    monkeypatch.setattr(bronze_stage, "append_once", real_append)
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(runner.BRONZE_EVENTS) == 200
-    assert summary.rows(runner.SILVER_EVENTS) == 200
+    assert summary.rows(tables.BRONZE_EVENTS) == 200
+    assert summary.rows(tables.BRONZE_QUARANTINE) == 1
+    assert summary.rows(tables.SILVER_EVENTS) == 200
 
 
 def test_missing_landing_folder_is_a_clear_error(
@@ -101,7 +106,7 @@ def test_a_first_run_where_nothing_reaches_silver_still_accounts_for_every_row(
     rows: list[dict[str, object]] = [{"event_type": "click", "event_ts": "2026-11-01T10:00:00Z"}]
     _write(tmp_path / "landing" / "events" / "a.json", rows * 3, b"[]\n")
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(runner.BRONZE_EVENTS) == 3
-    assert summary.rows(runner.BRONZE_QUARANTINE) == 1
-    assert summary.rows(runner.SILVER_EVENTS) == 0
-    assert summary.rows(runner.SILVER_QUARANTINE) == 3
+    assert summary.rows(tables.BRONZE_EVENTS) == 3
+    assert summary.rows(tables.BRONZE_QUARANTINE) == 1
+    assert summary.rows(tables.SILVER_EVENTS) == 0
+    assert summary.rows(tables.SILVER_QUARANTINE) == 3

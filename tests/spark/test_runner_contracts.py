@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import cli, generator, runner, session, silver
+from pipeline import cli, generator, runner, session, silver, silver_stage, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
 from pipeline.expectations import Expectation
@@ -83,7 +83,7 @@ def _run(
 
 
 def _failed_by_rule(spark: SparkSession, warehouse: Path, table: str) -> dict[str, int]:
-    log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG).where(
+    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG).where(
         F.col("table") == table
     )
     rows = log.groupBy("rule").agg(F.sum("failed").alias("failed")).collect()
@@ -98,18 +98,18 @@ def test_injected_violations_are_counted_routed_and_accounted(
     summary = _run(spark, tmp_path, pii_key)
     warehouse = tmp_path / "warehouse"
 
-    silver_failed = _failed_by_rule(spark, warehouse, runner.SILVER_EVENTS)
+    silver_failed = _failed_by_rule(spark, warehouse, tables.SILVER_EVENTS)
     assert silver_failed == {
-        rule.name: INJECTED_SILVER.get(rule.name, 0) for rule in RULES[runner.SILVER_EVENTS]
+        rule.name: INJECTED_SILVER.get(rule.name, 0) for rule in RULES[tables.SILVER_EVENTS]
     }
-    bronze_failed = _failed_by_rule(spark, warehouse, runner.BRONZE_EVENTS)
+    bronze_failed = _failed_by_rule(spark, warehouse, tables.BRONZE_EVENTS)
     assert bronze_failed == {
-        rule.name: INJECTED_BRONZE.get(rule.name, 0) for rule in RULES[runner.BRONZE_EVENTS]
+        rule.name: INJECTED_BRONZE.get(rule.name, 0) for rule in RULES[tables.BRONZE_EVENTS]
     }
-    log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
+    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
     assert {row.run_id for row in log.select("run_id").distinct().collect()} == {summary.run_id}
 
-    quarantine = runner.read_table(spark, warehouse, runner.SILVER_QUARANTINE)
+    quarantine = tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
     by_rule = quarantine.where(F.size("failed_expectations") > 0)
     routed: dict[str, int] = {}
     for row in by_rule.collect():
@@ -121,17 +121,15 @@ def test_injected_violations_are_counted_routed_and_accounted(
     assert [row.reason for row in structural] == [silver.REASON_BAD_EVENT_TS]
 
     # 61 lines: 60 events + 1 duplicate of a dropped event; 1 unplaceable; 5 dropped by rule.
-    assert summary.rows(runner.BRONZE_EVENTS) == 61
-    assert summary.rows(runner.SILVER_EVENTS) == 60 - 1 - sum(DROPPED.values())
-    assert summary.rows(runner.SILVER_LATE_EVENTS) == 0
+    assert summary.rows(tables.BRONZE_EVENTS) == 61
+    assert summary.rows(tables.SILVER_EVENTS) == 60 - 1 - sum(DROPPED.values())
+    assert summary.rows(tables.SILVER_LATE_EVENTS) == 0
     verdicts = invariants.ledger(spark, warehouse, input_records=61)
     assert all(verdict.passed for verdict in verdicts), verdicts
 
     again = _run(spark, tmp_path, pii_key)
-    # Gold is evaluated whole on every run: only its rules' metrics are added.
-    assert {count.table: count.added for count in again.counts if count.added} == {
-        runner.EXPECTATIONS_LOG: len(RULES[runner.GOLD_FACT_EVENTS])
-    }
+    assert again.skipped  # nothing new: no Spark work, no metrics either
+    assert not {count.table: count.added for count in again.counts if count.added}
 
     reports = write_reports(
         spark, warehouse, RULES, tmp_path / "reports", run_id=summary.run_id, with_gx=False
@@ -139,9 +137,9 @@ def test_injected_violations_are_counted_routed_and_accounted(
     payload = orjson.loads(reports.json_path.read_bytes())
     reported = {(rule["table"], rule["rule"]): rule for rule in payload["rules"]}
     for name, count in INJECTED_SILVER.items():
-        assert reported[runner.SILVER_EVENTS, name]["failed"] == count
-        assert len(reported[runner.SILVER_EVENTS, name]["samples"]) == count
-    teleports = reported[runner.SILVER_EVENTS, "event_type_known"]["samples"]
+        assert reported[tables.SILVER_EVENTS, name]["failed"] == count
+        assert len(reported[tables.SILVER_EVENTS, name]["samples"]) == count
+    teleports = reported[tables.SILVER_EVENTS, "event_type_known"]["samples"]
     assert sorted(map(str, (sample["event_type"] for sample in teleports))) == ["None", "teleport"]
     text = reports.json_path.read_text() + reports.html_path.read_text()
     assert not {str(event["user"][field]) for event in events for field in ("email", "ip")} & {
@@ -164,14 +162,14 @@ def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
         failing_example={"event_type": "teleport"},
         columns=("event_type",),
     )
-    strict = {**RULES, runner.SILVER_EVENTS: (*RULES[runner.SILVER_EVENTS], no_teleports)}
+    strict = {**RULES, tables.SILVER_EVENTS: (*RULES[tables.SILVER_EVENTS], no_teleports)}
     warehouse = tmp_path / "warehouse"
 
     with pytest.raises(ExpectationFailedError) as caught:
         _run(spark, tmp_path, pii_key, strict)
     error = caught.value
     assert (error.table, error.rule, error.failed, error.rows) == (
-        runner.SILVER_EVENTS,
+        tables.SILVER_EVENTS,
         "no_teleports",
         1,
         40,
@@ -183,19 +181,19 @@ def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
     assert "stopped without committing anything" in message
 
     # Bronze committed its batch; nothing of the silver batch was written anywhere.
-    assert runner.count_rows(spark, warehouse, runner.BRONZE_EVENTS) == 40
-    assert runner.count_rows(spark, warehouse, runner.SILVER_EVENTS) == 0
-    assert runner.count_rows(spark, warehouse, runner.SILVER_QUARANTINE) == 0
-    log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
-    assert log.where(F.col("table") == runner.SILVER_EVENTS).count() == 0
+    assert tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS) == 40
+    assert tables.count_rows(spark, warehouse, tables.SILVER_EVENTS) == 0
+    assert tables.count_rows(spark, warehouse, tables.SILVER_QUARANTINE) == 0
+    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
+    assert log.where(F.col("table") == tables.SILVER_EVENTS).count() == 0
 
     # Failing again changes nothing; with the rule relaxed the batch is written exactly once.
     with pytest.raises(ExpectationFailedError):
         _run(spark, tmp_path, pii_key, strict)
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(runner.SILVER_EVENTS) == 39
-    assert summary.rows(runner.SILVER_QUARANTINE) == 1
-    assert _failed_by_rule(spark, warehouse, runner.SILVER_EVENTS)["event_type_known"] == 1
+    assert summary.rows(tables.SILVER_EVENTS) == 39
+    assert summary.rows(tables.SILVER_QUARANTINE) == 1
+    assert _failed_by_rule(spark, warehouse, tables.SILVER_EVENTS)["event_type_known"] == 1
 
 
 def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
@@ -204,25 +202,21 @@ def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
     events = generator.generate_events(events=30, seed=16)
     events[0] = dict(events[0], event_type="teleport")
     _write(tmp_path / "landing" / "events" / "a.json", events)
-    real_log = runner._log_metrics
+    real_log = silver_stage.log_metrics
 
     def crash_on_silver(*args: Any, **kwargs: Any) -> None:
-        if kwargs["query"] == "silver":
-            raise RuntimeError("simulated crash after silver_events and its quarantine")
-        real_log(*args, **kwargs)
+        raise RuntimeError("simulated crash after silver_events and its quarantine")
 
-    monkeypatch.setattr(runner, "_log_metrics", crash_on_silver)
+    monkeypatch.setattr(silver_stage, "log_metrics", crash_on_silver)
     with pytest.raises(Exception, match="simulated crash"):
         _run(spark, tmp_path, pii_key)
-    monkeypatch.setattr(runner, "_log_metrics", real_log)
-    # On the replay Delta skips both committed writes, so nothing is observed: the batch is
-    # counted again instead (sooner here than the runner's default wait).
-    monkeypatch.setattr(runner, "OBSERVATION_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(silver_stage, "log_metrics", real_log)
+    # The replay skips both committed writes and counts the batch again, as it was.
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(runner.SILVER_EVENTS) == 29
-    assert summary.rows(runner.SILVER_QUARANTINE) == 1
-    assert _failed_by_rule(spark, tmp_path / "warehouse", runner.SILVER_EVENTS) == {
-        rule.name: int(rule.name == "event_type_known") for rule in RULES[runner.SILVER_EVENTS]
+    assert summary.rows(tables.SILVER_EVENTS) == 29
+    assert summary.rows(tables.SILVER_QUARANTINE) == 1
+    assert _failed_by_rule(spark, tmp_path / "warehouse", tables.SILVER_EVENTS) == {
+        rule.name: int(rule.name == "event_type_known") for rule in RULES[tables.SILVER_EVENTS]
     }
 
 
@@ -234,15 +228,15 @@ def test_bronze_drop_rules_send_the_raw_line_to_the_bronze_quarantine(
     _write(tmp_path / "landing" / "events" / "a.json", events)
     strict_ids = tuple(
         replace(rule, action="drop") if rule.name == "event_id_is_uuid" else rule
-        for rule in RULES[runner.BRONZE_EVENTS]
+        for rule in RULES[tables.BRONZE_EVENTS]
     )
-    summary = _run(spark, tmp_path, pii_key, {runner.BRONZE_EVENTS: strict_ids})
-    assert summary.rows(runner.BRONZE_EVENTS) == 19
-    [row] = runner.read_table(spark, tmp_path / "warehouse", runner.BRONZE_QUARANTINE).collect()
+    summary = _run(spark, tmp_path, pii_key, {tables.BRONZE_EVENTS: strict_ids})
+    assert summary.rows(tables.BRONZE_EVENTS) == 19
+    [row] = tables.read_table(spark, tmp_path / "warehouse", tables.BRONZE_QUARANTINE).collect()
     assert orjson.loads(row.raw_line)["event_id"] == "event-not-a-uuid"
     assert row.failed_expectations == ["event_id_is_uuid"]
     assert row.reason == "failed expectations: event_id_is_uuid"
-    assert summary.rows(runner.SILVER_EVENTS) == 19
+    assert summary.rows(tables.SILVER_EVENTS) == 19
 
 
 def test_rules_for_an_unknown_table_or_column_fail_before_any_query(
@@ -252,7 +246,7 @@ def test_rules_for_an_unknown_table_or_column_fail_before_any_query(
     with pytest.raises(InvalidExpectationError, match="no query of the pipeline writes"):
         _run(spark, tmp_path, pii_key, {"gold_sessions": rules.gold_dim_user_rules()})
     with pytest.raises(InvalidExpectationError, match="does not fit"):
-        _run(spark, tmp_path, pii_key, {runner.SILVER_EVENTS: rules.bronze_rules()})
+        _run(spark, tmp_path, pii_key, {tables.SILVER_EVENTS: rules.bronze_rules()})
     assert not (tmp_path / "warehouse").exists()
 
 
@@ -314,17 +308,18 @@ def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_fac
     generator.write_landing(tmp_path / "landing", events=40, seed=17, users=6, files=1)
     warehouse = tmp_path / "warehouse"
     first = _run(spark, tmp_path, pii_key, RULES)
-    facts = runner.count_rows(spark, warehouse, runner.GOLD_FACT_EVENTS)
-    versions = runner.count_rows(spark, warehouse, runner.GOLD_DIM_USER)
-    assert facts == first.rows(runner.SILVER_EVENTS) == 40
-    log = runner.read_table(spark, warehouse, runner.EXPECTATIONS_LOG)
+    facts = tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS)
+    versions = tables.count_rows(spark, warehouse, tables.GOLD_DIM_USER)
+    assert facts == first.rows(tables.SILVER_EVENTS) == 40
+    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
     gold_log = {
         (row.table, row.rule): (row.passed, row.failed)
         for row in log.where(F.col("table").startswith("gold_")).collect()
     }
     assert gold_log == {
-        (runner.GOLD_FACT_EVENTS, "user_sk_in_dim_user"): (facts, 0),
-        (runner.GOLD_DIM_USER, "one_open_version_per_user"): (versions, 0),
+        (tables.GOLD_FACT_EVENTS, "user_sk_in_dim_user"): (facts, 0),
+        # the versions of the users the batch changed: all of them, not the unknown member
+        (tables.GOLD_DIM_USER, "one_open_version_per_user"): (versions - 1, 0),
     }
 
     no_purchases = Expectation(
@@ -336,13 +331,13 @@ def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_fac
         failing_example={"event_type": "purchase"},
         columns=("event_type",),
     )
-    purchases = runner.read_table(spark, warehouse, runner.GOLD_FACT_EVENTS).where(
+    purchases = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS).where(
         F.col("event_type") == "purchase"
     )
     assert purchases.count() > 0
     strict = {
         **RULES,
-        runner.GOLD_FACT_EVENTS: (*RULES[runner.GOLD_FACT_EVENTS], no_purchases),
+        tables.GOLD_FACT_EVENTS: (*RULES[tables.GOLD_FACT_EVENTS], no_purchases),
     }
     generator.write_landing(
         tmp_path / "landing",
@@ -356,19 +351,19 @@ def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_fac
     )
     with pytest.raises(ExpectationFailedError) as caught:
         _run(spark, tmp_path, pii_key, strict)
-    assert (caught.value.table, caught.value.rule) == (runner.GOLD_FACT_EVENTS, "no_purchases")
+    assert (caught.value.table, caught.value.rule) == (tables.GOLD_FACT_EVENTS, "no_purchases")
     # Silver took the new batch; the fact table kept the previous run's content.
-    assert runner.count_rows(spark, warehouse, runner.SILVER_EVENTS) == 80
-    assert runner.count_rows(spark, warehouse, runner.GOLD_FACT_EVENTS) == facts
+    assert tables.count_rows(spark, warehouse, tables.SILVER_EVENTS) == 80
+    assert tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS) == facts
 
     summary = _run(spark, tmp_path, pii_key, RULES)
-    assert summary.rows(runner.GOLD_FACT_EVENTS) == 80
+    assert summary.rows(tables.GOLD_FACT_EVENTS) == 80
 
 
 def test_gold_tables_take_no_drop_rules(
     spark: SparkSession, tmp_path: Path, pii_key: PiiKey
 ) -> None:
     generator.write_landing(tmp_path / "landing", events=5, seed=19, files=1)
-    dropping = tuple(replace(rule, action="drop") for rule in RULES[runner.GOLD_FACT_EVENTS])
+    dropping = tuple(replace(rule, action="drop") for rule in RULES[tables.GOLD_FACT_EVENTS])
     with pytest.raises(InvalidExpectationError, match="gold tables take only warn and fail"):
-        _run(spark, tmp_path, pii_key, {runner.GOLD_FACT_EVENTS: dropping})
+        _run(spark, tmp_path, pii_key, {tables.GOLD_FACT_EVENTS: dropping})

@@ -28,7 +28,7 @@ from pyspark.pipelines.output import MaterializedView, Output, StreamingTable, T
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import config, gold, runner
+from pipeline import config, gold, tables
 from pipeline.errors import ConfigurationError, MissingPiiKeyError
 from pipeline.expectations import Expectation
 from pipeline.lakeflow import quality, sources
@@ -201,16 +201,16 @@ def test_open_source_graph_has_every_runner_table_with_the_right_kind() -> None:
     kinds = {name: type(output) for name, output in registry.outputs.items()}
     assert kinds == {
         "bronze_parsed": TemporaryView,
-        runner.BRONZE_EVENTS: StreamingTable,
-        runner.BRONZE_QUARANTINE: StreamingTable,
-        runner.SILVER_EVENTS: StreamingTable,
-        runner.SILVER_QUARANTINE: StreamingTable,
-        runner.SILVER_LATE_EVENTS: MaterializedView,
-        **dict.fromkeys(runner.GOLD_TABLES, MaterializedView),
+        tables.BRONZE_EVENTS: StreamingTable,
+        tables.BRONZE_QUARANTINE: StreamingTable,
+        tables.SILVER_EVENTS: StreamingTable,
+        tables.SILVER_QUARANTINE: StreamingTable,
+        tables.SILVER_LATE_EVENTS: MaterializedView,
+        **dict.fromkeys(tables.GOLD_TABLES, MaterializedView),
     }
     targets = {flow.name: flow.target for flow in registry.flows.values()}
-    assert targets["silver_unplaceable"] == runner.SILVER_QUARANTINE
-    assert targets["silver_dropped_by_rules"] == runner.SILVER_QUARANTINE
+    assert targets["silver_unplaceable"] == tables.SILVER_QUARANTINE
+    assert targets["silver_dropped_by_rules"] == tables.SILVER_QUARANTINE
     assert set(targets.values()) == set(kinds)
     assert registry.auto_cdc_flows == []  # SCD2 is ours: open source AUTO CDC is SCD1 only
     assert all(
@@ -236,7 +236,7 @@ def test_databricks_graph_uses_auto_cdc_native_expectations_and_auto_clustering(
         }
     ]
     assert isinstance(registry.outputs["gold_user_versions"], StreamingTable)
-    assert isinstance(registry.outputs[runner.GOLD_DIM_USER], MaterializedView)
+    assert isinstance(registry.outputs[tables.GOLD_DIM_USER], MaterializedView)
 
     native = [(name, rules) for name, rules in databricks.calls if name.startswith("expect")]
     assert native  # contracts.rules has SQL rules: Databricks evaluates and counts them
@@ -245,7 +245,7 @@ def test_databricks_graph_uses_auto_cdc_native_expectations_and_auto_clustering(
 
     views = [kwargs for name, kwargs in databricks.calls if name == "materialized_view"]
     clustered = [view["name"] for view in views if view["cluster_by_auto"]]
-    assert set(clustered) == set(runner.GOLD_TABLES) - {runner.GOLD_DIM_USER}
+    assert set(clustered) == set(tables.GOLD_TABLES) - {tables.GOLD_DIM_USER}
 
 
 # --------------------------------------------------------------------------- capabilities

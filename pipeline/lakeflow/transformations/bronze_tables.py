@@ -14,7 +14,7 @@ from pipeline import bronze
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.quality import expectations
 from pipeline.lakeflow.settings import PipelineSettings
-from pipeline.runner import BRONZE_EVENTS, BRONZE_QUARANTINE
+from pipeline.tables import BRONZE_EVENTS, BRONZE_QUARANTINE
 
 spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in
 settings = PipelineSettings.of(spark)

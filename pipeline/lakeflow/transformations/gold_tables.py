@@ -20,7 +20,7 @@ from pipeline.lakeflow import sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.settings import PipelineSettings
 from pipeline.pseudonymize import key_frame
-from pipeline.runner import (
+from pipeline.tables import (
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
     GOLD_DIM_DEVICE,
@@ -97,7 +97,7 @@ def gold_daily_active_users() -> DataFrame:
 
 @dp.materialized_view(name=GOLD_FUNNEL_DAILY, **capabilities.clustering("event_date"))
 def gold_funnel_daily() -> DataFrame:
-    return gold.funnel_daily(spark.read.table(GOLD_FACT_EVENTS))
+    return gold.funnel_daily(spark.read.table(GOLD_SESSIONS))
 
 
 @dp.materialized_view(name=GOLD_SESSIONS, **capabilities.clustering("session_date"))

@@ -18,7 +18,7 @@ from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.quality import expectations
 from pipeline.lakeflow.settings import PipelineSettings
 from pipeline.pseudonymize import key_frame
-from pipeline.runner import BRONZE_EVENTS, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
+from pipeline.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
 
 spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in
 settings = PipelineSettings.of(spark)
@@ -70,7 +70,7 @@ if any(rule.action == "drop" for rule in rules):
 
 @dp.materialized_view(name=SILVER_LATE_EVENTS, comment="Valid events later than the watermark.")
 def silver_late_events() -> DataFrame:
-    placed = silver.placed_event_ids(
+    placed = silver.placed_events(
         spark.read.table(SILVER_EVENTS), spark.read.table(SILVER_QUARANTINE)
     )
     return silver.late_rows(spark.read.table(BRONZE_EVENTS), silver=placed, keys=keys)

@@ -1,0 +1,395 @@
+"""Incremental runs: a run costs what its new data costs, and a run with nothing new costs nothing.
+
+* `incremental_onto_history`: 10k new events (the next day) onto a warehouse that already
+  holds a history of events, judged against `incremental_onto_empty`, the same 10k onto an
+  empty warehouse, in the same session. Both run `run_pipeline` with the rules of
+  `contracts.rules`. A ratio near 1 means the history adds nothing to a run.
+* Whole processes, as a user runs them (judged by wall time: their CPU is spent in child
+  processes), against `spark_start_stop`, a process that starts and stops a SparkSession with
+  Delta: `process_noop` (`clickstream run` with nothing new, which starts no JVM), and at the
+  full size `process_first_run` (2,000 events on an empty warehouse) and `process_incremental`
+  (10k events onto those 2,000), and `process_end_to_end` (1M events) against
+  `process_plain_spark`, the plain-Spark reference as a script.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from benchmarks.conftest import benchmark_key, fresh, record, rounds, timed
+from benchmarks.profiles import SEED, Profile
+from benchmarks.workloads import cached_landing
+from contracts import rules
+from pipeline import generator, runner, tables
+from pipeline.config import JAR_CACHE_ENV, PII_KEY_ENV, PiiKey, subprocess_environment
+
+NEW_EVENTS = 10_000
+NEW_SEED = SEED + 1
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _new_events(cache_dir: Path) -> Path:
+    """The 10k new events of the next day, one file (events only: no new user changes)."""
+    target = cache_dir / "landing" / f"next-day-{NEW_EVENTS}-s{NEW_SEED}"
+    if not target.is_dir():
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        generator.write_landing(
+            partial,
+            events=NEW_EVENTS,
+            seed=NEW_SEED,
+            files=1,
+            start=generator.DEFAULT_START + timedelta(days=1),
+        )
+        shutil.rmtree(partial / tables.USER_CHANGES_DIR)
+        partial.rename(target)
+    [path] = (target / tables.EVENTS_DIR).glob("*.json")
+    return path
+
+
+def _run(spark: SparkSession, landing: Path, warehouse: Path, pii_key: PiiKey) -> None:
+    runner.run_pipeline(
+        spark,
+        landing=landing,
+        warehouse=warehouse,
+        pii_key=pii_key,
+        expectations=rules.expectations(),
+    )
+
+
+@contextmanager
+def _delivered(new_file: Path, landing: Path) -> Iterator[None]:
+    """`new_file` lands in `landing/events` for the duration, then leaves it again."""
+    target = landing / tables.EVENTS_DIR / f"next-day-{new_file.name}"
+    shutil.copyfile(new_file, target)
+    try:
+        yield
+    finally:
+        target.unlink()
+
+
+def bench_incremental_onto_empty(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    pii_key: PiiKey,
+    profile: Profile,
+    cache_dir: Path,
+    workdir: Path,
+) -> None:
+    """The reference: the 10k new events onto an empty warehouse."""
+    new_file = _new_events(cache_dir)
+    landing = fresh(workdir / "onto-empty-landing")
+    (landing / tables.EVENTS_DIR).mkdir()
+    numbers = itertools.count()
+    record(
+        benchmark, request, reference=None, items=NEW_EVENTS, unit="events", family="incremental"
+    )
+
+    def run(warehouse: Path) -> Path:
+        _run(spark, landing, warehouse, pii_key)
+        return warehouse
+
+    with _delivered(new_file, landing):
+        warehouse = timed(
+            benchmark,
+            run,
+            lambda: fresh(workdir / f"onto-empty-{next(numbers)}"),
+            rounds=rounds(profile, "spark"),
+            warmup=1,
+        )
+    assert tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS) == NEW_EVENTS
+
+
+def bench_incremental_onto_history(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    pii_key: PiiKey,
+    profile: Profile,
+    cache_dir: Path,
+    workdir: Path,
+) -> None:
+    """The 10k new events onto a warehouse holding `profile.history_events` events."""
+    history = profile.history_events
+    landing = cached_landing(cache_dir, history, SEED)
+    built = workdir / f"history-{history}"
+    _run(spark, landing, built, pii_key)  # untimed: the history every round starts from
+    new_file = _new_events(cache_dir)
+    numbers = itertools.count()
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("incremental_onto_empty"),
+        items=NEW_EVENTS,
+        unit="events",
+        family="incremental",
+        history_events=history,
+    )
+
+    def prepare() -> Path:
+        copy = workdir / f"onto-history-{next(numbers)}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(built, copy, symlinks=True)
+        return copy
+
+    def run(warehouse: Path) -> Path:
+        _run(spark, landing, warehouse, pii_key)
+        return warehouse
+
+    with _delivered(new_file, landing):
+        warehouse = timed(benchmark, run, prepare, rounds=rounds(profile, "spark"))
+    facts = tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS)
+    assert facts == tables.count_rows(spark, warehouse, tables.SILVER_EVENTS)
+    assert facts == tables.count_rows(spark, built, tables.SILVER_EVENTS) + NEW_EVENTS
+
+
+# ----------------------------------------------------------------------- whole processes
+
+
+def _process(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end, from the project; fails the benchmark when it fails."""
+    completed = subprocess.run(
+        command, env=env, cwd=PROJECT, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed
+
+
+@pytest.fixture(scope="module")
+def process_env(pii_key: PiiKey) -> dict[str, str]:
+    """The environment of a user's shell: the PII key set, the project's jar cache."""
+    return subprocess_environment(
+        {
+            PII_KEY_ENV: pii_key.reveal().decode(),
+            JAR_CACHE_ENV: str(PROJECT / ".cache" / "jars"),
+        }
+    )
+
+
+def _timed_process(
+    benchmark: BenchmarkFixture,
+    command: Callable[[Path], list[str]],
+    prepare: Callable[[], Path],
+    env: dict[str, str],
+    *,
+    rounds_: int,
+) -> Path:
+    """Time a whole process per round; its wall time is also what the verdict judges."""
+    walls: list[float] = []
+
+    def run(directory: Path) -> Path:
+        started = time.perf_counter()
+        _process(command(directory), env)
+        walls.append(time.perf_counter() - started)
+        return directory
+
+    result = timed(benchmark, run, prepare, rounds=rounds_)
+    benchmark.extra_info["cpu_seconds"] = walls
+    return result
+
+
+CLICKSTREAM = [sys.executable, "-m", "pipeline.cli"]
+START_STOP: list[str] = [
+    sys.executable,
+    "-c",
+    "from pathlib import Path; from pipeline.config import spark_settings_from_environment; "
+    "from pipeline.session import build_session; "
+    "build_session(spark_settings_from_environment(Path('.cache/jars'))).stop()",
+]
+"""What every whole-process benchmark pays at least: Python, pyspark, a JVM with Delta."""
+
+
+def bench_spark_start_stop(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    process_env: dict[str, str],
+    workdir: Path,
+) -> None:
+    """The reference: a process that starts and stops a SparkSession with Delta."""
+    record(benchmark, request, reference=None, items=1, unit="processes", family="process")
+    _timed_process(
+        benchmark, lambda _d: START_STOP, lambda: workdir, process_env, rounds_=rounds(profile)
+    )
+
+
+def bench_process_noop(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    pii_key: PiiKey,
+    profile: Profile,
+    cache_dir: Path,
+    workdir: Path,
+    process_env: dict[str, str],
+) -> None:
+    """`clickstream run` as a process, with nothing new to process."""
+    landing = cached_landing(cache_dir, 2_000, SEED)
+    warehouse = workdir / "noop"
+    runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=pii_key)
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("spark_start_stop"),
+        items=1,
+        unit="processes",
+        family="process",
+    )
+    command = [*CLICKSTREAM, "run", "--landing", str(landing), "--warehouse", str(warehouse)]
+    _timed_process(
+        benchmark, lambda _d: command, lambda: warehouse, process_env, rounds_=rounds(profile)
+    )
+    assert "nothing new since the last run" in _process(command, process_env).stderr
+
+
+def _full_only(profile: Profile) -> None:
+    if not profile.processes:
+        pytest.skip("full size only: whole-process runs of the pipeline take a minute each")
+
+
+def bench_process_first_run(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    cache_dir: Path,
+    workdir: Path,
+    process_env: dict[str, str],
+) -> None:
+    """`clickstream run` as a process: 2,000 events (and their users) onto an empty warehouse."""
+    _full_only(profile)
+    landing = cached_landing(cache_dir, 2_000, SEED)
+    numbers = itertools.count()
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("spark_start_stop"),
+        items=2_000,
+        unit="events",
+        family="process",
+    )
+    warehouse = _timed_process(
+        benchmark,
+        lambda w: [*CLICKSTREAM, "run", "--landing", str(landing), "--warehouse", str(w)],
+        lambda: fresh(workdir / f"first-run-{next(numbers)}"),
+        process_env,
+        rounds_=rounds(profile, "heavy"),
+    )
+    assert (warehouse / tables.GOLD_FACT_EVENTS).is_dir()
+
+
+def bench_process_incremental(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    pii_key: PiiKey,
+    profile: Profile,
+    cache_dir: Path,
+    workdir: Path,
+    process_env: dict[str, str],
+) -> None:
+    """`clickstream run` as a process: 10k new events onto a warehouse of 2,000 events."""
+    _full_only(profile)
+    landing = cached_landing(cache_dir, 2_000, SEED)
+    built = workdir / "process-incremental-base"
+    _run(spark, landing, built, pii_key)
+    new_file = _new_events(cache_dir)
+    numbers = itertools.count()
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("spark_start_stop"),
+        items=NEW_EVENTS,
+        unit="events",
+        family="process",
+    )
+
+    def prepare() -> Path:
+        copy = workdir / f"process-incremental-{next(numbers)}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(built, copy, symlinks=True)
+        return copy
+
+    with _delivered(new_file, landing):
+        warehouse = _timed_process(
+            benchmark,
+            lambda w: [*CLICKSTREAM, "run", "--landing", str(landing), "--warehouse", str(w)],
+            prepare,
+            process_env,
+            rounds_=rounds(profile, "heavy"),
+        )
+    assert tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS) == 2_000 + NEW_EVENTS
+
+
+PLAIN_SPARK_SCRIPT = (
+    "import sys; from pathlib import Path; "
+    "from pipeline.config import spark_settings_from_environment; "
+    "from pipeline.session import build_session; from benchmarks.workloads import plain_spark; "
+    "spark = build_session(spark_settings_from_environment(Path('.cache/jars'))); "
+    "plain_spark(spark, Path(sys.argv[1]), Path(sys.argv[2])); spark.stop()"
+)
+
+
+def bench_process_plain_spark(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    cache_dir: Path,
+    workdir: Path,
+    process_env: dict[str, str],
+) -> None:
+    """The reference: the plain-Spark pipeline of DESIGN.md as a script, on 1M events."""
+    _full_only(profile)
+    events = max(profile.events)
+    landing = cached_landing(cache_dir, events, SEED)
+    record(benchmark, request, reference=None, items=events, unit="events", family="process")
+    _timed_process(
+        benchmark,
+        lambda out: [sys.executable, "-c", PLAIN_SPARK_SCRIPT, str(landing), str(out)],
+        lambda: fresh(workdir / "process-plain-spark"),
+        process_env,
+        rounds_=rounds(profile, "heavy"),
+    )
+
+
+def bench_process_end_to_end(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    profile: Profile,
+    cache_dir: Path,
+    workdir: Path,
+    process_env: dict[str, str],
+) -> None:
+    """`clickstream run` as a process on 1M events, with its default rules."""
+    _full_only(profile)
+    events = max(profile.events)
+    landing = cached_landing(cache_dir, events, SEED)
+    numbers = itertools.count()
+    record(
+        benchmark,
+        request,
+        reference=benchmark_key("process_plain_spark"),
+        items=events,
+        unit="events",
+        family="process",
+    )
+    warehouse = _timed_process(
+        benchmark,
+        lambda w: [*CLICKSTREAM, "run", "--landing", str(landing), "--warehouse", str(w)],
+        lambda: fresh(workdir / f"process-end-to-end-{next(numbers)}"),
+        process_env,
+        rounds_=rounds(profile, "heavy"),
+    )
+    assert (warehouse / tables.GOLD_FACT_EVENTS).is_dir()

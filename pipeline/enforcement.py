@@ -1,0 +1,217 @@
+"""Enforcing a table's rules where the stages write it: one pass, counted, logged.
+
+`pipeline.expectations` is the engine (evaluate, count, stop); this module applies it to the
+stages' Delta writes. The rules of a table are evaluated in the pass that writes it: all rules
+in one projection, their counts collected by `DataFrame.observe` during the write, and a row
+failing a `fail` rule raises inside that write, which then aborts before its Delta commit
+(`ExpectationFailedError`, naming the rule, the count and samples). The counts go to
+`_expectations_log`, once per (stage, micro-batch).
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from pipeline import bronze, gold, silver
+from pipeline import expectations as rules_engine
+from pipeline.errors import InvalidExpectationError
+from pipeline.expectations import Expectation, ExpectationMetric
+from pipeline.pseudonymize import IPAD_COLUMN, OPAD_COLUMN
+from pipeline.streaming import append_once
+from pipeline.tables import (
+    BRONZE_EVENTS,
+    ENFORCED_TABLES,
+    EXPECTATIONS_LOG,
+    GOLD_DIM_USER,
+    GOLD_ENFORCED_TABLES,
+    GOLD_FACT_EVENTS,
+    SILVER_EVENTS,
+    table_path,
+)
+
+__all__ = [
+    "Contract",
+    "contracts_for",
+    "dim_user_view",
+    "dropped_any",
+    "log_metrics",
+    "write_checked",
+]
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The rules a stage enforces on one table and the run they are logged under."""
+
+    table: str
+    rules: tuple[Expectation, ...]
+    run_id: str
+
+
+def dropped_any(metrics: Sequence[ExpectationMetric]) -> bool:
+    """Whether a drop rule rejected any row."""
+    return any(metric.failed for metric in metrics if metric.action == "drop")
+
+
+def write_checked(
+    evaluated: DataFrame,
+    write: Callable[[DataFrame], bool],
+    contract: Contract,
+    *,
+    key_columns: Sequence[str] = ("event_id",),
+    hidden_columns: Sequence[str] = (),
+) -> list[ExpectationMetric]:
+    """Write the rows of an evaluated batch that no drop rule rejects, counting every rule.
+
+    The same pass counts every rule (`DataFrame.observe`) and stops at a row that fails a
+    `fail` rule (`kept_or_stop`): the Delta write then aborts before its commit, so nothing
+    of the batch is written, and the batch is counted again to raise `ExpectationFailedError`
+    with the rule, the count and samples. A second pass over the batch happens only on that
+    path, or when Delta skipped the write as already committed (a replayed batch).
+
+    Args:
+        evaluated: `pipeline.expectations.evaluate` output.
+        write: writes the kept rows (still carrying the evaluation columns); returns False
+            when it skipped the write (the batch was committed before a crash).
+        contract: the table and its rules.
+        key_columns: columns that identify a row in error samples.
+        hidden_columns: never shown in error samples.
+
+    Returns:
+        The metrics of every rule over the whole batch.
+    """
+    rules = contract.rules
+    observation = Observation(f"expectations:{contract.table}:{uuid.uuid4().hex}")
+    watched = evaluated.observe(observation, *rules_engine.metric_columns(rules))
+    try:
+        written = write(watched.where(rules_engine.kept_or_stop(rules)))
+    except Exception as error:
+        if not rules_engine.stopped_by_fail_rule(error):
+            raise
+        metrics = rules_engine.measure(evaluated, contract.table, rules)
+        rules_engine.raise_on_failures(
+            evaluated,
+            contract.table,
+            rules,
+            metrics,
+            key_columns=key_columns,
+            hidden_columns=hidden_columns,
+        )
+        raise
+    if not written:
+        return rules_engine.measure(evaluated, contract.table, rules)
+    return rules_engine.metrics_from(observation.get, contract.table, rules)
+
+
+def log_metrics(
+    spark: SparkSession,
+    warehouse: Path,
+    metrics: Sequence[ExpectationMetric],
+    *,
+    run_id: str,
+    query: str,
+    batch_id: int,
+) -> None:
+    """Append the metrics of a micro-batch to `_expectations_log`, once per (query, batch)."""
+    rows = rules_engine.log_rows(
+        spark,
+        metrics,
+        run_id=run_id,
+        query=query,
+        batch_id=batch_id,
+        logged_at=F.current_timestamp(),
+    )
+    append_once(
+        rows, table_path(warehouse, EXPECTATIONS_LOG), query=f"{query}:log", batch_id=batch_id
+    )
+
+
+@contextmanager
+def dim_user_view(users: DataFrame) -> Iterator[None]:
+    """`gold_dim_user` as a temporary view, for gold rules that name it in SQL."""
+    users.createOrReplaceTempView(GOLD_DIM_USER)
+    try:
+        yield
+    finally:
+        users.sparkSession.catalog.dropTempView(GOLD_DIM_USER)
+
+
+@functools.cache
+def _shape_schemas(spark: SparkSession) -> dict[str, StructType]:
+    """The schema of each enforced table's rows when its rules run: analysed once a session.
+
+    The rules are checked against empty frames of these schemas: analysing a rule over the
+    real plans (the bronze parse is a large expression) took about a second every run.
+    """
+    lines = spark.createDataFrame([], "value string, _source_file string")
+    parsed = bronze.parse_lines(lines)
+    keys = spark.createDataFrame([], f"{IPAD_COLUMN} binary, {OPAD_COLUMN} binary")
+    events = silver.pseudonymized(
+        silver.with_event_time(bronze.bronze_rows(parsed, ingested_at=F.current_timestamp())),
+        keys,
+    )
+    users = gold.empty_user_dimension(spark)
+    return {
+        BRONZE_EVENTS: parsed.schema,
+        SILVER_EVENTS: events.schema,
+        GOLD_DIM_USER: users.schema,
+        GOLD_FACT_EVENTS: gold.fact_events(events, users=users).schema,
+    }
+
+
+def _shapes(spark: SparkSession) -> dict[str, DataFrame]:
+    """Empty frames shaped like each enforced table's rows when its rules run (no Spark job)."""
+    return {
+        table: spark.createDataFrame([], schema) for table, schema in _shape_schemas(spark).items()
+    }
+
+
+def contracts_for(
+    spark: SparkSession,
+    rules_by_table: Mapping[str, Sequence[Expectation]],
+    run_id: str,
+) -> dict[str, Contract]:
+    """Check the rules against the tables' shapes before any query starts (no Spark job).
+
+    Raises:
+        InvalidExpectationError: a rule names a table no stage writes, drops gold rows, or
+            does not fit its table (an unknown column, a SQL error, not a boolean).
+    """
+    unknown = sorted(set(rules_by_table) - set(ENFORCED_TABLES))
+    if unknown:
+        raise InvalidExpectationError(
+            f"Expectations were given for {unknown}, but no query of the pipeline writes "
+            f"those tables; rules can be enforced on {list(ENFORCED_TABLES)}."
+        )
+    dropping = sorted(
+        f"{table}.{rule.name}"
+        for table in GOLD_ENFORCED_TABLES
+        for rule in rules_by_table.get(table, ())
+        if rule.action == "drop"
+    )
+    if dropping:
+        raise InvalidExpectationError(
+            f"Rules {dropping} drop gold rows, but gold tables take only warn and fail rules: "
+            "every silver event must reach gold_fact_events, and a dimension version cannot "
+            "be dropped without breaking its history. Make them warn or fail, or drop the "
+            "rows earlier, with a rule on silver_events."
+        )
+    if not any(rules_by_table.values()):
+        return {}
+    shapes = _shapes(spark)
+    contracts: dict[str, Contract] = {}
+    with dim_user_view(shapes[GOLD_DIM_USER]):
+        for table, rules in rules_by_table.items():
+            if rules:
+                rules_engine.check_rules(shapes[table], table, rules)
+                contracts[table] = Contract(table, tuple(rules), run_id)
+    return contracts

@@ -1,0 +1,126 @@
+"""What every streaming stage shares: exactly-once writes, running to the end, typed errors.
+
+Each stage is one Structured Streaming query with `trigger(availableNow=True)` whose
+`foreachBatch` function writes one micro-batch to one or more Delta tables. Every append of a
+batch happens once (`append_once`): a batch replayed after a crash skips the writes it had
+already committed, and recomputes the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import DataFrame
+from pyspark.sql.streaming.query import StreamingQuery
+
+from pipeline import delta_log
+from pipeline.errors import ExpectationFailedError
+
+__all__ = [
+    "BatchFunction",
+    "append_once",
+    "in_parallel",
+    "run_to_end",
+]
+
+BatchFunction = Callable[[DataFrame, int], None]
+
+
+def append_once(
+    frame: DataFrame, path: str, *, query: str, batch_id: int, merge_schema: bool = False
+) -> bool:
+    """Append micro-batch `batch_id` of `query` to the table at `path`, unless it already is.
+
+    The commit carries a marker of (query, batch) in its `userMetadata`; a batch replayed
+    after a crash finds its marker in the Delta log (read in plain Python,
+    `pipeline.delta_log.committed_batch`) and skips the write without running its query.
+    This is Delta's idempotent write (`txnAppId` / `txnVersion`) for the one writer a
+    warehouse has, at the cost of a blind append: Delta's own check recomputes the table's
+    state, about 0.6 s per write here.
+
+    `merge_schema` lets a table written before a column existed take it on (the quarantine
+    tables gained `failed_expectations`).
+
+    Returns:
+        Whether it wrote; False when the batch was already there.
+    """
+    committed = delta_log.committed_batch(Path(path), query)
+    if committed is not None and committed >= batch_id:
+        return False
+    writer = (
+        frame.write.format("delta")
+        .mode("append")
+        .option("userMetadata", delta_log.batch_marker(query, batch_id))
+    )
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(path)
+    return True
+
+
+def in_parallel(writes: Iterable[Callable[[], None]]) -> None:
+    """Run independent writes (to different tables) at once; raise the first failure.
+
+    Each Delta commit spends most of its time on the driver (log, checksum, small jobs), so
+    two at once on two cores take little longer than one.
+    """
+    tasks = list(writes)
+    if len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        futures = [pool.submit(task) for task in tasks]
+        for future in futures:
+            future.result()
+
+
+def run_to_end(query: StreamingQuery, failures: list[ExpectationFailedError]) -> None:
+    """Wait for an `availableNow` query to process everything there is.
+
+    Raises:
+        ExpectationFailedError: a batch failed an `expect_or_fail` rule (recorded in
+            `failures` by `recording`); the query stopped with that batch uncommitted.
+    """
+    try:
+        query.awaitTermination()
+    except StreamingQueryException as exc:
+        if failures:
+            raise failures[0] from exc
+        raise
+
+
+def recording(write_batch: BatchFunction, failures: list[ExpectationFailedError]) -> BatchFunction:
+    """Wrap a foreachBatch function so that the typed error it raises survives the query.
+
+    Spark reports an error in foreachBatch as a `StreamingQueryException` holding only text;
+    the original is kept here and re-raised by `run_to_end`.
+    """
+
+    def run(batch: DataFrame, batch_id: int) -> None:
+        try:
+            write_batch(batch, batch_id)
+        except ExpectationFailedError as error:
+            failures.append(error)
+            raise
+
+    return run
+
+
+def run_stream(source: DataFrame, write_batch: BatchFunction, *, checkpoint: str) -> None:
+    """Run `write_batch` over every micro-batch `source` has now, then stop.
+
+    Raises:
+        ExpectationFailedError: a batch failed an `expect_or_fail` rule; it stays uncommitted.
+    """
+    failures: list[ExpectationFailedError] = []
+    query = (
+        source.writeStream.foreachBatch(recording(write_batch, failures))
+        .option("checkpointLocation", checkpoint)
+        .trigger(availableNow=True)
+        .start()
+    )
+    run_to_end(query, failures)
