@@ -10,6 +10,7 @@ such lines: the bronze write counts them as it goes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -100,7 +101,7 @@ def _write_batch(
     # (or skip it too, if that was committed as well) without knowing its size.
     not_objects = int(counting.get["not_objects"]) if wrote[-1] else None
     quarantine = _quarantine(parsed, ingested_at, not_objects, contract, metrics)
-    writes = []
+    writes: list[Callable[[], object]] = []
     if quarantine is not None:
         writes.append(
             lambda: append_once(

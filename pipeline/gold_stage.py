@@ -23,7 +23,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import expectations as rules_engine
@@ -343,32 +343,37 @@ def _refresh_sessions_and_funnel(
     """
     touched = events.where(F.col("session_id").isNotNull()).select("session_id").distinct()
     sessions_path = table_path(warehouse, GOLD_SESSIONS)
-    old_days: set[date] = set()
+    stored: list[Row] = []
     if table_exists(warehouse, GOLD_SESSIONS):
-        spans = (
+        stored = (
             read_table(spark, warehouse, GOLD_SESSIONS)
             .join(touched, "session_id", "left_semi")
-            .select(F.to_date("started_at").alias("first"), F.to_date("ended_at").alias("last"))
-            .distinct()
+            .select(
+                "session_id",
+                F.to_date("started_at").alias("first"),
+                F.to_date("ended_at").alias("last"),
+            )
             .collect()
         )
-        old_days = {day for span in spans for day in _days(span["first"], span["last"])}
+    old_days = {day for row in stored for day in _days(row["first"], row["last"])}
     session_facts = _facts(spark, warehouse, old_days | set(dates)).join(
         touched, "session_id", "left_semi"
     )
     rows = gold.sessions(session_facts).localCheckpoint()
     _ensure(sessions_path, rows, GOLD_SESSIONS)
-    if old_days:
-        old_start_days = sorted(old_days)  # a superset of the touched sessions' stored dates
+    known = [row.session_id for row in stored]
+    # New sessions are appended; only the sessions already stored are replaced, by a MERGE.
+    rows.where(~F.col("session_id").isin(known)).write.format("delta").mode("append").save(
+        sessions_path
+    )
+    if known:
         replace_rows(
-            rows,
+            rows.where(F.col("session_id").isin(known)),
             sessions_path,
             keys=["session_id"],
-            touched=touched,
-            target_filter=F.col("t.session_date").isin(old_start_days),
+            touched=spark.createDataFrame([(key,) for key in known], "session_id string"),
+            target_filter=F.col("t.session_date").isin(sorted(old_days)),
         )
-    else:  # none of them was stored: they are new
-        rows.write.format("delta").mode("append").save(sessions_path)
     funnel_days = sorted(
         {row.session_date for row in rows.select("session_date").distinct().collect()} | old_days
     )

@@ -603,7 +603,10 @@ def merge_changes(
         create_table_if_absent(spark, log_path, changes.schema, cluster_by=plan.keys)
 
     writer = app_id or f"merge_changes:{path}"
-    if batch_id is not None and marked.where(F.col(_FROM_LOG)).isEmpty():
+    if not has_table and batch_id is None:
+        # A new table: its first rows are appended (a retry finds the table and merges).
+        table.write.format("delta").mode("append").save(path)
+    elif batch_id is not None and marked.where(F.col(_FROM_LOG)).isEmpty():
         # No key of the batch has a history: its rows are new, appended (once) without a MERGE.
         append_once(table, path, query=f"{writer}:table", batch_id=batch_id)
     else:

@@ -14,6 +14,7 @@ and the placed events of the few days the batch's rows can be duplicates of
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def _write(
     """Write one batch: silver first (its rules may stop the batch), then the rest at once."""
     silver_path = table_path(warehouse, SILVER_EVENTS)
     quarantine = [split.unplaceable] if summary["unplaceable"] else []
-    writes = []
+    writes: list[Callable[[], object]] = []
     if contract is None:
         append_once(split.events, silver_path, query=QUERY, batch_id=batch_id)
     else:

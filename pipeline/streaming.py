@@ -61,7 +61,7 @@ def append_once(
     return True
 
 
-def in_parallel(writes: Iterable[Callable[[], None]]) -> None:
+def in_parallel(writes: Iterable[Callable[[], object]]) -> None:
     """Run independent writes (to different tables) at once; raise the first failure.
 
     Each Delta commit spends most of its time on the driver (log, checksum, small jobs), so

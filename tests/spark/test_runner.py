@@ -8,7 +8,7 @@ import orjson
 import pytest
 from pyspark.sql import SparkSession
 
-from pipeline import bronze_stage, generator, runner, tables
+from pipeline import generator, runner, streaming, tables
 from pipeline.config import PiiKey
 from pipeline.errors import InputError
 
@@ -74,19 +74,19 @@ def test_a_failure_between_two_writes_neither_loses_nor_duplicates(
 ) -> None:
     generator.write_landing(tmp_path / "landing", events=200, seed=4, files=1)
     _write(tmp_path / "landing" / "events" / "bad.json", [], b"not json\n")
-    real_append = bronze_stage.append_once
+    real_append = streaming.append_once
 
-    def crash_on_quarantine(frame, path: str, *, query: str, batch_id: int, **options) -> None:  # type: ignore[no-untyped-def]
+    def crash_on_quarantine(frame, path: str, *, query: str, batch_id: int, **options) -> bool:  # type: ignore[no-untyped-def]
         if path.endswith(tables.BRONZE_QUARANTINE):
             raise RuntimeError("simulated crash after bronze_events was committed")
-        real_append(frame, path, query=query, batch_id=batch_id, **options)
+        return real_append(frame, path, query=query, batch_id=batch_id, **options)
 
-    monkeypatch.setattr(bronze_stage, "append_once", crash_on_quarantine)
+    monkeypatch.setattr("pipeline.bronze_stage.append_once", crash_on_quarantine)
     with pytest.raises(Exception, match="simulated crash"):
         _run(spark, tmp_path, pii_key)
     assert tables.count_rows(spark, tmp_path / "warehouse", tables.BRONZE_EVENTS) == 200
 
-    monkeypatch.setattr(bronze_stage, "append_once", real_append)
+    monkeypatch.setattr("pipeline.bronze_stage.append_once", real_append)
     summary = _run(spark, tmp_path, pii_key)
     assert summary.rows(tables.BRONZE_EVENTS) == 200
     assert summary.rows(tables.BRONZE_QUARANTINE) == 1

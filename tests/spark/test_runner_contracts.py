@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import cli, generator, runner, session, silver, silver_stage, tables
+from pipeline import cli, enforcement, generator, runner, session, silver, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
 from pipeline.expectations import Expectation
@@ -202,15 +202,15 @@ def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
     events = generator.generate_events(events=30, seed=16)
     events[0] = dict(events[0], event_type="teleport")
     _write(tmp_path / "landing" / "events" / "a.json", events)
-    real_log = silver_stage.log_metrics
+    real_log = enforcement.log_metrics
 
     def crash_on_silver(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("simulated crash after silver_events and its quarantine")
 
-    monkeypatch.setattr(silver_stage, "log_metrics", crash_on_silver)
+    monkeypatch.setattr("pipeline.silver_stage.log_metrics", crash_on_silver)
     with pytest.raises(Exception, match="simulated crash"):
         _run(spark, tmp_path, pii_key)
-    monkeypatch.setattr(silver_stage, "log_metrics", real_log)
+    monkeypatch.setattr("pipeline.silver_stage.log_metrics", real_log)
     # The replay skips both committed writes and counts the batch again, as it was.
     summary = _run(spark, tmp_path, pii_key)
     assert summary.rows(tables.SILVER_EVENTS) == 29
