@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from pipeline import bronze
 from pipeline import expectations as rules_engine
+from pipeline.delta_tables import create_table_if_absent
 from pipeline.enforcement import Contract, dropped_any, log_metrics, write_checked
 from pipeline.streaming import append_once, in_parallel, run_stream
 from pipeline.tables import (
@@ -25,6 +26,7 @@ from pipeline.tables import (
     BRONZE_QUARANTINE,
     EVENTS_DIR,
     checkpoint_path,
+    table_exists,
     table_path,
 )
 
@@ -102,6 +104,14 @@ def _write_batch(
     not_objects = int(counting.get["not_objects"]) if wrote[-1] else None
     quarantine = _quarantine(parsed, ingested_at, not_objects, contract, metrics)
     writes: list[Callable[[], object]] = []
+    if quarantine is None and not table_exists(warehouse, BRONZE_QUARANTINE):
+        # The quarantine exists from the first run on, empty until a line needs it.
+        empty = bronze.quarantine_rows(parsed, ingested_at=ingested_at)
+        writes.append(
+            lambda: create_table_if_absent(
+                spark, table_path(warehouse, BRONZE_QUARANTINE), empty.schema
+            )
+        )
     if quarantine is not None:
         writes.append(
             lambda: append_once(

@@ -18,6 +18,7 @@ so a batch replayed after a crash gives the same tables.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from pathlib import Path
@@ -196,10 +197,21 @@ def run_gold(
     )
 
 
-def _ensure(path: str, frame: DataFrame, table: str) -> None:
-    """Create the gold table `table` (empty, clustered) if it does not exist yet."""
-    create_table_if_absent(
-        frame.sparkSession, path, frame.schema, cluster_by=gold.CLUSTERING.get(table, ())
+def _ensure_tables(warehouse: Path, shapes: dict[str, DataFrame]) -> None:
+    """Create the gold tables that do not exist yet, empty and clustered, from their shapes.
+
+    Every gold table exists after the first run, even one no row has reached yet.
+    """
+    missing = [table for table in shapes if not table_exists(warehouse, table)]
+    in_parallel(
+        functools.partial(
+            create_table_if_absent,
+            shapes[table].sparkSession,
+            table_path(warehouse, table),
+            shapes[table].schema,
+            cluster_by=gold.CLUSTERING.get(table, ()),
+        )
+        for table in missing
     )
 
 
@@ -214,7 +226,7 @@ def _write_batch(
     users = user_dimension(spark, warehouse)
     facts_path = table_path(warehouse, GOLD_FACT_EVENTS)
     new_facts = gold.fact_events(events, users=users)
-    _ensure(facts_path, new_facts, GOLD_FACT_EVENTS)
+    _ensure_tables(warehouse, gold.gold_tables(events, users))
     metrics: list[rules_engine.ExpectationMetric] = []
     with dim_user_view(users):
         if contract is None:
@@ -263,7 +275,6 @@ def _merge_pages(warehouse: Path, events: DataFrame) -> None:
     """New pages join `gold_dim_page`; a title seen later than the stored one replaces it."""
     pages = gold.dim_page(events)
     path = table_path(warehouse, GOLD_DIM_PAGE)
-    _ensure(path, pages, GOLD_DIM_PAGE)
     newer = F.struct(F.col(f"s.{gold.PAGE_TITLE_AT}"), F.col("s.page_title")) > F.struct(
         F.col(f"t.{gold.PAGE_TITLE_AT}"), F.col("t.page_title")
     )
@@ -296,16 +307,16 @@ def _add_members(warehouse: Path, table: str, members: DataFrame, key: str) -> N
 
 
 def _add_dates(spark: SparkSession, warehouse: Path, dates: list[date]) -> None:
-    """Extend `gold_dim_date` to span the first to the last event date."""
-    if not dates:
-        return
-    span = [dates[0], dates[-1]]
+    """Extend `gold_dim_date` to span the first to the last event date (and hold the unknown
+    member, even before any event)."""
+    span = list(dates)
     if table_exists(warehouse, GOLD_DIM_DATE):
         known = read_table(spark, warehouse, GOLD_DIM_DATE).agg(
             F.min("date").alias("first"), F.max("date").alias("last")
         )
         span += [value for row in known.collect() for value in row if value is not None]
-    calendar = spark.createDataFrame([(min(span),), (max(span),)], "event_date date")
+    ends = [(min(span),), (max(span),)] if span else []
+    calendar = spark.createDataFrame(ends, "event_date date")
     _add_members(warehouse, GOLD_DIM_DATE, gold.dim_date(calendar), gold.DATE_SK)
 
 
@@ -360,7 +371,6 @@ def _refresh_sessions_and_funnel(
         touched, "session_id", "left_semi"
     )
     rows = gold.sessions(session_facts).localCheckpoint()
-    _ensure(sessions_path, rows, GOLD_SESSIONS)
     known = [row.session_id for row in stored]
     # New sessions are appended; only the sessions already stored are replaced, by a MERGE.
     rows.where(~F.col("session_id").isin(known)).write.format("delta").mode("append").save(
@@ -387,27 +397,36 @@ def _refresh_sessions_and_funnel(
 # ------------------------------------------------------------------------------ full refresh
 
 
+def _change_log(warehouse: Path) -> Path:
+    return Path(scd2.change_log_path(table_path(warehouse, GOLD_DIM_USER)))
+
+
+def _has_change_log(warehouse: Path) -> bool:
+    log = _change_log(warehouse)
+    return table_exists(log.parent, log.name)
+
+
 def _logged_user_dimension(spark: SparkSession, warehouse: Path) -> DataFrame:
     """`gold_dim_user` recomputed from every change in its change log."""
-    log = Path(scd2.change_log_path(table_path(warehouse, GOLD_DIM_USER)))
-    if not table_exists(log.parent, log.name):
+    if not _has_change_log(warehouse):
         return gold.empty_user_dimension(spark)
-    return gold.dim_user(spark.read.format("delta").load(str(log)))
+    return gold.dim_user(spark.read.format("delta").load(str(_change_log(warehouse))))
 
 
 def full_refresh(spark: SparkSession, warehouse: Path) -> dict[str, DataFrame]:
     """Every gold table recomputed from `silver_events` and the user change log.
 
     The incremental tables must equal these, row for row: the scenarios and the properties
-    check it, and `refresh_gold` writes them.
+    check it, and `refresh_gold` writes them. Without a change log (no user change ever
+    arrived) there is no `gold_dim_user`, and every fact points at the unknown member.
     """
     users = _logged_user_dimension(spark, warehouse)
-    if not table_exists(warehouse, SILVER_EVENTS):
-        return {GOLD_DIM_USER: users}
-    return {
-        GOLD_DIM_USER: users,
-        **gold.gold_tables(read_table(spark, warehouse, SILVER_EVENTS), users),
-    }
+    refreshed: dict[str, DataFrame] = {}
+    if _has_change_log(warehouse):
+        refreshed[GOLD_DIM_USER] = users
+    if table_exists(warehouse, SILVER_EVENTS):
+        refreshed |= gold.gold_tables(read_table(spark, warehouse, SILVER_EVENTS), users)
+    return refreshed
 
 
 def refresh_gold(spark: SparkSession, warehouse: Path) -> None:

@@ -13,6 +13,7 @@ and the placed events of the few days the batch's rows can be duplicates of
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from pyspark.sql import functions as F
 from pipeline import delta_log, silver
 from pipeline import expectations as rules_engine
 from pipeline.config import parse_delay
+from pipeline.delta_tables import create_table_if_absent
 from pipeline.enforcement import Contract, dropped_any, log_metrics, write_checked
 from pipeline.streaming import append_once, in_parallel, run_stream
 from pipeline.tables import (
@@ -169,7 +171,8 @@ def _write(
     if quarantine:
         rows = quarantine[0] if len(quarantine) == 1 else quarantine[0].unionByName(quarantine[1])
         writes.append(
-            lambda: append_once(
+            functools.partial(
+                append_once,
                 rows,
                 table_path(warehouse, SILVER_QUARANTINE),
                 query=QUERY,
@@ -179,13 +182,27 @@ def _write(
         )
     if summary["behind"]:
         writes.append(
-            lambda: append_once(
+            functools.partial(
+                append_once,
                 split.late,
                 table_path(warehouse, SILVER_LATE_EVENTS),
                 query=QUERY,
                 batch_id=batch_id,
             )
         )
+    # Both tables exist from the first run on, empty until a row needs them.
+    empty_tables = [
+        (table_path(warehouse, table), shape.schema)
+        for table, shape, written in (
+            (SILVER_QUARANTINE, split.unplaceable, bool(quarantine)),
+            (SILVER_LATE_EVENTS, split.late, bool(summary["behind"])),
+        )
+        if not written and not table_exists(warehouse, table)
+    ]
+    writes += [
+        functools.partial(create_table_if_absent, spark, path, schema)
+        for path, schema in empty_tables
+    ]
     in_parallel(writes)
 
 
