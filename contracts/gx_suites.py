@@ -209,6 +209,11 @@ def validate(
     """
     context = _context(docs_dir)
     datasource = context.data_sources.add_spark(DATASOURCE_NAME, persist=persist)
+    for frame in frames.values():
+        # GX would otherwise query through the process's default session, where the temporary
+        # view of a frame from another session (one per scenario thread) does not exist.
+        datasource._spark = frame.sparkSession
+        break
     results: list[GxRuleResult] = []
     try:
         for table, frame in frames.items():

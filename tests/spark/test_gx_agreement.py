@@ -130,6 +130,19 @@ def test_gx_counts_equal_ours_and_the_injected_counts_for_every_rule(
     assert all(table in index for table in RULES)
 
 
+def test_gx_validates_a_frame_of_another_session_of_the_application(
+    spark: SparkSession, frames: dict[str, DataFrame]
+) -> None:
+    """Scenarios run side by side, each on its own session: GX must query the frame's session."""
+    other = spark.newSession()
+    bronze_rows = frames[rules.BRONZE_EVENTS]
+    frame = other.createDataFrame(bronze_rows.collect(), bronze_rows.schema)
+    report = gx_suites.validate({rules.BRONZE_EVENTS: frame}, RULES)
+    injected = INJECTED[rules.BRONZE_EVENTS]
+    expected = {rule.name: injected.get(rule.name, 0) for rule in RULES[rules.BRONZE_EVENTS]}
+    assert report.unexpected_by_rule(rules.BRONZE_EVENTS) == expected
+
+
 def test_native_expectations_are_used_where_null_semantics_agree() -> None:
     kinds = {
         rule.name: type(gx_suites.gx_expectation(table, rule)).__name__
