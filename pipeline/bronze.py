@@ -15,10 +15,14 @@ typed columns keep the last value, the text keeps every value.
 
 from __future__ import annotations
 
+import json
+from typing import cast
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType, StructField, StructType
 
+from pipeline.built_once import built_once
 from pipeline.expectations import QUARANTINE_REASON_COLUMN, QUARANTINE_RULES_COLUMN, no_failed_rules
 from pipeline.schemas import EVENT_SCHEMA
 
@@ -98,8 +102,18 @@ def _nested_needs_rescue(raw: Column, typed: Column, schema: StructType) -> Colu
     return condition
 
 
-def _rescued_map(raw: Column, typed: Column, schema: StructType) -> Column:
-    """Map of field name to raw JSON value for everything `typed` could not keep."""
+def _rescued_map(
+    raw: Column,
+    typed: Column,
+    schema: StructType,
+    nested: dict[str, tuple[Column, Column]] | None = None,
+) -> Column:
+    """Map of field name to raw JSON value for everything `typed` could not keep.
+
+    `nested` gives, for a struct field, its raw map and its own rescued map as columns
+    computed before (`parse_lines` does): each is then one column reference, not the whole
+    expression again, which keeps the plan small enough to analyse quickly.
+    """
     known = _known_names(schema)
     unknown = F.map_filter(raw, lambda key, _value: ~F.array_contains(known, key))
     entries: list[Column] = []
@@ -107,10 +121,13 @@ def _rescued_map(raw: Column, typed: Column, schema: StructType) -> Column:
         raw_value = raw[field.name]
         typed_value = typed[field.name]
         if isinstance(field.dataType, StructType):
-            raw_nested = _as_raw_map(raw_value)
-            nested = _rescued_map(raw_nested, typed_value, field.dataType)
+            if nested is not None and field.name in nested:
+                raw_nested, rescued_nested = nested[field.name]
+            else:
+                raw_nested = _as_raw_map(raw_value)
+                rescued_nested = _rescued_map(raw_nested, typed_value, field.dataType)
             value = F.when(_present(raw_value) & raw_nested.isNull(), raw_value).when(
-                F.size(nested) > 0, F.to_variant_object(nested)
+                F.size(rescued_nested) > 0, F.to_variant_object(rescued_nested)
             )
         else:
             value = F.when(_present(raw_value) & typed_value.isNull(), raw_value)
@@ -166,55 +183,85 @@ def parse_lines(
         `_source_file`, `_raw` (the line text) and `_quarantine_reason` (null for JSON
         objects). Split it with `bronze_rows` and `quarantine_rows`.
     """
+    blank_free, steps = _parse_steps(schema.json(), value_column, file_column)
+    parsed = lines.where(blank_free)
+    for step in steps:
+        parsed = parsed.select(*step)
+    return parsed
+
+
+@built_once
+def _parse_steps(
+    schema_json: str, value_column: str, file_column: str
+) -> tuple[Column, tuple[tuple[Column | str, ...], ...]]:
+    """The filter and the projections of `parse_lines`, built once per process.
+
+    The rescue logic is thousands of expression nodes, and building each costs a round trip
+    to the JVM (half a second per call of `parse_lines`, every micro-batch): the columns are
+    unresolved expressions, so the same ones serve every DataFrame.
+    """
+    schema = StructType.fromJson(json.loads(schema_json))
     raw = F.col(value_column)
     without_bom = F.when(raw.startswith(BYTE_ORDER_MARK), F.substring(raw, 2, 1 << 30)).otherwise(
         raw
     )
     text = F.col("_text")
     typed = F.col("_typed")
-    typed_lines = (
-        lines.where(F.trim(raw) != "")
-        .select(
-            raw.alias("_raw"), F.col(file_column).alias("_source_file"), without_bom.alias("_text")
-        )
-        .select("_raw", "_source_file", "_text", F.from_json(text, schema).alias("_typed"))
-    )
-    # The parse happens inside a generator: Spark pushes a filter on what it computes (such
-    # as `bronze_rows`' filter on `_quarantine_reason`) down to the generator, not below it,
-    # where it would inline the parse and run it twice.
-    parsed = typed_lines.select(
-        F.inline(
-            F.array(
-                F.struct(
-                    "_raw",
-                    "_source_file",
-                    "_text",
-                    "_typed",
-                    F.coalesce(canonical_json(typed) == text, F.lit(False)).alias("_canonical"),
+    steps: list[tuple[Column | str, ...]] = [
+        (raw.alias("_raw"), F.col(file_column).alias("_source_file"), without_bom.alias("_text")),
+        ("_raw", "_source_file", "_text", F.from_json(text, schema).alias("_typed")),
+        # The parse happens inside a generator: Spark pushes a filter on what it computes
+        # (such as `bronze_rows`' filter on `_quarantine_reason`) down to the generator, not
+        # below it, where it would inline the parse and run it twice.
+        (
+            F.inline(
+                F.array(
+                    F.struct(
+                        "_raw",
+                        "_source_file",
+                        "_text",
+                        "_typed",
+                        F.coalesce(canonical_json(typed) == text, F.lit(False)).alias("_canonical"),
+                    )
                 )
-            )
-        )
-    )
+            ),
+        ),
+    ]
     # Only lines that are not canonical pay for a second and third parse; columns, not
     # expressions, so that Spark computes each once per line rather than once per use.
     unusual = ~F.col("_canonical")
-    checked = parsed.select(
-        "*",
-        F.when(unusual, F.from_json(text, raw_shape(schema))).alias("_shape"),
-        F.when(unusual, F.json_object_keys(text)).alias("_keys"),
+    steps.append(
+        (
+            "*",
+            F.when(unusual, F.from_json(text, raw_shape(schema))).alias("_shape"),
+            F.when(unusual, F.json_object_keys(text)).alias("_keys"),
+        )
     )
-    flagged = checked.select(
-        "*",
-        (unusual & _needs_rescue(F.col("_keys"), F.col("_shape"), typed, schema)).alias(
-            "_needs_rescue"
-        ),
-    )
+    needs = unusual & _needs_rescue(F.col("_keys"), F.col("_shape"), typed, schema)
+    steps.append(("*", needs.alias("_needs_rescue")))
     # Only rows that pass the cheap test parse again, into a map of every key, to be rescued.
-    with_full = flagged.select(
-        "*", F.when(F.col("_needs_rescue"), F.from_json(text, RAW_MAP_TYPE)).alias("_full")
+    steps.append(
+        ("*", F.when(F.col("_needs_rescue"), F.from_json(text, RAW_MAP_TYPE)).alias("_full"))
     )
     full = F.col("_full")
-    rescued = _rescued_map(full, typed, schema)
+    # Each struct's raw map, then what it rescues, as columns of their own (see _rescued_map).
+    structs = [field for field in schema.fields if isinstance(field.dataType, StructType)]
+    steps.append(
+        ("*", *[_as_raw_map(full[f.name]).alias(f"_raw_{f.name}") for f in structs]),
+    )
+    steps.append(
+        (
+            "*",
+            *[
+                _rescued_map(
+                    F.col(f"_raw_{f.name}"), typed[f.name], cast(StructType, f.dataType)
+                ).alias(f"_rescued_{f.name}")
+                for f in structs
+            ],
+        )
+    )
+    nested = {f.name: (F.col(f"_raw_{f.name}"), F.col(f"_rescued_{f.name}")) for f in structs}
+    rescued = _rescued_map(full, typed, schema, nested)
     file_entry = F.create_map(F.lit("_file_path"), F.col("_source_file").cast("variant"))
     # A record the variant parser refuses (a repeated key) keeps its whole text instead.
     whole_record = F.create_map(F.lit(UNPARSED_RECORD_KEY), text.cast("variant"))
@@ -222,15 +269,18 @@ def parse_lines(
         full.isNull() | _repeats(F.col("_keys")),
         F.to_json(F.map_concat(whole_record, file_entry)),
     ).when(F.size(rescued) > 0, F.to_json(F.map_concat(rescued, file_entry)))
-    return with_full.select(
-        *[typed[field.name].alias(field.name) for field in schema.fields],
-        F.when(F.col("_needs_rescue"), rescued_json).alias("_rescued_data"),
-        "_source_file",
-        "_raw",
-        F.when(unusual & F.col("_keys").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
-            "_quarantine_reason"
-        ),
+    steps.append(
+        (
+            *[typed[field.name].alias(field.name) for field in schema.fields],
+            F.when(F.col("_needs_rescue"), rescued_json).alias("_rescued_data"),
+            "_source_file",
+            "_raw",
+            F.when(unusual & F.col("_keys").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
+                "_quarantine_reason"
+            ),
+        )
     )
+    return F.trim(raw) != "", tuple(steps)
 
 
 def bronze_rows(

@@ -19,6 +19,7 @@ from itertools import pairwise
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline.built_once import built_once
 from pipeline.pseudonymize import hmac_sha256, with_key
 from pipeline.scd2 import END_AT, START_AT, CdcOptions, apply_changes
 from pipeline.tables import (
@@ -170,10 +171,13 @@ def dim_user_from_versions(versions: DataFrame) -> DataFrame:
 # ------------------------------------------------------------------------- other dimensions
 
 
-def _page_key(url: Column) -> Column:
+@built_once
+def _page_key() -> Column:
+    url = F.col("page_url")
     return F.when(url.isNotNull(), surrogate_key(url)).otherwise(F.lit(UNKNOWN_KEY))
 
 
+@built_once
 def _device_key() -> Column:
     present = F.coalesce(*[F.col(c) for c in DEVICE_COLUMNS]).isNotNull()
     key = surrogate_key(*[F.col(c) for c in DEVICE_COLUMNS])
@@ -196,7 +200,7 @@ def dim_page(events: DataFrame) -> DataFrame:
     )
     return _with_unknown_member(
         pages.select(
-            _page_key(F.col("page_url")).alias(PAGE_SK),
+            _page_key().alias(PAGE_SK),
             "page_url",
             F.col("title").alias("page_title"),
             F.try_parse_url(F.col("page_url"), F.lit("HOST")).alias("page_host"),
@@ -225,22 +229,24 @@ def dim_date(events: DataFrame) -> DataFrame:
     """`gold_dim_date`: every day from the first to the last event date, with calendar fields."""
     span = events.agg(F.min("event_date").alias("first"), F.max("event_date").alias("last"))
     days = span.select(F.explode(F.sequence("first", "last")).alias("date"))
+    return _with_unknown_member(days.select(*_date_columns()), DATE_SK)
+
+
+@built_once
+def _date_columns() -> tuple[Column | str, ...]:
     date = F.col("date")
-    return _with_unknown_member(
-        days.select(
-            date_key(date).alias(DATE_SK),
-            "date",
-            F.year(date).alias("year"),
-            F.quarter(date).alias("quarter"),
-            F.month(date).alias("month"),
-            F.date_format(date, "MMMM").alias("month_name"),
-            F.dayofmonth(date).alias("day_of_month"),
-            ((F.dayofweek(date) + 5) % 7 + 1).alias("iso_day_of_week"),  # Monday = 1
-            F.date_format(date, "EEEE").alias("day_name"),
-            F.weekofyear(date).alias("iso_week"),
-            F.dayofweek(date).isin(1, 7).alias("is_weekend"),
-        ),
-        DATE_SK,
+    return (
+        date_key(date).alias(DATE_SK),
+        "date",
+        F.year(date).alias("year"),
+        F.quarter(date).alias("quarter"),
+        F.month(date).alias("month"),
+        F.date_format(date, "MMMM").alias("month_name"),
+        F.dayofmonth(date).alias("day_of_month"),
+        ((F.dayofweek(date) + 5) % 7 + 1).alias("iso_day_of_week"),  # Monday = 1
+        F.date_format(date, "EEEE").alias("day_name"),
+        F.weekofyear(date).alias("iso_week"),
+        F.dayofweek(date).isin(1, 7).alias("is_weekend"),
     )
 
 
@@ -289,7 +295,12 @@ def fact_events(events: DataFrame, *, users: DataFrame) -> DataFrame:
         events: silver events.
         users: the user dimension (`dim_user`, or the table the runner maintains).
     """
-    return with_user_version(events, users).select(
+    return with_user_version(events, users).select(*_fact_columns())
+
+
+@built_once
+def _fact_columns() -> tuple[Column | str, ...]:
+    return (
         "event_id",
         "event_type",
         "event_time",
@@ -297,7 +308,7 @@ def fact_events(events: DataFrame, *, users: DataFrame) -> DataFrame:
         "session_id",
         date_key(F.col("event_date")).alias(DATE_SK),
         F.col(VERSION_USER_SK).alias(USER_SK),
-        _page_key(F.col("page_url")).alias(PAGE_SK),
+        _page_key().alias(PAGE_SK),
         _device_key().alias(DEVICE_SK),
         "user_key",
         "country",
@@ -327,7 +338,12 @@ def rekeyed_facts(facts: DataFrame, users: DataFrame) -> DataFrame:
 
 def daily_active_users(facts: DataFrame) -> DataFrame:
     """`gold_daily_active_users`: distinct users, sessions and events per event date."""
-    return facts.groupBy("event_date").agg(
+    return facts.groupBy("event_date").agg(*_active_user_aggregates())
+
+
+@built_once
+def _active_user_aggregates() -> tuple[Column, ...]:
+    return (
         date_key(F.col("event_date")).alias(DATE_SK),
         F.count_distinct(USER_KEY).alias("active_users"),
         F.count_distinct("session_id").alias("sessions"),
@@ -344,30 +360,8 @@ def _session_summary(facts: DataFrame) -> DataFrame:
     funnel step. A step is reached by the first event of its type at or after the time the
     previous step was reached.
     """
-    collected = (
-        facts.where(F.col("session_id").isNotNull())
-        .groupBy("session_id")
-        .agg(
-            F.min(F.struct("event_time", USER_KEY)).getField(USER_KEY).alias(USER_KEY),
-            F.min("event_time").alias("started_at"),
-            F.max("event_time").alias("ended_at"),
-            F.count(F.lit(1)).alias("event_count"),
-            F.count_if(F.col("event_type") == "page_view").alias("page_view_count"),
-            *[
-                F.collect_list(F.when(F.col("event_type") == step, F.col("event_time"))).alias(
-                    f"{step}_times"  # collect_list skips the nulls of other event types
-                )
-                for step in FUNNEL_STEPS
-            ],
-        )
-    )
-    reached: list[Column] = []
-    previous: Column | None = None
-    for step in FUNNEL_STEPS:
-        times = F.col(f"{step}_times")
-        at = F.array_min(times if previous is None else F.filter(times, _at_or_after(previous)))
-        reached.append(at.alias(f"{step}_at"))
-        previous = at
+    aggregates, reached = _session_columns()
+    collected = facts.where(F.col("session_id").isNotNull()).groupBy("session_id").agg(*aggregates)
     return collected.select(
         "session_id",
         USER_KEY,
@@ -377,6 +371,32 @@ def _session_summary(facts: DataFrame) -> DataFrame:
         "page_view_count",
         *reached,
     )
+
+
+@built_once
+def _session_columns() -> tuple[tuple[Column, ...], tuple[Column, ...]]:
+    """The aggregates of a session's events, and when it reached each funnel step."""
+    aggregates = (
+        F.min(F.struct("event_time", USER_KEY)).getField(USER_KEY).alias(USER_KEY),
+        F.min("event_time").alias("started_at"),
+        F.max("event_time").alias("ended_at"),
+        F.count(F.lit(1)).alias("event_count"),
+        F.count_if(F.col("event_type") == "page_view").alias("page_view_count"),
+        *[
+            F.collect_list(F.when(F.col("event_type") == step, F.col("event_time"))).alias(
+                f"{step}_times"  # collect_list skips the nulls of other event types
+            )
+            for step in FUNNEL_STEPS
+        ],
+    )
+    reached: list[Column] = []
+    previous: Column | None = None
+    for step in FUNNEL_STEPS:
+        times = F.col(f"{step}_times")
+        at = F.array_min(times if previous is None else F.filter(times, _at_or_after(previous)))
+        reached.append(at.alias(f"{step}_at"))
+        previous = at
+    return aggregates, tuple(reached)
 
 
 def funnel_daily(sessions: DataFrame) -> DataFrame:
@@ -408,8 +428,13 @@ def sessions(facts: DataFrame) -> DataFrame:
 
     `converted` means the session reached a purchase through the funnel (see `funnel_daily`).
     """
+    return _session_summary(facts).select(*_session_row())
+
+
+@built_once
+def _session_row() -> tuple[Column | str, ...]:
     started = F.col("started_at")
-    return _session_summary(facts).select(
+    return (
         "session_id",
         F.to_date(started).alias("session_date"),
         date_key(F.to_date(started)).alias(DATE_SK),

@@ -31,6 +31,7 @@ __all__ = [
     "TableCount",
     "is_up_to_date",
     "landing_files",
+    "new_bytes",
     "save_state",
     "summary",
     "table_versions",
@@ -68,6 +69,13 @@ def landing_files(landing: Path) -> tuple[str, ...]:
             base = Path(root).relative_to(landing)
             found += [str(base / name) for name in files if _visible(name)]
     return tuple(sorted(found))
+
+
+def new_bytes(landing: Path, warehouse: Path, files: tuple[str, ...]) -> int:
+    """Bytes of the landing files the last successful run did not see (all, before any)."""
+    state = _load_state(warehouse)
+    seen = set(state.landing_files) if state is not None else set()
+    return sum((landing / name).stat().st_size for name in files if name not in seen)
 
 
 def table_versions(warehouse: Path) -> dict[str, int | None]:

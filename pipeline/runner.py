@@ -23,17 +23,18 @@ and enforced where the stages write (`pipeline.enforcement`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from pipeline import run_state, silver
 from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey, parse_delay
-from pipeline.enforcement import contracts_for
+from pipeline.enforcement import Contract, contracts_for
 from pipeline.errors import InputError
 from pipeline.expectations import Expectation
 from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
@@ -53,6 +54,35 @@ from pipeline.tables import (
 )
 
 __all__ = ["RunOptions", "RunSummary", "TableCount", "run_pipeline"]
+
+
+INTERPRETED_BELOW_BYTES = 16 * 1024 * 1024
+"""Runs with less new input than this evaluate expressions without generating code.
+
+Measured here (warm, 2 cores, default rules): 5,000 events ran 15-25% faster interpreted,
+100,000 events 10-15% slower. A small incremental run spends its time compiling the Java
+code Spark generates for each new plan (a quarter of its CPU in a profile), not running it.
+"""
+_CODEGEN_SETTINGS = ("spark.sql.codegen.wholeStage", "spark.sql.codegen.factoryMode")
+
+
+@contextmanager
+def _expression_evaluation(spark: SparkSession, interpreted: bool) -> Iterator[None]:
+    """Evaluate expressions interpreted (no code generation) for the run, then restore."""
+    if not interpreted:
+        yield
+        return
+    saved = {key: spark.conf.get(key, None) for key in _CODEGEN_SETTINGS}
+    spark.conf.set("spark.sql.codegen.wholeStage", "false")
+    spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 @dataclass(frozen=True)
@@ -129,9 +159,27 @@ def run_pipeline(
         report("nothing new since the last run: no Spark work")
         return run_state.unchanged_summary(warehouse)
     before = row_counts(spark, warehouse)
-    keys = key_frame(spark, pii_key)
     run_id = _new_run_id()
     contracts = contracts_for(spark, expectations or {}, run_id)
+    interpreted = run_state.new_bytes(landing, warehouse, files) < INTERPRETED_BELOW_BYTES
+    with _expression_evaluation(spark, interpreted):
+        _run_stages(
+            spark, landing, warehouse, key_frame(spark, pii_key), options, contracts, report
+        )
+    run_state.save_state(warehouse, run_state.RunState(files, run_state.table_versions(warehouse)))
+    return run_state.summary(before, row_counts(spark, warehouse), run_id)
+
+
+def _run_stages(
+    spark: SparkSession,
+    landing: Path,
+    warehouse: Path,
+    keys: DataFrame,
+    options: RunOptions,
+    contracts: Mapping[str, Contract],
+    report: Callable[[str], None],
+) -> None:
+    """Bronze then silver, beside them the user dimension (it reads no events), then gold."""
 
     def events_to_silver() -> None:
         report(f"bronze: reading new files in {landing / EVENTS_DIR}")
@@ -163,7 +211,6 @@ def run_pipeline(
             contract=contracts.get(GOLD_DIM_USER),
         )
 
-    # The user dimension does not read the events: it runs beside bronze and silver.
     has_changes = (landing / USER_CHANGES_DIR).is_dir()
     in_parallel([events_to_silver, *([changes_to_user_dimension] if has_changes else [])])
     if table_exists(warehouse, SILVER_EVENTS):
@@ -172,5 +219,3 @@ def run_pipeline(
     if options.full_refresh:
         report("gold: full refresh from silver and the user change log")
         refresh_gold(spark, warehouse)
-    run_state.save_state(warehouse, run_state.RunState(files, run_state.table_versions(warehouse)))
-    return run_state.summary(before, row_counts(spark, warehouse), run_id)

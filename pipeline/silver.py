@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
+from pipeline.built_once import built_once
 from pipeline.expectations import QUARANTINE_RULES_COLUMN, no_failed_rules
 from pipeline.pseudonymize import hmac_sha256, with_key
 
@@ -55,6 +56,7 @@ def event_time_sql(text: str) -> str:
     )
 
 
+@built_once
 def parse_event_time(column: str) -> Column:
     """The UTC instant of the timestamp text in `column` (see `event_time_sql`)."""
     return F.expr(event_time_sql(f"`{column}`"))
@@ -67,6 +69,7 @@ def with_event_time(bronze: DataFrame) -> DataFrame:
     return bronze.select("*", parse_event_time("event_ts").alias("event_time"))
 
 
+@built_once
 def _quarantine_reason() -> Column:
     return F.when(F.col("event_id").isNull(), F.lit(REASON_MISSING_EVENT_ID)).when(
         F.col("event_time").isNull(), F.lit(REASON_BAD_EVENT_TS)
@@ -78,7 +81,8 @@ def redact_emails(text: Column) -> Column:
     return F.regexp_replace(text, EMAIL_PATTERN, REDACTED_EMAIL)
 
 
-def _silver_columns() -> list[Column | str]:
+@built_once
+def _silver_columns() -> tuple[Column | str, ...]:
     """The silver projection: flat columns, PII replaced by keyed hashes, no rescued payload.
 
     Free-text page fields can carry an e-mail address where none is expected (a query string
@@ -87,7 +91,7 @@ def _silver_columns() -> list[Column | str]:
     `_rescued_data` may hold PII in clear (a renamed `Email` field, say), so silver carries only
     whether anything was rescued; the payload stays in bronze.
     """
-    return [
+    return (
         "event_id",
         "event_type",
         "event_time",
@@ -114,7 +118,7 @@ def _silver_columns() -> list[Column | str]:
         F.col("_rescued_data").isNotNull().alias("has_rescued_data"),
         "_source_file",
         "_ingested_at",
-    ]
+    )
 
 
 def pseudonymized(events: DataFrame, keys: DataFrame, *extra: Column | str) -> DataFrame:
