@@ -141,11 +141,14 @@ def common_checks(
 ) -> list[Verdict]:
     """The invariants every scenario keeps, against what the injection says."""
     spark, warehouse = context.spark, context.warehouse
+    duplicates = invariants.dropped_duplicates(spark, warehouse)
     return [
-        *invariants.ledger(spark, warehouse, input_records=injection.records),
+        *invariants.ledger(
+            spark, warehouse, input_records=injection.records, duplicates=duplicates
+        ),
         checks.bronze_split(spark, warehouse, injection),
         *checks.placement(spark, warehouse, injection),
-        checks.duplicate_count(invariants.dropped_duplicates(spark, warehouse), injection),
+        checks.duplicate_count(duplicates, injection),
         invariants.unique_event_ids(spark, warehouse),
         invariants.no_clear_pii(spark, warehouse, PII_FREE_TABLES, _user_pii(events)),
         checks.gold_equals_full_refresh(spark, warehouse),
@@ -297,7 +300,12 @@ def _contract_violations_checks(context: ScenarioContext) -> list[Verdict]:
     added = {count.table: count.added for count in rerun.counts if count.added}
     return [
         *verdicts,
-        *invariants.ledger(context.spark, context.warehouse, input_records=len(injected.events)),
+        *invariants.ledger(
+            context.spark,
+            context.warehouse,
+            input_records=len(injected.events),
+            duplicates=invariants.dropped_duplicates(context.spark, context.warehouse),
+        ),
         invariants.unique_event_ids(context.spark, context.warehouse),
         checks.gold_equals_full_refresh(context.spark, context.warehouse),
         Verdict(
@@ -369,7 +377,12 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
             f"{relaxed.rows(tables.SILVER_EVENTS):,} silver rows, "
             f"{relaxed.rows(tables.SILVER_QUARANTINE):,} quarantined",
         ),
-        *invariants.ledger(context.spark, context.warehouse, input_records=len(injected.events)),
+        *invariants.ledger(
+            context.spark,
+            context.warehouse,
+            input_records=len(injected.events),
+            duplicates=invariants.dropped_duplicates(context.spark, context.warehouse),
+        ),
         checks.gold_equals_full_refresh(context.spark, context.warehouse),
     ]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
@@ -30,18 +31,20 @@ def non_blank_lines(files: Iterable[Path]) -> int:
     return sum(1 for path in files for line in path.read_bytes().splitlines() if line.strip())
 
 
-def ledger(spark: SparkSession, warehouse: Path, *, input_records: int) -> list[Verdict]:
+def ledger(
+    spark: SparkSession, warehouse: Path, *, input_records: int, duplicates: int
+) -> list[Verdict]:
     """Conservation: input = bronze + quarantine; bronze = silver + dropped + late + quarantine.
 
     Rows dropped as duplicates are the only rows not stored elsewhere, so they are counted
-    directly (bronze rows per placed `event_id` beyond the first) rather than by difference.
+    directly (`dropped_duplicates`: bronze rows per placed `event_id` beyond the first) rather
+    than by difference.
     An event is placed once: in silver, or in the silver quarantine when it failed a drop rule
     (deduplication runs before the rules, so the copies of a quarantined event are
     duplicates, like the copies of a kept one).
     """
     counts = {table: tables.count_rows(spark, warehouse, table) for table in tables.TABLES}
     bronze_total = counts[tables.BRONZE_EVENTS] + counts[tables.BRONZE_QUARANTINE]
-    duplicates = dropped_duplicates(spark, warehouse)
     accounted = (
         counts[tables.SILVER_EVENTS]
         + duplicates
@@ -87,14 +90,17 @@ def dropped_duplicates(spark: SparkSession, warehouse: Path) -> int:
         kept_ids.append(quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id"))
     if not kept_ids:
         return 0
-    kept = kept_ids[0]
-    for more in kept_ids[1:]:
-        kept = kept.unionByName(more)
-    late_copies = 0
+    kept = functools.reduce(DataFrame.unionByName, kept_ids)
+    parts = {"placed": placed.join(kept, "event_id", "left_semi"), "kept": kept}
     if tables.count_rows(spark, warehouse, tables.SILVER_LATE_EVENTS):
         late = tables.read_table(spark, warehouse, tables.SILVER_LATE_EVENTS)
-        late_copies = late.join(kept, "event_id", "left_semi").count()
-    return placed.join(kept, "event_id", "left_semi").count() - kept.count() - late_copies
+        parts["late"] = late.join(kept, "event_id", "left_semi")
+    counted = functools.reduce(
+        DataFrame.unionByName,
+        [part.select(F.lit(name).alias("part")) for name, part in parts.items()],
+    )
+    counts = {row.part: row["count"] for row in counted.groupBy("part").count().collect()}
+    return counts.get("placed", 0) - counts.get("kept", 0) - counts.get("late", 0)
 
 
 def unique_event_ids(spark: SparkSession, warehouse: Path) -> Verdict:
@@ -111,9 +117,13 @@ def unique_event_ids(spark: SparkSession, warehouse: Path) -> Verdict:
     )
 
 
-def _string_values(table: DataFrame) -> DataFrame:
-    columns = [f.name for f in table.schema.fields if isinstance(f.dataType, StringType)]
-    return table.select(F.explode(F.array(*[F.col(c) for c in columns])).alias("value"))
+def _string_values(frame: DataFrame, table: str) -> DataFrame:
+    """Every string cell of `frame`, as (`table`, `value`)."""
+    columns = [f.name for f in frame.schema.fields if isinstance(f.dataType, StringType)]
+    return frame.select(
+        F.lit(table).alias("table"),
+        F.explode(F.array(*[F.col(c) for c in columns])).alias("value"),
+    )
 
 
 def _masked(value: str) -> str:
@@ -131,18 +141,21 @@ def no_clear_pii(
     clear = set(pii_values)
     unkeyed = {hashlib.sha256(value.encode()).hexdigest(): value for value in clear}
     pii = spark.createDataFrame([(value,) for value in clear | set(unkeyed)], "value string")
-    leaks: list[str] = []
-    for table in table_names:
-        if tables.count_rows(spark, warehouse, table) == 0:
-            continue
-        values = _string_values(tables.read_table(spark, warehouse, table))
-        found = values.join(pii, "value", "left_semi").limit(3).collect()
-        leaks += [
-            f"{table}: unkeyed SHA-256 of {_masked(unkeyed[row.value])}"
-            if row.value in unkeyed
-            else f"{table}: {_masked(row.value)}"
-            for row in found
-        ]
+    values = [
+        _string_values(tables.read_table(spark, warehouse, table), table)
+        for table in table_names
+        if tables.count_rows(spark, warehouse, table) > 0
+    ]
+    found: list[Row] = []
+    if values:  # one Spark job for every table
+        every_value = functools.reduce(DataFrame.unionByName, values)
+        found = every_value.join(pii, "value", "left_semi").limit(10).collect()
+    leaks = [
+        f"{row.table}: unkeyed SHA-256 of {_masked(unkeyed[row.value])}"
+        if row.value in unkeyed
+        else f"{row.table}: {_masked(row.value)}"
+        for row in found
+    ]
     return Verdict(
         "no clear PII in silver or gold tables",
         not leaks,

@@ -9,7 +9,6 @@ batch must equal its full refresh from silver and the change log, row for row.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,14 @@ from pyspark.sql import SparkSession
 from pipeline import generator, runner, tables
 from pipeline.config import PiiKey
 from scenarios.checks import gold_equals_full_refresh
+from tests.budget import examples
 
 EVENTS = 40
 USERS = 4
 MAX_RUNS = 3
-EXAMPLES = {"dev": 3, "ci": 30}
-"""Each example runs the pipeline up to three times: few examples in the test session,
-more in `nox -s properties`."""
+EXAMPLES = examples(dev=2, ci=30)
+"""Each example runs the pipeline two or three times (about 45 s): two in the test session,
+thirty in `nox -s properties`; every scenario checks the same equality on its own data."""
 
 _WORLD = {
     "events": generator.generate_events(events=EVENTS, seed=21, users=USERS),
@@ -62,7 +62,7 @@ def _write(path: Path, records: list[dict[str, Any]]) -> None:
 
 @pytest.mark.property
 @settings(
-    max_examples=EXAMPLES.get(os.environ.get("HYPOTHESIS_PROFILE", "dev"), 3),
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
