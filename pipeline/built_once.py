@@ -31,6 +31,6 @@ def built_once(build: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(build)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        return cached(is_remote(), *args, **kwargs)
+        return cached(is_remote(), *args, **kwargs)  # type: ignore[arg-type]  # hashable
 
     return wrapper

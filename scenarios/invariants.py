@@ -99,7 +99,7 @@ def dropped_duplicates(spark: SparkSession, warehouse: Path) -> int:
         DataFrame.unionByName,
         [part.select(F.lit(name).alias("part")) for name, part in parts.items()],
     )
-    counts = {row.part: row["count"] for row in counted.groupBy("part").count().collect()}
+    counts = {row.part: int(row["count"]) for row in counted.groupBy("part").count().collect()}
     return counts.get("placed", 0) - counts.get("kept", 0) - counts.get("late", 0)
 
 
