@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -17,7 +17,6 @@ from pyspark.sql.types import LongType, StructType
 from pipeline import scd2
 from pipeline.delta_tables import table_exists
 from pipeline.errors import ChangeFeedError
-from tests.budget import examples
 from tests.change_feeds import (
     DELETES,
     KEYS,
@@ -312,7 +311,6 @@ def test_apply_changes_equals_the_model(
 
 
 @pytest.mark.property
-@settings(max_examples=examples(dev=8, ci=200))  # six seconds an example: Delta merges
 @given(feeds(allow_truncates=True, max_keys=6), layouts(), st.data())
 def test_merging_batches_in_any_order_equals_applying_all_changes(
     spark: SparkSession,
