@@ -40,6 +40,7 @@ from pipeline.expectations import Expectation
 from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
 from pipeline.pseudonymize import key_frame
 from pipeline.run_state import RunSummary, TableCount
+from pipeline.session import INTERPRETED_EXPRESSIONS
 from pipeline.silver_stage import run_silver
 from pipeline.streaming import in_parallel
 from pipeline.tables import (
@@ -63,7 +64,6 @@ Measured here (warm, 2 cores, default rules): 5,000 events ran 15-25% faster int
 100,000 events 10-15% slower. A small incremental run spends its time compiling the Java
 code Spark generates for each new plan (a quarter of its CPU in a profile), not running it.
 """
-_CODEGEN_SETTINGS = ("spark.sql.codegen.wholeStage", "spark.sql.codegen.factoryMode")
 
 
 @contextmanager
@@ -72,9 +72,9 @@ def _expression_evaluation(spark: SparkSession, interpreted: bool) -> Iterator[N
     if not interpreted:
         yield
         return
-    saved = {key: spark.conf.get(key, None) for key in _CODEGEN_SETTINGS}
-    spark.conf.set("spark.sql.codegen.wholeStage", "false")
-    spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+    saved = {key: spark.conf.get(key, None) for key in INTERPRETED_EXPRESSIONS}
+    for key, value in INTERPRETED_EXPRESSIONS.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:

@@ -46,6 +46,17 @@ _LOCAL_CONF: dict[str, str] = {
 }
 
 
+INTERPRETED_EXPRESSIONS: dict[str, str] = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+"""Session settings under which Spark evaluates expressions without generating Java code.
+
+On small inputs compiling the generated code costs more than it saves: the runner sets them
+for runs with little new input, the test session for all its tiny data.
+"""
+
+
 def delta_artifacts() -> tuple[str, ...]:
     """Maven coordinates of the Delta jars matching the installed pyspark and delta-spark."""
     spark_version = Version(importlib.metadata.version("pyspark"))
