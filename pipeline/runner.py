@@ -78,11 +78,11 @@ def _expression_evaluation(spark: SparkSession, interpreted: bool) -> Iterator[N
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
+        for key, before in saved.items():
+            if before is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, before)
 
 
 @dataclass(frozen=True)
