@@ -202,6 +202,20 @@ def _timed_process(
 
 
 CLICKSTREAM = [sys.executable, "-m", "pipeline.cli"]
+
+
+def _clickstream_run(landing: Path) -> Callable[[Path], list[str]]:
+    """The command line of `clickstream run` over `landing`, for a given warehouse."""
+    return lambda warehouse: [
+        *CLICKSTREAM,
+        "run",
+        "--landing",
+        str(landing),
+        "--warehouse",
+        str(warehouse),
+    ]
+
+
 START_STOP: list[str] = [
     sys.executable,
     "-c",
@@ -248,7 +262,7 @@ def bench_process_noop(
         unit="processes",
         family="process",
     )
-    command = [*CLICKSTREAM, "run", "--landing", str(landing), "--warehouse", str(warehouse)]
+    command = _clickstream_run(landing)(warehouse)
     _timed_process(
         benchmark, lambda _d: command, lambda: warehouse, process_env, rounds_=rounds(profile)
     )
@@ -282,7 +296,7 @@ def bench_process_first_run(
     )
     warehouse = _timed_process(
         benchmark,
-        lambda w: [*CLICKSTREAM, "run", "--landing", str(landing), "--warehouse", str(w)],
+        _clickstream_run(landing),
         lambda: fresh(workdir / f"first-run-{next(numbers)}"),
         process_env,
         rounds_=rounds(profile, "heavy"),
@@ -325,7 +339,7 @@ def bench_process_incremental(
     with _delivered(new_file, landing):
         warehouse = _timed_process(
             benchmark,
-            lambda w: [*CLICKSTREAM, "run", "--landing", str(landing), "--warehouse", str(w)],
+            _clickstream_run(landing),
             prepare,
             process_env,
             rounds_=rounds(profile, "heavy"),
@@ -387,7 +401,7 @@ def bench_process_end_to_end(
     )
     warehouse = _timed_process(
         benchmark,
-        lambda w: [*CLICKSTREAM, "run", "--landing", str(landing), "--warehouse", str(w)],
+        _clickstream_run(landing),
         lambda: fresh(workdir / f"process-end-to-end-{next(numbers)}"),
         process_env,
         rounds_=rounds(profile, "heavy"),
