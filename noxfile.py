@@ -24,21 +24,6 @@ def _install(session: nox.Session, *groups: str) -> None:
         session.install(*nox.project.dependency_groups(PYPROJECT, group))
 
 
-@nox.session(python="3.11", default=False)
-def jars(session: nox.Session) -> None:
-    """Fetch the Delta jars into .cache/jars (any Spark session does it on first use)."""
-    _install(session)
-    session.run(
-        "python",
-        "-c",
-        "from pathlib import Path; "
-        "from pipeline.config import spark_settings_from_environment as settings; "
-        "from pipeline.session import resolve_delta_jars; "
-        "print(*resolve_delta_jars(settings(Path('.cache/jars'))), sep='\\n')",
-        env=ENV,
-    )
-
-
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """Run unit tests (no JVM) and Spark + Delta tests on tiny data, one shared session."""
