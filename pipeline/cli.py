@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import ClickstreamError, ConfigurationError
 
 if TYPE_CHECKING:
+    from pipeline.config import PiiKey
     from pipeline.expectations import Expectation
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
@@ -28,6 +29,16 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} has no time zone; write it like 2026-11-01T00:00:00+00:00"
         )
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0, e.g. 60")
     return value
 
 
@@ -76,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
         help=(
             f"Python module whose {EXPECTATIONS_ATTRIBUTE} maps table names to rules "
             f"(default {DEFAULT_EXPECTATIONS_MODULE}); '{NO_EXPECTATIONS}' enforces none"
+        ),
+    )
+    run.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "when another run is writing the warehouse, wait up to SECONDS for it to finish "
+            "(default 0: exit at once with a message naming it)"
         ),
     )
     run.add_argument(
@@ -149,13 +170,16 @@ def _up_to_date(args: argparse.Namespace) -> bool:
 
     Plain Python (file listings and Delta logs): no JVM starts for a run with nothing new.
     """
-    from pipeline import run_state
+    from pipeline import preflight, run_state
 
-    if args.full_refresh or not args.landing.is_dir():
+    if args.full_refresh:
         return False
     landing, warehouse = args.landing.resolve(), args.warehouse.resolve()
+    warnings = preflight.check(landing, warehouse)
     if not run_state.is_up_to_date(landing, warehouse):
         return False
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     try:
         summary = run_state.unchanged_summary(warehouse)
     except ValueError:  # a Delta log without row counts: let Spark count
@@ -168,9 +192,22 @@ def _up_to_date(args: argparse.Namespace) -> bool:
 def _run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     from pipeline.config import parse_delay, pii_key_from_environment
+    from pipeline.preflight import check_landing
+    from pipeline.writer_lock import writer_lock
 
     pii_key = pii_key_from_environment(args.pii_key_file)
     parse_delay(args.watermark)
+    check_landing(args.landing.resolve())
+    # Held before the state is read and before Spark starts: a second writer fails at once.
+    with writer_lock(args.warehouse, wait_seconds=args.wait, notify=_say):
+        _run_locked(args, pii_key, started)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_locked(args: argparse.Namespace, pii_key: PiiKey, started: float) -> None:
     if _up_to_date(args):
         print(f"done in {time.perf_counter() - started:.1f} s")
         return
@@ -189,7 +226,7 @@ def _run(args: argparse.Namespace) -> None:
             warehouse=args.warehouse,
             pii_key=pii_key,
             options=RunOptions(watermark_delay=args.watermark, full_refresh=args.full_refresh),
-            progress=lambda message: print(message, file=sys.stderr, flush=True),
+            progress=_say,
             expectations=rules,
         )
     finally:

@@ -38,6 +38,18 @@ class InputError(ClickstreamError, ValueError):
     """Raised when input data or a path given by the user cannot be used."""
 
 
+class WarehouseBusyError(ClickstreamError, RuntimeError):
+    """Raised when another process is writing the warehouse (one writer at a time)."""
+
+
+class DamagedStateError(ClickstreamError, RuntimeError):
+    """Raised when a warehouse's checkpoints or tables are damaged or disagree."""
+
+
+class StorageFullError(ClickstreamError, OSError):
+    """Raised when the warehouse's file system has no space left for a write."""
+
+
 class InvalidExpectationError(ConfigurationError):
     """Raised when an expectation rule is malformed or does not fit the table it is declared on."""
 

@@ -29,6 +29,9 @@ __all__ = [
     "RunState",
     "RunSummary",
     "TableCount",
+    "changed_files",
+    "fingerprints",
+    "highest_batch",
     "is_up_to_date",
     "landing_files",
     "new_bytes",
@@ -36,6 +39,7 @@ __all__ = [
     "summary",
     "table_versions",
     "unchanged_summary",
+    "unseen_files",
 ]
 
 STATE_FILE = "last_run.json"
@@ -44,11 +48,16 @@ GOLD_DIM_USER_CHANGES = f"{GOLD_DIM_USER}__changes"
 VERSIONED_TABLES: tuple[str, ...] = (*TABLES, GOLD_DIM_USER_CHANGES)
 
 
+Fingerprint = tuple[int, int]
+"""A landing file's size in bytes and modification time in nanoseconds."""
+
+
 @dataclass(frozen=True)
 class RunState:
-    """The landing files a run started from and the table versions it left."""
+    """The landing files a run started from (with their fingerprints, None when unknown)
+    and the table versions it left."""
 
-    landing_files: tuple[str, ...]
+    landing_files: dict[str, Fingerprint | None]
     versions: dict[str, int | None]
 
 
@@ -71,11 +80,43 @@ def landing_files(landing: Path) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def fingerprints(landing: Path, files: tuple[str, ...]) -> dict[str, Fingerprint | None]:
+    """The size and modification time of each of `files` (None for a file gone meanwhile)."""
+    found: dict[str, Fingerprint | None] = {}
+    for name in files:
+        try:
+            stat = (landing / name).stat()
+        except FileNotFoundError:
+            found[name] = None
+            continue
+        found[name] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def unseen_files(warehouse: Path, files: tuple[str, ...]) -> list[str]:
+    """The files the last successful run did not see (all of them, before any run)."""
+    state = _load_state(warehouse)
+    seen = state.landing_files if state is not None else {}
+    return [name for name in files if name not in seen]
+
+
+def changed_files(landing: Path, warehouse: Path) -> list[tuple[str, Fingerprint, Fingerprint]]:
+    """Landing files the last successful run saw that changed since: (name, then, now)."""
+    state = _load_state(warehouse)
+    if state is None:
+        return []
+    seen = {name: print_ for name, print_ in state.landing_files.items() if print_ is not None}
+    now = fingerprints(landing, tuple(seen))
+    return [
+        (name, seen[name], current)
+        for name, current in now.items()
+        if current is not None and current != seen[name]
+    ]
+
+
 def new_bytes(landing: Path, warehouse: Path, files: tuple[str, ...]) -> int:
     """Bytes of the landing files the last successful run did not see (all, before any)."""
-    state = _load_state(warehouse)
-    seen = set(state.landing_files) if state is not None else set()
-    return sum((landing / name).stat().st_size for name in files if name not in seen)
+    return sum((landing / name).stat().st_size for name in unseen_files(warehouse, files))
 
 
 def table_versions(warehouse: Path) -> dict[str, int | None]:
@@ -92,7 +133,12 @@ def save_state(warehouse: Path, state: RunState) -> None:
     target = _state_file(warehouse)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    document = {"landing_files": list(state.landing_files), "versions": state.versions}
+    document = {
+        "landing_files": {
+            name: list(print_) if print_ else None for name, print_ in state.landing_files.items()
+        },
+        "versions": state.versions,
+    }
     partial.write_text(json.dumps(document, indent=1), encoding="utf-8")
     partial.replace(target)
 
@@ -102,10 +148,19 @@ def _load_state(warehouse: Path) -> RunState | None:
         document = json.loads(_state_file(warehouse).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return None
-    return RunState(tuple(document["landing_files"]), dict(document["versions"]))
+    files = document["landing_files"]
+    if isinstance(files, list):  # written before fingerprints were kept
+        files = dict.fromkeys(files)
+    return RunState(
+        {
+            name: (int(print_[0]), int(print_[1])) if print_ else None
+            for name, print_ in files.items()
+        },
+        dict(document["versions"]),
+    )
 
 
-def _numbered(directory: Path) -> int:
+def highest_batch(directory: Path) -> int:
     """The highest batch number in a checkpoint's `offsets/` or `commits/` folder, or -1."""
     try:
         return max(
@@ -123,7 +178,7 @@ def _half_done_batches(warehouse: Path) -> list[str]:
     return [
         query.name
         for query in checkpoints.iterdir()
-        if query.is_dir() and _numbered(query / "offsets") > _numbered(query / "commits")
+        if query.is_dir() and highest_batch(query / "offsets") > highest_batch(query / "commits")
     ]
 
 
@@ -133,7 +188,7 @@ def is_up_to_date(landing: Path, warehouse: Path) -> bool:
     Reads only file listings, the runner's state file and the Delta logs' file names.
     """
     state = _load_state(warehouse)
-    if state is None or state.landing_files != landing_files(landing):
+    if state is None or tuple(sorted(state.landing_files)) != landing_files(landing):
         return False
     if state.versions != table_versions(warehouse):
         return False

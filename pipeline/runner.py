@@ -13,7 +13,10 @@ reading only what is new to it (the user dimension beside bronze and silver, gol
 4. `pipeline.gold_stage.run_gold`: new silver rows -> facts, dimensions, and the aggregates
    of the days and sessions they touch.
 
-A run with nothing new does no Spark work (`pipeline.run_state`); `full_refresh` recomputes
+A run holds the warehouse's writer lock (`pipeline.writer_lock`: one writer at a time) and
+first checks its state in plain Python (`pipeline.preflight`: damaged checkpoints, unreadable
+or changed landing files). A run with nothing new does no Spark work (`pipeline.run_state`);
+`full_refresh` recomputes
 every gold table from silver and the user change log afterwards. Every write of a batch is
 exactly once, so a run killed midway resumes from its checkpoints without losing or
 duplicating rows. Expectations (`pipeline.expectations`) are passed in as data, per table,
@@ -22,6 +25,7 @@ and enforced where the stages write (`pipeline.enforcement`).
 
 from __future__ import annotations
 
+import errno
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,11 +35,11 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import run_state, silver
+from pipeline import preflight, run_state, silver
 from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey, parse_delay
 from pipeline.enforcement import Contract, contracts_for
-from pipeline.errors import InputError
+from pipeline.errors import StorageFullError
 from pipeline.expectations import Expectation
 from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
 from pipeline.pseudonymize import key_frame
@@ -53,6 +57,7 @@ from pipeline.tables import (
     row_counts,
     table_exists,
 )
+from pipeline.writer_lock import writer_lock
 
 __all__ = ["RunOptions", "RunSummary", "TableCount", "run_pipeline"]
 
@@ -94,19 +99,14 @@ class RunOptions:
         max_files_per_trigger: landing files per micro-batch.
         full_refresh: after the incremental stages, recompute every gold table from silver
             and the user change log (Lakeflow's full refresh of a materialized view).
+        wait_seconds: how long to wait for another run writing the warehouse to finish
+            (`pipeline.writer_lock`); 0 fails at once.
     """
 
     watermark_delay: str = silver.DEFAULT_WATERMARK_DELAY
     max_files_per_trigger: int = 16
     full_refresh: bool = False
-
-
-def _check_landing(landing: Path) -> None:
-    if not (landing / EVENTS_DIR).is_dir():
-        raise InputError(
-            f"The landing directory {landing} has no '{EVENTS_DIR}/' folder of JSON files. "
-            f"Generate one with: clickstream produce --out {landing} --events 10000"
-        )
+    wait_seconds: float = 0.0
 
 
 def _new_run_id() -> str:
@@ -143,7 +143,13 @@ def run_pipeline(
         (None when there was nothing new, and nothing was done).
 
     Raises:
-        InputError: the landing directory has no `events/` folder.
+        InputError: the landing directory has no `events/` folder, or a new landing file
+            cannot be read.
+        WarehouseBusyError: another process writes the warehouse (`pipeline.writer_lock`).
+        DamagedStateError: a checkpoint is damaged or disagrees with its tables
+            (`pipeline.preflight`); nothing was run.
+        StorageFullError: a file system the run writes is full; the batch being written
+            was not committed.
         ConfigurationError: the watermark delay is not a duration.
         InvalidExpectationError: a rule names a table no stage writes, or does not fit it.
         ExpectationFailedError: rows failed an `expect_or_fail` rule; that batch and the
@@ -152,22 +158,61 @@ def run_pipeline(
     options = options or RunOptions()
     report = progress or (lambda _message: None)
     landing, warehouse = landing.resolve(), warehouse.resolve()
-    _check_landing(landing)
+    preflight.check_landing(landing)
     parse_delay(options.watermark_delay)
-    files = run_state.landing_files(landing)
-    if not options.full_refresh and run_state.is_up_to_date(landing, warehouse):
-        report("nothing new since the last run: no Spark work")
-        return run_state.unchanged_summary(warehouse)
+    with writer_lock(warehouse, wait_seconds=options.wait_seconds, notify=report):
+        for warning in preflight.check(landing, warehouse):
+            report(warning)
+        files = run_state.landing_files(landing)
+        if not options.full_refresh and run_state.is_up_to_date(landing, warehouse):
+            report("nothing new since the last run: no Spark work")
+            return run_state.unchanged_summary(warehouse)
+        with _storage_errors(warehouse):
+            return _run(spark, landing, warehouse, files, pii_key, options, report, expectations)
+
+
+def _run(
+    spark: SparkSession,
+    landing: Path,
+    warehouse: Path,
+    files: tuple[str, ...],
+    pii_key: PiiKey,
+    options: RunOptions,
+    report: Callable[[str], None],
+    expectations: Mapping[str, Sequence[Expectation]] | None,
+) -> RunSummary:
     before = row_counts(spark, warehouse)
     run_id = _new_run_id()
     contracts = contracts_for(spark, expectations or {}, run_id)
     interpreted = run_state.new_bytes(landing, warehouse, files) < INTERPRETED_BELOW_BYTES
+    seen = run_state.fingerprints(landing, files)
     with _expression_evaluation(spark, interpreted):
         _run_stages(
             spark, landing, warehouse, key_frame(spark, pii_key), options, contracts, report
         )
-    run_state.save_state(warehouse, run_state.RunState(files, run_state.table_versions(warehouse)))
+    run_state.save_state(warehouse, run_state.RunState(seen, run_state.table_versions(warehouse)))
     return run_state.summary(before, row_counts(spark, warehouse), run_id)
+
+
+NO_SPACE = "No space left on device"
+
+
+@contextmanager
+def _storage_errors(warehouse: Path) -> Iterator[None]:
+    """Turn a full file system, however deep in Spark it was hit, into `StorageFullError`."""
+    try:
+        yield
+    except Exception as exc:
+        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or NO_SPACE in str(exc)
+        if not full:
+            raise
+        raise StorageFullError(
+            f"A file system this run writes is full ({NO_SPACE}): the warehouse {warehouse}, "
+            "or Spark's local directory (spark.local.dir, /tmp by default). The batch being "
+            "written was not committed; every batch committed before it is kept. Free space "
+            "(or move the warehouse to a larger disk) and run again: the run resumes from its "
+            "checkpoints."
+        ) from exc
 
 
 def _run_stages(

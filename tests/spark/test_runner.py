@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import orjson
@@ -10,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from pipeline import generator, runner, streaming, tables
 from pipeline.config import PiiKey
-from pipeline.errors import InputError
+from pipeline.errors import DamagedStateError, InputError
 
 
 def _run(spark: SparkSession, tmp_path: Path, pii_key: PiiKey) -> runner.RunSummary:
@@ -110,3 +111,27 @@ def test_a_first_run_where_nothing_reaches_silver_still_accounts_for_every_row(
     assert summary.rows(tables.BRONZE_QUARANTINE) == 1
     assert summary.rows(tables.SILVER_EVENTS) == 0
     assert summary.rows(tables.SILVER_QUARANTINE) == 3
+
+
+def test_a_changed_landing_file_is_reported_not_read_again_and_a_lost_checkpoint_refused(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
+    record: dict[str, object] = {"event_type": "click", "event_ts": "2026-11-01T10:00:00Z"}
+    _write(landing / "events" / "a.json", [{**record, "event_id": "a1"}])
+    _run(spark, tmp_path, pii_key)
+    with (landing / "events" / "a.json").open("ab") as grown:  # rewritten after it was read
+        grown.write(orjson.dumps({**record, "event_id": "a2"}) + b"\n")
+    _write(landing / "events" / "b.json", [{**record, "event_id": "b1"}])
+    said: list[str] = []
+    summary = runner.run_pipeline(
+        spark, landing=landing, warehouse=warehouse, pii_key=pii_key, progress=said.append
+    )
+    assert summary.rows(tables.BRONZE_EVENTS) == 2  # a1 and b1: a.json is not read twice
+    assert any("a.json changed after a run read it" in line for line in said)
+
+    checkpoint = warehouse / tables.CHECKPOINTS_DIR / "bronze"
+    shutil.rmtree(checkpoint)
+    with pytest.raises(DamagedStateError, match=f"{checkpoint} is missing"):
+        _run(spark, tmp_path, pii_key)
+    assert tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS) == 2

@@ -32,7 +32,12 @@ def _after_a_run(tmp_path: Path) -> tuple[Path, Path]:
     landing, warehouse = _landing(tmp_path), tmp_path / "warehouse"
     _table(warehouse, tables.BRONZE_EVENTS, 0)
     files = run_state.landing_files(landing)
-    run_state.save_state(warehouse, run_state.RunState(files, run_state.table_versions(warehouse)))
+    run_state.save_state(
+        warehouse,
+        run_state.RunState(
+            run_state.fingerprints(landing, files), run_state.table_versions(warehouse)
+        ),
+    )
     return landing, warehouse
 
 
