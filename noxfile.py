@@ -71,6 +71,18 @@ def scenarios(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11", default=False)
+def chaos(session: nox.Session) -> None:
+    """Kill runs (SIGKILL) at dangerous moments, resume, check every row; `-- --smoke` for CI."""
+    _install(session)
+    env = dict(ENV)
+    env.setdefault(
+        "CLICKSTREAM_PII_KEY", os.environ.get("CLICKSTREAM_PII_KEY", os.urandom(32).hex())
+    )
+    arguments = session.posargs or ["--kills", "50", "--full-disk"]
+    session.run("python", "-m", "scenarios.chaos", *arguments, env=env)
+
+
+@nox.session(python="3.11", default=False)
 def benchmarks(session: nox.Session) -> None:
     """Time the pipeline against same-run references; fail on a regression (`-- --size full`)."""
     _install(session, "bench", "duckdb")

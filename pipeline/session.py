@@ -262,6 +262,8 @@ QUERY_FAILURE_LOGGERS: tuple[str, ...] = (
     "org.apache.spark.scheduler.TaskSetManager",
     "org.apache.spark.util.Utils",
     "org.apache.spark.sql.delta.files.DeltaFileFormatWriter",
+    # A MERGE whose job fails (a full disk, say) logs the failure before raising it.
+    "org.apache.spark.sql.delta.commands.MergeIntoCommand",
     # The other tasks of the failed stage are cancelled while they read shuffle blocks.
     "org.apache.spark.storage.ShuffleBlockFetcherIterator",
 )

@@ -25,7 +25,7 @@ def _write(path: Path, records: list[dict[str, object]], *extra_lines: bytes) ->
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records) + b"".join(extra_lines))
 
 
-def test_runs_are_incremental_and_conserve_every_line(
+def test_runs_are_incremental_conserve_every_line_and_refuse_a_lost_checkpoint(
     spark: SparkSession, tmp_path: Path, pii_key: PiiKey
 ) -> None:
     first = generator.write_landing(tmp_path / "landing", events=400, seed=1, files=2)
@@ -39,11 +39,29 @@ def test_runs_are_incremental_and_conserve_every_line(
     assert all(count.added == 0 for count in again.counts)
 
     generator.write_landing(tmp_path / "landing", events=100, seed=2, files=1)
-    third = _run(spark, tmp_path, pii_key)
+    read_before = tmp_path / "landing" / "events" / "bad.json"
+    with read_before.open("ab") as rewritten:  # changed after a run read it: not read again
+        rewritten.write(orjson.dumps({"event_id": "x", "event_ts": "2026-11-01T10:00:00Z"}))
+    said: list[str] = []
+    third = runner.run_pipeline(
+        spark,
+        landing=tmp_path / "landing",
+        warehouse=tmp_path / "warehouse",
+        pii_key=pii_key,
+        progress=said.append,
+    )
     added = {count.table: count.added for count in third.counts}
     assert added[tables.BRONZE_EVENTS] == 100
+    assert added[tables.BRONZE_QUARANTINE] == 0
     assert added[tables.SILVER_EVENTS] + added[tables.SILVER_LATE_EVENTS] == 100
     assert first.events == 400
+    assert any(f"{read_before} changed after a run read it" in line for line in said)
+
+    checkpoint = tmp_path / "warehouse" / tables.CHECKPOINTS_DIR / "bronze"
+    shutil.rmtree(checkpoint)  # the tables stay: running now would read every file again
+    with pytest.raises(DamagedStateError, match=f"{checkpoint} is missing"):
+        _run(spark, tmp_path, pii_key)
+    assert tables.count_rows(spark, tmp_path / "warehouse", tables.BRONZE_EVENTS) == 500
 
 
 def test_events_behind_the_watermark_are_kept_as_late(
@@ -111,27 +129,3 @@ def test_a_first_run_where_nothing_reaches_silver_still_accounts_for_every_row(
     assert summary.rows(tables.BRONZE_QUARANTINE) == 1
     assert summary.rows(tables.SILVER_EVENTS) == 0
     assert summary.rows(tables.SILVER_QUARANTINE) == 3
-
-
-def test_a_changed_landing_file_is_reported_not_read_again_and_a_lost_checkpoint_refused(
-    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
-) -> None:
-    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
-    record: dict[str, object] = {"event_type": "click", "event_ts": "2026-11-01T10:00:00Z"}
-    _write(landing / "events" / "a.json", [{**record, "event_id": "a1"}])
-    _run(spark, tmp_path, pii_key)
-    with (landing / "events" / "a.json").open("ab") as grown:  # rewritten after it was read
-        grown.write(orjson.dumps({**record, "event_id": "a2"}) + b"\n")
-    _write(landing / "events" / "b.json", [{**record, "event_id": "b1"}])
-    said: list[str] = []
-    summary = runner.run_pipeline(
-        spark, landing=landing, warehouse=warehouse, pii_key=pii_key, progress=said.append
-    )
-    assert summary.rows(tables.BRONZE_EVENTS) == 2  # a1 and b1: a.json is not read twice
-    assert any("a.json changed after a run read it" in line for line in said)
-
-    checkpoint = warehouse / tables.CHECKPOINTS_DIR / "bronze"
-    shutil.rmtree(checkpoint)
-    with pytest.raises(DamagedStateError, match=f"{checkpoint} is missing"):
-        _run(spark, tmp_path, pii_key)
-    assert tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import delta_log, preflight, run_state, tables
-from pipeline.errors import DamagedStateError
+from pipeline import delta_log, preflight, run_state, runner, tables
+from pipeline.errors import DamagedStateError, StorageFullError
 
 
 def _landing(tmp_path: Path) -> Path:
@@ -162,3 +163,27 @@ def test_a_state_file_of_an_older_version_still_loads(tmp_path: Path) -> None:
     state_file.write_text(json.dumps({"landing_files": ["events/a.json"], "versions": versions}))
     assert run_state.is_up_to_date(landing, warehouse)
     assert preflight.check(landing, warehouse) == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        RuntimeError("Job aborted ... Caused by: java.io.IOException: No space left on device"),
+    ],
+)
+def test_a_full_disk_anywhere_in_a_run_becomes_one_clear_error(
+    tmp_path: Path, error: Exception
+) -> None:
+    with (
+        pytest.raises(StorageFullError, match="is full") as raised,
+        runner._storage_errors(tmp_path),
+    ):
+        raise error
+    assert str(tmp_path) in str(raised.value) and "run again" in str(raised.value)
+    assert raised.value.__cause__ is error
+
+
+def test_other_failures_pass_through_unchanged(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="something else"), runner._storage_errors(tmp_path):
+        raise ValueError("something else")
