@@ -27,8 +27,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline import delta_log, gold, scd2
 from pipeline import expectations as rules_engine
-from pipeline import gold, scd2
 from pipeline.delta_tables import create_table_if_absent, replace_rows, replace_table
 from pipeline.enforcement import Contract, dim_user_view, log_metrics, write_checked
 from pipeline.schemas import USER_CHANGE_SCHEMA
@@ -54,6 +54,7 @@ __all__ = ["full_refresh", "refresh_gold", "run_gold", "run_user_dimension", "us
 
 GOLD_QUERY = "gold"
 USER_QUERY = GOLD_DIM_USER
+UNKNOWN_WRITER = f"{USER_QUERY}:unknown"
 
 
 # --------------------------------------------------------------------------- user dimension
@@ -102,9 +103,9 @@ def run_user_dimension(
             app_id=f"clickstream:{GOLD_DIM_USER}",
             **gold.user_cdc_options(),
         )
-        if created:
+        if created or _unknown_member_missing(Path(path)):
             unknown = gold.with_unknown_user(read_table(spark, warehouse, GOLD_DIM_USER).limit(0))
-            append_once(unknown, path, query=f"{USER_QUERY}:unknown", batch_id=0)
+            append_once(unknown, path, query=UNKNOWN_WRITER, batch_id=0)
         changed = pseudonymized.groupBy(gold.USER_KEY).agg(F.min("changed_at").alias("since"))
         users = read_table(spark, warehouse, GOLD_DIM_USER)
         _rekey_facts(spark, warehouse, changed, users)
@@ -112,6 +113,20 @@ def run_user_dimension(
             _check_users(spark, warehouse, users, changed, contract, batch_id)
 
     run_stream(changes, merge_batch, checkpoint=checkpoint_path(warehouse, USER_QUERY))
+
+
+def _unknown_member_missing(path: Path) -> bool:
+    """Whether the batch that created `gold_dim_user` was killed before adding the unknown
+    member (its replay finds the table, so it cannot tell by the table's absence).
+
+    Read from the member's commit marker. The creating batch's commits are among the table's
+    first, and its replay is the stream's next batch, so while the log is shorter than the
+    markers `committed_batch` reads the answer is exact; past that, the member is there.
+    """
+    version = delta_log.table_version(path)
+    if version is None or version >= delta_log.MARKER_SCAN_LIMIT:
+        return False
+    return delta_log.committed_batch(path, UNKNOWN_WRITER) is None
 
 
 def _rekey_facts(

@@ -553,10 +553,11 @@ def render(
 # ------------------------------------------------------------------------------------ main
 
 SMOKE: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("first-run", ("between-writes:bronze", "gold-stage:midway")),
+    ("first-run", ("scd2-merge:data-files", "gold-stage:midway")),
 )
-"""CI's smoke: a kill between two writes of one bronze batch, then one in the middle of the
-gold stage of the resumed run, resumed to the end."""
+"""CI's smoke: a first run killed inside the SCD2 merge that creates `gold_dim_user` (its
+replay once lost the unknown member), the resumed run killed in the middle of the gold stage,
+then resumed to the end."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -614,6 +615,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             verdict = "ok" if result.passed else f"FAILED, replay: {trial.replay}"
             say(f"trial {trial.index} [{trial.stage}] {kills}: {verdict}")
+            problems = result.verdict.problems if result.verdict else []
+            for problem in [result.error] if result.error else problems:
+                say(f"  {problem[-3000:]}")
         disk = full_disk(harness, free_bytes=256 * 1024) if args.full_disk else None
         if disk is not None:
             say(f"full disk: {disk.message}")
