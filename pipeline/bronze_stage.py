@@ -24,15 +24,15 @@ from pipeline.streaming import append_once, in_parallel, run_stream
 from pipeline.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
+    BRONZE_STREAM,
     EVENTS_DIR,
     checkpoint_path,
     table_exists,
     table_path,
 )
 
-__all__ = ["BRONZE_HIDDEN_COLUMNS", "QUERY", "run_bronze"]
+__all__ = ["BRONZE_HIDDEN_COLUMNS", "run_bronze"]
 
-QUERY = "bronze"
 BRONZE_HIDDEN_COLUMNS: tuple[str, ...] = ("user", "_rescued_data", "_raw")
 """Bronze columns that may hold PII in clear: never shown in error samples."""
 
@@ -58,7 +58,7 @@ def run_bronze(
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         _write_batch(spark, warehouse, bronze.parse_lines(batch), batch_id, contract)
 
-    run_stream(lines, write_batch, checkpoint=checkpoint_path(warehouse, QUERY))
+    run_stream(lines, write_batch, checkpoint=checkpoint_path(warehouse, BRONZE_STREAM))
 
 
 def _write_batch(
@@ -83,7 +83,7 @@ def _write_batch(
             append_once(
                 bronze.bronze_rows(rows, ingested_at=ingested_at),
                 events_path,
-                query=QUERY,
+                query=BRONZE_STREAM,
                 batch_id=batch_id,
             )
         )
@@ -117,7 +117,7 @@ def _write_batch(
             lambda: append_once(
                 quarantine,
                 table_path(warehouse, BRONZE_QUARANTINE),
-                query=QUERY,
+                query=BRONZE_STREAM,
                 batch_id=batch_id,
                 merge_schema=True,
             )
@@ -125,7 +125,12 @@ def _write_batch(
     if contract is not None:
         writes.append(
             lambda: log_metrics(
-                spark, warehouse, metrics, run_id=contract.run_id, query=QUERY, batch_id=batch_id
+                spark,
+                warehouse,
+                metrics,
+                run_id=contract.run_id,
+                query=BRONZE_STREAM,
+                batch_id=batch_id,
             )
         )
     in_parallel(writes)

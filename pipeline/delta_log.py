@@ -22,6 +22,7 @@ from typing import Any
 __all__ = [
     "TableState",
     "batch_marker",
+    "commit_marker",
     "committed_batch",
     "read_state",
     "row_count",
@@ -165,7 +166,8 @@ def batch_marker(writer: str, batch_id: int) -> str:
     return json.dumps({MARKER_KEY: {"writer": writer, "batch": batch_id}}, sort_keys=True)
 
 
-def _marker(action: dict[str, Any]) -> tuple[str, int] | None:
+def commit_marker(action: dict[str, Any]) -> tuple[str, int] | None:
+    """The (writer, batch) of a `commitInfo` action's batch marker; None when unmarked."""
     metadata = (action.get("commitInfo") or {}).get("userMetadata")
     if not metadata:
         return None
@@ -181,7 +183,7 @@ def _newest_marker(path: Path, writer: str) -> tuple[int, int] | None:
     for version in reversed(_commit_versions(_log(path))[-MARKER_SCAN_LIMIT:]):
         for action in _commit_actions(_log(path), version):
             if "commitInfo" in action:
-                marker = _marker(action)
+                marker = commit_marker(action)
                 if marker is not None and marker[0] == writer:
                     return version, marker[1]
                 break

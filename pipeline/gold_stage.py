@@ -42,8 +42,11 @@ from pipeline.tables import (
     GOLD_FACT_EVENTS,
     GOLD_FUNNEL_DAILY,
     GOLD_SESSIONS,
+    GOLD_STREAM,
     SILVER_EVENTS,
     USER_CHANGES_DIR,
+    USER_MERGE_WRITER,
+    USER_STREAM,
     checkpoint_path,
     read_table,
     table_exists,
@@ -52,9 +55,7 @@ from pipeline.tables import (
 
 __all__ = ["full_refresh", "refresh_gold", "run_gold", "run_user_dimension", "user_dimension"]
 
-GOLD_QUERY = "gold"
-USER_QUERY = GOLD_DIM_USER
-UNKNOWN_WRITER = f"{USER_QUERY}:unknown"
+UNKNOWN_WRITER = f"{USER_STREAM}:unknown"
 
 
 # --------------------------------------------------------------------------- user dimension
@@ -100,7 +101,7 @@ def run_user_dimension(
             path=path,
             derived_columns=gold.user_derived_columns(),
             batch_id=batch_id,
-            app_id=f"clickstream:{GOLD_DIM_USER}",
+            app_id=USER_MERGE_WRITER,
             **gold.user_cdc_options(),
         )
         if created or _unknown_member_missing(Path(path)):
@@ -112,7 +113,7 @@ def run_user_dimension(
         if contract is not None:
             _check_users(spark, warehouse, users, changed, contract, batch_id)
 
-    run_stream(changes, merge_batch, checkpoint=checkpoint_path(warehouse, USER_QUERY))
+    run_stream(changes, merge_batch, checkpoint=checkpoint_path(warehouse, USER_STREAM))
 
 
 def _unknown_member_missing(path: Path) -> bool:
@@ -177,7 +178,7 @@ def _check_users(
             warehouse,
             metrics,
             run_id=contract.run_id,
-            query=USER_QUERY,
+            query=USER_STREAM,
             batch_id=batch_id,
         )
         rules_engine.raise_on_failures(
@@ -208,7 +209,7 @@ def run_gold(
     run_stream(
         spark.readStream.format("delta").load(table_path(warehouse, SILVER_EVENTS)),
         write_batch,
-        checkpoint=checkpoint_path(warehouse, GOLD_QUERY),
+        checkpoint=checkpoint_path(warehouse, GOLD_STREAM),
     )
 
 
@@ -245,14 +246,14 @@ def _write_batch(
     metrics: list[rules_engine.ExpectationMetric] = []
     with dim_user_view(users):
         if contract is None:
-            append_once(new_facts, facts_path, query=GOLD_QUERY, batch_id=batch_id)
+            append_once(new_facts, facts_path, query=GOLD_STREAM, batch_id=batch_id)
         else:
             metrics = write_checked(
                 rules_engine.evaluate(new_facts, contract.rules),
                 lambda kept: append_once(
                     rules_engine.without_evaluation(kept, contract.rules),
                     facts_path,
-                    query=GOLD_QUERY,
+                    query=GOLD_STREAM,
                     batch_id=batch_id,
                 ),
                 contract,
@@ -272,7 +273,7 @@ def _write_batch(
                 warehouse,
                 metrics,
                 run_id=contract.run_id,
-                query=GOLD_QUERY,
+                query=GOLD_STREAM,
                 batch_id=batch_id,
             )
         )

@@ -23,20 +23,25 @@ from pipeline import delta_log, run_state
 from pipeline.errors import DamagedStateError, InputError
 from pipeline.tables import (
     BRONZE_EVENTS,
+    BRONZE_STREAM,
     CHECKPOINTS_DIR,
     EVENTS_DIR,
-    GOLD_DIM_USER,
+    GOLD_DIM_USER_CHANGES,
     GOLD_FACT_EVENTS,
+    GOLD_STREAM,
     SILVER_EVENTS,
+    SILVER_STREAM,
+    USER_MERGE_WRITER,
+    USER_STREAM,
 )
 
 __all__ = ["STREAMS", "check", "check_landing"]
 
 STREAMS: dict[str, tuple[str, str]] = {
-    "bronze": (BRONZE_EVENTS, "bronze"),
-    "silver": (SILVER_EVENTS, "silver"),
-    "gold": (GOLD_FACT_EVENTS, "gold"),
-    GOLD_DIM_USER: (f"{GOLD_DIM_USER}__changes", f"clickstream:{GOLD_DIM_USER}"),
+    BRONZE_STREAM: (BRONZE_EVENTS, BRONZE_STREAM),
+    SILVER_STREAM: (SILVER_EVENTS, SILVER_STREAM),
+    GOLD_STREAM: (GOLD_FACT_EVENTS, GOLD_STREAM),
+    USER_STREAM: (GOLD_DIM_USER_CHANGES, USER_MERGE_WRITER),
 }
 """Each streaming query (its checkpoint folder) -> the table every one of its batches
 appends to, and the writer name of its batch markers there (`pipeline.streaming.append_once`)."""

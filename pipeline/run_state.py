@@ -19,7 +19,7 @@ from pipeline import delta_log
 from pipeline.tables import (
     CHECKPOINTS_DIR,
     EVENTS_DIR,
-    GOLD_DIM_USER,
+    GOLD_DIM_USER_CHANGES,
     TABLES,
     USER_CHANGES_DIR,
     row_counts,
@@ -43,8 +43,6 @@ __all__ = [
 ]
 
 STATE_FILE = "last_run.json"
-GOLD_DIM_USER_CHANGES = f"{GOLD_DIM_USER}__changes"
-"""The SCD engine's change log of `gold_dim_user` (`pipeline.scd2.change_log_path`)."""
 VERSIONED_TABLES: tuple[str, ...] = (*TABLES, GOLD_DIM_USER_CHANGES)
 
 

@@ -33,15 +33,15 @@ from pipeline.tables import (
     SILVER_EVENTS,
     SILVER_LATE_EVENTS,
     SILVER_QUARANTINE,
+    SILVER_STREAM,
     checkpoint_path,
     read_table,
     table_exists,
     table_path,
 )
 
-__all__ = ["QUERY", "run_silver"]
+__all__ = ["run_silver"]
 
-QUERY = "silver"
 NEWEST_DIR = "newest_event_time"
 """The folder, inside the silver checkpoint, of the newest event time after each batch."""
 KEPT_STATES = 10
@@ -62,7 +62,7 @@ def run_silver(
             that micro-batch is not written, and the next run retries it.
     """
     delay = parse_delay(watermark_delay)
-    checkpoint = checkpoint_path(warehouse, QUERY)
+    checkpoint = checkpoint_path(warehouse, SILVER_STREAM)
     newest_dir = Path(checkpoint) / NEWEST_DIR
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
@@ -125,7 +125,7 @@ def _before_batch(
     """`table` as it was before `batch_id` wrote to it; None when it did not exist then."""
     if not table_exists(warehouse, table):
         return None
-    version = delta_log.version_before(warehouse / table, QUERY, batch_id)
+    version = delta_log.version_before(warehouse / table, SILVER_STREAM, batch_id)
     if version is None:
         return read_table(spark, warehouse, table)
     if version < 0:
@@ -148,7 +148,7 @@ def _write(
     quarantine = [split.unplaceable] if summary["unplaceable"] else []
     writes: list[Callable[[], object]] = []
     if contract is None:
-        append_once(split.events, silver_path, query=QUERY, batch_id=batch_id)
+        append_once(split.events, silver_path, query=SILVER_STREAM, batch_id=batch_id)
     else:
         evaluated = rules_engine.evaluate(split.events, contract.rules)
         metrics = write_checked(
@@ -156,7 +156,7 @@ def _write(
             lambda kept: append_once(
                 rules_engine.without_evaluation(kept, contract.rules),
                 silver_path,
-                query=QUERY,
+                query=SILVER_STREAM,
                 batch_id=batch_id,
             ),
             contract,
@@ -165,7 +165,12 @@ def _write(
             quarantine.append(rules_engine.dropped_rows(evaluated, contract.rules))
         writes.append(
             lambda: log_metrics(
-                spark, warehouse, metrics, run_id=contract.run_id, query=QUERY, batch_id=batch_id
+                spark,
+                warehouse,
+                metrics,
+                run_id=contract.run_id,
+                query=SILVER_STREAM,
+                batch_id=batch_id,
             )
         )
     if quarantine:
@@ -175,7 +180,7 @@ def _write(
                 append_once,
                 rows,
                 table_path(warehouse, SILVER_QUARANTINE),
-                query=QUERY,
+                query=SILVER_STREAM,
                 batch_id=batch_id,
                 merge_schema=True,
             )
@@ -186,7 +191,7 @@ def _write(
                 append_once,
                 split.late,
                 table_path(warehouse, SILVER_LATE_EVENTS),
-                query=QUERY,
+                query=SILVER_STREAM,
                 batch_id=batch_id,
             )
         )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BRONZE_EVENTS",
     "BRONZE_QUARANTINE",
+    "BRONZE_STREAM",
     "CHECKPOINTS_DIR",
     "ENFORCED_TABLES",
     "EVENTS_DIR",
@@ -28,16 +29,21 @@ __all__ = [
     "GOLD_DIM_DEVICE",
     "GOLD_DIM_PAGE",
     "GOLD_DIM_USER",
+    "GOLD_DIM_USER_CHANGES",
     "GOLD_ENFORCED_TABLES",
     "GOLD_FACT_EVENTS",
     "GOLD_FUNNEL_DAILY",
     "GOLD_SESSIONS",
+    "GOLD_STREAM",
     "GOLD_TABLES",
     "SILVER_EVENTS",
     "SILVER_LATE_EVENTS",
     "SILVER_QUARANTINE",
+    "SILVER_STREAM",
     "TABLES",
     "USER_CHANGES_DIR",
+    "USER_MERGE_WRITER",
+    "USER_STREAM",
     "checkpoint_path",
     "count_rows",
     "read_table",
@@ -67,6 +73,18 @@ GOLD_FACT_EVENTS = "gold_fact_events"
 GOLD_DAILY_ACTIVE_USERS = "gold_daily_active_users"
 GOLD_FUNNEL_DAILY = "gold_funnel_daily"
 GOLD_SESSIONS = "gold_sessions"
+
+GOLD_DIM_USER_CHANGES = f"{GOLD_DIM_USER}__changes"
+"""The SCD engine's change log of `gold_dim_user` (`pipeline.scd2.change_log_path`)."""
+USER_MERGE_WRITER = f"clickstream:{GOLD_DIM_USER}"
+"""The writer name of the SCD engine's batch markers in `gold_dim_user` and its change log."""
+
+BRONZE_STREAM = "bronze"
+SILVER_STREAM = "silver"
+GOLD_STREAM = "gold"
+USER_STREAM = GOLD_DIM_USER
+"""The streaming queries: each one's checkpoint is `<warehouse>/_checkpoints/<stream>`, and
+its name is the writer of its batch markers (`pipeline.streaming.append_once`)."""
 
 GOLD_TABLES: tuple[str, ...] = (
     GOLD_DIM_USER,

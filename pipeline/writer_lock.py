@@ -52,7 +52,7 @@ def _me() -> Holder:
         pid=os.getpid(),
         host=socket.gethostname(),
         started=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
-        command=" ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]) or "python",
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     )
 
 

@@ -68,7 +68,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     tables.GOLD_DIM_USER: ("user_sk", "user_key", "__START_AT", "__END_AT"),
     tables.EXPECTATIONS_LOG: ("query", "batch_id", "table", "rule"),
 }
-MARKED_TABLES = (*tables.TABLES, f"{tables.GOLD_DIM_USER}__changes")
+MARKED_TABLES = (*tables.TABLES, tables.GOLD_DIM_USER_CHANGES)
 
 
 # ------------------------------------------------------------------------------ input data

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.delta_log import MARKER_KEY
+from pipeline import delta_log
 from pipeline.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
+    BRONZE_STREAM,
     CHECKPOINTS_DIR,
     EXPECTATIONS_LOG,
     GOLD_DAILY_ACTIVE_USERS,
@@ -29,20 +30,23 @@ from pipeline.tables import (
     GOLD_DIM_DEVICE,
     GOLD_DIM_PAGE,
     GOLD_DIM_USER,
+    GOLD_DIM_USER_CHANGES,
     GOLD_FACT_EVENTS,
     GOLD_FUNNEL_DAILY,
     GOLD_SESSIONS,
+    GOLD_STREAM,
     GOLD_TABLES,
     SILVER_EVENTS,
     SILVER_LATE_EVENTS,
     SILVER_QUARANTINE,
+    SILVER_STREAM,
+    USER_MERGE_WRITER,
+    USER_STREAM,
 )
 
 __all__ = ["FULL_REFRESH_POINTS", "POINTS", "Files", "KillPoint"]
 
 LOG_DIR = "_delta_log"
-USER_CHANGE_LOG = f"{GOLD_DIM_USER}__changes"
-USER_WRITER = f"clickstream:{GOLD_DIM_USER}"
 
 
 @dataclass
@@ -129,20 +133,15 @@ def _parse_commit(path: Path) -> Commit | None:
     except FileNotFoundError:
         return None
     actions: list[dict[str, Any]] = [json.loads(line) for line in lines if line.strip()]
-    info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
-    marker = None
-    if info.get("userMetadata"):
-        try:
-            raw = json.loads(info["userMetadata"])[MARKER_KEY]
-            marker = (str(raw["writer"]), int(raw["batch"]))
-        except (ValueError, KeyError, TypeError):
-            marker = None
-    added = frozenset(Path(a["add"]["path"]).name for a in actions if "add" in a) | frozenset(
-        Path(a["add"]["deletionVector"].get("pathOrInlineDv", "")).name
-        for a in actions
-        if "add" in a and a["add"].get("deletionVector")
-    )
-    return Commit(int(path.stem), str(info.get("operation", "")), marker, added)
+    info: dict[str, Any] = next((a for a in actions if "commitInfo" in a), {"commitInfo": {}})
+    adds = [a["add"] for a in actions if "add" in a]
+    added = {Path(add["path"]).name for add in adds} | {
+        Path(add["deletionVector"].get("pathOrInlineDv", "")).name
+        for add in adds
+        if add.get("deletionVector")
+    }
+    operation = str(info["commitInfo"].get("operation", ""))
+    return Commit(int(path.stem), operation, delta_log.commit_marker(info), frozenset(added))
 
 
 Predicate = Callable[[Files], str | None]
@@ -191,9 +190,9 @@ def _between_writes(query: str, first: str, then: tuple[str, ...]) -> Predicate:
 
 def _scd2_before_change_log(files: Files) -> str | None:
     """The MERGE (or first append) into gold_dim_user is committed, its change log is not."""
-    for batch in files.uncommitted(GOLD_DIM_USER):
+    for batch in files.uncommitted(USER_STREAM):
         merged = [c for c in files.commits(GOLD_DIM_USER) if c.operation in ("MERGE", "WRITE")]
-        if merged and (USER_WRITER, batch) not in files.markers(USER_CHANGE_LOG):
+        if merged and (USER_MERGE_WRITER, batch) not in files.markers(GOLD_DIM_USER_CHANGES):
             return f"{GOLD_DIM_USER} batch {batch} merged (v{merged[-1].version}), change log not"
     return None
 
@@ -210,8 +209,8 @@ GOLD_STAGE_TABLES = (
 
 def _gold_stage_midway(files: Files) -> str | None:
     """Facts of gold batch N written, some of its dimension and aggregate writes too."""
-    for batch in files.uncommitted("gold"):
-        if ("gold", batch) not in files.markers(GOLD_FACT_EVENTS):
+    for batch in files.uncommitted(GOLD_STREAM):
+        if (GOLD_STREAM, batch) not in files.markers(GOLD_FACT_EVENTS):
             continue
         written = [t for t in GOLD_STAGE_TABLES if files.commits(t)]
         if written:
@@ -235,12 +234,12 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(
         "offset-logged:bronze",
         "bronze planned a batch (offset log entry), not committed it",
-        _offset_logged("bronze"),
+        _offset_logged(BRONZE_STREAM),
     ),
     KillPoint(
         "offset-logged:silver",
         "silver planned a batch (offset log entry), not committed it",
-        _offset_logged("silver"),
+        _offset_logged(SILVER_STREAM),
     ),
     KillPoint(
         "data-files-before-log:bronze_events",
@@ -255,12 +254,12 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(
         "between-writes:bronze",
         "a bronze batch in bronze_events, not yet in bronze_quarantine",
-        _between_writes("bronze", BRONZE_EVENTS, (BRONZE_QUARANTINE,)),
+        _between_writes(BRONZE_STREAM, BRONZE_EVENTS, (BRONZE_QUARANTINE,)),
     ),
     KillPoint(
         "between-writes:silver",
         "a silver batch in silver_events, not yet in its quarantine or late table",
-        _between_writes("silver", SILVER_EVENTS, (SILVER_QUARANTINE, SILVER_LATE_EVENTS)),
+        _between_writes(SILVER_STREAM, SILVER_EVENTS, (SILVER_QUARANTINE, SILVER_LATE_EVENTS)),
     ),
     KillPoint(
         "scd2-merge:data-files",
