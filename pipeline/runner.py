@@ -160,6 +160,9 @@ def run_pipeline(
     landing, warehouse = landing.resolve(), warehouse.resolve()
     preflight.check_landing(landing)
     parse_delay(options.watermark_delay)
+    run_id = _new_run_id()
+    # Rules are checked first: a rule that cannot apply leaves no trace, not even the lock.
+    contracts = contracts_for(spark, expectations or {}, run_id)
     with writer_lock(warehouse, wait_seconds=options.wait_seconds, notify=report):
         for warning in preflight.check(landing, warehouse):
             report(warning)
@@ -168,7 +171,9 @@ def run_pipeline(
             report("nothing new since the last run: no Spark work")
             return run_state.unchanged_summary(warehouse)
         with _storage_errors(warehouse):
-            return _run(spark, landing, warehouse, files, pii_key, options, report, expectations)
+            return _run(
+                spark, landing, warehouse, files, pii_key, options, report, run_id, contracts
+            )
 
 
 def _run(
@@ -179,11 +184,10 @@ def _run(
     pii_key: PiiKey,
     options: RunOptions,
     report: Callable[[str], None],
-    expectations: Mapping[str, Sequence[Expectation]] | None,
+    run_id: str,
+    contracts: Mapping[str, Contract],
 ) -> RunSummary:
     before = row_counts(spark, warehouse)
-    run_id = _new_run_id()
-    contracts = contracts_for(spark, expectations or {}, run_id)
     interpreted = run_state.new_bytes(landing, warehouse, files) < INTERPRETED_BELOW_BYTES
     seen = run_state.fingerprints(landing, files)
     with _expression_evaluation(spark, interpreted):
