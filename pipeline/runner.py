@@ -16,11 +16,11 @@ reading only what is new to it (the user dimension beside bronze and silver, gol
 A run holds the warehouse's writer lock (`pipeline.writer_lock`: one writer at a time) and
 first checks its state in plain Python (`pipeline.preflight`: damaged checkpoints, unreadable
 or changed landing files). A run with nothing new does no Spark work (`pipeline.run_state`);
-`full_refresh` recomputes
-every gold table from silver and the user change log afterwards. Every write of a batch is
-exactly once, so a run killed midway resumes from its checkpoints without losing or
-duplicating rows. Expectations (`pipeline.expectations`) are passed in as data, per table,
-and enforced where the stages write (`pipeline.enforcement`).
+`full_refresh` recomputes every gold table from silver and the user change log afterwards.
+Every write of a batch is exactly once, so a run killed midway resumes from its checkpoints
+without losing or duplicating rows (`nox -s chaos` kills runs at the dangerous moments).
+Expectations (`pipeline.expectations`) are passed in as data, per table, and enforced where
+the stages write (`pipeline.enforcement`).
 """
 
 from __future__ import annotations
