@@ -246,7 +246,9 @@ class Reference:
 
 
 @dataclass
-class Verdict:
+class Comparison:
+    """A resumed warehouse against the uninterrupted one: rows lost, rows twice, problems."""
+
     lost: int
     twice: int
     problems: list[str]
@@ -254,7 +256,7 @@ class Verdict:
 
 def verify(
     spark: SparkSession, workspace: Workspace, reference: Reference, input_records: int
-) -> Verdict:
+) -> Comparison:
     keys = table_keys(spark, workspace.warehouse)
     problems: list[str] = []
     lost = twice = 0
@@ -281,7 +283,7 @@ def verify(
         checks.gold_equals_full_refresh(spark, workspace.warehouse),
     ]
     problems += [f"{v.name}: {v.evidence}" for v in verdicts if not v.passed]
-    return Verdict(lost, twice, problems)
+    return Comparison(lost, twice, problems)
 
 
 # ---------------------------------------------------------------------------------- trials
@@ -332,7 +334,7 @@ def _enough(results: Sequence[TrialResult], kills: int) -> bool:
 class TrialResult:
     trial: Trial
     kills: list[tuple[str, Outcome]]
-    verdict: Verdict | None
+    verdict: Comparison | None
     error: str = ""
 
     @property
@@ -399,7 +401,7 @@ class Harness:
             self.snapshots[number], self.workspace.warehouse, copy_function=shutil.copy2
         )
 
-    def verify(self, stage: str) -> Verdict:
+    def verify(self, stage: str) -> Comparison:
         arrivals = min(STAGES.index(stage) + 1, len(self.arrivals))
         return verify(
             self.spark, self.workspace, self.references[stage], self.input_records(arrivals)
@@ -455,7 +457,7 @@ class FullDisk:
 
     possible: bool
     message: str
-    verdict: Verdict | None = None
+    verdict: Comparison | None = None
 
     @property
     def passed(self) -> bool:
