@@ -16,10 +16,55 @@ from collections.abc import Mapping, Sequence
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    DataType,
+    DateType,
+    MapType,
+    NumericType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
+
+from pipeline.schemas import PERSONAL_COLUMNS
 
 DELETION_VECTORS = {"delta.enableDeletionVectors": "true"}
 """Table properties that let MERGE, UPDATE and DELETE mark rows instead of rewriting files."""
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+
+
+def stats_columns(schema: StructType) -> list[str]:
+    """The columns Delta keeps min/max statistics on: every leaf but the personal ones.
+
+    Leaves of structs are named by dotted paths; `pipeline.schemas.PERSONAL_COLUMNS` (clear
+    PII and pseudonyms) and types Delta cannot index (booleans, binaries, arrays, maps) are
+    left out.
+    """
+    return [
+        path
+        for field in schema.fields
+        if field.name not in PERSONAL_COLUMNS
+        for path in _leaves(field.name, field.dataType)
+    ]
+
+
+def _leaves(path: str, data_type: DataType) -> list[str]:
+    if isinstance(data_type, StructType):
+        return [leaf for f in data_type.fields for leaf in _leaves(f"{path}.{f.name}", f.dataType)]
+    if isinstance(data_type, _INDEXABLE):
+        return [path]
+    return []  # Delta keeps no statistics on booleans, binaries, arrays and maps
+
+
+_INDEXABLE = (StringType, NumericType, DateType, TimestampType, TimestampNTZType)
+
+
+def table_properties(schema: StructType) -> dict[str, str]:
+    """A new table's properties: deletion vectors, and no statistics on personal columns."""
+    return {**DELETION_VECTORS, STATS_COLUMNS: ",".join(stats_columns(schema))}
 
 
 def _quoted(name: str) -> str:
@@ -63,7 +108,7 @@ def create_table_if_absent(
     schema: StructType,
     *,
     cluster_by: Sequence[str] = (),
-    properties: Mapping[str, str] = DELETION_VECTORS,
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Create an empty Delta table at `path` unless one is there already.
 
@@ -73,12 +118,12 @@ def create_table_if_absent(
         schema: its columns (all created nullable).
         cluster_by: liquid clustering columns; nested fields as dotted paths. Struct columns
             themselves cannot be clustering columns (Delta needs min/max statistics).
-        properties: table properties.
+        properties: table properties; `table_properties(schema)` when None.
     """
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(_nullable(schema))
     if cluster_by:
         builder = builder.clusterBy(*cluster_by)
-    for key, value in properties.items():
+    for key, value in (table_properties(schema) if properties is None else properties).items():
         builder = builder.property(key, value)
     builder.execute()
 
@@ -88,22 +133,25 @@ def replace_table(
     path: str,
     *,
     cluster_by: Sequence[str] = (),
-    properties: Mapping[str, str] = DELETION_VECTORS,
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Replace the table at `path` by `frame` in one commit, as a materialized view refresh does.
 
     Readers see either the old or the new content, never an empty table; the clustering columns
-    and properties are declared again, because an overwrite would lose them.
+    and properties (`table_properties` of the frame's schema when None) are declared again,
+    because an overwrite would lose them.
     """
+    if properties is None:
+        properties = table_properties(frame.schema)
     view = f"_clickstream_replace_{uuid.uuid4().hex}"
     frame.createOrReplaceTempView(view)
     clustering = f" CLUSTER BY ({', '.join(map(_quoted, cluster_by))})" if cluster_by else ""
     settings = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
-    table_properties = f" TBLPROPERTIES ({settings})" if settings else ""
+    declared = f" TBLPROPERTIES ({settings})" if settings else ""
     try:
         frame.sparkSession.sql(
             f"CREATE OR REPLACE TABLE {_table_identifier(path)} USING delta"
-            f"{clustering}{table_properties} AS SELECT * FROM `{view}`"
+            f"{clustering}{declared} AS SELECT * FROM `{view}`"
         )
     finally:
         frame.sparkSession.catalog.dropTempView(view)

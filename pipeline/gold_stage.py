@@ -100,6 +100,9 @@ def run_user_dimension(
             pseudonymized,
             path=path,
             derived_columns=gold.user_derived_columns(),
+            # Not clustered by `user_key`: clustering needs statistics, and Delta keeps none on
+            # pseudonyms (`pipeline.schemas.PERSONAL_COLUMNS`).
+            cluster_by=(),
             batch_id=batch_id,
             app_id=USER_MERGE_WRITER,
             **gold.user_cdc_options(),
@@ -207,7 +210,9 @@ def run_gold(
         _write_batch(events.sparkSession, warehouse, events, batch_id, contract)
 
     run_stream(
-        spark.readStream.format("delta").load(table_path(warehouse, SILVER_EVENTS)),
+        spark.readStream.format("delta")
+        .option("skipChangeCommits", "true")  # erasures and key rotations: nothing new
+        .load(table_path(warehouse, SILVER_EVENTS)),
         write_batch,
         checkpoint=checkpoint_path(warehouse, GOLD_STREAM),
     )
@@ -452,7 +457,7 @@ def refresh_gold(spark: SparkSession, warehouse: Path) -> None:
     """
     users = _logged_user_dimension(spark, warehouse).localCheckpoint()
     if table_exists(warehouse, GOLD_DIM_USER):
-        replace_table(users, table_path(warehouse, GOLD_DIM_USER), cluster_by=(gold.USER_KEY,))
+        replace_table(users, table_path(warehouse, GOLD_DIM_USER))
     if not table_exists(warehouse, SILVER_EVENTS):
         return
     tables = gold.gold_tables(read_table(spark, warehouse, SILVER_EVENTS), users)

@@ -569,7 +569,8 @@ def merge_changes(
         path: the Delta table to maintain.
         derived_columns: columns computed from each row of the SCD table, placed first, such
             as a surrogate key from the keys and `__START_AT`. They must be deterministic.
-        cluster_by: liquid clustering columns for a new table; defaults to the keys.
+        cluster_by: liquid clustering columns for a new table and its change log; defaults to
+            the keys.
         batch_id: with `app_id`, makes the batch's appends happen once across retries
             (`pipeline.streaming.append_once`), as a streaming micro-batch id does; a batch
             whose keys have no history yet is then appended rather than merged.
@@ -595,12 +596,11 @@ def merge_changes(
     extra = derived_columns or {}
     table = table.select(*[column.alias(name) for name, column in extra.items()], *table.columns)
 
+    clustering = plan.keys if cluster_by is None else cluster_by
     if not has_table:
-        create_table_if_absent(
-            spark, path, table.schema, cluster_by=plan.keys if cluster_by is None else cluster_by
-        )
+        create_table_if_absent(spark, path, table.schema, cluster_by=clustering)
     if not has_log:
-        create_table_if_absent(spark, log_path, changes.schema, cluster_by=plan.keys)
+        create_table_if_absent(spark, log_path, changes.schema, cluster_by=clustering)
 
     writer = app_id or f"merge_changes:{path}"
     if not has_table and batch_id is None:

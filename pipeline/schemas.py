@@ -50,3 +50,21 @@ USER_CHANGE_SCHEMA = StructType(
 
 PII_FIELDS: tuple[str, ...] = ("user.user_id", "user.email", "user.full_name", "user.ip")
 """Paths of the event fields that identify a person; silver keeps only their keyed hashes."""
+
+PERSONAL_COLUMNS: frozenset[str] = frozenset(
+    {
+        "user",  # bronze: the typed PII fields in clear
+        "_rescued_data",  # bronze: whatever the typed columns could not keep, PII included
+        "raw_line",  # bronze quarantine: the raw line, PII included
+        "user_key",
+        "email_hash",
+        "full_name_hash",
+        "ip_hash",
+        "user_sk",  # derived from `user_key`
+    }
+)
+"""Top-level columns of any table that hold a person's data in clear or a pseudonym of it.
+
+Delta keeps no statistics on them (`pipeline.delta_tables.table_properties`): a file's min/max
+values live in `_delta_log` for the log's retention (30 days by default), after the file itself
+is deleted, so an erased person would survive there."""

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.streaming.query import StreamingQuery
 
 from pipeline import delta_log
+from pipeline.delta_tables import table_properties
 from pipeline.errors import ExpectationFailedError
 
 __all__ = [
@@ -55,6 +56,9 @@ def append_once(
         .mode("append")
         .option("userMetadata", delta_log.batch_marker(query, batch_id))
     )
+    if committed is None and delta_log.table_version(Path(path)) is None:
+        # The append creates the table: `delta.*` options become its properties.
+        writer = writer.options(**table_properties(frame.schema))
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     writer.save(path)
