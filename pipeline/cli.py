@@ -1,4 +1,5 @@
-"""The `clickstream` command: `produce` generates landing data, `run` processes it."""
+"""The `clickstream` command: `produce` generates landing data, `run` processes it;
+`forget`, `verify-erasure` and `rotate-key` keep its privacy promises."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ClickstreamError, ConfigurationError
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from pipeline.config import PiiKey
     from pipeline.expectations import Expectation
 
@@ -107,7 +110,86 @@ def _parser() -> argparse.ArgumentParser:
             "change log (a Lakeflow full refresh); without it gold is maintained incrementally"
         ),
     )
+    _add_privacy_commands(commands)
     return parser
+
+
+def _add_key_file(command: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    command.add_argument(
+        "--pii-key-file",
+        type=Path,
+        default=None,
+        help=help_text
+        or "file holding the PII key (default: $CLICKSTREAM_PII_KEY, $CLICKSTREAM_PII_KEY_FILE)",
+    )
+
+
+def _add_privacy_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    forget = commands.add_parser(
+        "forget", help="erase one person from every table (and the landing files), with proof"
+    )
+    forget.add_argument("--landing", type=Path, required=True, help="landing directory")
+    forget.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
+    forget.add_argument("--user-id", required=True, help="the person's raw user id, e.g. u-000042")
+    _add_key_file(forget)
+    forget.add_argument(
+        "--purge-now",
+        action="store_true",
+        help=(
+            "VACUUM with zero retention, so the removed files are gone when the command "
+            "returns; costs every earlier table version (time travel) and may fail readers "
+            "running at that moment (default: Delta's retention, 7 days)"
+        ),
+    )
+    forget.add_argument(
+        "--include-landing",
+        action="store_true",
+        help="also rewrite the landing files that hold the person, without their lines",
+    )
+    forget.add_argument(
+        "--request-id", default=None, help="name of the erasure certificate (default: generated)"
+    )
+    forget.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS", help=_WAIT_HELP)
+
+    verify = commands.add_parser(
+        "verify-erasure",
+        help="read every file under the warehouse for a person's values and their keyed hashes",
+    )
+    verify.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
+    verify.add_argument("--user-id", required=True, help="the person's raw user id")
+    for flag, what in (("--email", "e-mail address"), ("--name", "full name"), ("--ip", "IP")):
+        verify.add_argument(
+            flag, action="append", default=[], help=f"a {what} of the person (repeatable)"
+        )
+    verify.add_argument(
+        "--landing",
+        type=Path,
+        default=None,
+        help="also take the person's values from the landing files that still hold them",
+    )
+    _add_key_file(verify)
+
+    rotate = commands.add_parser(
+        "rotate-key", help="re-key every pseudonym to a new PII key, then purge the old ones"
+    )
+    rotate.add_argument("--landing", type=Path, required=True, help="landing directory")
+    rotate.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
+    rotate.add_argument(
+        "--new-key-file", type=Path, required=True, help="file holding the new PII key"
+    )
+    _add_key_file(rotate, "file holding the current PII key (default: as for run)")
+    rotate.add_argument(
+        "--purge-now",
+        action="store_true",
+        help="VACUUM with zero retention: the old pseudonyms' files are gone on return",
+    )
+    rotate.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS", help=_WAIT_HELP)
+
+
+_WAIT_HELP = (
+    "when a run is writing the warehouse, wait up to SECONDS for it to finish "
+    "(default 0: exit at once with a message naming it)"
+)
 
 
 def _produce(args: argparse.Namespace) -> None:
@@ -191,11 +273,11 @@ def _up_to_date(args: argparse.Namespace) -> bool:
 
 def _run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    from pipeline.config import parse_delay, pii_key_from_environment
+    from pipeline.config import parse_delay
     from pipeline.preflight import check_landing
     from pipeline.writer_lock import writer_lock
 
-    pii_key = pii_key_from_environment(args.pii_key_file)
+    pii_key = _pii_key(args.pii_key_file)
     parse_delay(args.watermark)
     check_landing(args.landing.resolve())
     # Held before the state is read and before Spark starts: a second writer fails at once.
@@ -207,7 +289,21 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _pii_key(key_file: Path | None) -> PiiKey:
+    """The PII key, with a warning when its file is readable by others."""
+    from pipeline.config import exposed_key_file, pii_key_from_environment
+
+    key = pii_key_from_environment(key_file)
+    warning = exposed_key_file(key_file)
+    if warning:
+        _say(f"warning: {warning}")
+    return key
+
+
 def _run_locked(args: argparse.Namespace, pii_key: PiiKey, started: float) -> None:
+    from pipeline.key_registry import admit
+
+    admit(args.warehouse.resolve(), pii_key)
     if _up_to_date(args):
         print(f"done in {time.perf_counter() - started:.1f} s")
         return
@@ -237,14 +333,191 @@ def _run_locked(args: argparse.Namespace, pii_key: PiiKey, started: float) -> No
     print(f"done in {time.perf_counter() - started:.1f} s")
 
 
+def _spark() -> SparkSession:
+    from pipeline.config import spark_settings_from_environment
+    from pipeline.session import build_session
+
+    print("starting Spark ...", file=sys.stderr, flush=True)
+    return build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from pipeline.erasure import forget
+
+    started = time.perf_counter()
+    pii_key = _pii_key(args.pii_key_file)
+    if args.purge_now:
+        _say(
+            "--purge-now: VACUUM at zero retention. Every table version before this erasure "
+            "stops being readable (time travel), and a query reading the warehouse right now "
+            "may fail on a deleted file."
+        )
+    spark = _spark()
+    try:
+        result = forget(
+            spark,
+            landing=args.landing,
+            warehouse=args.warehouse,
+            pii_key=pii_key,
+            user_id=args.user_id,
+            purge_now=args.purge_now,
+            include_landing=args.include_landing,
+            request_id=args.request_id,
+            progress=_say,
+            wait_seconds=args.wait,
+        )
+    finally:
+        spark.stop()
+    print(render_erasure(result.document))
+    print(f"certificate: {result.certificate}")
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def render_erasure(document: Mapping[str, Any]) -> str:
+    """A person-readable summary of an erasure certificate (no values: kinds and counts)."""
+    lines = [f"erasure {document['request_id']}: {document['status']}"]
+    searched = ", ".join(f"{n} {kind}" for kind, n in document["searched"].items())
+    lines.append(f"searched for: {searched}")
+    for kind, n in document.get("shared_not_searched", {}).items():
+        lines.append(f"  not searched: {n} {kind} also carried by other people's records")
+    before, after = document["rows_before"], document["rows_after"]
+    for table, rows in document["rows_of_person"].items():
+        lines.append(f"  {table:<28} {rows:>8,} rows of the person found")
+    for table in before:
+        if before[table] != after.get(table):
+            lines.append(f"  {table:<28} {before[table]:>8,} -> {after.get(table):,} rows")
+    vacuum = document["vacuum"]
+    lines.append(
+        f"VACUUM at {vacuum['retention_hours']} h retention deleted "
+        f"{vacuum['files_deleted']} data files"
+    )
+    landing = document["landing"]
+    for entry in landing.get("rewritten", []):
+        lines.append(f"  landing {entry['file']}: {entry['lines_removed']} lines removed")
+    for entry in landing.get("still_holding", []):
+        lines.append(
+            f"  landing {entry['file']} still holds {entry['lines']} lines of the person "
+            "(--include-landing rewrites it)"
+        )
+    lines += render_verification(document["verification"])
+    return "\n".join(lines)
+
+
+def render_verification(verification: Mapping[str, Any]) -> list[str]:
+    """The verifier's record as lines: what it read, what it found."""
+    kinds = ", ".join(f"{n} {kind}" for kind, n in verification["files_by_kind"].items())
+    lines = [f"verification: read {verification['files_read']} files ({kinds})"]
+    for finding in verification["findings"]:
+        lines.append(f"  FOUND {finding['label']} in {finding['path']} ({finding['where']})")
+    for path in verification["unreadable_files"]:
+        lines.append(f"  UNREADABLE {path}")
+    for table, history in verification["time_travel"].items():
+        returning = history["versions_returning_person"]
+        lines.append(
+            f"  {table}: {history['versions']} versions, "
+            f"{len(history['versions_unreadable'])} unreadable (files vacuumed), "
+            f"{len(returning)} returning the person"
+            + (f": versions {returning}" if returning else "")
+        )
+    if verification["passed"]:
+        lines.append("verification passed: nothing of the person in any file or version")
+    else:
+        lines.append(
+            "verification FAILED: the person is still in the files or versions above "
+            "(without --purge-now, removed files stay until Delta's retention has passed)"
+        )
+    return lines
+
+
+def _verify_erasure(args: argparse.Namespace) -> int:
+    from pipeline.erasure import Person, find_person, verify
+
+    pii_key = _pii_key(args.pii_key_file)
+    spark = _spark()
+    try:
+        found = find_person(spark, args.landing, args.warehouse.resolve(), args.user_id)
+        person = Person(
+            user_id=args.user_id,
+            emails=tuple(sorted({*found.emails, *args.email})),
+            names=tuple(sorted({*found.names, *args.name})),
+            ips=tuple(sorted({*found.ips, *args.ip})),
+        )
+        verification = verify(spark, args.warehouse.resolve(), person, pii_key)
+    finally:
+        spark.stop()
+    searched = ", ".join(f"{n} {kind}" for kind, n in person.searched.items())
+    print(f"searched for: {searched}, and the keyed hash of each")
+    print("\n".join(render_verification(verification)))
+    return 0 if verification["passed"] else 1
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    from pipeline.config import pii_key_from_file
+    from pipeline.key_rotation import rotate_key
+
+    started = time.perf_counter()
+    old_key = _pii_key(args.pii_key_file)
+    new_key = pii_key_from_file(args.new_key_file)
+    warning = exposed_key_file_of(args.new_key_file)
+    if warning:
+        _say(f"warning: {warning}")
+    spark = _spark()
+    try:
+        result = rotate_key(
+            spark,
+            landing=args.landing,
+            warehouse=args.warehouse,
+            old_key=old_key,
+            new_key=new_key,
+            purge_now=args.purge_now,
+            progress=_say,
+            wait_seconds=args.wait,
+        )
+    finally:
+        spark.stop()
+    print(f"re-keyed from key version {result.old_version} to {result.new_version}:")
+    for table, rows in result.rows_rekeyed.items():
+        print(f"  {table:<28} {rows:>8,} rows re-keyed")
+    print(f"  {result.pseudonyms:,} distinct pseudonyms mapped; gold recomputed from them")
+    print(
+        f"VACUUM at {result.retention_hours} h retention deleted {result.files_deleted} files; "
+        f"read {result.scan.files} files: {len(result.scan.findings)} old pseudonyms found"
+    )
+    for finding in result.scan.findings[:20]:
+        print(f"  FOUND an old pseudonym in {finding.path} ({finding.where})")
+    print(
+        f"from now on runs must use the new key (--pii-key-file {args.new_key_file} or "
+        "$CLICKSTREAM_PII_KEY_FILE); the old key is refused"
+    )
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0 if not result.scan.findings or not args.purge_now else 1
+
+
+def exposed_key_file_of(path: Path) -> str | None:
+    """`pipeline.config.exposed_key_file` for an explicit file."""
+    from pipeline.config import exposed_key_file
+
+    return exposed_key_file(path)
+
+
+_COMMANDS = {
+    "forget": _forget,
+    "verify-erasure": _verify_erasure,
+    "rotate-key": _rotate_key,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `clickstream` console script."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "produce":
             _produce(args)
-        else:
+        elif args.command == "run":
             _run(args)
+        else:
+            return _COMMANDS[args.command](args)
     except ClickstreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -56,6 +56,26 @@ def pii_key_from_file(path: Path) -> PiiKey:
     return PiiKey(text.encode("utf-8"))
 
 
+def exposed_key_file(key_file: Path | None = None) -> str | None:
+    """A warning when the key file in use (`key_file`, else $CLICKSTREAM_PII_KEY_FILE) can be
+    read by other users of the machine, None otherwise (or when no file is in use)."""
+    if key_file is None:
+        named = os.environ.get(PII_KEY_FILE_ENV)
+        if os.environ.get(PII_KEY_ENV) or not named:
+            return None
+        key_file = Path(named)
+    try:
+        mode = key_file.stat().st_mode
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (
+        f"the PII key file {key_file} can be read by other users (mode {mode & 0o777:o}): "
+        f"anyone who reads it can reverse every pseudonym by dictionary. Run: chmod 600 {key_file}"
+    )
+
+
 def pii_key_from_environment(key_file: Path | None = None) -> PiiKey:
     """Find the PII key: an explicit key file, else $CLICKSTREAM_PII_KEY, else its _FILE variant.
 

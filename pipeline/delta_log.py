@@ -24,6 +24,7 @@ __all__ = [
     "batch_marker",
     "commit_marker",
     "committed_batch",
+    "data_files_by_version",
     "read_state",
     "row_count",
     "table_version",
@@ -145,6 +146,25 @@ def read_state(path: Path) -> TableState | None:
     if any(count is None for count in counts):
         return TableState(latest, None)
     return TableState(latest, sum(count for count in counts if count is not None))
+
+
+def data_files_by_version(path: Path) -> dict[int, frozenset[str]] | None:
+    """The data files (relative paths) each version of the table at `path` reads, replayed
+    from its JSON commits; None when a commit is gone (cleaned up after a checkpoint)."""
+    log = _log(path)
+    versions = _commit_versions(log)
+    if not versions or versions != list(range(versions[-1] + 1)):
+        return None
+    live: set[str] = set()
+    files: dict[int, frozenset[str]] = {}
+    for version in versions:
+        for action in _commit_actions(log, version):
+            if "add" in action:
+                live.add(str(action["add"]["path"]))
+            elif "remove" in action:
+                live.discard(str(action["remove"]["path"]))
+        files[version] = frozenset(live)
+    return files
 
 
 def row_count(path: Path) -> int | None:

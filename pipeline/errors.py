@@ -50,6 +50,14 @@ class StorageFullError(ClickstreamError, OSError):
     """Raised when the warehouse's file system has no space left for a write."""
 
 
+class PiiKeyMismatchError(ConfigurationError):
+    """Raised when the PII key is not the one that made the warehouse's pseudonyms."""
+
+
+class UnknownPersonError(InputError):
+    """Raised when an erasure names a person no table or landing file holds."""
+
+
 class InvalidExpectationError(ConfigurationError):
     """Raised when an expectation rule is malformed or does not fit the table it is declared on."""
 

@@ -9,6 +9,7 @@ one-row DataFrame joined to the data, never as a literal: a literal would be pri
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -41,3 +42,8 @@ def hmac_sha256(value: Column) -> Column:
 def with_key(events: DataFrame, keys: DataFrame) -> DataFrame:
     """Attach the padded key columns (from `key_frame`) to every row, by a broadcast join."""
     return events.crossJoin(F.broadcast(keys))
+
+
+def keyed_hash(key: PiiKey, value: str) -> str:
+    """The hex HMAC-SHA256 of `value` in plain Python: what `hmac_sha256` gives in Spark."""
+    return hmac.new(key.reveal(), value.encode("utf-8"), hashlib.sha256).hexdigest()

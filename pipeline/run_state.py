@@ -35,6 +35,7 @@ __all__ = [
     "is_up_to_date",
     "landing_files",
     "new_bytes",
+    "record_maintenance",
     "save_state",
     "summary",
     "table_versions",
@@ -139,6 +140,28 @@ def save_state(warehouse: Path, state: RunState) -> None:
     }
     partial.write_text(json.dumps(document, indent=1), encoding="utf-8")
     partial.replace(target)
+
+
+def record_maintenance(
+    warehouse: Path,
+    versions_before: dict[str, int | None],
+    landing: Path | None = None,
+    rewritten: tuple[str, ...] = (),
+) -> None:
+    """Record that an erasure or a key rotation changed tables (and rewrote landing files)
+    without new input, so that the next run with nothing new still does no Spark work.
+
+    The table versions are taken over only when the last run's state matched
+    `versions_before`, the versions found when the maintenance began.
+    """
+    state = _load_state(warehouse)
+    if state is None:
+        return
+    files = dict(state.landing_files)
+    if landing is not None:
+        files |= {n: p for n, p in fingerprints(landing, rewritten).items() if n in files}
+    versions = table_versions(warehouse) if state.versions == versions_before else state.versions
+    save_state(warehouse, RunState(files, versions))
 
 
 def _load_state(warehouse: Path) -> RunState | None:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import preflight, run_state, silver
+from pipeline import key_registry, preflight, run_state, silver
 from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey, parse_delay
 from pipeline.enforcement import Contract, contracts_for
@@ -146,6 +146,8 @@ def run_pipeline(
         InputError: the landing directory has no `events/` folder, or a new landing file
             cannot be read.
         WarehouseBusyError: another process writes the warehouse (`pipeline.writer_lock`).
+        PiiKeyMismatchError: `pii_key` did not make the warehouse's pseudonyms, or a key
+            rotation is unfinished (`pipeline.key_registry`).
         DamagedStateError: a checkpoint is damaged or disagrees with its tables
             (`pipeline.preflight`); nothing was run.
         StorageFullError: a file system the run writes is full; the batch being written
@@ -164,6 +166,7 @@ def run_pipeline(
     # Rules are checked first: a rule that cannot apply leaves no trace, not even the lock.
     contracts = contracts_for(spark, expectations or {}, run_id)
     with writer_lock(warehouse, wait_seconds=options.wait_seconds, notify=report):
+        key_registry.admit(warehouse, pii_key)
         for warning in preflight.check(landing, warehouse):
             report(warning)
         files = run_state.landing_files(landing)

@@ -36,6 +36,7 @@ __all__ = [
     "GOLD_SESSIONS",
     "GOLD_STREAM",
     "GOLD_TABLES",
+    "PSEUDONYMIZED_TABLES",
     "SILVER_EVENTS",
     "SILVER_LATE_EVENTS",
     "SILVER_QUARANTINE",
@@ -106,6 +107,17 @@ TABLES: tuple[str, ...] = (
     *GOLD_TABLES,
 )
 """Every table a run reports, in the order it reports them."""
+PSEUDONYMIZED_TABLES: tuple[str, ...] = (
+    SILVER_EVENTS,
+    SILVER_QUARANTINE,
+    SILVER_LATE_EVENTS,
+    GOLD_DIM_USER_CHANGES,
+    GOLD_DIM_USER,
+    GOLD_FACT_EVENTS,
+    GOLD_SESSIONS,
+)
+"""Tables holding keyed hashes of PII (`user_key`, `email_hash`, ...): what a key rotation
+re-keys, silver and the change log first (gold is recomputed from them)."""
 ENFORCED_TABLES: tuple[str, ...] = (BRONZE_EVENTS, SILVER_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS)
 """Tables whose writing stage can enforce expectations."""
 GOLD_ENFORCED_TABLES: tuple[str, ...] = (GOLD_DIM_USER, GOLD_FACT_EVENTS)

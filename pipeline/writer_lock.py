@@ -52,7 +52,8 @@ def _me() -> Holder:
         pid=os.getpid(),
         host=socket.gethostname(),
         started=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
-        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        # The program and its subcommand only: arguments may name a person (`forget`).
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:2]]),
     )
 
 

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.config import PiiKey
-from pipeline.pseudonymize import hmac_sha256, with_key
+from pipeline.pseudonymize import hmac_sha256, keyed_hash, with_key
 
 
 def _hashed(spark: SparkSession, keys: DataFrame, values: Sequence[str | None]) -> DataFrame:
@@ -27,6 +27,8 @@ def test_matches_python_hmac_sha256(spark: SparkSession, keys: DataFrame, pii_ke
         v: hmac.new(pii_key.reveal(), v.encode(), hashlib.sha256).hexdigest() for v in values
     }
     assert {row.value: row.hashed for row in rows} == expected
+    # the plain-Python twin that erasure and rotation search with
+    assert {v: keyed_hash(pii_key, v) for v in values} == expected
 
 
 def test_null_stays_null(spark: SparkSession, keys: DataFrame) -> None:
