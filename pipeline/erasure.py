@@ -332,7 +332,7 @@ def forget(
                 "ids are case-sensitive, like 'u-000042'."
             )
         versions_before = run_state.table_versions(warehouse)
-        if "deleted" not in certificate.document["steps_done"]:
+        if "rows_of_person" not in certificate.document:  # a resumed erasure keeps its record
             certificate.record(
                 searched=person.searched,
                 shared_not_searched=dict(person.shared),
@@ -346,7 +346,8 @@ def forget(
         refresh_gold(spark, warehouse)
         _delete(spark, warehouse, rows, [t for t in DELETED_LAST if t in deleting], report)
         certificate.done("deleted")
-        purged = [t for t in (*DELETED_FIRST, *DELETED_LAST) if t in deleting]
+        recorded = certificate.document["rows_of_person"]
+        purged = [t for t in (*DELETED_FIRST, *DELETED_LAST) if recorded.get(t) or holding.get(t)]
         report(f"purging deletion vectors: REORG TABLE ... APPLY (PURGE) of {len(purged)} tables")
         for table in purged:
             spark.sql(f"REORG TABLE delta.`{table_path(warehouse, table)}` APPLY (PURGE)")
@@ -362,7 +363,9 @@ def forget(
         )
         certificate.done("vacuumed")
         rewritten = _landing_step(landing, person, in_landing, include_landing, certificate)
-        run_state.record_maintenance(warehouse, versions_before, landing, rewritten)
+        # The versions when the erasure began, also when this run resumes it.
+        began = certificate.document["versions_before"]
+        run_state.record_maintenance(warehouse, began, landing, rewritten)
         report("verifying: every file under the warehouse, every earlier table version")
         verification = verify(spark, warehouse, person, pii_key)
         certificate.record(

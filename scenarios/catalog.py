@@ -7,6 +7,8 @@ the common ones (the ledger, unique ids in silver, no clear PII) plus the fault'
 
 from __future__ import annotations
 
+import secrets
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -18,11 +20,11 @@ from pyspark.sql import SparkSession
 
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import generator, runner, tables
+from pipeline import erasure, generator, key_rotation, landing_scrub, runner, tables
 from pipeline.config import PiiKey
-from pipeline.errors import ExpectationFailedError
+from pipeline.errors import ExpectationFailedError, PiiKeyMismatchError
 from pipeline.expectations import Expectation
-from pipeline.pseudonymize import key_frame
+from pipeline.pseudonymize import key_frame, keyed_hash
 from scenarios import checks, faults, invariants
 from scenarios.faults import Injection
 from scenarios.faults.contract import inject_contract_violations
@@ -432,6 +434,144 @@ def _contract_fail(context: ScenarioContext) -> Outcome:
     )
 
 
+def _most_active_user(events: Sequence[Mapping[str, Any]]) -> str:
+    users = Counter(
+        str(event["user"]["user_id"])
+        for event in events
+        if isinstance(event.get("user"), dict) and event["user"].get("user_id")
+    )
+    return users.most_common(1)[0][0]
+
+
+def _facts_joining_a_user(context: ScenarioContext) -> int:
+    spark, warehouse = context.spark, context.warehouse
+    facts = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS)
+    users = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER).where("user_key IS NOT NULL")
+    return facts.join(users.select("user_sk", "user_key"), ["user_sk", "user_key"]).count()
+
+
+def _erasure_checks(context: ScenarioContext, person: str) -> list[Verdict]:
+    """`forget --purge-now --include-landing` of one person, proven by the verifier."""
+    result = erasure.forget(
+        context.spark,
+        landing=context.landing,
+        warehouse=context.warehouse,
+        pii_key=context.pii_key,
+        user_id=person,
+        purge_now=True,
+        include_landing=True,
+    )
+    document = result.document
+    verification = document["verification"]
+    found = [f"{f['label']} in {f['path']}" for f in verification["findings"]]
+    versions = sum(h["versions"] for h in verification["time_travel"].values())
+    person_rows = document["rows_of_person"]
+    before, after = document["rows_before"], document["rows_after"]
+    off = {
+        table: (before[table] - after[table], rows)
+        for table, rows in person_rows.items()
+        if table not in tables.GOLD_TABLES and before[table] - after[table] != rows
+    }
+    lines = sum(entry["lines_removed"] for entry in document["landing"]["rewritten"])
+    left = landing_scrub.scan_landing(context.landing, person)[1]
+    return [
+        Verdict(
+            "after forget --purge-now --include-landing, no file and no earlier version holds "
+            "the person",
+            result.verified,
+            f"read {verification['files_read']} files ({verification['files_by_kind']}) and "
+            f"{versions} table versions: "
+            + ("; ".join(found[:5]) or "nothing found")
+            + f"; certificate {result.certificate.name}",
+        ),
+        Verdict(
+            "every table lost exactly the person's rows (bronze, quarantines, silver, change log)",
+            not off,
+            f"(removed, the person's) where they differ: {off}"
+            if off
+            else ", ".join(f"{t} -{n}" for t, n in person_rows.items() if n),
+        ),
+        Verdict(
+            "the landing files no longer hold the person's lines",
+            lines > 0 and not left,
+            f"{lines} lines removed from {len(document['landing']['rewritten'])} files; "
+            f"{len(left)} files still holding the person",
+        ),
+    ]
+
+
+def _rotation_checks(context: ScenarioContext, new_key: PiiKey) -> list[Verdict]:
+    """`rotate-key --purge-now`: every pseudonym re-keyed, the joins intact, the old key out."""
+    joined = _facts_joining_a_user(context)
+    result = key_rotation.rotate_key(
+        context.spark,
+        landing=context.landing,
+        warehouse=context.warehouse,
+        old_key=context.pii_key,
+        new_key=new_key,
+        purge_now=True,
+    )
+    bronze = tables.read_table(context.spark, context.warehouse, tables.BRONZE_EVENTS)
+    pairs = (
+        tables.read_table(context.spark, context.warehouse, tables.SILVER_EVENTS)
+        .join(bronze.select("event_id", "user.user_id"), "event_id")
+        .where("user_id IS NOT NULL")
+        .select("user_id", "user_key")
+        .distinct()
+        .collect()
+    )
+    wrong = [row.user_id for row in pairs if row.user_key != keyed_hash(new_key, row.user_id)]
+    rejoined = _facts_joining_a_user(context)
+    try:
+        runner.run_pipeline(
+            context.spark,
+            landing=context.landing,
+            warehouse=context.warehouse,
+            pii_key=context.pii_key,
+        )
+        refusal = ""
+    except PiiKeyMismatchError as error:
+        refusal = str(error)
+    return [
+        Verdict(
+            "after rotate-key --purge-now, no pseudonym made with the old key is in any file",
+            not result.scan.findings and result.scan.files > 0,
+            f"{result.pseudonyms} old pseudonyms searched in {result.scan.files} files: "
+            f"{len(result.scan.findings)} found; {result.files_deleted} files vacuumed",
+        ),
+        Verdict(
+            "silver's user keys are the new key's HMAC of the raw ids, and facts still join "
+            "their user versions",
+            bool(pairs) and not wrong and rejoined == joined,
+            f"{len(pairs)} users checked, {len(wrong)} wrong; facts joining a user version: "
+            f"{joined} before, {rejoined} after",
+        ),
+        Verdict(
+            "a run with the retired key refuses",
+            "retired" in refusal,
+            refusal[:160] or "a run with the retired key was accepted",
+        ),
+    ]
+
+
+def _privacy(context: ScenarioContext) -> Outcome:
+    events = context.clean_events()
+    deliver_and_run(context, _clean_injection(events, context.seed))
+    person = _most_active_user(events)
+    verdicts = _erasure_checks(context, person)
+    new_key = PiiKey(secrets.token_hex(32).encode())
+    verdicts += _rotation_checks(context, new_key)
+    kept = [e for e in events if (e.get("user") or {}).get("user_id") != person]
+    rotated = replace(context, pii_key=new_key)
+    verdicts += common_checks(rotated, _clean_injection(kept, context.seed), kept)
+    erased = len(events) - len(kept)
+    return Outcome(
+        f"nothing injected: the most active user's {erased} events and their profile erased "
+        "with forget --purge-now --include-landing, then the key rotated with --purge-now",
+        verdicts,
+    )
+
+
 CATALOG: tuple[Scenario, ...] = (
     Scenario(
         "baseline",
@@ -495,6 +635,13 @@ CATALOG: tuple[Scenario, ...] = (
         "contract_fail",
         "An expect_or_fail rule stops the run; nothing of the batch is written.",
         _contract_fail,
+    ),
+    Scenario(
+        "privacy",
+        "A person erased from every table and landing file, then the PII key rotated: the "
+        "verifier reads every file and version and finds neither, everyone else is unchanged, "
+        "the joins hold and the retired key is refused.",
+        _privacy,
     ),
     Scenario(
         "burst",

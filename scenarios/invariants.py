@@ -174,10 +174,23 @@ def table_counts(spark: SparkSession, warehouse: Path) -> dict[str, int]:
 def quarantine_samples(
     spark: SparkSession, warehouse: Path, *, per_table: int = 3
 ) -> tuple[dict[str, object], ...]:
-    """A few quarantined rows of each quarantine table (silver ones are pseudonymized)."""
+    """A few quarantined rows of each quarantine table (silver ones are pseudonymized).
+
+    A raw line can hold PII in clear, so the report shows its shape only: every letter and
+    digit replaced by `x`, cut to 120 characters, with its length.
+    """
+    shape = F.substring(F.regexp_replace("raw_line", r"[\p{L}\p{N}]", "x"), 1, 120)
     samples: list[dict[str, object]] = []
     for table, columns in (
-        (tables.BRONZE_QUARANTINE, ("reason", "raw_line", "_source_file")),
+        (
+            tables.BRONZE_QUARANTINE,
+            (
+                "reason",
+                shape.alias("raw_line_shape"),
+                F.length("raw_line").alias("raw_line_chars"),
+                "_source_file",
+            ),
+        ),
         (tables.SILVER_QUARANTINE, ("reason", "event_id", "event_type", "_source_file")),
     ):
         if tables.count_rows(spark, warehouse, table) == 0:

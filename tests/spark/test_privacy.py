@@ -82,8 +82,25 @@ def test_forget_erases_a_person_from_every_file_and_leaves_everyone_else(
     assert run_state.table_versions(warehouse) == versions  # nothing changed
     before = {t: _keys(spark, warehouse, t, c) for t, c in _KEYED.items()}
 
-    # Without --purge-now and --include-landing the rows are gone from the tables, but the
-    # verifier still finds the person: in the removed files, in earlier versions, in landing.
+    def killed_before_bronze(message: str) -> None:
+        if message.startswith(f"{tables.BRONZE_EVENTS}:"):
+            raise KeyboardInterrupt("killed with silver and gold erased, bronze not yet")
+
+    with pytest.raises(KeyboardInterrupt):
+        erasure.forget(
+            spark,
+            landing=landing,
+            warehouse=warehouse,
+            pii_key=pii_key,
+            user_id=PERSON,
+            progress=killed_before_bronze,
+        )
+    [unfinished] = (warehouse / erasure.ERASURE_DIR).glob("*.json")
+    assert orjson.loads(unfinished.read_bytes())["status"] == "in progress"
+
+    # Run again, it finishes. Without --purge-now and --include-landing the rows are gone from
+    # the tables, but the verifier still finds the person: in the removed files, in earlier
+    # versions, in the landing files.
     said: list[str] = []
     kept = erasure.forget(
         spark,
@@ -94,6 +111,7 @@ def test_forget_erases_a_person_from_every_file_and_leaves_everyone_else(
         progress=said.append,
     )
     document = kept.document
+    assert kept.certificate == unfinished
     assert document["status"] == "completed"
     assert not kept.verified
     assert {f["path"].split("/")[0] for f in document["verification"]["findings"]} >= {
@@ -137,6 +155,8 @@ def test_forget_erases_a_person_from_every_file_and_leaves_everyone_else(
     for secret in (pii_key.reveal().decode(), PERSON, email):
         assert not any(secret in line for line in said)
         assert secret not in purged.certificate.read_text()
+    key = pii_scan.Needle("key", pii_key.reveal().decode())
+    assert not pii_scan.scan_tree(warehouse, [key]).findings
 
     # The checkpoints do not read the rewritten files as new; a new file is read as usual.
     again = runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=pii_key)
@@ -207,8 +227,9 @@ def test_rotate_key_rekeys_every_pseudonym_and_refuses_the_old_key(
     assert _facts_with_a_user(spark, warehouse) == joined  # the joins still hold
     assert gold_equals_full_refresh(spark, warehouse).passed
 
-    with pytest.raises(PiiKeyMismatchError, match="retired"):
+    with pytest.raises(PiiKeyMismatchError, match="retired") as refused:
         runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=pii_key)
+    assert pii_key.reveal().decode() not in str(refused.value)
     generator.write_landing(landing, events=60, seed=8, files=1)
     runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=NEW_KEY)
     assert _facts_with_a_user(spark, warehouse) >= joined
