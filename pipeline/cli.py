@@ -420,8 +420,18 @@ def render_verification(verification: Mapping[str, Any]) -> list[str]:
             f"{len(returning)} returning the person"
             + (f": versions {returning}" if returning else "")
         )
+    current = [
+        table
+        for table, history in verification["time_travel"].items()
+        if history["versions"] - 1 in history["versions_returning_person"]
+    ]
     if verification["passed"]:
         lines.append("verification passed: nothing of the person in any file or version")
+    elif current:
+        lines.append(
+            f"verification FAILED: the current version of {', '.join(current)} holds the "
+            "person (not erased, or their records arrived again since): run forget"
+        )
     else:
         lines.append(
             "verification FAILED: the person is still in the files or versions above "

@@ -44,3 +44,73 @@ def test_run_without_a_key_fails_before_starting_spark(
     err = capsys.readouterr().err
     assert "No PII key" in err
     assert "starting Spark" not in err
+
+
+def test_a_run_with_a_key_the_warehouse_does_not_know_fails_before_starting_spark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline import key_registry
+
+    landing = tmp_path / "landing"
+    (landing / "events").mkdir(parents=True)
+    key_registry.admit(tmp_path / "warehouse", config.PiiKey(b"the-warehouse-key-0123456789"))
+    monkeypatch.setenv(config.PII_KEY_ENV, "another-key-0123456789abcdef")
+    arguments = ["run", "--landing", str(landing), "--warehouse", str(tmp_path / "warehouse")]
+    assert cli.main(arguments) == 2
+    error = capsys.readouterr().err
+    assert "is not the key of" in error
+    assert "another-key-0123456789abcdef" not in error
+
+
+def test_a_key_file_others_can_read_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(config.PII_KEY_ENV, raising=False)
+    key_file = tmp_path / "key"
+    key_file.write_text("a-key-file-key-0123456789abcdef")
+    key_file.chmod(0o644)
+    arguments = ["run", "--landing", str(tmp_path / "absent"), "--warehouse", str(tmp_path)]
+    assert cli.main([*arguments, "--pii-key-file", str(key_file)]) == 2  # no landing folder
+    assert "chmod 600" in capsys.readouterr().err
+
+
+def _verification(returning: list[int], findings: int) -> dict[str, object]:
+    return {
+        "files_read": 3,
+        "files_by_kind": {"parquet": 1, "text": 2},
+        "findings": [{"label": "email #1", "path": "t/a.parquet", "where": "text"}] * findings,
+        "unreadable_files": [],
+        "time_travel": {
+            "silver_events": {
+                "versions": 3,
+                "versions_unreadable": [0],
+                "versions_returning_person": returning,
+            }
+        },
+        "passed": not returning and not findings,
+    }
+
+
+def test_the_verification_says_what_is_left_and_why() -> None:
+    assert cli.render_verification(_verification([], 0))[-1].startswith("verification passed")
+    older = cli.render_verification(_verification([1], 1))
+    assert "FOUND email #1 in t/a.parquet" in older[1]
+    assert "retention" in older[-1]
+    current = cli.render_verification(_verification([2], 1))
+    assert "current version of silver_events" in current[-1]
+
+
+def test_privacy_commands_parse_their_flags() -> None:
+    parser = cli._parser()
+    forget = parser.parse_args(
+        ["forget", "--landing", "l", "--warehouse", "w", "--user-id", "u-1", "--purge-now"]
+    )
+    assert (forget.purge_now, forget.include_landing, forget.wait) == (True, False, 0.0)
+    verify = parser.parse_args(
+        ["verify-erasure", "--warehouse", "w", "--user-id", "u-1", "--ip", "a", "--ip", "b"]
+    )
+    assert verify.ip == ["a", "b"]
+    rotate = parser.parse_args(
+        ["rotate-key", "--landing", "l", "--warehouse", "w", "--new-key-file", "k"]
+    )
+    assert rotate.new_key_file == Path("k") and not rotate.purge_now
