@@ -442,11 +442,13 @@ def render_verification(verification: Mapping[str, Any]) -> list[str]:
 
 def _verify_erasure(args: argparse.Namespace) -> int:
     from pipeline.erasure import Person, find_person, verify
+    from pipeline.landing_scrub import scan_landing
 
     pii_key = _pii_key(args.pii_key_file)
     spark = _spark()
     try:
-        found = find_person(spark, args.landing, args.warehouse.resolve(), args.user_id)
+        in_landing = scan_landing(args.landing, args.user_id)[0] if args.landing else None
+        found = find_person(spark, args.warehouse.resolve(), args.user_id, in_landing)
         person = Person(
             user_id=args.user_id,
             emails=tuple(sorted({*found.emails, *args.email})),

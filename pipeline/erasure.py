@@ -129,16 +129,15 @@ def _exists(warehouse: Path, table: str) -> bool:
     return delta_log.table_version(warehouse / table) is not None
 
 
-def find_person(spark: SparkSession, landing: Path | None, warehouse: Path, user_id: str) -> Person:
-    """The person's values, from bronze's typed columns and the landing files' records.
-
-    Raises:
-        UnknownPersonError: no bronze row, no landing line and no hash in silver or gold
-            belongs to `user_id`.
-    """
-    found = landing_scrub.PersonValues()
-    if landing is not None:
-        found, _ = landing_scrub.scan_landing(landing, user_id)
+def find_person(
+    spark: SparkSession,
+    warehouse: Path,
+    user_id: str,
+    in_landing: landing_scrub.PersonValues | None = None,
+) -> Person:
+    """The person's values, from bronze's typed columns and what the landing files' records
+    carry (`in_landing`, from `landing_scrub.scan_landing`), without the shared ones."""
+    found = in_landing or landing_scrub.PersonValues()
     if _exists(warehouse, BRONZE_EVENTS):
         users = (
             spark.read.format("delta")
@@ -319,12 +318,14 @@ def forget(
         key_registry.admit(warehouse, pii_key)
         certificate = _Certificate(warehouse, _subject(pii_key, user_id), request_id)
         report("finding the person in bronze and the landing files")
-        person = find_person(spark, landing, warehouse, user_id)
+        values, in_landing = (
+            landing_scrub.scan_landing(landing, user_id)
+            if landing is not None
+            else (landing_scrub.PersonValues(), [])
+        )
+        person = find_person(spark, warehouse, user_id, values)
         rows = person_frame(spark, person, pii_key)
         holding = _rows_holding(spark, warehouse, rows)
-        _, in_landing = (
-            landing_scrub.scan_landing(landing, user_id) if landing is not None else (None, [])
-        )
         if not certificate.resumed and not any(holding.values()) and not in_landing:
             raise UnknownPersonError(
                 f"No table of {warehouse} and no landing file holds user id {user_id!r} (nor "
