@@ -465,13 +465,13 @@ def _verify_erasure(args: argparse.Namespace) -> int:
 
 
 def _rotate_key(args: argparse.Namespace) -> int:
-    from pipeline.config import pii_key_from_file
+    from pipeline.config import exposed_key_file, pii_key_from_file
     from pipeline.key_rotation import rotate_key
 
     started = time.perf_counter()
     old_key = _pii_key(args.pii_key_file)
     new_key = pii_key_from_file(args.new_key_file)
-    warning = exposed_key_file_of(args.new_key_file)
+    warning = exposed_key_file(args.new_key_file)
     if warning:
         _say(f"warning: {warning}")
     spark = _spark()
@@ -504,13 +504,6 @@ def _rotate_key(args: argparse.Namespace) -> int:
     )
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0 if not result.scan.findings or not args.purge_now else 1
-
-
-def exposed_key_file_of(path: Path) -> str | None:
-    """`pipeline.config.exposed_key_file` for an explicit file."""
-    from pipeline.config import exposed_key_file
-
-    return exposed_key_file(path)
 
 
 _COMMANDS = {

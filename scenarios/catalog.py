@@ -443,13 +443,6 @@ def _most_active_user(events: Sequence[Mapping[str, Any]]) -> str:
     return users.most_common(1)[0][0]
 
 
-def _facts_joining_a_user(context: ScenarioContext) -> int:
-    spark, warehouse = context.spark, context.warehouse
-    facts = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS)
-    users = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER).where("user_key IS NOT NULL")
-    return facts.join(users.select("user_sk", "user_key"), ["user_sk", "user_key"]).count()
-
-
 def _erasure_checks(context: ScenarioContext, person: str) -> list[Verdict]:
     """`forget --purge-now --include-landing` of one person, proven by the verifier."""
     result = erasure.forget(
@@ -502,7 +495,7 @@ def _erasure_checks(context: ScenarioContext, person: str) -> list[Verdict]:
 
 def _rotation_checks(context: ScenarioContext, new_key: PiiKey) -> list[Verdict]:
     """`rotate-key --purge-now`: every pseudonym re-keyed, the joins intact, the old key out."""
-    joined = _facts_joining_a_user(context)
+    joined = checks.facts_joining_a_user(context.spark, context.warehouse)
     result = key_rotation.rotate_key(
         context.spark,
         landing=context.landing,
@@ -521,7 +514,7 @@ def _rotation_checks(context: ScenarioContext, new_key: PiiKey) -> list[Verdict]
         .collect()
     )
     wrong = [row.user_id for row in pairs if row.user_key != keyed_hash(new_key, row.user_id)]
-    rejoined = _facts_joining_a_user(context)
+    rejoined = checks.facts_joining_a_user(context.spark, context.warehouse)
     try:
         runner.run_pipeline(
             context.spark,

@@ -357,3 +357,11 @@ def gold_equals_full_refresh(spark: SparkSession, warehouse: Path) -> Verdict:
         if differences
         else f"{len(compared)} tables equal row for row: {', '.join(compared)}",
     )
+
+
+def facts_joining_a_user(spark: SparkSession, warehouse: Path) -> int:
+    """Facts that join a version of `gold_dim_user` (not the unknown member) on `user_sk` and
+    `user_key`: what must stay the same when every pseudonym is re-keyed."""
+    facts = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS)
+    users = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER).where("user_key IS NOT NULL")
+    return facts.join(users.select("user_sk", "user_key"), ["user_sk", "user_key"]).count()

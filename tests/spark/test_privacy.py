@@ -14,7 +14,7 @@ from pipeline import erasure, generator, key_rotation, pii_scan, run_state, runn
 from pipeline.config import PiiKey
 from pipeline.errors import PiiKeyMismatchError, UnknownPersonError
 from pipeline.pseudonymize import keyed_hash
-from scenarios.checks import gold_equals_full_refresh
+from scenarios.checks import facts_joining_a_user, gold_equals_full_refresh
 
 PERSON = "u-000002"
 NEW_KEY = PiiKey(b"rotated-test-key-0123456789abcdef")
@@ -181,7 +181,7 @@ def test_rotate_key_rekeys_every_pseudonym_and_refuses_the_old_key(
         for row in silver.select(column).where(F.col(column).isNotNull()).distinct().collect()
     )
     assert pii_scan.scan_tree(warehouse, (), hex_tokens=old).findings  # the search can find
-    joined = _facts_with_a_user(spark, warehouse)
+    joined = facts_joining_a_user(spark, warehouse)
 
     def stop_midway(message: str) -> None:
         if message.startswith(tables.SILVER_QUARANTINE):
@@ -224,7 +224,7 @@ def test_rotate_key_rekeys_every_pseudonym_and_refuses_the_old_key(
         row.user_key == (None if row.user_id is None else keyed_hash(NEW_KEY, row.user_id))
         for row in pairs
     )
-    assert _facts_with_a_user(spark, warehouse) == joined  # the joins still hold
+    assert facts_joining_a_user(spark, warehouse) == joined  # the joins still hold
     assert gold_equals_full_refresh(spark, warehouse).passed
 
     with pytest.raises(PiiKeyMismatchError, match="retired") as refused:
@@ -232,14 +232,7 @@ def test_rotate_key_rekeys_every_pseudonym_and_refuses_the_old_key(
     assert pii_key.reveal().decode() not in str(refused.value)
     generator.write_landing(landing, events=60, seed=8, files=1)
     runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=NEW_KEY)
-    assert _facts_with_a_user(spark, warehouse) >= joined
+    assert facts_joining_a_user(spark, warehouse) >= joined
     secrets = [pii_scan.Needle("old key", pii_key.reveal().decode())]
     secrets.append(pii_scan.Needle("new key", NEW_KEY.reveal().decode()))
     assert not pii_scan.scan_tree(warehouse, secrets).findings
-
-
-def _facts_with_a_user(spark: SparkSession, warehouse: Path) -> int:
-    """Facts that join a user dimension version (not the unknown member)."""
-    facts = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS)
-    users = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER).where("user_key IS NOT NULL")
-    return facts.join(users.select("user_sk", "user_key"), ["user_sk", "user_key"]).count()
