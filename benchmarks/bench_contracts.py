@@ -1,10 +1,10 @@
 """Contract overhead: a layer with its rules against the same layer without, and GX beside ours.
 
 The rules are enforced as the runner enforces them: evaluated in the pass that writes the
-table, counted by `observe` during that write, logged to `_expectations_log`. So the report's
-`silver_with_rules / silver` is the cost of the contract, in the same run. Great Expectations
-validates the same rules on the same silver rows and is read against our engine counting
-them; its counts must equal ours. Like every Spark benchmark, each is judged by the
+table, counted by `observe` during that write, reported to the event log (`_event_log`). So
+the report's `silver_with_rules / silver` is the cost of the contract, in the same run. Great
+Expectations validates the same rules on the same silver rows and is read against our engine
+counting them; its counts must equal ours. Like every Spark benchmark, each is judged by the
 plain-Spark reference, the steadiest yardstick of the run (the ratio of two multi-second
 layers moves more between runs than either does against plain Spark).
 """
@@ -26,7 +26,7 @@ from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, recor
 from benchmarks.profiles import Profile
 from benchmarks.workloads import line_count
 from contracts import gx_suites, rules
-from pipeline import expectations, generator, tables
+from pipeline import event_log, expectations, generator, tables
 from pipeline.bronze_stage import run_bronze
 from pipeline.enforcement import Contract
 from pipeline.expectations import Expectation, ExpectationMetric
@@ -46,8 +46,8 @@ FEW_DROPPED = Expectation(
 
 
 def _logged(spark: SparkSession, warehouse: Path) -> dict[str, int]:
-    """Rows each rule was evaluated on (passed + failed), from `_expectations_log`."""
-    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
+    """Rows each rule was evaluated on (passed + failed), from the event log."""
+    log = event_log.expectation_metrics(spark, warehouse)
     totals = log.groupBy("rule").agg(F.sum(F.col("passed") + F.col("failed")).alias("rows"))
     return {row["rule"]: int(row["rows"]) for row in totals.collect()}
 
@@ -65,7 +65,7 @@ def _silver_with(
     table_rules: tuple[Expectation, ...],
 ) -> Path:
     numbers = itertools.count()
-    contract = Contract(tables.SILVER_EVENTS, table_rules, run_id="benchmark")
+    contract = Contract(tables.SILVER_EVENTS, table_rules)
     record(
         benchmark,
         request,
@@ -81,7 +81,14 @@ def _silver_with(
         return warehouses.with_table("bronze", events, target)
 
     def run(warehouse: Path) -> Path:
-        run_silver(spark, warehouse=warehouse, keys=keys, watermark_delay=DELAY, contract=contract)
+        run_silver(
+            spark,
+            warehouse=warehouse,
+            keys=keys,
+            watermark_delay=DELAY,
+            contract=contract,
+            on_batch=event_log.UpdateLog(warehouse, "benchmark").reporter(tables.SILVER_STREAM),
+        )
         return warehouse
 
     warehouse: Path = timed(benchmark, run, setup, rounds=rounds_, warmup=warmup)
@@ -163,7 +170,7 @@ def bench_bronze_with_rules(
         pytest.skip("full size only")
     source = landing(events)
     numbers = itertools.count()
-    contract = Contract(tables.BRONZE_EVENTS, rules.bronze_rules(), run_id="benchmark")
+    contract = Contract(tables.BRONZE_EVENTS, rules.bronze_rules())
     record(
         benchmark,
         request,
@@ -184,6 +191,7 @@ def bench_bronze_with_rules(
             warehouse=warehouse,
             max_files_per_trigger=FILES,
             contract=contract,
+            on_batch=event_log.UpdateLog(warehouse, "benchmark").reporter(tables.BRONZE_STREAM),
         )
         return warehouse
 

@@ -36,9 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the reports; 0 on success, 2 when the warehouse or Spark cannot be used."""
     args = _parser().parse_args(argv)
-    if not (args.warehouse / "_expectations_log").is_dir():
+    if not (args.warehouse / "_event_log").is_dir():
         print(
-            f"error: {args.warehouse} has no _expectations_log table; run the pipeline with "
+            f"error: {args.warehouse} has no _event_log table; run the pipeline with "
             "expectations first (clickstream run --expectations contracts.rules).",
             file=sys.stderr,
         )

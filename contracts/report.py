@@ -1,4 +1,4 @@
-"""The quarantine report: per table and rule, the counts from `_expectations_log` and samples.
+"""The quarantine report: per table and rule, the event log's counts (`_event_log`) and samples.
 
 Counts are the pipeline's own (summed over the log, for one run or all). Samples are a few
 failing rows, shown with the row's key and the columns the rule reads, never with PII in
@@ -26,8 +26,8 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline import event_log, tables
 from pipeline import expectations as engine
-from pipeline import tables
 from pipeline.bronze_stage import BRONZE_HIDDEN_COLUMNS
 from pipeline.enforcement import dim_user_view
 from pipeline.expectations import Expectation
@@ -128,12 +128,11 @@ def _counts(
     and the facts, and the versions of the users each batch of changes touched in
     `gold_dim_user` (a version counts again when its user changes again).
     """
-    try:
-        log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
-    except AnalysisException:
+    if not tables.table_exists(warehouse, tables.EVENT_LOG):
         return {}
+    log = event_log.expectation_metrics(spark, warehouse)
     if run_id is not None:
-        log = log.where(F.col("run_id") == run_id)
+        log = log.where(F.col("update_id") == run_id)
     totals = log.groupBy("table", "rule").agg(
         F.sum("passed").alias("passed"), F.sum("failed").alias("failed")
     )
@@ -264,7 +263,8 @@ def _html(report: QuarantineReport) -> str:
         f"<title>Quarantine report</title><style>{_STYLE}</style></head><body>"
         f"<h1>Quarantine report</h1><p>Warehouse <code>{html.escape(report.warehouse)}</code>, "
         f"{html.escape(scope)}, generated {html.escape(report.generated_at)}. Counts come from "
-        "<code>_expectations_log</code>; a row whose predicate is null counts as failed. "
+        "<code>_event_log</code> (<code>flow_progress.data_quality</code>); a row whose "
+        "predicate is null counts as failed. "
         "PII is pseudonymized or left out of the samples.</p>"
         "<table><tr><th>table</th><th>rule</th><th>action</th><th>description</th>"
         "<th>passed</th><th>failed</th><th>GX unexpected</th></tr>"

@@ -19,8 +19,8 @@ from pyspark.sql import functions as F
 from pipeline import bronze
 from pipeline import expectations as rules_engine
 from pipeline.delta_tables import create_table_if_absent
-from pipeline.enforcement import Contract, dropped_any, log_metrics, write_checked
-from pipeline.streaming import append_once, in_parallel, run_stream
+from pipeline.enforcement import Contract, dropped_any, write_checked
+from pipeline.streaming import BatchReport, append_once, in_parallel, report_batch, run_stream
 from pipeline.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
@@ -44,6 +44,7 @@ def run_bronze(
     warehouse: Path,
     max_files_per_trigger: int,
     contract: Contract | None = None,
+    on_batch: BatchReport | None = None,
 ) -> None:
     """Parse every landing file not read before into the bronze tables.
 
@@ -56,7 +57,10 @@ def run_bronze(
     )
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        _write_batch(spark, warehouse, bronze.parse_lines(batch), batch_id, contract)
+        lines, metrics = _write_batch(
+            spark, warehouse, bronze.parse_lines(batch), batch_id, contract
+        )
+        report_batch(on_batch, batch_id, lines, {BRONZE_EVENTS: metrics})
 
     run_stream(lines, write_batch, checkpoint=checkpoint_path(warehouse, BRONZE_STREAM))
 
@@ -67,12 +71,16 @@ def _write_batch(
     parsed: DataFrame,
     batch_id: int,
     contract: Contract | None,
-) -> None:
+) -> tuple[int | None, list[rules_engine.ExpectationMetric]]:
+    """Write one batch; return the lines it held (None when a replay skipped the bronze
+    write, which counts them) and its expectation metrics."""
     ingested_at = F.current_timestamp()
     # Counted while bronze is written: no pass over the batch of its own for the quarantine.
     counting = Observation(f"bronze:{uuid.uuid4().hex}")
     watched = parsed.observe(
-        counting, F.count_if(F.col("_quarantine_reason").isNotNull()).alias("not_objects")
+        counting,
+        F.count_if(F.col("_quarantine_reason").isNotNull()).alias("not_objects"),
+        F.count(F.lit(1)).alias("lines"),
     )
     objects = watched.where(F.col("_quarantine_reason").isNull())
     events_path = table_path(warehouse, BRONZE_EVENTS)
@@ -122,18 +130,8 @@ def _write_batch(
                 merge_schema=True,
             )
         )
-    if contract is not None:
-        writes.append(
-            lambda: log_metrics(
-                spark,
-                warehouse,
-                metrics,
-                run_id=contract.run_id,
-                query=BRONZE_STREAM,
-                batch_id=batch_id,
-            )
-        )
     in_parallel(writes)
+    return (int(counting.get["lines"]) if wrote[-1] else None), metrics
 
 
 def _quarantine(

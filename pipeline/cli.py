@@ -1,5 +1,6 @@
 """The `clickstream` command: `produce` generates landing data, `run` processes it;
-`forget`, `verify-erasure` and `rotate-key` keep its privacy promises."""
+`history` and `lineage` read the event log; `forget`, `verify-erasure` and `rotate-key` keep
+its privacy promises."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from pipeline.config import PiiKey
+    from pipeline.event_log import UpdateLog
     from pipeline.expectations import Expectation
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 DEFAULT_EXPECTATIONS_MODULE = "contracts.rules"
 EXPECTATIONS_ATTRIBUTE = "EXPECTATIONS"
 NO_EXPECTATIONS = "none"
+SPARK_LOG = "_logs/spark.log"
+"""Where a run's Spark output goes, under the warehouse (`clickstream run --verbose`: the
+terminal)."""
 
 
 def _timestamp(text: str) -> datetime:
@@ -110,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
             "change log (a Lakeflow full refresh); without it gold is maintained incrementally"
         ),
     )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"show Spark's own log lines on the terminal (default: in <warehouse>/{SPARK_LOG})",
+    )
+    _add_event_log_commands(commands)
     _add_privacy_commands(commands)
     return parser
 
@@ -122,6 +133,25 @@ def _add_key_file(command: argparse.ArgumentParser, help_text: str | None = None
         help=help_text
         or "file holding the PII key (default: $CLICKSTREAM_PII_KEY, $CLICKSTREAM_PII_KEY_FILE)",
     )
+
+
+def _add_event_log_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    history = commands.add_parser(
+        "history", help="the last updates of a warehouse: state, duration, rows, expectations"
+    )
+    history.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
+    history.add_argument("--update", default=None, metavar="ID", help="one update in detail")
+    history.add_argument(
+        "--limit", type=int, default=10, help="how many of the last updates (default 10)"
+    )
+    history.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lineage = commands.add_parser(
+        "lineage", help="the table graph of the newest update, from its flow definitions"
+    )
+    lineage.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
+    lineage.add_argument("--json", action="store_true", help="print the edges as JSON")
 
 
 def _add_privacy_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -301,20 +331,38 @@ def _pii_key(key_file: Path | None) -> PiiKey:
 
 
 def _run_locked(args: argparse.Namespace, pii_key: PiiKey, started: float) -> None:
+    from pipeline.event_log import RUNNER, new_update_id, recorded_update
+    from pipeline.flows import FLOWS
+
+    warehouse = args.warehouse.resolve()
+    update_id = new_update_id()
+    # Recorded from here on: a run that fails, is interrupted or has nothing new is an update.
+    with recorded_update(
+        warehouse, update_id, flows=FLOWS, full_refresh=args.full_refresh, runner=RUNNER
+    ) as update:
+        _run_update(args, pii_key, update)
+    print(f"update {update_id}: `clickstream history --warehouse {args.warehouse}` shows it")
+    print(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) -> None:
     from pipeline.key_registry import admit
 
     admit(args.warehouse.resolve(), pii_key)
     if _up_to_date(args):
-        print(f"done in {time.perf_counter() - started:.1f} s")
         return
     from pipeline.config import spark_settings_from_environment
     from pipeline.runner import RunOptions, run_pipeline
     from pipeline.session import build_session
-    from pipeline.tables import EXPECTATIONS_LOG
 
     rules = load_expectations(args.expectations)
-    print("starting Spark ...", file=sys.stderr, flush=True)
-    spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
+    log_file = None if args.verbose else args.warehouse.resolve() / SPARK_LOG
+    print(
+        "starting Spark ..." + (f" (its log: {log_file})" if log_file else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE), log_file=log_file)
     try:
         summary = run_pipeline(
             spark,
@@ -324,13 +372,50 @@ def _run_locked(args: argparse.Namespace, pii_key: PiiKey, started: float) -> No
             options=RunOptions(watermark_delay=args.watermark, full_refresh=args.full_refresh),
             progress=_say,
             expectations=rules,
+            update=update,
         )
     finally:
         spark.stop()
     print(summary.render())
-    if rules and not summary.skipped:
-        print(f"expectation metrics: table {EXPECTATIONS_LOG}, run_id {summary.run_id}")
-    print(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.event_log import read_events
+    from pipeline.history import render_update, render_updates, updates
+
+    found = updates(read_events(args.warehouse.resolve()))
+    if args.update is not None:
+        chosen = [u for u in found if u.update_id == args.update]
+        if not chosen:
+            known = ", ".join(u.update_id for u in found[-5:]) or "none yet"
+            raise ConfigurationError(
+                f"No update {args.update!r} in {args.warehouse}'s event log; the last ones: "
+                f"{known}. `clickstream history --warehouse {args.warehouse}` lists them."
+            )
+        print(json.dumps(chosen[0].to_json(), indent=2) if args.json else render_update(chosen[0]))
+        return 0
+    shown = found[-args.limit :] if args.limit > 0 else found
+    if args.json:
+        print(json.dumps([u.to_json() for u in shown], indent=2))
+    else:
+        print(render_updates(shown))
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.event_log import read_events
+    from pipeline.history import lineage, render_lineage, updates
+
+    graph = lineage(updates(read_events(args.warehouse.resolve())))
+    if args.json:
+        print(json.dumps([{"input": a, "output": b} for a, b in graph], indent=2))
+    else:
+        print(render_lineage(graph))
+    return 0
 
 
 def _spark() -> SparkSession:
@@ -507,6 +592,8 @@ def _rotate_key(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
+    "history": _history,
+    "lineage": _lineage,
     "forget": _forget,
     "verify-erasure": _verify_erasure,
     "rotate-key": _rotate_key,

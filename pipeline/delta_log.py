@@ -22,9 +22,12 @@ from typing import Any
 __all__ = [
     "TableState",
     "batch_marker",
+    "batch_output_rows",
     "commit_marker",
     "committed_batch",
     "data_files_by_version",
+    "marked_output_rows",
+    "output_rows",
     "read_state",
     "row_count",
     "table_version",
@@ -232,3 +235,55 @@ def version_before(path: Path, writer: str, batch_id: int) -> int | None:
     if newest is None or newest[1] != batch_id:
         return None
     return newest[0] - 1
+
+
+def _output_rows(info: dict[str, Any]) -> int:
+    """The rows a commit wrote, from its `operationMetrics` (0 when it has none)."""
+    metrics = info.get("operationMetrics") or {}
+    return int(metrics.get("numOutputRows", metrics.get("num_added_rows", 0)))
+
+
+def _commit_info(log: Path, version: int) -> dict[str, Any]:
+    for action in _commit_actions(log, version):
+        if "commitInfo" in action:
+            return dict(action["commitInfo"])
+    return {}
+
+
+def batch_output_rows(path: Path, writer: str, batch_id: int) -> int:
+    """The rows micro-batch `batch_id` of `writer` wrote to the table at `path`: the
+    `numOutputRows` of its marked commit, 0 when it wrote none (among the newest
+    `MARKER_SCAN_LIMIT` commits)."""
+    log = _log(path)
+    if not log.is_dir():
+        return 0
+    for version in reversed(_commit_versions(log)[-MARKER_SCAN_LIMIT:]):
+        info = _commit_info(log, version)
+        if commit_marker({"commitInfo": info}) == (writer, batch_id):
+            return _output_rows(info)
+    return 0
+
+
+def output_rows(path: Path, after: int | None, up_to: int | None) -> int:
+    """The rows the commits of versions `after` (exclusive) to `up_to` wrote, from their
+    `operationMetrics`; `after` None counts from the table's first version."""
+    if up_to is None:
+        return 0
+    log = _log(path)
+    first = -1 if after is None else after
+    return sum(_output_rows(_commit_info(log, v)) for v in range(first + 1, up_to + 1))
+
+
+def marked_output_rows(path: Path) -> dict[tuple[str, int], list[int]]:
+    """The rows each marked commit of the table's log wrote, per (writer, batch): one entry
+    per commit (two would be a batch written twice). Reads every commit file kept."""
+    log = _log(path)
+    found: dict[tuple[str, int], list[int]] = {}
+    if not log.is_dir():
+        return found
+    for version in _commit_versions(log):
+        info = _commit_info(log, version)
+        marker = commit_marker({"commitInfo": info})
+        if marker is not None:
+            found.setdefault(marker, []).append(_output_rows(info))
+    return found

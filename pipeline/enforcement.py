@@ -4,8 +4,8 @@
 stages' Delta writes. The rules of a table are evaluated in the pass that writes it: all rules
 in one projection, their counts collected by `DataFrame.observe` during the write, and a row
 failing a `fail` rule raises inside that write, which then aborts before its Delta commit
-(`ExpectationFailedError`, naming the rule, the count and samples). The counts go to
-`_expectations_log`, once per (stage, micro-batch).
+(`ExpectationFailedError`, naming the rule, the count and samples). The stages report the
+counts to the event log (`pipeline.event_log`), once per (stage, micro-batch).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -26,16 +25,13 @@ from pipeline import expectations as rules_engine
 from pipeline.errors import InvalidExpectationError
 from pipeline.expectations import Expectation, ExpectationMetric
 from pipeline.pseudonymize import IPAD_COLUMN, OPAD_COLUMN
-from pipeline.streaming import append_once
 from pipeline.tables import (
     BRONZE_EVENTS,
     ENFORCED_TABLES,
-    EXPECTATIONS_LOG,
     GOLD_DIM_USER,
     GOLD_ENFORCED_TABLES,
     GOLD_FACT_EVENTS,
     SILVER_EVENTS,
-    table_path,
 )
 
 __all__ = [
@@ -43,18 +39,16 @@ __all__ = [
     "contracts_for",
     "dim_user_view",
     "dropped_any",
-    "log_metrics",
     "write_checked",
 ]
 
 
 @dataclass(frozen=True)
 class Contract:
-    """The rules a stage enforces on one table and the run they are logged under."""
+    """The rules a stage enforces on one table."""
 
     table: str
     rules: tuple[Expectation, ...]
-    run_id: str
 
 
 def dropped_any(metrics: Sequence[ExpectationMetric]) -> bool:
@@ -112,29 +106,6 @@ def write_checked(
     return rules_engine.metrics_from(observation.get, contract.table, rules)
 
 
-def log_metrics(
-    spark: SparkSession,
-    warehouse: Path,
-    metrics: Sequence[ExpectationMetric],
-    *,
-    run_id: str,
-    query: str,
-    batch_id: int,
-) -> None:
-    """Append the metrics of a micro-batch to `_expectations_log`, once per (query, batch)."""
-    rows = rules_engine.log_rows(
-        spark,
-        metrics,
-        run_id=run_id,
-        query=query,
-        batch_id=batch_id,
-        logged_at=F.current_timestamp(),
-    )
-    append_once(
-        rows, table_path(warehouse, EXPECTATIONS_LOG), query=f"{query}:log", batch_id=batch_id
-    )
-
-
 @contextmanager
 def dim_user_view(users: DataFrame) -> Iterator[None]:
     """`gold_dim_user` as a temporary view, for gold rules that name it in SQL."""
@@ -178,7 +149,6 @@ def _shapes(spark: SparkSession) -> dict[str, DataFrame]:
 def contracts_for(
     spark: SparkSession,
     rules_by_table: Mapping[str, Sequence[Expectation]],
-    run_id: str,
 ) -> dict[str, Contract]:
     """Check the rules against the tables' shapes before any query starts (no Spark job).
 
@@ -213,5 +183,5 @@ def contracts_for(
         for table, rules in rules_by_table.items():
             if rules:
                 rules_engine.check_rules(shapes[table], table, rules)
-                contracts[table] = Contract(table, tuple(rules), run_id)
+                contracts[table] = Contract(table, tuple(rules))
     return contracts

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType
 
@@ -340,7 +340,7 @@ def enforce(frame: DataFrame, rules: Sequence[Expectation]) -> DataFrame:
 
     Rows failing a drop rule are left out; a row failing a fail rule stops the query that
     evaluates it (`kept_or_stop`); warn rules keep every row. Nothing is counted here: for
-    counts, `evaluate` and `measure` (the runner logs them to `_expectations_log`). Works on
+    counts, `evaluate` and `measure` (the stages report them to the event log). Works on
     streaming and static frames.
     """
     if not rules:
@@ -432,26 +432,3 @@ def failing_samples(
         *[F.col(c).alias(c) for c in shown]
     )
     return tuple(row.asDict() for row in picked.limit(limit).collect())
-
-
-LOG_SCHEMA = (
-    "table string, rule string, action string, passed long, failed long, "
-    "run_id string, query string, batch_id long"
-)
-"""Columns of `_expectations_log` written by `log_rows`, before `logged_at`."""
-
-
-def log_rows(
-    spark: SparkSession,
-    metrics: Sequence[ExpectationMetric],
-    *,
-    run_id: str,
-    query: str,
-    batch_id: int,
-    logged_at: Column,
-) -> DataFrame:
-    """The `_expectations_log` rows of one evaluated batch: one per rule."""
-    rows = [
-        (m.table, m.rule, m.action, m.passed, m.failed, run_id, query, batch_id) for m in metrics
-    ]
-    return spark.createDataFrame(rows, LOG_SCHEMA).select("*", logged_at.alias("logged_at"))

@@ -30,9 +30,9 @@ from pyspark.sql import functions as F
 from pipeline import delta_log, gold, scd2
 from pipeline import expectations as rules_engine
 from pipeline.delta_tables import create_table_if_absent, replace_rows, replace_table
-from pipeline.enforcement import Contract, dim_user_view, log_metrics, write_checked
+from pipeline.enforcement import Contract, dim_user_view, write_checked
 from pipeline.schemas import USER_CHANGE_SCHEMA
-from pipeline.streaming import append_once, in_parallel, run_stream
+from pipeline.streaming import BatchReport, append_once, in_parallel, report_batch, run_stream
 from pipeline.tables import (
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
@@ -76,6 +76,7 @@ def run_user_dimension(
     keys: DataFrame,
     max_files_per_trigger: int,
     contract: Contract | None = None,
+    on_batch: BatchReport | None = None,
 ) -> None:
     """Merge the CDC files not seen before into `gold_dim_user`, and re-key the facts.
 
@@ -95,6 +96,7 @@ def run_user_dimension(
         spark = batch.sparkSession  # temporary views (the rules' gold_dim_user) live there
         created = not table_exists(warehouse, GOLD_DIM_USER)
         pseudonymized = gold.user_changes(batch, keys=keys).localCheckpoint()
+        changes_read = pseudonymized.count()
         scd2.merge_changes(
             spark,
             pseudonymized,
@@ -113,8 +115,10 @@ def run_user_dimension(
         changed = pseudonymized.groupBy(gold.USER_KEY).agg(F.min("changed_at").alias("since"))
         users = read_table(spark, warehouse, GOLD_DIM_USER)
         _rekey_facts(spark, warehouse, changed, users)
-        if contract is not None:
-            _check_users(spark, warehouse, users, changed, contract, batch_id)
+        if contract is None:
+            report_batch(on_batch, batch_id, changes_read)
+        else:
+            _check_users(users, changed, contract, batch_id, changes_read, on_batch)
 
     run_stream(changes, merge_batch, checkpoint=checkpoint_path(warehouse, USER_STREAM))
 
@@ -164,26 +168,20 @@ def _rekey_facts(
 
 
 def _check_users(
-    spark: SparkSession,
-    warehouse: Path,
     users: DataFrame,
     changed: DataFrame,
     contract: Contract,
     batch_id: int,
+    changes_read: int,
+    on_batch: BatchReport | None,
 ) -> None:
-    """Evaluate `gold_dim_user`'s rules on the versions of the users this batch changed."""
+    """Evaluate `gold_dim_user`'s rules on the versions of the users this batch changed,
+    and report their counts (before failing on a `fail` rule: the counts are kept)."""
     touched = users.join(changed.select(gold.USER_KEY), gold.USER_KEY, "left_semi")
     with dim_user_view(users):
         evaluated = rules_engine.evaluate(touched, contract.rules)
         metrics = rules_engine.measure(evaluated, GOLD_DIM_USER, contract.rules)
-        log_metrics(
-            spark,
-            warehouse,
-            metrics,
-            run_id=contract.run_id,
-            query=USER_STREAM,
-            batch_id=batch_id,
-        )
+        report_batch(on_batch, batch_id, changes_read, {GOLD_DIM_USER: metrics})
         rules_engine.raise_on_failures(
             evaluated, GOLD_DIM_USER, contract.rules, metrics, key_columns=(gold.USER_SK,)
         )
@@ -197,6 +195,7 @@ def run_gold(
     *,
     warehouse: Path,
     contract: Contract | None = None,
+    on_batch: BatchReport | None = None,
 ) -> None:
     """Bring the star schema and the aggregates up to date with the new silver rows.
 
@@ -207,7 +206,8 @@ def run_gold(
 
     def write_batch(events: DataFrame, batch_id: int) -> None:
         # The batch's own session: temporary views (the rules' gold_dim_user) live there.
-        _write_batch(events.sparkSession, warehouse, events, batch_id, contract)
+        rows, metrics = _write_batch(events.sparkSession, warehouse, events, batch_id, contract)
+        report_batch(on_batch, batch_id, rows, {GOLD_FACT_EVENTS: metrics})
 
     run_stream(
         spark.readStream.format("delta")
@@ -242,7 +242,9 @@ def _write_batch(
     batch: DataFrame,
     batch_id: int,
     contract: Contract | None,
-) -> None:
+) -> tuple[int, list[rules_engine.ExpectationMetric]]:
+    """Write one batch of silver rows to gold; return how many it held, and the facts'
+    expectation metrics."""
     events = batch.localCheckpoint()  # read the new silver rows once, for every table below
     users = user_dimension(spark, warehouse)
     facts_path = table_path(warehouse, GOLD_FACT_EVENTS)
@@ -271,18 +273,8 @@ def _write_batch(
         lambda: _refresh_daily_active_users(spark, warehouse, dates),
         lambda: _refresh_sessions_and_funnel(spark, warehouse, events, dates),
     ]
-    if contract is not None:
-        writes.append(
-            lambda: log_metrics(
-                spark,
-                warehouse,
-                metrics,
-                run_id=contract.run_id,
-                query=GOLD_STREAM,
-                batch_id=batch_id,
-            )
-        )
     in_parallel(writes)
+    return events.count(), metrics
 
 
 def _facts(spark: SparkSession, warehouse: Path, dates: Iterable[date]) -> DataFrame:

@@ -236,6 +236,12 @@ class RunSummary:
 
     counts: tuple[TableCount, ...]
     run_id: str | None = None
+    update_id: str | None = None
+    """The event log's update: the run's id, also for a run that had nothing to do."""
+
+    def __post_init__(self) -> None:
+        if self.update_id is None and self.run_id is not None:
+            object.__setattr__(self, "update_id", self.run_id)
 
     @property
     def skipped(self) -> bool:
@@ -264,7 +270,7 @@ def summary(before: dict[str, int], after: dict[str, int], run_id: str | None) -
     )
 
 
-def unchanged_summary(warehouse: Path) -> RunSummary:
+def unchanged_summary(warehouse: Path, update_id: str | None = None) -> RunSummary:
     """The summary of a run that had nothing to do: counts from the Delta logs, none added."""
     counts = row_counts(None, warehouse)
-    return summary(counts, counts, None)
+    return RunSummary(summary(counts, counts, None).counts, None, update_id)

@@ -20,40 +20,55 @@ or changed landing files). A run with nothing new does no Spark work (`pipeline.
 Every write of a batch is exactly once, so a run killed midway resumes from its checkpoints
 without losing or duplicating rows (`nox -s chaos` kills runs at the dangerous moments).
 Expectations (`pipeline.expectations`) are passed in as data, per table, and enforced where
-the stages write (`pipeline.enforcement`).
+the stages write (`pipeline.enforcement`). Every run is an update of the warehouse's event log
+(`pipeline.event_log`): its flows' definitions, each micro-batch's rows and expectation
+metrics, each flow's end, and the update's end state, also when it fails or has nothing new.
 """
 
 from __future__ import annotations
 
 import errno
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import key_registry, preflight, run_state, silver
+from pipeline import delta_log, key_registry, preflight, run_state, silver
 from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey, parse_delay
 from pipeline.enforcement import Contract, contracts_for
 from pipeline.errors import StorageFullError
+from pipeline.event_log import (
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    RUNNER,
+    UpdateLog,
+    error_summary,
+    new_update_id,
+    recorded_update,
+)
 from pipeline.expectations import Expectation
+from pipeline.flows import FLOWS, REFRESH_STAGE, Flow, flows_of_stage
 from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
 from pipeline.pseudonymize import key_frame
 from pipeline.run_state import RunSummary, TableCount
 from pipeline.session import INTERPRETED_EXPRESSIONS
 from pipeline.silver_stage import run_silver
-from pipeline.streaming import in_parallel
+from pipeline.streaming import BatchReport, in_parallel
 from pipeline.tables import (
     BRONZE_EVENTS,
+    BRONZE_STREAM,
     EVENTS_DIR,
     GOLD_DIM_USER,
     GOLD_FACT_EVENTS,
+    GOLD_STREAM,
     SILVER_EVENTS,
+    SILVER_STREAM,
     USER_CHANGES_DIR,
+    USER_STREAM,
     row_counts,
     table_exists,
 )
@@ -109,11 +124,6 @@ class RunOptions:
     wait_seconds: float = 0.0
 
 
-def _new_run_id() -> str:
-    """A sortable, unique id for the metrics of one run: UTC start time and a random suffix."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
 def run_pipeline(
     spark: SparkSession,
     *,
@@ -123,6 +133,7 @@ def run_pipeline(
     options: RunOptions | None = None,
     progress: Callable[[str], None] | None = None,
     expectations: Mapping[str, Sequence[Expectation]] | None = None,
+    update: UpdateLog | None = None,
 ) -> RunSummary:
     """Process every landing file not processed before into the warehouse's Delta tables.
 
@@ -137,10 +148,13 @@ def run_pipeline(
         expectations: rules per table (`pipeline.tables.ENFORCED_TABLES`), e.g.
             `contracts.rules.EXPECTATIONS`; none are enforced when None. Gold tables take
             warn and fail rules only.
+        update: the event log update this run is part of, already started and finished by
+            the caller under the writer lock (the command line's); when None the run records
+            its own.
 
     Returns:
-        Row counts per table, before and after the run, and the run id of the metrics
-        (None when there was nothing new, and nothing was done).
+        Row counts per table, before and after the run, and its update id (`run_id` None
+        when there was nothing new, and nothing was done).
 
     Raises:
         InputError: the landing directory has no `events/` folder, or a new landing file
@@ -162,21 +176,42 @@ def run_pipeline(
     landing, warehouse = landing.resolve(), warehouse.resolve()
     preflight.check_landing(landing)
     parse_delay(options.watermark_delay)
-    run_id = _new_run_id()
     # Rules are checked first: a rule that cannot apply leaves no trace, not even the lock.
-    contracts = contracts_for(spark, expectations or {}, run_id)
+    contracts = contracts_for(spark, expectations or {})
     with writer_lock(warehouse, wait_seconds=options.wait_seconds, notify=report):
-        key_registry.admit(warehouse, pii_key)
-        for warning in preflight.check(landing, warehouse):
-            report(warning)
-        files = run_state.landing_files(landing)
-        if not options.full_refresh and run_state.is_up_to_date(landing, warehouse):
-            report("nothing new since the last run: no Spark work")
-            return run_state.unchanged_summary(warehouse)
-        with _storage_errors(warehouse):
-            return _run(
-                spark, landing, warehouse, files, pii_key, options, report, run_id, contracts
+        if update is not None:
+            return _run_update(
+                spark, landing, warehouse, pii_key, options, report, contracts, update
             )
+        with recorded_update(
+            warehouse,
+            new_update_id(),
+            flows=FLOWS,
+            full_refresh=options.full_refresh,
+            runner=RUNNER,
+        ) as own:
+            return _run_update(spark, landing, warehouse, pii_key, options, report, contracts, own)
+
+
+def _run_update(
+    spark: SparkSession,
+    landing: Path,
+    warehouse: Path,
+    pii_key: PiiKey,
+    options: RunOptions,
+    report: Callable[[str], None],
+    contracts: Mapping[str, Contract],
+    update: UpdateLog,
+) -> RunSummary:
+    key_registry.admit(warehouse, pii_key)
+    for warning in preflight.check(landing, warehouse):
+        report(warning)
+    files = run_state.landing_files(landing)
+    if not options.full_refresh and run_state.is_up_to_date(landing, warehouse):
+        report("nothing new since the last run: no Spark work")
+        return run_state.unchanged_summary(warehouse, update.update_id)
+    with _storage_errors(warehouse):
+        return _run(spark, landing, warehouse, files, pii_key, options, report, update, contracts)
 
 
 def _run(
@@ -187,7 +222,7 @@ def _run(
     pii_key: PiiKey,
     options: RunOptions,
     report: Callable[[str], None],
-    run_id: str,
+    update: UpdateLog,
     contracts: Mapping[str, Contract],
 ) -> RunSummary:
     before = row_counts(spark, warehouse)
@@ -195,10 +230,10 @@ def _run(
     seen = run_state.fingerprints(landing, files)
     with _expression_evaluation(spark, interpreted):
         _run_stages(
-            spark, landing, warehouse, key_frame(spark, pii_key), options, contracts, report
+            spark, landing, warehouse, key_frame(spark, pii_key), options, contracts, report, update
         )
     run_state.save_state(warehouse, run_state.RunState(seen, run_state.table_versions(warehouse)))
-    return run_state.summary(before, row_counts(spark, warehouse), run_id)
+    return run_state.summary(before, row_counts(spark, warehouse), update.update_id)
 
 
 NO_SPACE = "No space left on device"
@@ -222,6 +257,39 @@ def _storage_errors(warehouse: Path) -> Iterator[None]:
         ) from exc
 
 
+def _run_stage(
+    update: UpdateLog,
+    warehouse: Path,
+    stage: str,
+    run: Callable[[BatchReport], None],
+) -> None:
+    """Run one stage, reporting its micro-batches and its flows' end to the event log.
+
+    `run` is given the function to call after each micro-batch. Flows whose commits carry
+    no batch markers (and every flow of a full refresh) report as they end the rows of the
+    commits the stage made to their tables.
+    """
+    flows = flows_of_stage(stage)
+    windowed: list[Flow] = [f for f in flows if f.marker is None or stage == REFRESH_STAGE]
+    before = {f.output: delta_log.table_version(warehouse / f.output) for f in windowed}
+
+    try:
+        run(update.reporter(stage))
+    except BaseException as error:
+        status = CANCELED if isinstance(error, KeyboardInterrupt) else FAILED
+        update.flows_ended(
+            flows, status, error=None if status == CANCELED else error_summary(error)
+        )
+        raise
+    written = {
+        table: delta_log.output_rows(
+            warehouse / table, version, delta_log.table_version(warehouse / table)
+        )
+        for table, version in before.items()
+    }
+    update.flows_ended(flows, COMPLETED, output_rows=written)
+
+
 def _run_stages(
     spark: SparkSession,
     landing: Path,
@@ -230,44 +298,73 @@ def _run_stages(
     options: RunOptions,
     contracts: Mapping[str, Contract],
     report: Callable[[str], None],
+    update: UpdateLog,
 ) -> None:
     """Bronze then silver, beside them the user dimension (it reads no events), then gold."""
 
     def events_to_silver() -> None:
         report(f"bronze: reading new files in {landing / EVENTS_DIR}")
-        run_bronze(
-            spark,
-            landing=landing,
-            warehouse=warehouse,
-            max_files_per_trigger=options.max_files_per_trigger,
-            contract=contracts.get(BRONZE_EVENTS),
+        _run_stage(
+            update,
+            warehouse,
+            BRONZE_STREAM,
+            lambda on_batch: run_bronze(
+                spark,
+                landing=landing,
+                warehouse=warehouse,
+                max_files_per_trigger=options.max_files_per_trigger,
+                contract=contracts.get(BRONZE_EVENTS),
+                on_batch=on_batch,
+            ),
         )
         if table_exists(warehouse, BRONZE_EVENTS):
             report(f"silver: deduplicating within a {options.watermark_delay} watermark")
-            run_silver(
-                spark,
-                warehouse=warehouse,
-                keys=keys,
-                watermark_delay=options.watermark_delay,
-                contract=contracts.get(SILVER_EVENTS),
+            _run_stage(
+                update,
+                warehouse,
+                SILVER_STREAM,
+                lambda on_batch: run_silver(
+                    spark,
+                    warehouse=warehouse,
+                    keys=keys,
+                    watermark_delay=options.watermark_delay,
+                    contract=contracts.get(SILVER_EVENTS),
+                    on_batch=on_batch,
+                ),
             )
 
     def changes_to_user_dimension() -> None:
         report(f"gold: merging new user changes into {GOLD_DIM_USER} (SCD type 2)")
-        run_user_dimension(
-            spark,
-            landing=landing,
-            warehouse=warehouse,
-            keys=keys,
-            max_files_per_trigger=options.max_files_per_trigger,
-            contract=contracts.get(GOLD_DIM_USER),
+        _run_stage(
+            update,
+            warehouse,
+            USER_STREAM,
+            lambda on_batch: run_user_dimension(
+                spark,
+                landing=landing,
+                warehouse=warehouse,
+                keys=keys,
+                max_files_per_trigger=options.max_files_per_trigger,
+                contract=contracts.get(GOLD_DIM_USER),
+                on_batch=on_batch,
+            ),
         )
 
     has_changes = (landing / USER_CHANGES_DIR).is_dir()
     in_parallel([events_to_silver, *([changes_to_user_dimension] if has_changes else [])])
     if table_exists(warehouse, SILVER_EVENTS):
         report("gold: new facts, dimension members, and the days and sessions they touch")
-        run_gold(spark, warehouse=warehouse, contract=contracts.get(GOLD_FACT_EVENTS))
+        _run_stage(
+            update,
+            warehouse,
+            GOLD_STREAM,
+            lambda on_batch: run_gold(
+                spark,
+                warehouse=warehouse,
+                contract=contracts.get(GOLD_FACT_EVENTS),
+                on_batch=on_batch,
+            ),
+        )
     if options.full_refresh:
         report("gold: full refresh from silver and the user change log")
-        refresh_gold(spark, warehouse)
+        _run_stage(update, warehouse, REFRESH_STAGE, lambda _: refresh_gold(spark, warehouse))

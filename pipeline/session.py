@@ -3,13 +3,20 @@
 The Delta jars are resolved once and cached in a project-local directory so that later runs
 start without network access: first through Spark's own Maven resolver (Ivy), and where that
 cannot reach Maven Central, through the `mvn` command line.
+
+Spark's own output (its start-up banner, log4j's console log, Delta's VACUUM report) can be
+sent to a log file instead of the terminal: `build_session(settings, log_file=...)`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -23,6 +30,20 @@ from pipeline.errors import (
     IncompatibleVersionsError,
     JavaNotFoundError,
 )
+
+__all__ = [
+    "INTERPRETED_EXPRESSIONS",
+    "MIN_JAVA_MAJOR",
+    "QUERY_FAILURE_LOGGERS",
+    "SCALA_VERSION",
+    "build_session",
+    "cached_jars",
+    "check_versions",
+    "delta_artifacts",
+    "jvm_output_to",
+    "local_server_conf",
+    "resolve_delta_jars",
+]
 
 SCALA_VERSION = "2.13"
 MIN_JAVA_MAJOR = 17
@@ -177,11 +198,53 @@ def _local_builder(settings: SparkSettings, jars: list[Path] | None) -> SparkSes
     )
 
 
-def build_session(settings: SparkSettings) -> SparkSession:
+@contextmanager
+def jvm_output_to(log_file: Path) -> Iterator[None]:
+    """Give every process started inside the block `log_file` as its stdout and stderr.
+
+    Spark's JVM is such a process: pyspark starts it without redirecting its output, so it
+    inherits this process's file descriptors 1 and 2 and keeps them for its whole life. They
+    point at `log_file` (opened for appending, its directory created) while the block runs,
+    and at what they pointed at before once it ends, however it ends. Python's `sys.stdout`
+    and `sys.stderr` write through those descriptors too: what this process itself prints
+    inside the block also goes to the file, and what it prints after the block does not.
+
+    Py4J talks to the JVM over a socket, and pyspark reads the JVM's port from a file, so
+    neither needs the descriptors.
+
+    Raises:
+        OSError: the log file cannot be created or opened for appending.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved_stdout, saved_stderr = os.dup(1), os.dup(2)
+        try:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_stdout, 1)
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stdout)
+            os.close(saved_stderr)
+
+
+def build_session(settings: SparkSettings, *, log_file: Path | None = None) -> SparkSession:
     """Return a SparkSession with Delta Lake, sized for a small machine.
 
     With `settings.remote` set (from $SPARK_REMOTE) this connects to that Spark Connect
     server, which must have Delta Lake configured itself.
+
+    Args:
+        settings: master, memory, jar cache, or the Spark Connect server to use.
+        log_file: where the local JVM writes its stdout and stderr, appended: its start-up
+            banner, its log (log4j's console appender) and what Delta prints, such as
+            VACUUM's "Deleted N files". None leaves them on this process's terminal. Not used
+            with `settings.remote`, where no JVM is started here.
 
     Raises:
         JavaNotFoundError: no Java 17+ runtime.
@@ -195,6 +258,23 @@ def build_session(settings: SparkSettings) -> SparkSession:
     if problem:
         raise _java_error(problem)
     settings.jar_cache.mkdir(parents=True, exist_ok=True)
+    output: AbstractContextManager[None] = (
+        nullcontext() if log_file is None else jvm_output_to(log_file)
+    )
+    try:
+        with output:
+            spark = _start_local(settings)
+    except Exception as exc:
+        if log_file is not None:
+            exc.add_note(f"Spark's own output is in {log_file}.")
+        raise
+    spark.sparkContext.setLogLevel("ERROR")
+    _quiet_query_failures(spark)
+    return spark
+
+
+def _start_local(settings: SparkSettings) -> SparkSession:
+    """Start local Spark with the cached Delta jars, fetching them first when missing."""
     jars = cached_jars(settings.jar_cache)
     try:
         spark = _local_builder(settings, jars).getOrCreate()
@@ -214,12 +294,9 @@ def build_session(settings: SparkSettings) -> SparkSession:
                 f"the jars into {settings.jar_cache} (set CLICKSTREAM_JAR_CACHE to use another "
                 "directory)."
             ) from exc
-        spark = _local_builder(settings, jars).getOrCreate()
-    else:
-        if jars is None:
-            _cache_from_ivy(settings.jar_cache)
-    spark.sparkContext.setLogLevel("ERROR")
-    _quiet_query_failures(spark)
+        return _local_builder(settings, jars).getOrCreate()
+    if jars is None:
+        _cache_from_ivy(settings.jar_cache)
     return spark
 
 

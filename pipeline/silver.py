@@ -343,6 +343,7 @@ def batch_summary(*, watermark: datetime | None) -> list[Column]:
     valid = _quarantine_reason().isNull()
     behind = valid & (timed <= F.lit(watermark)) if watermark is not None else F.lit(False)
     return [
+        F.count(F.lit(1)).alias("rows"),
         F.count_if(~valid).alias("unplaceable"),
         F.count_if(behind).alias("behind"),
         F.max(F.when(valid, F.unix_micros(timed))).alias("newest_micros"),

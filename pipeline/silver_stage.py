@@ -26,8 +26,8 @@ from pipeline import delta_log, silver
 from pipeline import expectations as rules_engine
 from pipeline.config import parse_delay
 from pipeline.delta_tables import create_table_if_absent
-from pipeline.enforcement import Contract, dropped_any, log_metrics, write_checked
-from pipeline.streaming import append_once, in_parallel, run_stream
+from pipeline.enforcement import Contract, dropped_any, write_checked
+from pipeline.streaming import BatchReport, append_once, in_parallel, report_batch, run_stream
 from pipeline.tables import (
     BRONZE_EVENTS,
     SILVER_EVENTS,
@@ -54,6 +54,7 @@ def run_silver(
     keys: DataFrame,
     watermark_delay: str,
     contract: Contract | None = None,
+    on_batch: BatchReport | None = None,
 ) -> None:
     """Move every `bronze_events` row not processed before into the silver tables.
 
@@ -76,12 +77,13 @@ def run_silver(
         split = silver.split_batch(
             batch, keys=keys, placed=placed, watermark=watermark, delay=delay
         )
-        _write(spark, warehouse, split, summary, batch_id, contract)
+        metrics = _write(spark, warehouse, split, summary, batch_id, contract)
         newest = max(
             (t for t in (newest_before, silver.newest_event_time(summary)) if t is not None),
             default=None,
         )
         _record_newest(newest_dir, batch_id, newest)
+        report_batch(on_batch, batch_id, int(summary["rows"]), {SILVER_EVENTS: metrics})
 
     run_stream(
         spark.readStream.format("delta")
@@ -146,11 +148,12 @@ def _write(
     summary: Row,
     batch_id: int,
     contract: Contract | None,
-) -> None:
+) -> list[rules_engine.ExpectationMetric]:
     """Write one batch: silver first (its rules may stop the batch), then the rest at once."""
     silver_path = table_path(warehouse, SILVER_EVENTS)
     quarantine = [split.unplaceable] if summary["unplaceable"] else []
     writes: list[Callable[[], object]] = []
+    metrics: list[rules_engine.ExpectationMetric] = []
     if contract is None:
         append_once(split.events, silver_path, query=SILVER_STREAM, batch_id=batch_id)
     else:
@@ -167,16 +170,6 @@ def _write(
         )
         if dropped_any(metrics):
             quarantine.append(rules_engine.dropped_rows(evaluated, contract.rules))
-        writes.append(
-            lambda: log_metrics(
-                spark,
-                warehouse,
-                metrics,
-                run_id=contract.run_id,
-                query=SILVER_STREAM,
-                batch_id=batch_id,
-            )
-        )
     if quarantine:
         rows = quarantine[0] if len(quarantine) == 1 else quarantine[0].unionByName(quarantine[1])
         writes.append(
@@ -213,6 +206,7 @@ def _write(
         for path, schema in empty_tables
     ]
     in_parallel(writes)
+    return metrics
 
 
 def _newest_before(directory: Path, batch_id: int) -> datetime | None:

@@ -8,7 +8,7 @@ already committed, and recomputes the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,15 +19,32 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pipeline import delta_log
 from pipeline.delta_tables import table_properties
 from pipeline.errors import ExpectationFailedError
+from pipeline.expectations import ExpectationMetric
 
 __all__ = [
     "BatchFunction",
+    "BatchReport",
     "append_once",
     "in_parallel",
+    "report_batch",
     "run_to_end",
 ]
 
 BatchFunction = Callable[[DataFrame, int], None]
+BatchReport = Callable[[int, int | None, Mapping[str, Sequence[ExpectationMetric]]], None]
+"""Called after a micro-batch's writes with its id, the rows it read (None when a replayed
+batch did not count them) and its expectation metrics per table."""
+
+
+def report_batch(
+    report: BatchReport | None,
+    batch_id: int,
+    input_rows: int | None,
+    metrics: Mapping[str, Sequence[ExpectationMetric]] | None = None,
+) -> None:
+    """Report a written micro-batch, when a report is wanted."""
+    if report is not None:
+        report(batch_id, input_rows, metrics or {})
 
 
 def append_once(

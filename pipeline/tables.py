@@ -23,7 +23,7 @@ __all__ = [
     "CHECKPOINTS_DIR",
     "ENFORCED_TABLES",
     "EVENTS_DIR",
-    "EXPECTATIONS_LOG",
+    "EVENT_LOG",
     "GOLD_DAILY_ACTIVE_USERS",
     "GOLD_DIM_DATE",
     "GOLD_DIM_DEVICE",
@@ -65,7 +65,9 @@ BRONZE_QUARANTINE = "bronze_quarantine"
 SILVER_EVENTS = "silver_events"
 SILVER_QUARANTINE = "silver_quarantine"
 SILVER_LATE_EVENTS = "silver_late_events"
-EXPECTATIONS_LOG = "_expectations_log"
+EVENT_LOG = "_event_log"
+"""The pipeline event log (`pipeline.event_log`): not in `TABLES`, since every run, even one
+with nothing new, appends to it."""
 GOLD_DIM_USER = "gold_dim_user"
 GOLD_DIM_PAGE = "gold_dim_page"
 GOLD_DIM_DEVICE = "gold_dim_device"
@@ -103,7 +105,6 @@ TABLES: tuple[str, ...] = (
     SILVER_EVENTS,
     SILVER_QUARANTINE,
     SILVER_LATE_EVENTS,
-    EXPECTATIONS_LOG,
     *GOLD_TABLES,
 )
 """Every table a run reports, in the order it reports them."""

@@ -139,9 +139,17 @@ def _user_pii(events: Sequence[Mapping[str, Any]]) -> set[str]:
 
 
 def common_checks(
-    context: ScenarioContext, injection: Injection, events: Sequence[Mapping[str, Any]]
+    context: ScenarioContext,
+    injection: Injection,
+    events: Sequence[Mapping[str, Any]],
+    *,
+    logged_records: int | None = None,
 ) -> list[Verdict]:
-    """The invariants every scenario keeps, against what the injection says."""
+    """The invariants every scenario keeps, against what the injection says.
+
+    `logged_records`: the input records the event log saw, when an erasure has since removed
+    some from the tables (default: the injection's).
+    """
     spark, warehouse = context.spark, context.warehouse
     duplicates = invariants.dropped_duplicates(spark, warehouse)
     return [
@@ -154,6 +162,10 @@ def common_checks(
         invariants.unique_event_ids(spark, warehouse),
         invariants.no_clear_pii(spark, warehouse, PII_FREE_TABLES, _user_pii(events)),
         checks.gold_equals_full_refresh(spark, warehouse),
+        *invariants.event_log_reconciles(
+            warehouse,
+            input_records=injection.records if logged_records is None else logged_records,
+        ),
     ]
 
 
@@ -285,9 +297,7 @@ def _contract_violations_checks(context: ScenarioContext) -> list[Verdict]:
         logged.setdefault(rule.table, {})[rule.rule] = rule.failed
     assert reports.gx is not None
     verdicts = [
-        _counts_verdict(
-            f"{table}: failed counts in _expectations_log = injected", logged[table], counts
-        )
+        _counts_verdict(f"{table}: failed counts in _event_log = injected", logged[table], counts)
         for table, counts in expected.items()
     ]
     verdicts += [
@@ -308,6 +318,7 @@ def _contract_violations_checks(context: ScenarioContext) -> list[Verdict]:
             input_records=len(injected.events),
             duplicates=invariants.dropped_duplicates(context.spark, context.warehouse),
         ),
+        *invariants.event_log_reconciles(context.warehouse, input_records=len(injected.events)),
         invariants.unique_event_ids(context.spark, context.warehouse),
         checks.gold_equals_full_refresh(context.spark, context.warehouse),
         Verdict(
@@ -385,6 +396,7 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
             input_records=len(injected.events),
             duplicates=invariants.dropped_duplicates(context.spark, context.warehouse),
         ),
+        *invariants.event_log_reconciles(context.warehouse, input_records=len(injected.events)),
         checks.gold_equals_full_refresh(context.spark, context.warehouse),
     ]
 
@@ -556,7 +568,9 @@ def _privacy(context: ScenarioContext) -> Outcome:
     verdicts += _rotation_checks(context, new_key)
     kept = [e for e in events if (e.get("user") or {}).get("user_id") != person]
     rotated = replace(context, pii_key=new_key)
-    verdicts += common_checks(rotated, _clean_injection(kept, context.seed), kept)
+    verdicts += common_checks(
+        rotated, _clean_injection(kept, context.seed), kept, logged_records=len(events)
+    )
     erased = len(events) - len(kept)
     return Outcome(
         f"nothing injected: the most active user's {erased} events and their profile erased "

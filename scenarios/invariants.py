@@ -12,8 +12,10 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import tables
+from pipeline import delta_log, event_log, tables
+from pipeline.event_log import details
 from pipeline.expectations import QUARANTINE_RULES_COLUMN
+from pipeline.flows import FLOWS
 from pipeline.silver import with_event_time
 from scenarios.faults.model import count_records
 
@@ -198,3 +200,74 @@ def quarantine_samples(
         rows = tables.read_table(spark, warehouse, table).select(*columns).limit(per_table)
         samples += [{"table": table, **row.asDict()} for row in rows.collect()]
     return tuple(samples)
+
+
+def event_log_reconciles(warehouse: Path, *, input_records: int) -> list[Verdict]:
+    """The event log against the Delta logs and the ledger (plain Python, no Spark).
+
+    * Each micro-batch event of a flow whose commits carry batch markers reports the rows
+      of that batch's commit (`operationMetrics.numOutputRows`), and every marked commit
+      has its one event: nothing counted twice, nothing committed unreported.
+    * A batch's expectations add up: passed + failed = the rows its rules saw = the rows
+      written + the rows drop rules kept out.
+    * Over every update, the rows written to `bronze_events` and `bronze_quarantine` are
+      the input records of the ledger.
+    """
+    events = [
+        e
+        for e in event_log.read_events(warehouse)
+        if e["event_type"] == "flow_progress" and e["origin"]["batch_id"] is not None
+    ]
+    mismatches: list[str] = []
+    sums: dict[str, int] = {}
+    arithmetic: list[str] = []
+    for flow in (f for f in FLOWS if f.marker is not None):
+        logged: dict[int, list[int]] = {}
+        for event in (e for e in events if e["origin"]["flow_name"] == flow.name):
+            rows = details(event).get("metrics", {}).get("num_output_rows", 0)
+            logged.setdefault(event["origin"]["batch_id"], []).append(int(rows))
+        committed = {
+            batch: rows
+            for (writer, batch), rows in delta_log.marked_output_rows(
+                warehouse / flow.output
+            ).items()
+            if writer == flow.marker
+        }
+        for batch in sorted(set(logged) | set(committed)):
+            found, expected = logged.get(batch, []), committed.get(batch, [0])
+            if len(found) != 1 or len(expected) != 1 or found[0] != expected[0]:
+                mismatches.append(f"{flow.name} batch {batch}: log {found}, commits {expected}")
+        sums[flow.name] = sum(sum(rows) for rows in logged.values())
+    for event in events:
+        body = details(event)
+        quality = body.get("data_quality")
+        written = body.get("metrics", {}).get("num_output_rows")
+        if not quality or written is None:
+            continue
+        seen = {e["passed_records"] + e["failed_records"] for e in quality["expectations"]}
+        if seen != {written + quality["dropped_records"]}:
+            arithmetic.append(
+                f"{event['origin']['flow_name']} batch {event['origin']['batch_id']}: rules saw "
+                f"{sorted(seen)}, written {written} + dropped {quality['dropped_records']}"
+            )
+    bronze = sums.get(tables.BRONZE_EVENTS, 0) + sums.get(tables.BRONZE_QUARANTINE, 0)
+    return [
+        Verdict(
+            "event log: each micro-batch's rows written = its Delta commit's operationMetrics",
+            not mismatches and bool(events),
+            "; ".join(mismatches[:5])
+            or f"{len(events):,} micro-batch events, each matching its commit",
+        ),
+        Verdict(
+            "event log: passed + failed of each rule = rows written + rows dropped",
+            not arithmetic,
+            "; ".join(arithmetic[:5]) or "every batch with rules adds up",
+        ),
+        Verdict(
+            "event log: rows written to bronze over all updates = input records of the ledger",
+            bronze == input_records,
+            f"{bronze:,} written (bronze_events {sums.get(tables.BRONZE_EVENTS, 0):,} + "
+            f"bronze_quarantine {sums.get(tables.BRONZE_QUARANTINE, 0):,}), "
+            f"{input_records:,} input records",
+        ),
+    ]

@@ -24,7 +24,7 @@ from pipeline.tables import (
     BRONZE_QUARANTINE,
     BRONZE_STREAM,
     CHECKPOINTS_DIR,
-    EXPECTATIONS_LOG,
+    EVENT_LOG,
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
     GOLD_DIM_DEVICE,
@@ -277,9 +277,9 @@ POINTS: tuple[KillPoint, ...] = (
         _gold_stage_midway,
     ),
     KillPoint(
-        "expectations-log:data-files",
-        "_expectations_log data files written, its Delta log entry not",
-        _data_before_log(EXPECTATIONS_LOG),
+        "event-log:data-files",
+        "_event_log data files written, its Delta log entry not",
+        _data_before_log(EVENT_LOG),
     ),
     KillPoint(
         "full-refresh:midway",

@@ -108,7 +108,7 @@ def _grants(principal: str) -> set[str]:
 
 
 def test_analysts_read_gold_only_and_engineers_read_every_layer() -> None:
-    published = set(tables.TABLES) - {tables.EXPECTATIONS_LOG}
+    published = set(tables.TABLES)
     assert _grants("analysts") == set(tables.GOLD_TABLES)
     assert _grants("engineers") == published | {"gold_user_versions"}
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import cli, enforcement, generator, runner, session, silver, tables
+from pipeline import cli, event_log, generator, runner, session, silver, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
 from pipeline.expectations import Expectation
@@ -83,9 +83,7 @@ def _run(
 
 
 def _failed_by_rule(spark: SparkSession, warehouse: Path, table: str) -> dict[str, int]:
-    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG).where(
-        F.col("table") == table
-    )
+    log = event_log.expectation_metrics(spark, warehouse).where(F.col("table") == table)
     rows = log.groupBy("rule").agg(F.sum("failed").alias("failed")).collect()
     return {row.rule: row.failed for row in rows}
 
@@ -106,8 +104,10 @@ def test_injected_violations_are_counted_routed_and_accounted(
     assert bronze_failed == {
         rule.name: INJECTED_BRONZE.get(rule.name, 0) for rule in RULES[tables.BRONZE_EVENTS]
     }
-    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
-    assert {row.run_id for row in log.select("run_id").distinct().collect()} == {summary.run_id}
+    log = event_log.expectation_metrics(spark, warehouse)
+    assert {row.update_id for row in log.select("update_id").distinct().collect()} == {
+        summary.run_id
+    }
 
     quarantine = tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
     by_rule = quarantine.where(F.size("failed_expectations") > 0)
@@ -189,7 +189,7 @@ def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
     assert tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS) == 40
     assert tables.count_rows(spark, warehouse, tables.SILVER_EVENTS) == 0
     assert tables.count_rows(spark, warehouse, tables.SILVER_QUARANTINE) == 0
-    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
+    log = event_log.expectation_metrics(spark, warehouse)
     assert log.where(F.col("table") == tables.SILVER_EVENTS).count() == 0
 
     # Failing again changes nothing; with the rule relaxed the batch is written exactly once.
@@ -207,15 +207,17 @@ def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
     events = generator.generate_events(events=30, seed=16)
     events[0] = dict(events[0], event_type="teleport")
     _write(tmp_path / "landing" / "events" / "a.json", events)
-    real_log = enforcement.log_metrics
+    real_batch = event_log.UpdateLog.batch
 
-    def crash_on_silver(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("simulated crash after silver_events and its quarantine")
+    def crash_on_silver(self: event_log.UpdateLog, stage: str, *args: Any) -> bool:
+        if stage == tables.SILVER_STREAM:
+            raise RuntimeError("simulated crash after silver_events and its quarantine")
+        return real_batch(self, stage, *args)
 
-    monkeypatch.setattr("pipeline.silver_stage.log_metrics", crash_on_silver)
+    monkeypatch.setattr(event_log.UpdateLog, "batch", crash_on_silver)
     with pytest.raises(Exception, match="simulated crash"):
         _run(spark, tmp_path, pii_key)
-    monkeypatch.setattr("pipeline.silver_stage.log_metrics", real_log)
+    monkeypatch.setattr(event_log.UpdateLog, "batch", real_batch)
     # The replay skips both committed writes and counts the batch again, as it was.
     summary = _run(spark, tmp_path, pii_key)
     assert summary.rows(tables.SILVER_EVENTS) == 29
@@ -273,7 +275,7 @@ def test_the_command_line_reports_a_failed_rule_and_exits_non_zero(
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("CLICKSTREAM_PII_KEY", pii_key.reveal().decode())
     # The CLI builds and stops its own session: hand it the shared one, and keep it running.
-    monkeypatch.setattr(session, "build_session", lambda _settings: spark)
+    monkeypatch.setattr(session, "build_session", lambda _settings, **_options: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)
     code = cli.main(
         [
@@ -290,6 +292,15 @@ def test_the_command_line_reports_a_failed_rule_and_exits_non_zero(
     err = capsys.readouterr().err
     assert "error: Table silver_events: 1 expect_or_fail rule(s) failed" in err
     assert "rule 'never' (no row is good enough): 10 of 10 rows fail it" in err
+
+    # The failed run is a FAILED update of the event log, which `history` shows.
+    assert cli.main(["history", "--warehouse", str(tmp_path / "warehouse"), "--json"]) == 0
+    [update] = orjson.loads(capsys.readouterr().out)
+    assert update["state"] == "FAILED" and update["runner"] == "clickstream run"
+    assert update["error"].startswith("ExpectationFailedError: Rows of silver_events failed")
+    assert update["flows"]["silver_events"]["status"] == "FAILED"
+    assert cli.main(["history", "--warehouse", str(tmp_path / "warehouse")]) == 0
+    assert f"{update['update_id']}  " in capsys.readouterr().out
 
 
 def test_failed_tasks_are_raised_not_logged_as_java_stack_traces(spark: SparkSession) -> None:
@@ -316,7 +327,7 @@ def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_fac
     facts = tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS)
     versions = tables.count_rows(spark, warehouse, tables.GOLD_DIM_USER)
     assert facts == first.rows(tables.SILVER_EVENTS) == 40
-    log = tables.read_table(spark, warehouse, tables.EXPECTATIONS_LOG)
+    log = event_log.expectation_metrics(spark, warehouse)
     gold_log = {
         (row.table, row.rule): (row.passed, row.failed)
         for row in log.where(F.col("table").startswith("gold_")).collect()

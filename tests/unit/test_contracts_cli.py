@@ -16,7 +16,7 @@ def test_a_warehouse_without_metrics_is_refused_before_spark_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert contracts_cli.main(["--warehouse", str(tmp_path)]) == 2
-    assert "no _expectations_log" in capsys.readouterr().err
+    assert "no _event_log" in capsys.readouterr().err
 
 
 def test_the_default_expectations_module_is_the_contract_rules() -> None:

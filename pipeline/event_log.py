@@ -1,0 +1,558 @@
+"""The pipeline event log: `<warehouse>/_event_log`, a Delta table of Databricks' shape.
+
+Every update (`clickstream run`, and the local `spark-pipelines` runs) appends its events:
+`create_update`; one `flow_definition` per flow, with its output and input datasets (the
+lineage); `update_progress` as it starts running; `flow_progress` per micro-batch of a
+streaming flow (rows written, expectation metrics) and as each flow ends; and the update's end
+state (`COMPLETED`, `FAILED` with the error, `CANCELED`). The columns are those of the
+Databricks event log (`id`, `sequence`, `origin`, `timestamp`, `message`, `level`,
+`maturity_level`, `error`, `details`, `event_type`), and `details` is JSON at its paths:
+`update_progress.state`, `flow_progress.status`, `flow_progress.metrics.num_output_rows`,
+`flow_progress.data_quality.dropped_records` and `.expectations` (`name`, `dataset`,
+`passed_records`, `failed_records`; here also `action`), `flow_definition.output_dataset` and
+`.input_datasets`.
+
+The table is written with delta-rs (the `deltalake` package), not Spark: an append takes a
+few milliseconds, so a run with nothing new records its update without starting a JVM, and a
+micro-batch's events cost nothing next to its Delta writes. The events of a micro-batch are
+appended once (a Delta app transaction of the stage and batch): a batch replayed after a crash
+does not count its rows twice. Spark reads it like any Delta table; `register_views` adds the
+views the Databricks queries need (`event_log_raw`, `latest_update`, ...).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import delta_log
+from pipeline.errors import ClickstreamError, ExpectationFailedError
+from pipeline.flows import Flow, flows_of_stage
+from pipeline.tables import EVENT_LOG, table_path
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from pipeline.expectations import ExpectationMetric
+
+__all__ = [
+    "CANCELED",
+    "COMPLETED",
+    "EVENT_SCHEMA",
+    "FAILED",
+    "UpdateLog",
+    "error_summary",
+    "expectation_metrics",
+    "new_update_id",
+    "read_events",
+    "recorded_update",
+    "register_views",
+]
+
+COMPLETED, FAILED, CANCELED, RUNNING = "COMPLETED", "FAILED", "CANCELED", "RUNNING"
+RUNNER = "clickstream run"
+"""The program of the updates `pipeline.runner` runs, as `create_update` names it."""
+TERMINAL_STATES = (COMPLETED, FAILED, CANCELED)
+PIPELINE_NAME = "clickstream"
+
+_ORIGIN = pa.struct(
+    [
+        ("pipeline_id", pa.string()),
+        ("pipeline_name", pa.string()),
+        ("update_id", pa.string()),
+        ("flow_name", pa.string()),
+        ("dataset_name", pa.string()),
+        ("batch_id", pa.int64()),
+        ("host", pa.string()),
+    ]
+)
+_ERROR = pa.struct(
+    [
+        ("fatal", pa.bool_()),
+        (
+            "exceptions",
+            pa.list_(pa.struct([("class_name", pa.string()), ("message", pa.string())])),
+        ),
+    ]
+)
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        (
+            "sequence",
+            pa.struct(
+                [("data_plane_id", pa.struct([("instance", pa.string()), ("seq_no", pa.int64())]))]
+            ),
+        ),
+        ("origin", _ORIGIN),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        ("message", pa.string()),
+        ("level", pa.string()),
+        ("maturity_level", pa.string()),
+        ("error", _ERROR),
+        ("details", pa.string()),
+        pa.field("event_type", pa.string(), nullable=False),
+    ]
+)
+"""The event log's columns, as Databricks names them; `details` holds JSON text."""
+
+_WRITE_LOCK = threading.Lock()
+
+
+def _details(kind: str, body: Mapping[str, Any]) -> str:
+    return json.dumps({kind: body}, sort_keys=True)
+
+
+SPARK_CONDITION = re.compile(r"\[([A-Z][A-Z0-9_.]+)\]")
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def error_summary(error: BaseException) -> tuple[str, str]:
+    """The class name and a message of `error` that holds no data values.
+
+    A failed expectation is described by its table, rule and counts (never its sample rows);
+    our own errors keep their first paragraph (they name files, tables and fixes, not
+    values); any other error keeps its first line with quoted text replaced by `'…'`, since
+    Spark quotes the values it cannot cast or parse.
+    """
+    name = type(error).__name__
+    if isinstance(error, ExpectationFailedError):
+        rules = ", ".join(f"{f.rule} ({f.failed:,} rows)" for f in error.failures)
+        return name, (
+            f"Rows of {error.table} failed expect_or_fail rules: {rules}, of "
+            f"{error.rows:,} rows in the batch; the batch was not written."
+        )
+    text = str(error).strip()
+    if isinstance(error, ClickstreamError):
+        return name, text.split("\n\n")[0]
+    first = text.splitlines()[0] if text else ""
+    condition = SPARK_CONDITION.search(first)
+    message = QUOTED.sub("'…'", first)[:500]
+    if condition and condition.group(1) not in message:
+        message = f"[{condition.group(1)}] {message}"
+    return name, message
+
+
+@dataclass(frozen=True)
+class _Origin:
+    pipeline_id: str
+    update_id: str
+    host: str
+
+    def of(self, flow: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+        return {
+            "pipeline_id": self.pipeline_id,
+            "pipeline_name": PIPELINE_NAME,
+            "update_id": self.update_id,
+            "flow_name": flow,
+            "dataset_name": flow,
+            "batch_id": batch_id,
+            "host": self.host,
+        }
+
+
+def new_update_id() -> str:
+    """A sortable, unique update id: UTC start time and a random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def pipeline_id(warehouse: Path) -> str:
+    """The pipeline's id: a UUID derived from the warehouse's absolute path."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, warehouse.resolve().as_uri()))
+
+
+def _data_quality(rules: Sequence[ExpectationMetric], written: int | None) -> dict[str, Any]:
+    """`data_quality` of a batch: each rule's counts, and the rows drop rules kept out (the
+    rows evaluated less the rows written, when the flow reports what it wrote)."""
+    evaluated = max(m.passed + m.failed for m in rules)
+    dropping = written is not None and any(m.action == "drop" for m in rules)
+    return {
+        "dropped_records": evaluated - written if dropping and written is not None else 0,
+        "expectations": [
+            {
+                "name": m.rule,
+                "dataset": m.table,
+                "action": m.action,
+                "passed_records": m.passed,
+                "failed_records": m.failed,
+            }
+            for m in rules
+        ],
+    }
+
+
+class UpdateLog:
+    """The events of one update, appended to the warehouse's event log as they happen.
+
+    Thread-safe: the stages of a run report from two threads.
+    """
+
+    def __init__(self, warehouse: Path, update_id: str, *, log_path: Path | None = None) -> None:
+        self.warehouse = warehouse
+        self.update_id = update_id
+        self.path = log_path or Path(table_path(warehouse, EVENT_LOG))
+        self._origin = _Origin(pipeline_id(warehouse), update_id, socket.gethostname())
+        self._instance = uuid.uuid4().hex
+        self._sequence = itertools.count()
+        self.state: str | None = None
+
+    # ------------------------------------------------------------------ event rows
+
+    def _event(
+        self,
+        event_type: str,
+        message: str,
+        details: str,
+        *,
+        flow: str | None = None,
+        batch_id: int | None = None,
+        level: str = "INFO",
+        error: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "sequence": {
+                "data_plane_id": {"instance": self._instance, "seq_no": next(self._sequence)}
+            },
+            "origin": self._origin.of(flow, batch_id),
+            "timestamp": datetime.now(UTC),
+            "message": message,
+            "level": level,
+            "maturity_level": "STABLE",
+            "error": None
+            if error is None
+            else {"fatal": True, "exceptions": [{"class_name": error[0], "message": error[1]}]},
+            "details": details,
+            "event_type": event_type,
+        }
+
+    def _append(self, events: Sequence[dict[str, Any]], txn: tuple[str, int] | None = None) -> bool:
+        """Append events in one commit; with `txn` (app id, version), only once per version."""
+        from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+        table = pa.Table.from_pylist(list(events), schema=EVENT_SCHEMA)
+        with _WRITE_LOCK:
+            properties = None
+            if txn is not None:
+                if delta_log.table_version(self.path) is not None:
+                    done = DeltaTable(str(self.path)).transaction_version(txn[0])
+                    if done is not None and done >= txn[1]:
+                        return False
+                properties = CommitProperties(app_transactions=[Transaction(txn[0], txn[1])])
+            write_deltalake(str(self.path), table, mode="append", commit_properties=properties)
+        return True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def started(
+        self, flows: Iterable[Flow], *, cause: str, full_refresh: bool, runner: str
+    ) -> None:
+        """`create_update`, the flows' definitions and `update_progress` RUNNING, at once."""
+        events = [
+            self._event(
+                "create_update",
+                f"Update {self.update_id} started by {cause} ({runner}).",
+                _details(
+                    "create_update",
+                    {"cause": cause, "full_refresh": full_refresh, "runner": runner},
+                ),
+            )
+        ]
+        for flow in flows:
+            events.append(
+                self._event(
+                    "flow_definition",
+                    f"Flow '{flow.name}' reads {', '.join(flow.inputs)} and writes "
+                    f"'{flow.output}'.",
+                    _details(
+                        "flow_definition",
+                        {
+                            "output_dataset": flow.output,
+                            "input_datasets": list(flow.inputs),
+                            "flow_type": flow.kind,
+                        },
+                    ),
+                    flow=flow.name,
+                )
+            )
+        events.append(self._progress(RUNNING))
+        self._append(events)
+
+    def _progress(self, state: str, error: tuple[str, str] | None = None) -> dict[str, Any]:
+        message = f"Update {self.update_id} is {state}."
+        if error is not None:
+            message = f"Update {self.update_id} is {state}: {error[0]}: {error[1]}"
+        return self._event(
+            "update_progress",
+            message,
+            _details("update_progress", {"state": state}),
+            level="ERROR" if state == FAILED else "INFO",
+            error=error,
+        )
+
+    def batch(
+        self,
+        stage: str,
+        batch_id: int,
+        flows: Sequence[Flow],
+        input_rows: int | None,
+        metrics: Mapping[str, Sequence[ExpectationMetric]],
+    ) -> bool:
+        """The `flow_progress` events of one micro-batch of `stage`, appended once.
+
+        Args:
+            stage: the streaming query.
+            batch_id: its micro-batch.
+            flows: the stage's flows. Each reports the rows the batch held; those whose
+                commits carry batch markers the rows written; those with rules their counts.
+            input_rows: the rows the micro-batch held (None: not counted, on a replay).
+            metrics: the expectation metrics of the batch, per output table.
+
+        Returns:
+            Whether they were appended (False: this batch's events were, before a crash).
+        """
+        events = []
+        for flow in flows:
+            counts: dict[str, int] = {}
+            if input_rows is not None:
+                counts["num_input_rows"] = input_rows
+            written = None
+            if flow.marker is not None:
+                written = delta_log.batch_output_rows(
+                    self.warehouse / flow.output, flow.marker, batch_id
+                )
+                counts["num_output_rows"] = written
+            body: dict[str, Any] = {"status": RUNNING, "metrics": counts}
+            rules = metrics.get(flow.output, ())
+            if rules:
+                body["data_quality"] = _data_quality(rules, written)
+            message = f"Flow '{flow.name}' processed micro-batch {batch_id}"
+            if written is not None:
+                message += f": {written:,} rows written"
+            events.append(
+                self._event(
+                    "flow_progress",
+                    message + ".",
+                    _details("flow_progress", body),
+                    flow=flow.name,
+                    batch_id=batch_id,
+                    level="METRICS",
+                )
+            )
+        return self._append(events, txn=(stage, batch_id)) if events else False
+
+    def reporter(
+        self, stage: str
+    ) -> Callable[[int, int | None, Mapping[str, Sequence[ExpectationMetric]]], None]:
+        """The function a stage calls after each micro-batch (`pipeline.streaming.BatchReport`)."""
+        flows = flows_of_stage(stage)
+
+        def report(
+            batch_id: int,
+            input_rows: int | None,
+            metrics: Mapping[str, Sequence[ExpectationMetric]],
+        ) -> None:
+            self.batch(stage, batch_id, flows, input_rows, metrics)
+
+        return report
+
+    def flows_ended(
+        self,
+        flows: Sequence[Flow],
+        status: str,
+        *,
+        output_rows: Mapping[str, int] | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        """One `flow_progress` event per flow as its stage ends.
+
+        Args:
+            flows: the flows of the stage.
+            status: `COMPLETED`, `FAILED` or `CANCELED`.
+            output_rows: rows written per flow not reported per micro-batch (flows whose
+                commits carry no batch markers, and a full refresh).
+            error: the class and message of the failure.
+        """
+        events = []
+        for flow in flows:
+            metrics: dict[str, int] = {}
+            if output_rows is not None and flow.output in output_rows:
+                metrics["num_output_rows"] = output_rows[flow.output]
+            body: dict[str, Any] = {"status": status}
+            if metrics:
+                body["metrics"] = metrics
+            verb = "has" if status in TERMINAL_STATES else "is"
+            events.append(
+                self._event(
+                    "flow_progress",
+                    f"Flow '{flow.name}' {verb} {status}.",
+                    _details("flow_progress", body),
+                    flow=flow.name,
+                    level="ERROR" if status == FAILED else "INFO",
+                    error=error,
+                )
+            )
+        if events:
+            self._append(events)
+
+    def finished(self, state: str, error: BaseException | None = None) -> None:
+        """The update's end state: `COMPLETED`, `FAILED` (with the error) or `CANCELED`."""
+        self.state = state
+        self._append([self._progress(state, None if error is None else error_summary(error))])
+
+
+@contextmanager
+def recorded_update(
+    warehouse: Path,
+    update_id: str,
+    *,
+    flows: Iterable[Flow],
+    full_refresh: bool,
+    runner: str,
+) -> Iterator[UpdateLog]:
+    """Record an update: its start and flow definitions now, its end state when the block
+    ends (`COMPLETED`; `CANCELED` on Ctrl-C; `FAILED` with the error on any other error).
+
+    Hold the warehouse's writer lock around it: the event log has one writer at a time.
+    """
+    update = UpdateLog(warehouse, update_id)
+    update.started(flows, cause="USER_ACTION", full_refresh=full_refresh, runner=runner)
+    try:
+        yield update
+    except KeyboardInterrupt:
+        update.finished(CANCELED)
+        raise
+    except BaseException as error:
+        update.finished(FAILED, error)
+        raise
+    update.finished(COMPLETED)
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def read_events(warehouse: Path) -> list[dict[str, Any]]:
+    """Every event of the warehouse's event log, oldest first, without Spark.
+
+    Empty when there is no event log yet.
+    """
+    from deltalake import DeltaTable
+
+    path = Path(table_path(warehouse, EVENT_LOG))
+    if delta_log.table_version(path) is None:
+        return []
+    files = DeltaTable(str(path)).file_uris()
+    if not files:
+        return []
+    # Read file by file: delta-rs' own `to_pyarrow_table` can abort the interpreter at exit.
+    table = pa.concat_tables([pq.read_table(f, schema=EVENT_SCHEMA) for f in files])
+    events: list[dict[str, Any]] = table.to_pylist()
+    events.sort(key=lambda e: (e["timestamp"], e["sequence"]["data_plane_id"]["seq_no"]))
+    return events
+
+
+def details(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's `details` JSON, parsed, under its event type."""
+    parsed = json.loads(event["details"] or "{}")
+    return dict(parsed.get(event["event_type"], {}))
+
+
+EXPECTATIONS_TYPE = (
+    "array<struct<name: string, dataset: string, action: string, "
+    "passed_records: bigint, failed_records: bigint>>"
+)
+
+VIEWS: dict[str, str] = {
+    "latest_update": """
+        SELECT origin.update_id AS id FROM event_log_raw
+        WHERE event_type = 'create_update' ORDER BY timestamp DESC LIMIT 1""",
+    "event_log_expectations": f"""
+        SELECT origin.update_id AS update_id, origin.flow_name AS flow_name,
+               origin.batch_id AS batch_id, timestamp,
+               e.dataset AS dataset, e.name AS expectation, e.action AS action,
+               e.passed_records AS passing_records, e.failed_records AS failing_records
+        FROM event_log_raw
+        LATERAL VIEW explode(from_json(
+            CAST(details:flow_progress.data_quality.expectations AS STRING),
+            '{EXPECTATIONS_TYPE}')) AS e
+        WHERE event_type = 'flow_progress'""",
+    "event_log_lineage": """
+        SELECT origin.update_id AS update_id, origin.flow_name AS flow_name,
+               details:flow_definition.output_dataset::string AS output_dataset,
+               from_json(CAST(details:flow_definition.input_datasets AS STRING),
+                         'array<string>') AS input_datasets
+        FROM event_log_raw WHERE event_type = 'flow_definition'""",
+    "event_log_updates": """
+        SELECT origin.update_id AS update_id, min(timestamp) AS start_time,
+               max(timestamp) AS end_time,
+               max_by(details:update_progress.state::string,
+                      sequence.data_plane_id.seq_no) AS state,
+               (unix_micros(max(timestamp)) - unix_micros(min(timestamp))) / 1e6
+                   AS duration_seconds
+        FROM event_log_raw
+        WHERE event_type IN ('create_update', 'update_progress')
+        GROUP BY origin.update_id""",
+}
+"""Views over `event_log_raw` with the columns of Databricks' documented event-log queries,
+for the parts open-source SQL cannot write their way (`from_json` of a `details:` path)."""
+
+
+def register_views(spark: SparkSession, warehouse: Path) -> None:
+    """Temporary views of the warehouse's event log: `event_log_raw` (with `details` as
+    VARIANT, so `details:flow_progress.metrics.num_output_rows` works as on Databricks) and
+    the views of `VIEWS`."""
+    raw = spark.read.format("delta").load(table_path(warehouse, EVENT_LOG))
+    raw.selectExpr(
+        *["parse_json(details) AS details" if c == "details" else f"`{c}`" for c in raw.columns]
+    ).createOrReplaceTempView("event_log_raw")
+    for name, query in VIEWS.items():
+        spark.sql(query).createOrReplaceTempView(name)
+
+
+def expectation_metrics(spark: SparkSession, warehouse: Path) -> DataFrame:
+    """Passed and failed rows per (update, flow, batch, table, rule), from the event log.
+
+    Columns: `update_id`, `flow_name`, `batch_id`, `table`, `rule`, `action`, `passed`,
+    `failed`, `timestamp`.
+    """
+    from pyspark.sql import functions as F
+
+    log = spark.read.format("delta").load(table_path(warehouse, EVENT_LOG))
+    expectations = F.from_json(
+        F.get_json_object("details", "$.flow_progress.data_quality.expectations"),
+        EXPECTATIONS_TYPE,
+    )
+    return (
+        log.where(F.col("event_type") == "flow_progress")
+        .select(
+            F.col("origin.update_id").alias("update_id"),
+            F.col("origin.flow_name").alias("flow_name"),
+            F.col("origin.batch_id").alias("batch_id"),
+            "timestamp",
+            F.explode(expectations).alias("e"),
+        )
+        .select(
+            "update_id",
+            "flow_name",
+            "batch_id",
+            F.col("e.dataset").alias("table"),
+            F.col("e.name").alias("rule"),
+            F.col("e.action").alias("action"),
+            F.col("e.passed_records").alias("passed"),
+            F.col("e.failed_records").alias("failed"),
+            "timestamp",
+        )
+    )

@@ -1,0 +1,145 @@
+"""The pipeline's flows: what each one reads and writes, declared once.
+
+A flow writes one table (its output dataset) from the datasets it reads (its inputs): the
+landing folders, or tables written by other flows. The runner records each flow's definition
+in the event log at the start of every update (`pipeline.event_log`), which is where the
+lineage graph (`clickstream lineage`, the scenario report) is read from, as Databricks users
+read theirs from `flow_definition` events.
+
+Flows of a streaming stage that mark their commits with the stage's batch markers
+(`pipeline.streaming.append_once`) report the rows of each micro-batch; the others (the SCD2
+merge, the gold tables maintained from what a batch touched) report their rows once per stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pipeline.tables import (
+    BRONZE_EVENTS,
+    BRONZE_QUARANTINE,
+    BRONZE_STREAM,
+    EVENTS_DIR,
+    GOLD_DAILY_ACTIVE_USERS,
+    GOLD_DIM_DATE,
+    GOLD_DIM_DEVICE,
+    GOLD_DIM_PAGE,
+    GOLD_DIM_USER,
+    GOLD_FACT_EVENTS,
+    GOLD_FUNNEL_DAILY,
+    GOLD_SESSIONS,
+    GOLD_STREAM,
+    SILVER_EVENTS,
+    SILVER_LATE_EVENTS,
+    SILVER_QUARANTINE,
+    SILVER_STREAM,
+    USER_CHANGES_DIR,
+    USER_STREAM,
+)
+
+__all__ = [
+    "FLOWS",
+    "LANDING_EVENTS",
+    "LANDING_USER_CHANGES",
+    "REFRESH_STAGE",
+    "Flow",
+    "edges",
+    "flows_of_stage",
+    "layers",
+]
+
+LANDING_EVENTS = f"landing/{EVENTS_DIR}"
+"""The dataset name of the landing event files."""
+LANDING_USER_CHANGES = f"landing/{USER_CHANGES_DIR}"
+"""The dataset name of the landing user change files."""
+REFRESH_STAGE = "full_refresh"
+"""The stage of a full refresh: every gold flow recomputed from silver and the change log."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow of the pipeline.
+
+    Attributes:
+        name: the flow's name (the event log's `origin.flow_name`); here, its output's name.
+        output: the table it writes.
+        inputs: the datasets it reads.
+        stage: the streaming query that runs it (its checkpoint's name).
+        marker: the writer name of the batch markers on its commits (each commit of a
+            micro-batch carries one), or None when its commits carry none.
+    """
+
+    name: str
+    output: str
+    inputs: tuple[str, ...]
+    stage: str
+    marker: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """`STREAMING` for a flow fed by micro-batches, `INCREMENTAL` for one maintained
+        from what its micro-batches touched."""
+        return "STREAMING" if self.marker is not None else "INCREMENTAL"
+
+
+def _flow(output: str, inputs: Sequence[str], stage: str, marker: str | None = None) -> Flow:
+    return Flow(output, output, tuple(inputs), stage, marker)
+
+
+FLOWS: tuple[Flow, ...] = (
+    _flow(BRONZE_EVENTS, [LANDING_EVENTS], BRONZE_STREAM, BRONZE_STREAM),
+    _flow(BRONZE_QUARANTINE, [LANDING_EVENTS], BRONZE_STREAM, BRONZE_STREAM),
+    _flow(SILVER_EVENTS, [BRONZE_EVENTS], SILVER_STREAM, SILVER_STREAM),
+    _flow(SILVER_QUARANTINE, [BRONZE_EVENTS], SILVER_STREAM, SILVER_STREAM),
+    _flow(SILVER_LATE_EVENTS, [BRONZE_EVENTS], SILVER_STREAM, SILVER_STREAM),
+    _flow(GOLD_DIM_USER, [LANDING_USER_CHANGES], USER_STREAM),
+    _flow(GOLD_FACT_EVENTS, [SILVER_EVENTS, GOLD_DIM_USER], GOLD_STREAM, GOLD_STREAM),
+    _flow(GOLD_DIM_PAGE, [SILVER_EVENTS], GOLD_STREAM),
+    _flow(GOLD_DIM_DEVICE, [SILVER_EVENTS], GOLD_STREAM),
+    _flow(GOLD_DIM_DATE, [SILVER_EVENTS], GOLD_STREAM),
+    _flow(GOLD_DAILY_ACTIVE_USERS, [GOLD_FACT_EVENTS], GOLD_STREAM),
+    _flow(GOLD_SESSIONS, [GOLD_FACT_EVENTS], GOLD_STREAM),
+    _flow(GOLD_FUNNEL_DAILY, [GOLD_SESSIONS], GOLD_STREAM),
+)
+"""Every flow `clickstream run` runs, in the order of its stages."""
+
+
+def flows_of_stage(stage: str) -> tuple[Flow, ...]:
+    """The flows a stage runs; a full refresh runs every gold flow."""
+    if stage == REFRESH_STAGE:
+        return tuple(flow for flow in FLOWS if flow.stage in (USER_STREAM, GOLD_STREAM))
+    return tuple(flow for flow in FLOWS if flow.stage == stage)
+
+
+def edges(definitions: Iterable[tuple[str, Sequence[str]]]) -> list[tuple[str, str]]:
+    """The lineage edges (input, output) of (output, inputs) definitions, sorted, unique."""
+    return sorted({(source, output) for output, inputs in definitions for source in inputs})
+
+
+def layers(graph: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """The datasets of a lineage graph in layers: sources first, each dataset one layer
+    after the furthest of its inputs; names sorted within a layer.
+
+    Raises:
+        ValueError: the graph has a cycle.
+    """
+    inputs: dict[str, set[str]] = {}
+    for source, output in graph:
+        inputs.setdefault(source, set())
+        inputs.setdefault(output, set()).add(source)
+    depth: dict[str, int] = {}
+    while len(depth) < len(inputs):
+        ready = [
+            node
+            for node, sources in inputs.items()
+            if node not in depth and all(s in depth for s in sources)
+        ]
+        if not ready:
+            raise ValueError(
+                f"the lineage graph has a cycle among {sorted(set(inputs) - set(depth))}"
+            )
+        for node in ready:
+            depth[node] = 1 + max((depth[s] for s in inputs[node]), default=-1)
+    count = 1 + max(depth.values(), default=-1)
+    return [sorted(n for n, d in depth.items() if d == layer) for layer in range(count)]
