@@ -352,6 +352,7 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
     if _up_to_date(args):
         return
     from pipeline.config import spark_settings_from_environment
+    from pipeline.progress import Progress
     from pipeline.runner import RunOptions, run_pipeline
     from pipeline.session import build_session
 
@@ -363,6 +364,7 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
         flush=True,
     )
     spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE), log_file=log_file)
+    display = Progress(sys.stderr)
     try:
         summary = run_pipeline(
             spark,
@@ -370,11 +372,13 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
             warehouse=args.warehouse,
             pii_key=pii_key,
             options=RunOptions(watermark_delay=args.watermark, full_refresh=args.full_refresh),
-            progress=_say,
+            progress=display.line,
             expectations=rules,
             update=update,
+            display=display,
         )
     finally:
+        display.close()
         spark.stop()
     print(summary.render())
 

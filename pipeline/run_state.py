@@ -29,6 +29,7 @@ __all__ = [
     "RunState",
     "RunSummary",
     "TableCount",
+    "batch_files",
     "changed_files",
     "fingerprints",
     "highest_batch",
@@ -274,3 +275,16 @@ def unchanged_summary(warehouse: Path, update_id: str | None = None) -> RunSumma
     """The summary of a run that had nothing to do: counts from the Delta logs, none added."""
     counts = row_counts(None, warehouse)
     return RunSummary(summary(counts, counts, None).counts, None, update_id)
+
+
+def batch_files(checkpoint: Path, batch_id: int) -> int | None:
+    """How many files micro-batch `batch_id` of a file-source query read, from its
+    checkpoint's source log (`sources/0/<batch>`, or the compacted file holding it); None
+    when the log does not say (a Delta source, or a log compacted away)."""
+    sources = checkpoint / "sources" / "0"
+    for name in (str(batch_id), f"{batch_id}.compact"):
+        path = sources / name
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()[1:]
+            return sum(1 for line in lines if f'"batchId":{batch_id}' in line)
+    return None

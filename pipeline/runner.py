@@ -50,9 +50,10 @@ from pipeline.event_log import (
     new_update_id,
     recorded_update,
 )
-from pipeline.expectations import Expectation
-from pipeline.flows import FLOWS, REFRESH_STAGE, Flow, flows_of_stage
+from pipeline.expectations import Expectation, ExpectationMetric
+from pipeline.flows import FLOWS, REFRESH_STAGE, flows_of_stage
 from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
+from pipeline.progress import Progress
 from pipeline.pseudonymize import key_frame
 from pipeline.run_state import RunSummary, TableCount
 from pipeline.session import INTERPRETED_EXPRESSIONS
@@ -69,6 +70,7 @@ from pipeline.tables import (
     SILVER_STREAM,
     USER_CHANGES_DIR,
     USER_STREAM,
+    checkpoint_path,
     row_counts,
     table_exists,
 )
@@ -134,6 +136,7 @@ def run_pipeline(
     progress: Callable[[str], None] | None = None,
     expectations: Mapping[str, Sequence[Expectation]] | None = None,
     update: UpdateLog | None = None,
+    display: Progress | None = None,
 ) -> RunSummary:
     """Process every landing file not processed before into the warehouse's Delta tables.
 
@@ -151,6 +154,7 @@ def run_pipeline(
         update: the event log update this run is part of, already started and finished by
             the caller under the writer lock (the command line's); when None the run records
             its own.
+        display: shows each stage's micro-batches, files, rows and rate as they finish.
 
     Returns:
         Row counts per table, before and after the run, and its update id (`run_id` None
@@ -172,17 +176,16 @@ def run_pipeline(
             stages after it were not written, and the next run retries the batch.
     """
     options = options or RunOptions()
-    report = progress or (lambda _message: None)
     landing, warehouse = landing.resolve(), warehouse.resolve()
     preflight.check_landing(landing)
     parse_delay(options.watermark_delay)
     # Rules are checked first: a rule that cannot apply leaves no trace, not even the lock.
     contracts = contracts_for(spark, expectations or {})
+    report = progress or (lambda _message: None)
     with writer_lock(warehouse, wait_seconds=options.wait_seconds, notify=report):
         if update is not None:
-            return _run_update(
-                spark, landing, warehouse, pii_key, options, report, contracts, update
-            )
+            run = _Run(spark, landing, warehouse, options, contracts, report, display, update)
+            return run.execute(pii_key)
         with recorded_update(
             warehouse,
             new_update_id(),
@@ -190,50 +193,8 @@ def run_pipeline(
             full_refresh=options.full_refresh,
             runner=RUNNER,
         ) as own:
-            return _run_update(spark, landing, warehouse, pii_key, options, report, contracts, own)
-
-
-def _run_update(
-    spark: SparkSession,
-    landing: Path,
-    warehouse: Path,
-    pii_key: PiiKey,
-    options: RunOptions,
-    report: Callable[[str], None],
-    contracts: Mapping[str, Contract],
-    update: UpdateLog,
-) -> RunSummary:
-    key_registry.admit(warehouse, pii_key)
-    for warning in preflight.check(landing, warehouse):
-        report(warning)
-    files = run_state.landing_files(landing)
-    if not options.full_refresh and run_state.is_up_to_date(landing, warehouse):
-        report("nothing new since the last run: no Spark work")
-        return run_state.unchanged_summary(warehouse, update.update_id)
-    with _storage_errors(warehouse):
-        return _run(spark, landing, warehouse, files, pii_key, options, report, update, contracts)
-
-
-def _run(
-    spark: SparkSession,
-    landing: Path,
-    warehouse: Path,
-    files: tuple[str, ...],
-    pii_key: PiiKey,
-    options: RunOptions,
-    report: Callable[[str], None],
-    update: UpdateLog,
-    contracts: Mapping[str, Contract],
-) -> RunSummary:
-    before = row_counts(spark, warehouse)
-    interpreted = run_state.new_bytes(landing, warehouse, files) < INTERPRETED_BELOW_BYTES
-    seen = run_state.fingerprints(landing, files)
-    with _expression_evaluation(spark, interpreted):
-        _run_stages(
-            spark, landing, warehouse, key_frame(spark, pii_key), options, contracts, report, update
-        )
-    run_state.save_state(warehouse, run_state.RunState(seen, run_state.table_versions(warehouse)))
-    return run_state.summary(before, row_counts(spark, warehouse), update.update_id)
+            run = _Run(spark, landing, warehouse, options, contracts, report, display, own)
+            return run.execute(pii_key)
 
 
 NO_SPACE = "No space left on device"
@@ -257,114 +218,155 @@ def _storage_errors(warehouse: Path) -> Iterator[None]:
         ) from exc
 
 
-def _run_stage(
-    update: UpdateLog,
-    warehouse: Path,
-    stage: str,
-    run: Callable[[BatchReport], None],
-) -> None:
-    """Run one stage, reporting its micro-batches and its flows' end to the event log.
+@dataclass(frozen=True)
+class _Run:
+    """One run under the writer lock: its inputs, and where it reports."""
 
-    `run` is given the function to call after each micro-batch. Flows whose commits carry
-    no batch markers (and every flow of a full refresh) report as they end the rows of the
-    commits the stage made to their tables.
-    """
-    flows = flows_of_stage(stage)
-    windowed: list[Flow] = [f for f in flows if f.marker is None or stage == REFRESH_STAGE]
-    before = {f.output: delta_log.table_version(warehouse / f.output) for f in windowed}
+    spark: SparkSession
+    landing: Path
+    warehouse: Path
+    options: RunOptions
+    contracts: Mapping[str, Contract]
+    report: Callable[[str], None]
+    display: Progress | None
+    update: UpdateLog
 
-    try:
-        run(update.reporter(stage))
-    except BaseException as error:
-        status = CANCELED if isinstance(error, KeyboardInterrupt) else FAILED
-        update.flows_ended(
-            flows, status, error=None if status == CANCELED else error_summary(error)
-        )
-        raise
-    written = {
-        table: delta_log.output_rows(
-            warehouse / table, version, delta_log.table_version(warehouse / table)
-        )
-        for table, version in before.items()
-    }
-    update.flows_ended(flows, COMPLETED, output_rows=written)
+    def execute(self, pii_key: PiiKey) -> RunSummary:
+        key_registry.admit(self.warehouse, pii_key)
+        for warning in preflight.check(self.landing, self.warehouse):
+            self.report(warning)
+        files = run_state.landing_files(self.landing)
+        if not self.options.full_refresh and run_state.is_up_to_date(self.landing, self.warehouse):
+            self.report("nothing new since the last run: no Spark work")
+            return run_state.unchanged_summary(self.warehouse, self.update.update_id)
+        with _storage_errors(self.warehouse):
+            before = row_counts(self.spark, self.warehouse)
+            unseen = run_state.unseen_files(self.warehouse, files)
+            new_bytes = run_state.new_bytes(self.landing, self.warehouse, files)
+            seen = run_state.fingerprints(self.landing, files)
+            with _expression_evaluation(self.spark, new_bytes < INTERPRETED_BELOW_BYTES):
+                self._stages(key_frame(self.spark, pii_key), unseen)
+            versions = run_state.table_versions(self.warehouse)
+            run_state.save_state(self.warehouse, run_state.RunState(seen, versions))
+            after = row_counts(self.spark, self.warehouse)
+        return run_state.summary(before, after, self.update.update_id)
 
+    def _stage(self, stage: str, run: Callable[[BatchReport], None], files: int | None) -> None:
+        """Run one stage, reporting its micro-batches and its flows' end to the event log.
 
-def _run_stages(
-    spark: SparkSession,
-    landing: Path,
-    warehouse: Path,
-    keys: DataFrame,
-    options: RunOptions,
-    contracts: Mapping[str, Contract],
-    report: Callable[[str], None],
-    update: UpdateLog,
-) -> None:
-    """Bronze then silver, beside them the user dimension (it reads no events), then gold."""
+        `run` is given the function to call after each micro-batch. Flows whose commits
+        carry no batch markers (and every flow of a full refresh) report as they end the
+        rows of the commits the stage made to their tables. `files`: the landing files the
+        stage will read, for the display, when it reads files.
+        """
+        flows = flows_of_stage(stage)
+        windowed = [f for f in flows if f.marker is None or stage == REFRESH_STAGE]
+        before = {f.output: delta_log.table_version(self.warehouse / f.output) for f in windowed}
+        to_log = self.update.reporter(stage)
+        checkpoint = Path(checkpoint_path(self.warehouse, stage))
+        done = {"files": 0, "rows": 0}
 
-    def events_to_silver() -> None:
-        report(f"bronze: reading new files in {landing / EVENTS_DIR}")
-        _run_stage(
-            update,
-            warehouse,
-            BRONZE_STREAM,
-            lambda on_batch: run_bronze(
-                spark,
-                landing=landing,
-                warehouse=warehouse,
-                max_files_per_trigger=options.max_files_per_trigger,
-                contract=contracts.get(BRONZE_EVENTS),
-                on_batch=on_batch,
-            ),
-        )
-        if table_exists(warehouse, BRONZE_EVENTS):
-            report(f"silver: deduplicating within a {options.watermark_delay} watermark")
-            _run_stage(
-                update,
-                warehouse,
-                SILVER_STREAM,
-                lambda on_batch: run_silver(
+        def on_batch(
+            batch_id: int,
+            input_rows: int | None,
+            metrics: Mapping[str, Sequence[ExpectationMetric]],
+        ) -> None:
+            to_log(batch_id, input_rows, metrics)
+            if self.display is not None:
+                if files is not None:
+                    done["files"] += run_state.batch_files(checkpoint, batch_id) or 0
+                self.display.batch(
+                    stage, done["files"] if files is not None else None, files, input_rows or 0
+                )
+
+        if self.display is not None:
+            self.display.stage(stage)
+        try:
+            run(on_batch)
+        except BaseException as error:
+            status = CANCELED if isinstance(error, KeyboardInterrupt) else FAILED
+            summary = None if status == CANCELED else error_summary(error)
+            self.update.flows_ended(flows, status, error=summary)
+            raise
+        finally:
+            if self.display is not None:
+                self.display.finish(stage)
+        written = {
+            table: delta_log.output_rows(
+                self.warehouse / table, version, delta_log.table_version(self.warehouse / table)
+            )
+            for table, version in before.items()
+        }
+        self.update.flows_ended(flows, COMPLETED, output_rows=written)
+
+    def _stages(self, keys: DataFrame, unseen: Sequence[str]) -> None:
+        """Bronze then silver, beside them the user dimension (it reads no events), then
+        gold."""
+        spark, landing, warehouse, options = self.spark, self.landing, self.warehouse, self.options
+        contracts = self.contracts
+
+        def new_files(folder: str) -> int:
+            return sum(1 for name in unseen if name.startswith(f"{folder}/"))
+
+        def events_to_silver() -> None:
+            self.report(f"bronze: reading new files in {landing / EVENTS_DIR}")
+            self._stage(
+                BRONZE_STREAM,
+                lambda on_batch: run_bronze(
                     spark,
+                    landing=landing,
                     warehouse=warehouse,
-                    keys=keys,
-                    watermark_delay=options.watermark_delay,
-                    contract=contracts.get(SILVER_EVENTS),
+                    max_files_per_trigger=options.max_files_per_trigger,
+                    contract=contracts.get(BRONZE_EVENTS),
                     on_batch=on_batch,
                 ),
+                new_files(EVENTS_DIR),
+            )
+            if table_exists(warehouse, BRONZE_EVENTS):
+                self.report(f"silver: deduplicating within a {options.watermark_delay} watermark")
+                self._stage(
+                    SILVER_STREAM,
+                    lambda on_batch: run_silver(
+                        spark,
+                        warehouse=warehouse,
+                        keys=keys,
+                        watermark_delay=options.watermark_delay,
+                        contract=contracts.get(SILVER_EVENTS),
+                        on_batch=on_batch,
+                    ),
+                    None,
+                )
+
+        def changes_to_user_dimension() -> None:
+            self.report(f"gold: merging new user changes into {GOLD_DIM_USER} (SCD type 2)")
+            self._stage(
+                USER_STREAM,
+                lambda on_batch: run_user_dimension(
+                    spark,
+                    landing=landing,
+                    warehouse=warehouse,
+                    keys=keys,
+                    max_files_per_trigger=options.max_files_per_trigger,
+                    contract=contracts.get(GOLD_DIM_USER),
+                    on_batch=on_batch,
+                ),
+                new_files(USER_CHANGES_DIR),
             )
 
-    def changes_to_user_dimension() -> None:
-        report(f"gold: merging new user changes into {GOLD_DIM_USER} (SCD type 2)")
-        _run_stage(
-            update,
-            warehouse,
-            USER_STREAM,
-            lambda on_batch: run_user_dimension(
-                spark,
-                landing=landing,
-                warehouse=warehouse,
-                keys=keys,
-                max_files_per_trigger=options.max_files_per_trigger,
-                contract=contracts.get(GOLD_DIM_USER),
-                on_batch=on_batch,
-            ),
-        )
-
-    has_changes = (landing / USER_CHANGES_DIR).is_dir()
-    in_parallel([events_to_silver, *([changes_to_user_dimension] if has_changes else [])])
-    if table_exists(warehouse, SILVER_EVENTS):
-        report("gold: new facts, dimension members, and the days and sessions they touch")
-        _run_stage(
-            update,
-            warehouse,
-            GOLD_STREAM,
-            lambda on_batch: run_gold(
-                spark,
-                warehouse=warehouse,
-                contract=contracts.get(GOLD_FACT_EVENTS),
-                on_batch=on_batch,
-            ),
-        )
-    if options.full_refresh:
-        report("gold: full refresh from silver and the user change log")
-        _run_stage(update, warehouse, REFRESH_STAGE, lambda _: refresh_gold(spark, warehouse))
+        has_changes = (landing / USER_CHANGES_DIR).is_dir()
+        in_parallel([events_to_silver, *([changes_to_user_dimension] if has_changes else [])])
+        if table_exists(warehouse, SILVER_EVENTS):
+            self.report("gold: new facts, dimension members, and the days and sessions they touch")
+            self._stage(
+                GOLD_STREAM,
+                lambda on_batch: run_gold(
+                    spark,
+                    warehouse=warehouse,
+                    contract=contracts.get(GOLD_FACT_EVENTS),
+                    on_batch=on_batch,
+                ),
+                None,
+            )
+        if options.full_refresh:
+            self.report("gold: full refresh from silver and the user change log")
+            self._stage(REFRESH_STAGE, lambda _: refresh_gold(spark, warehouse), None)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from pipeline import event_log, history
 from pipeline.config import PiiKey, pii_key_from_environment, spark_settings_from_environment
 from pipeline.errors import ClickstreamError
 from pipeline.session import build_session
@@ -112,9 +113,11 @@ def _run_one(scenario: Scenario, context: ScenarioContext) -> ScenarioResult:
         verdicts, injected, error = (), "(not generated)", f"{type(exc).__name__}: {exc}"
     ledger: dict[str, int] = {}
     samples: tuple[dict[str, object], ...] = ()
+    found: list[history.Update] = []
     if context.warehouse.exists():
         ledger = invariants.table_counts(context.spark, context.warehouse)
         samples = invariants.quarantine_samples(context.spark, context.warehouse)
+        found = history.updates(event_log.read_events(context.warehouse))
     return ScenarioResult(
         name=scenario.name,
         description=scenario.description,
@@ -124,6 +127,16 @@ def _run_one(scenario: Scenario, context: ScenarioContext) -> ScenarioResult:
         ledger=ledger,
         quarantine_samples=samples,
         error=error,
+        lineage=tuple(history.lineage(found)),
+        updates=tuple(
+            {
+                "update_id": u.update_id,
+                "state": u.state,
+                "seconds": u.seconds,
+                "output_rows": u.output_rows,
+            }
+            for u in found
+        ),
     )
 
 

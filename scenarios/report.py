@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 
 import orjson
 
+from pipeline.flows import layers
 from scenarios.invariants import Verdict
 
 
@@ -31,6 +32,10 @@ class ScenarioResult:
     ledger: Mapping[str, int] = field(default_factory=dict)
     quarantine_samples: tuple[Mapping[str, object], ...] = ()
     error: str | None = None
+    lineage: tuple[tuple[str, str], ...] = ()
+    """The table graph (input, output) of the scenario's newest update, from its event log."""
+    updates: tuple[Mapping[str, object], ...] = ()
+    """The scenario's pipeline updates: `update_id`, `state`, `seconds`, `output_rows`."""
 
     @property
     def passed(self) -> bool:
@@ -166,6 +171,94 @@ def _ledger_chart(ledger: Mapping[str, int]) -> str:
     )
 
 
+NODE_WIDTH, NODE_HEIGHT, LAYER_GAP, ROW_GAP = 176, 26, 56, 12
+
+
+def _curve(points: Sequence[tuple[int, int]]) -> str:
+    """A smooth path through points left to right: one S-curve between each pair."""
+    (x, y), *rest = points
+    path = [f"M{x},{y}"]
+    for nx, ny in rest:
+        bend = (nx - x) // 2
+        path.append(f"C{x + bend},{y} {nx - bend},{ny} {nx},{ny}")
+        x, y = nx, ny
+    return " ".join(path)
+
+
+def lineage_svg(graph: Sequence[tuple[str, str]]) -> str:
+    """The lineage graph as inline SVG: datasets in layers from left (landing files) to right
+    (the last aggregates), an arrow from each input to what reads it. An arrow that skips
+    layers runs through a free slot below each layer it crosses, never behind a box."""
+    if not graph:
+        return ""
+    layered = layers(graph)
+    depth = {name: column for column, names in enumerate(layered) for name in names}
+    rows = [len(names) for names in layered]
+    routes: list[list[tuple[int, int]]] = []
+    for source, output in graph:
+        route = [(depth[source], layered[depth[source]].index(source))]
+        for column in range(depth[source] + 1, depth[output]):
+            route.append((column, rows[column]))
+            rows[column] += 1
+        routes.append([*route, (depth[output], layered[depth[output]].index(output))])
+
+    def left(column: int) -> int:
+        return 8 + column * (NODE_WIDTH + LAYER_GAP)
+
+    def middle(row: int) -> int:
+        return 8 + row * (NODE_HEIGHT + ROW_GAP) + NODE_HEIGHT // 2
+
+    width = 16 + len(layered) * NODE_WIDTH + (len(layered) - 1) * LAYER_GAP
+    height = 16 + max(rows) * (NODE_HEIGHT + ROW_GAP) - ROW_GAP
+    arrows = []
+    for route in routes:
+        (first_column, first_row), *between, (last_column, last_row) = route
+        points = [(left(first_column) + NODE_WIDTH, middle(first_row))]
+        for column, row in between:  # straight through the free slot, then on
+            points += [(left(column), middle(row)), (left(column) + NODE_WIDTH, middle(row))]
+        points.append((left(last_column) - 4, middle(last_row)))
+        arrows.append(
+            f'<path d="{_curve(points)}" fill="none" stroke="#8c959f" '
+            'stroke-width="1.3" marker-end="url(#arrow)"/>'
+        )
+    nodes = []
+    for name, column in depth.items():
+        x, y = left(column), middle(layered[column].index(name)) - NODE_HEIGHT // 2
+        landing = name.startswith("landing/")
+        fill = "#fff8c5" if landing else "#dafbe1" if name.startswith("gold_") else "#ddf4ff"
+        nodes.append(
+            f'<g><title>{_e(name)}</title><rect x="{x}" y="{y}" width="{NODE_WIDTH}" '
+            f'height="{NODE_HEIGHT}" rx="5" fill="{fill}" stroke="#57606a"/>'
+            f'<text x="{x + NODE_WIDTH // 2}" y="{y + 17}" text-anchor="middle" '
+            f'font-size="12" font-family="ui-monospace, monospace">{_e(name)}</text></g>'
+        )
+    marker = (
+        '<defs><marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#8c959f"/></marker>'
+        "</defs>"
+    )
+    return (
+        f'<svg role="img" aria-label="lineage" viewBox="0 0 {width} {height}" '
+        f'style="width:100%;max-width:{width}px;height:auto">{marker}'
+        f"{''.join(arrows)}{''.join(nodes)}</svg>"
+    )
+
+
+def _updates_table(updates: Sequence[Mapping[str, object]]) -> str:
+    if not updates:
+        return "<p class='muted'>No update recorded.</p>"
+    rows = "".join(
+        f"<tr><td class='mono'>{_e(u['update_id'])}</td><td>{_e(u['state'])}</td>"
+        f"<td class='num'>{float(str(u['seconds'] or 0)):.1f} s</td>"
+        f"<td class='num'>{int(str(u['output_rows'])):,}</td></tr>"
+        for u in updates
+    )
+    return (
+        "<table style='width:auto'><tr><th>update</th><th>state</th><th>duration</th>"
+        f"<th>rows written</th></tr>{rows}</table>"
+    )
+
+
 def _samples_table(samples: Sequence[Mapping[str, object]]) -> str:
     if not samples:
         return '<p class="muted">No quarantined rows.</p>'
@@ -211,6 +304,8 @@ def _section(result: ScenarioResult) -> str:
   {_ledger_chart(result.ledger)}
   <h3>Invariants</h3>
   <table><tr><th></th><th>invariant</th><th>evidence</th></tr>{verdict_rows}</table>
+  <h3>Updates (event log)</h3>
+  {_updates_table(result.updates)}
   <h3>Quarantine samples</h3>
   {_samples_table(result.quarantine_samples)}
 </section>"""
@@ -226,6 +321,14 @@ def render_html(results: Sequence[ScenarioResult], *, seed: int, generated_at: d
         f'<a href="#{_e(r.name)}">{"✓" if r.passed else "✗"} {_e(r.name)}</a>' for r in results
     )
     sections = "".join(_section(result) for result in results)
+    graph = next((result.lineage for result in results if result.lineage), ())
+    lineage = (
+        "<h2>Lineage</h2><p class='muted'>From the <code>flow_definition</code> events of the "
+        "event log (<code>clickstream lineage</code> prints it): landing files on the left, "
+        f"each table after what it reads.</p>{lineage_svg(graph)}"
+        if graph
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -241,6 +344,7 @@ def render_html(results: Sequence[ScenarioResult], *, seed: int, generated_at: d
   <div class="tile"><b>{sum(r.seconds for r in results):.0f} s</b>run time</div>
 </div>
 <nav>{navigation}</nav>
+{lineage}
 {sections}
 </main></body></html>
 """

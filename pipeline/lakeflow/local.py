@@ -15,7 +15,8 @@ So they go into a `spark-defaults.conf` of a configuration directory made for th
 absolute URI, which a committed file cannot know: the run writes an effective copy of the
 spec beside the committed one, with the storage, the landing path and the warehouse of this
 run, and removes it afterwards. The tables are registered in a Hive metastore kept in the
-warehouse, so running again on the same warehouse is an incremental update.
+warehouse, so running again on the same warehouse is an incremental update. Each `run` is an
+update of the warehouse's event log (`pipeline.lakeflow.run_events`), as `clickstream run` is.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ from pipeline.config import (
     subprocess_environment,
 )
 from pipeline.errors import ConfigurationError
+from pipeline.event_log import CANCELED, FAILED, UpdateLog, new_update_id
+from pipeline.lakeflow.run_events import SdpRecorder
 from pipeline.lakeflow.settings import LANDING
 from pipeline.session import local_server_conf, resolve_delta_jars
+from pipeline.writer_lock import writer_lock
 
 Command = Literal["run", "dry-run"]
 SPEC_NAME = "spark-pipeline.yml"
@@ -159,14 +163,68 @@ def run_spark_pipelines(
         environment = subprocess_environment(
             {"SPARK_CONF_DIR": str(conf_dir), "PYSPARK_PYTHON": sys.executable}
         )
-        return subprocess.run(
-            command_line(command, spec, settings.master),
-            env=environment,
-            cwd=run.warehouse,
-            capture_output=capture,
-            text=True,
-            check=False,
-        )
+        if command != "run":
+            return subprocess.run(
+                command_line(command, spec, settings.master),
+                env=environment,
+                cwd=run.warehouse,
+                capture_output=capture,
+                text=True,
+                check=False,
+            )
+        warehouse = run.warehouse.resolve()
+        with writer_lock(warehouse):
+            recorder = SdpRecorder(warehouse, UpdateLog(warehouse, new_update_id()))
+            recorder.start()
+            try:
+                completed = _run_recorded(
+                    command_line(command, spec, settings.master),
+                    environment,
+                    run.warehouse,
+                    recorder,
+                    capture=capture,
+                )
+            except BaseException as error:
+                recorder.update.finished(
+                    CANCELED if isinstance(error, KeyboardInterrupt) else FAILED, error
+                )
+                raise
+            recorder.finish(completed.returncode)
+            return completed
+
+
+def _run_recorded(
+    arguments: list[str],
+    environment: Mapping[str, str],
+    cwd: Path,
+    recorder: SdpRecorder,
+    *,
+    capture: bool,
+) -> subprocess.CompletedProcess[str]:
+    """Run `spark-pipelines`, recording each line it prints as it prints it.
+
+    Captured, its standard error is merged into its output (read through one pipe, a chatty
+    stderr cannot fill up and stall it).
+    """
+    with subprocess.Popen(
+        arguments,
+        env=dict(environment),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if capture else None,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        printed = []
+        for line in process.stdout:
+            recorder.line(line)
+            if capture:
+                printed.append(line)
+            else:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        returncode = process.wait()
+    return subprocess.CompletedProcess(arguments, returncode, "".join(printed), "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,8 +8,8 @@ runs twice, the second time incrementally over a day of events that landed after
 the runner runs once over everything. Every table both build is compared row for row.
 
 Ignored: `_ingested_at` (bronze and silver tables), the time each side read a line; nothing
-else. Not shared: `_expectations_log` (the runner's metrics table; Databricks keeps them in
-the event log, open-source SDP has none) and, on Databricks only, `gold_user_versions`.
+else. Not shared: `_event_log` (each side records its own updates; open-source SDP reports no
+expectation counts) and, on Databricks only, `gold_user_versions`.
 
 Only `nox -s lakeflow` runs this folder; `nox -s tests` leaves it out.
 """
@@ -29,10 +29,12 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from pipeline import generator, runner, tables
+from pipeline import event_log, generator, runner, tables
 from pipeline.cli import load_expectations
 from pipeline.config import SparkSettings, pii_key_from_file, spark_settings_from_environment
+from pipeline.history import updates
 from pipeline.lakeflow.local import LocalRun, run_spark_pipelines
+from pipeline.lakeflow.run_events import RUNNER, SDP_FLOWS
 from pipeline.lakeflow.settings import EXPECTATIONS, PII_KEY_REF
 from pipeline.session import build_session
 
@@ -153,6 +155,22 @@ def test_dry_run_validates_the_graph(workspace: Path, settings: SparkSettings) -
     output = completed.stdout + completed.stderr
     assert "Run is COMPLETED" in output
     assert not (workspace / "dry-run" / tables.SILVER_EVENTS).exists()  # validated, not built
+
+
+def test_each_sdp_run_is_an_update_of_the_event_log(runs: Runs) -> None:
+    found = updates(event_log.read_events(runs.sdp))
+    assert [(u.state, u.runner) for u in found] == [("COMPLETED", RUNNER)] * 2
+    first = found[0]
+    assert set(first.definitions) == {flow.name for flow in SDP_FLOWS}
+    assert set(first.flows) == set(first.definitions)  # every flow reported its status
+    assert {flow.status for flow in first.flows.values()} == {"COMPLETED"}
+    # Rows from each table's Delta commits in the update: streaming tables gain rows in both,
+    # a materialized view is recomputed whole each time.
+    for table in (tables.BRONZE_EVENTS, tables.SILVER_EVENTS):
+        written = sum(update.flows[table].output_rows for update in found)
+        assert written == tables.count_rows(None, runs.sdp, table) > 0
+    facts = found[-1].flows[tables.GOLD_FACT_EVENTS].output_rows
+    assert facts == tables.count_rows(None, runs.sdp, tables.GOLD_FACT_EVENTS) > 0
 
 
 def test_sdp_and_runner_build_the_same_tables(spark: SparkSession, runs: Runs) -> None:

@@ -28,10 +28,10 @@ from pyspark.pipelines.output import MaterializedView, Output, StreamingTable, T
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import config, gold, tables
+from pipeline import config, flows, gold, tables
 from pipeline.errors import ConfigurationError, MissingPiiKeyError
 from pipeline.expectations import Expectation
-from pipeline.lakeflow import quality, sources
+from pipeline.lakeflow import quality, run_events, sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.settings import (
     EXPECTATIONS,
@@ -327,3 +327,40 @@ def test_key_reference_schemes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv(KEY_ENV)
     with pytest.raises(MissingPiiKeyError, match=KEY_ENV):
         resolve(f"env:{KEY_ENV}")
+
+
+@pytest.mark.parametrize(
+    ("line", "flow", "status"),
+    [
+        (
+            "2026-12-01 00:02:00: Flow spark_catalog.default.gold_dim_page is QUEUED.",
+            "gold_dim_page",
+            "QUEUED",
+        ),
+        (
+            "2026-12-01 00:02:13: Flow spark_catalog.default.gold_dim_user has COMPLETED.",
+            "gold_dim_user",
+            "COMPLETED",
+        ),
+        ("Flow `spark_catalog`.`default`.`silver_events` has FAILED.", "silver_events", "FAILED"),
+        ("2026-12-01 00:02:37: Run is COMPLETED.", None, "COMPLETED"),
+        ("2026-12-01 00:02:37: Run has FAILED.", None, "FAILED"),
+    ],
+)
+def test_sdp_output_lines_give_flow_statuses_and_the_run_state(
+    line: str, flow: str | None, status: str
+) -> None:
+    assert run_events.parse_line(line) == run_events.Line(flow, status)
+
+
+def test_other_sdp_output_lines_say_nothing() -> None:
+    for line in ("2026-12-01 00:01:13: Registering graph elements...", "WARN Utils: hostname", ""):
+        assert run_events.parse_line(line) is None
+
+
+def test_the_sdp_graph_writes_every_runner_table_and_reads_what_the_runner_reads() -> None:
+    assert {f.output for f in run_events.SDP_FLOWS} == {f.output for f in flows.FLOWS}
+    sdp = {f.name: f for f in run_events.SDP_FLOWS}
+    for flow in flows.FLOWS:
+        if flow.name in sdp:
+            assert set(flow.inputs) <= set(sdp[flow.name].inputs)

@@ -8,6 +8,8 @@ from xml.etree import ElementTree
 
 import orjson
 
+from pipeline import flows
+from scenarios import report
 from scenarios.invariants import Verdict
 from scenarios.report import ScenarioResult, write_reports
 
@@ -67,3 +69,28 @@ def test_reports_agree_on_what_failed(tmp_path: Path) -> None:
 def test_all_passing_is_said_in_the_title(tmp_path: Path) -> None:
     paths = write_reports(_results()[:1], tmp_path, seed=1, generated_at=WHEN)
     assert "<title>Scenario report: All scenarios passed</title>" in paths.html.read_text("utf-8")
+
+
+def test_the_lineage_graph_draws_every_dataset_and_every_edge() -> None:
+    graph = flows.edges((f.output, f.inputs) for f in flows.FLOWS)
+    svg = report.lineage_svg(graph)
+    names = {name for edge in graph for name in edge}
+    assert all(f">{name}</text>" in svg for name in names)
+    assert svg.count('marker-end="url(#arrow)"') == len(graph)
+    assert report.lineage_svg([]) == ""
+
+
+def test_the_html_report_shows_the_lineage_and_each_scenarios_updates() -> None:
+    graph = tuple(flows.edges((f.output, f.inputs) for f in flows.FLOWS))
+    result = ScenarioResult(
+        name="baseline",
+        description="d",
+        injected="i",
+        seconds=1.0,
+        verdicts=(),
+        lineage=graph,
+        updates=({"update_id": "u-1", "state": "COMPLETED", "seconds": 2.5, "output_rows": 1234},),
+    )
+    page = report.render_html([result], seed=1, generated_at=datetime(2026, 12, 1, tzinfo=UTC))
+    assert "<h2>Lineage</h2>" in page and 'aria-label="lineage"' in page
+    assert "u-1" in page and "1,234" in page and "2.5 s" in page

@@ -1,0 +1,148 @@
+"""The event log written and read without Spark (delta-rs), and what `history` makes of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import event_log, flows, history, tables
+from pipeline.errors import ExpectationFailedError, RuleFailure
+from pipeline.expectations import ExpectationMetric
+
+
+def _bronze_commit(warehouse: Path, batch_id: int, rows: int) -> None:
+    """A Delta commit of `bronze_events` carrying the bronze stream's batch marker."""
+    from pipeline import delta_log
+
+    log = warehouse / tables.BRONZE_EVENTS / "_delta_log"
+    log.mkdir(parents=True, exist_ok=True)
+    info = {
+        "commitInfo": {
+            "operation": "WRITE",
+            "operationMetrics": {"numOutputRows": str(rows)},
+            "userMetadata": delta_log.batch_marker(tables.BRONZE_STREAM, batch_id),
+        }
+    }
+    (log / f"{batch_id:020d}.json").write_text(json.dumps(info) + "\n", encoding="utf-8")
+
+
+def _metrics(passed: int, failed: int) -> list[ExpectationMetric]:
+    return [ExpectationMetric(tables.BRONZE_EVENTS, "event_ts_parseable", "drop", passed, failed)]
+
+
+def test_an_update_records_definitions_batches_once_and_its_end(tmp_path: Path) -> None:
+    update = event_log.UpdateLog(tmp_path, "u-1")
+    update.started(flows.FLOWS, cause="USER_ACTION", full_refresh=False, runner="test")
+    _bronze_commit(tmp_path, 0, rows=9)
+    report = update.reporter(tables.BRONZE_STREAM)
+    report(0, 10, {tables.BRONZE_EVENTS: _metrics(passed=9, failed=1)})
+    # A replay of the same batch (after a crash) adds nothing.
+    assert not update.batch(
+        tables.BRONZE_STREAM, 0, flows.flows_of_stage(tables.BRONZE_STREAM), 10, {}
+    )
+    update.flows_ended(flows.flows_of_stage(tables.BRONZE_STREAM), event_log.COMPLETED)
+    update.finished(event_log.COMPLETED)
+
+    events = event_log.read_events(tmp_path)
+    assert [e["event_type"] for e in events[:2]] == ["create_update", "flow_definition"]
+    assert {e["origin"]["update_id"] for e in events} == {"u-1"}
+    [found] = history.updates(events)
+    assert found.state == "COMPLETED" and found.runner == "test"
+    bronze = found.flows[tables.BRONZE_EVENTS]
+    assert (bronze.batches, bronze.input_rows, bronze.output_rows) == (1, 10, 9)
+    assert bronze.dropped_records == 1
+    assert bronze.failed_expectations == {"event_ts_parseable": 1}
+    assert found.flows[tables.BRONZE_QUARANTINE].output_rows == 0
+    quality = event_log.details(
+        next(
+            e
+            for e in events
+            if e["origin"]["flow_name"] == tables.BRONZE_EVENTS and e["origin"]["batch_id"] == 0
+        )
+    )["data_quality"]
+    assert quality["expectations"] == [
+        {
+            "name": "event_ts_parseable",
+            "dataset": tables.BRONZE_EVENTS,
+            "action": "drop",
+            "passed_records": 9,
+            "failed_records": 1,
+        }
+    ]
+    assert "u-1" in history.render_updates([found])
+    assert "event_ts_parseable (1)" in history.render_update(found)
+
+
+def test_a_failed_update_keeps_counts_never_samples(tmp_path: Path) -> None:
+    samples = ({"event_id": "e-secret", "event_type": "teleport"},)
+    error = ExpectationFailedError(
+        tables.SILVER_EVENTS, (RuleFailure("no_teleports", "nobody teleports", 1, samples),), 40
+    )
+    with (
+        pytest.raises(ExpectationFailedError),
+        event_log.recorded_update(
+            tmp_path, "u-2", flows=flows.FLOWS, full_refresh=True, runner="test"
+        ),
+    ):
+        raise error
+    [found] = history.updates(event_log.read_events(tmp_path))
+    assert found.state == "FAILED" and found.full_refresh
+    assert found.error == (
+        "ExpectationFailedError: Rows of silver_events failed expect_or_fail rules: "
+        "no_teleports (1 rows), of 40 rows in the batch; the batch was not written."
+    )
+    assert "e-secret" not in json.dumps(found.to_json())
+
+
+def test_ctrl_c_cancels_the_update(tmp_path: Path) -> None:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        event_log.recorded_update(
+            tmp_path, "u-3", flows=flows.FLOWS, full_refresh=False, runner="test"
+        ),
+    ):
+        raise KeyboardInterrupt
+    assert [u.state for u in history.updates(event_log.read_events(tmp_path))] == ["CANCELED"]
+
+
+def test_a_killed_update_shows_as_incomplete(tmp_path: Path) -> None:
+    event_log.UpdateLog(tmp_path, "u-4").started(
+        flows.FLOWS, cause="USER_ACTION", full_refresh=False, runner="test"
+    )
+    [found] = history.updates(event_log.read_events(tmp_path))
+    assert found.state == history.NO_END_STATE
+
+
+def test_spark_errors_lose_their_quoted_values() -> None:
+    error = RuntimeError(
+        "[CAST_INVALID_INPUT] The value 'jane@example.com' of the type \"STRING\" cannot be "
+        'cast to "INT".\nJVM stacktrace: ...'
+    )
+    name, message = event_log.error_summary(error)
+    assert name == "RuntimeError"
+    assert "jane@example.com" not in message and "JVM" not in message
+    assert message.startswith("[CAST_INVALID_INPUT] The value '…'")
+
+
+def test_no_event_log_reads_as_no_events(tmp_path: Path) -> None:
+    assert event_log.read_events(tmp_path) == []
+    assert history.render_updates([]).startswith("no updates recorded yet")
+    assert history.render_lineage([]).startswith("no lineage recorded yet")
+
+
+def test_lineage_layers_follow_the_declared_flows() -> None:
+    graph = flows.edges((f.output, f.inputs) for f in flows.FLOWS)
+    layered = flows.layers(graph)
+    assert layered[0] == [flows.LANDING_EVENTS, flows.LANDING_USER_CHANGES]
+    assert layered[-1] == [tables.GOLD_FUNNEL_DAILY]
+    depth = {name: i for i, layer in enumerate(layered) for name in layer}
+    assert all(depth[source] < depth[output] for source, output in graph)
+    text = history.render_lineage(graph)
+    assert "gold_fact_events         <- gold_dim_user, silver_events" in text
+
+
+def test_a_cycle_is_refused() -> None:
+    with pytest.raises(ValueError, match="cycle"):
+        flows.layers([("a", "b"), ("b", "a")])
