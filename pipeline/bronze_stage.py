@@ -71,9 +71,8 @@ def _write_batch(
     parsed: DataFrame,
     batch_id: int,
     contract: Contract | None,
-) -> tuple[int | None, list[rules_engine.ExpectationMetric]]:
-    """Write one batch; return the lines it held (None when a replay skipped the bronze
-    write, which counts them) and its expectation metrics."""
+) -> tuple[int, list[rules_engine.ExpectationMetric]]:
+    """Write one batch; return the lines it held and its expectation metrics."""
     ingested_at = F.current_timestamp()
     # Counted while bronze is written: no pass over the batch of its own for the quarantine.
     counting = Observation(f"bronze:{uuid.uuid4().hex}")
@@ -131,7 +130,8 @@ def _write_batch(
             )
         )
     in_parallel(writes)
-    return (int(counting.get["lines"]) if wrote[-1] else None), metrics
+    # A replay whose bronze write was skipped never ran the counting pass: count the lines.
+    return (int(counting.get["lines"]) if wrote[-1] else parsed.count()), metrics
 
 
 def _quarantine(
