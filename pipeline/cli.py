@@ -383,13 +383,21 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
     print(summary.render())
 
 
+def _existing_warehouse(warehouse: Path) -> Path:
+    if not warehouse.is_dir():
+        raise ConfigurationError(
+            f"No warehouse at {warehouse}: give the --warehouse that `clickstream run` wrote."
+        )
+    return warehouse.resolve()
+
+
 def _history(args: argparse.Namespace) -> int:
     import json
 
     from pipeline.event_log import read_events
     from pipeline.history import render_update, render_updates, updates
 
-    found = updates(read_events(args.warehouse.resolve()))
+    found = updates(read_events(_existing_warehouse(args.warehouse)))
     if args.update is not None:
         chosen = [u for u in found if u.update_id == args.update]
         if not chosen:
@@ -414,7 +422,7 @@ def _lineage(args: argparse.Namespace) -> int:
     from pipeline.event_log import read_events
     from pipeline.history import lineage, render_lineage, updates
 
-    graph = lineage(updates(read_events(args.warehouse.resolve())))
+    graph = lineage(updates(read_events(_existing_warehouse(args.warehouse))))
     if args.json:
         print(json.dumps([{"input": a, "output": b} for a, b in graph], indent=2))
     else:

@@ -202,8 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = _selected(args)
     try:
         pii_key = pii_key_from_environment()
-        print("starting Spark ...", flush=True)
-        spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
+        log_file = args.report_dir / "spark.log"
+        print(f"starting Spark ... (its log: {log_file})", flush=True)
+        spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE), log_file=log_file)
     except ClickstreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -601,7 +601,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.0f} s] {message}", file=sys.stderr, flush=True)
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="chaos-"))
-    spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
+    spark = build_session(
+        spark_settings_from_environment(DEFAULT_JAR_CACHE), log_file=root / "spark.log"
+    )
     try:
         harness = Harness(root, spark, args.seed, args.events)
         stages |= {"incremental"} if args.full_disk else set()

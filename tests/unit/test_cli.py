@@ -1,12 +1,13 @@
-"""The command line without a JVM: produce, argument errors, missing key."""
+"""The command line without a JVM: produce, argument errors, missing key, the event log."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from pipeline import cli, config
+from pipeline import cli, config, event_log, flows
 
 
 def test_produce_writes_the_landing_layout(
@@ -60,6 +61,46 @@ def test_a_run_with_a_key_the_warehouse_does_not_know_fails_before_starting_spar
     error = capsys.readouterr().err
     assert "is not the key of" in error
     assert "another-key-0123456789abcdef" not in error
+
+    # The refused run is a FAILED update, and neither key is in the event log.
+    assert cli.main(["history", "--warehouse", str(tmp_path / "warehouse"), "--json"]) == 0
+    output = capsys.readouterr().out
+    [update] = json.loads(output)
+    assert update["state"] == "FAILED"
+    assert update["error"].startswith("PiiKeyMismatchError: ")
+    log = b"".join(p.read_bytes() for p in (tmp_path / "warehouse" / "_event_log").rglob("*.*"))
+    assert b"another-key" not in log and b"the-warehouse-key" not in log
+
+
+def test_history_and_lineage_read_the_event_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warehouse = str(tmp_path)
+    for update_id in ("u-1", "u-2"):
+        with event_log.recorded_update(
+            tmp_path, update_id, flows=flows.FLOWS, full_refresh=False, runner="clickstream run"
+        ):
+            pass
+    assert cli.main(["history", "--warehouse", warehouse, "--limit", "1"]) == 0
+    listed = capsys.readouterr().out
+    assert "u-2" in listed and "u-1" not in listed and "COMPLETED" in listed
+    assert cli.main(["history", "--warehouse", warehouse, "--update", "u-1"]) == 0
+    assert "update u-1: COMPLETED" in capsys.readouterr().out
+    assert cli.main(["history", "--warehouse", warehouse, "--update", "nope"]) == 2
+    assert "No update 'nope'" in capsys.readouterr().err
+    assert cli.main(["lineage", "--warehouse", warehouse, "--json"]) == 0
+    edges = {(e["input"], e["output"]) for e in json.loads(capsys.readouterr().out)}
+    assert ("landing/events", "bronze_events") in edges
+    assert ("gold_sessions", "gold_funnel_daily") in edges
+    assert cli.main(["lineage", "--warehouse", warehouse]) == 0
+    assert "bronze_events" in capsys.readouterr().out
+
+
+def test_history_of_a_missing_warehouse_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["history", "--warehouse", str(tmp_path / "nowhere")]) == 2
+    assert "No warehouse at" in capsys.readouterr().err
 
 
 def test_a_key_file_others_can_read_is_warned_about(
