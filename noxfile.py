@@ -28,7 +28,8 @@ def _install(session: nox.Session, *groups: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run unit tests (no JVM) and Spark + Delta tests on tiny data, one shared session."""
     _install(session, "test")
-    session.run("pytest", *session.posargs, env=ENV)
+    # The slowest tests are listed at the end: where the suite's time goes, in every CI log.
+    session.run("pytest", "--durations=15", *session.posargs, env=ENV)
 
 
 @nox.session(python="3.11", default=False)

@@ -53,10 +53,14 @@ __all__ = [
     "COMPLETED",
     "EVENT_SCHEMA",
     "FAILED",
+    "RUNNER",
+    "TERMINAL_STATES",
     "UpdateLog",
+    "details",
     "error_summary",
     "expectation_metrics",
     "new_update_id",
+    "pipeline_id",
     "read_events",
     "recorded_update",
     "register_views",
@@ -112,7 +116,7 @@ EVENT_SCHEMA = pa.schema(
 _WRITE_LOCK = threading.Lock()
 
 
-def _details(kind: str, body: Mapping[str, Any]) -> str:
+def _details_json(kind: str, body: Mapping[str, Any]) -> str:
     return json.dumps({kind: body}, sort_keys=True)
 
 
@@ -152,13 +156,13 @@ class _Origin:
     update_id: str
     host: str
 
-    def of(self, flow: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+    def of(self, flow: Flow | None = None, batch_id: int | None = None) -> dict[str, Any]:
         return {
             "pipeline_id": self.pipeline_id,
             "pipeline_name": PIPELINE_NAME,
             "update_id": self.update_id,
-            "flow_name": flow,
-            "dataset_name": flow,
+            "flow_name": None if flow is None else flow.name,
+            "dataset_name": None if flow is None else flow.output,
             "batch_id": batch_id,
             "host": self.host,
         }
@@ -200,14 +204,13 @@ class UpdateLog:
     Thread-safe: the stages of a run report from two threads.
     """
 
-    def __init__(self, warehouse: Path, update_id: str, *, log_path: Path | None = None) -> None:
+    def __init__(self, warehouse: Path, update_id: str) -> None:
         self.warehouse = warehouse
         self.update_id = update_id
-        self.path = log_path or Path(table_path(warehouse, EVENT_LOG))
+        self.path = Path(table_path(warehouse, EVENT_LOG))
         self._origin = _Origin(pipeline_id(warehouse), update_id, socket.gethostname())
         self._instance = uuid.uuid4().hex
         self._sequence = itertools.count()
-        self.state: str | None = None
 
     # ------------------------------------------------------------------ event rows
 
@@ -217,7 +220,7 @@ class UpdateLog:
         message: str,
         details: str,
         *,
-        flow: str | None = None,
+        flow: Flow | None = None,
         batch_id: int | None = None,
         level: str = "INFO",
         error: tuple[str, str] | None = None,
@@ -265,7 +268,7 @@ class UpdateLog:
             self._event(
                 "create_update",
                 f"Update {self.update_id} started by {cause} ({runner}).",
-                _details(
+                _details_json(
                     "create_update",
                     {"cause": cause, "full_refresh": full_refresh, "runner": runner},
                 ),
@@ -277,7 +280,7 @@ class UpdateLog:
                     "flow_definition",
                     f"Flow '{flow.name}' reads {', '.join(flow.inputs)} and writes "
                     f"'{flow.output}'.",
-                    _details(
+                    _details_json(
                         "flow_definition",
                         {
                             "output_dataset": flow.output,
@@ -285,7 +288,7 @@ class UpdateLog:
                             "flow_type": flow.kind,
                         },
                     ),
-                    flow=flow.name,
+                    flow=flow,
                 )
             )
         events.append(self._progress(RUNNING))
@@ -298,7 +301,7 @@ class UpdateLog:
         return self._event(
             "update_progress",
             message,
-            _details("update_progress", {"state": state}),
+            _details_json("update_progress", {"state": state}),
             level="ERROR" if state == FAILED else "INFO",
             error=error,
         )
@@ -346,8 +349,8 @@ class UpdateLog:
                 self._event(
                     "flow_progress",
                     message + ".",
-                    _details("flow_progress", body),
-                    flow=flow.name,
+                    _details_json("flow_progress", body),
+                    flow=flow,
                     batch_id=batch_id,
                     level="METRICS",
                 )
@@ -399,8 +402,8 @@ class UpdateLog:
                 self._event(
                     "flow_progress",
                     f"Flow '{flow.name}' {verb} {status}.",
-                    _details("flow_progress", body),
-                    flow=flow.name,
+                    _details_json("flow_progress", body),
+                    flow=flow,
                     level="ERROR" if status == FAILED else "INFO",
                     error=error,
                 )
@@ -410,7 +413,6 @@ class UpdateLog:
 
     def finished(self, state: str, error: BaseException | None = None) -> None:
         """The update's end state: `COMPLETED`, `FAILED` (with the error) or `CANCELED`."""
-        self.state = state
         self._append([self._progress(state, None if error is None else error_summary(error))])
 
 
