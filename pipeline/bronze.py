@@ -141,9 +141,11 @@ def event_lines(
 ) -> DataFrame:
     """The landing files under `path` as a stream of lines, the input `parse_lines` takes.
 
-    Columns `value` (the text) and `_source_file` (the file's path, from `_metadata`).
+    Columns `value` (the text) and `_source_file` (the file's path, from `_metadata`). Files
+    in folders below `path` are read too (a streaming producer's date folders), as Auto Loader
+    does.
     """
-    reader = spark.readStream.format("text")
+    reader = spark.readStream.format("text").option("recursiveFileLookup", "true")
     if max_files_per_trigger is not None:
         reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
     return reader.load(path).select("value", F.col("_metadata.file_path").alias("_source_file"))

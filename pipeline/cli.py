@@ -18,14 +18,18 @@ from pipeline.errors import ClickstreamError, ConfigurationError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from pipeline.azure_landing import BlobLanding
     from pipeline.config import PiiKey
     from pipeline.event_log import UpdateLog
     from pipeline.expectations import Expectation
+    from pipeline.producer import LandingStore
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 DEFAULT_EXPECTATIONS_MODULE = "contracts.rules"
 EXPECTATIONS_ATTRIBUTE = "EXPECTATIONS"
 NO_EXPECTATIONS = "none"
+LANDING_CACHE = "_landing"
+"""Where `run --landing abfs://...` copies the landing's files, under the warehouse."""
 SPARK_LOG = "_logs/spark.log"
 """Where a run's Spark output goes, under the warehouse (`clickstream run --verbose`: the
 terminal)."""
@@ -60,23 +64,58 @@ def _parser() -> argparse.ArgumentParser:
     produce = commands.add_parser(
         "produce", help="generate clickstream events and user CDC changes as JSON lines"
     )
-    produce.add_argument("--out", type=Path, required=True, help="landing directory to write")
-    produce.add_argument("--events", type=int, required=True, help="number of events")
+    produce.add_argument(
+        "--out",
+        required=True,
+        help="landing to write: a directory, or abfs://CONTAINER/PREFIX with --storage-account",
+    )
+    produce.add_argument(
+        "--events", type=int, default=None, help="number of events (not with --stream)"
+    )
     produce.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     produce.add_argument(
         "--users", type=int, default=None, help="distinct users (default events/50)"
     )
-    produce.add_argument("--files", type=int, default=4, help="event files to write (default 4)")
+    produce.add_argument(
+        "--files",
+        type=int,
+        default=None,
+        help="event files to write (default 4; not with --stream)",
+    )
     produce.add_argument(
         "--start",
         type=_timestamp,
         default=None,
         help="start of the event time window, ISO-8601 with zone (default 2026-11-01T00:00Z)",
     )
+    stream = produce.add_argument_group(
+        "streaming", "--stream writes a new file every --interval seconds until --duration ends"
+    )
+    stream.add_argument(
+        "--stream",
+        action="store_true",
+        help="produce continuously, events timed by the clock, under events/<ingest date>/",
+    )
+    stream.add_argument("--rate", type=float, default=None, help="events per second (--stream)")
+    stream.add_argument(
+        "--duration", type=float, default=None, help="seconds to produce for (--stream)"
+    )
+    stream.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between files (default 10)"
+    )
+    _add_storage_options(produce)
 
     run = commands.add_parser("run", help="process new landing files into Delta tables")
-    run.add_argument("--landing", type=Path, required=True, help="landing directory")
+    run.add_argument(
+        "--landing",
+        required=True,
+        help=(
+            "landing directory, or abfs://CONTAINER/PREFIX with --storage-account (its new "
+            f"files are copied to <warehouse>/{LANDING_CACHE}/ first)"
+        ),
+    )
     run.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
+    _add_storage_options(run)
     run.add_argument(
         "--pii-key-file",
         type=Path,
@@ -123,6 +162,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_event_log_commands(commands)
     _add_privacy_commands(commands)
     return parser
+
+
+def _add_storage_options(command: argparse.ArgumentParser) -> None:
+    storage = command.add_argument_group(
+        "Azure storage", "for an abfs:// landing; the identity is managed identity, then az login"
+    )
+    storage.add_argument("--storage-account", default=None, help="storage account name")
+    storage.add_argument(
+        "--storage-endpoint",
+        default=None,
+        metavar="URL",
+        help="blob service URL (default https://ACCOUNT.blob.core.windows.net), e.g. an emulator",
+    )
+    storage.add_argument(
+        "--client-id", default=None, help="client id of a user-assigned managed identity"
+    )
 
 
 def _add_key_file(command: argparse.ArgumentParser, help_text: str | None = None) -> None:
@@ -222,28 +277,131 @@ _WAIT_HELP = (
 )
 
 
+def _blob_landing(args: argparse.Namespace, location: str) -> BlobLanding:
+    from pipeline.azure_landing import BlobLanding, Identity, parse_location
+
+    return BlobLanding(
+        parse_location(
+            location,
+            storage_account=args.storage_account,
+            storage_endpoint=args.storage_endpoint,
+        ),
+        Identity(args.client_id),
+    )
+
+
+def _landing_store(args: argparse.Namespace) -> LandingStore:
+    from pipeline.azure_landing import is_remote
+    from pipeline.producer import LocalLanding
+
+    if is_remote(args.out):
+        return _blob_landing(args, args.out)
+    if args.storage_account or args.storage_endpoint or args.client_id:
+        raise ConfigurationError(
+            "--storage-account, --storage-endpoint and --client-id apply to an abfs:// --out "
+            f"only; {args.out!r} is a local directory"
+        )
+    return LocalLanding(Path(args.out))
+
+
 def _produce(args: argparse.Namespace) -> None:
     from pipeline import generator
+    from pipeline.producer import produce_batch
+
+    if args.stream:
+        _produce_stream(args)
+        return
+    if args.events is None or args.rate is not None or args.duration is not None:
+        raise ConfigurationError(
+            "produce needs --events N (a batch of files), or --stream --rate N --duration S"
+        )
 
     def show(done: int, total: int) -> None:
         print(f"\r  {done:,} / {total:,} events", end="", file=sys.stderr, flush=True)
 
+    store = _landing_store(args)
     started = time.perf_counter()
-    summary = generator.write_landing(
-        args.out,
-        events=args.events,
-        seed=args.seed,
-        users=args.users,
-        files=args.files,
-        start=args.start or generator.DEFAULT_START,
-        progress=show,
-    )
+    try:
+        produced = produce_batch(
+            store,
+            events=args.events,
+            seed=args.seed,
+            users=args.users,
+            files=4 if args.files is None else args.files,
+            start=args.start or generator.DEFAULT_START,
+            progress=show,
+        )
+    except ValueError as error:  # an argument out of range (InputError is a ClickstreamError)
+        if isinstance(error, ClickstreamError):
+            raise
+        raise ConfigurationError(str(error)) from None
+    finally:
+        _close(store)
     elapsed = time.perf_counter() - started
     print(file=sys.stderr)
     print(
-        f"wrote {summary.events:,} events in {len(summary.event_files)} files and "
-        f"{summary.user_changes:,} user changes to {args.out} in {elapsed:.1f} s"
+        f"wrote {produced.events:,} events in {len(produced.files) - 1} files and "
+        f"{produced.user_changes:,} user changes ({produced.bytes:,} bytes) to {store} "
+        f"in {elapsed:.1f} s ({produced.events / max(elapsed, 1e-9):,.0f} events/s)"
     )
+
+
+def _produce_stream(args: argparse.Namespace) -> None:
+    import signal
+    import threading
+
+    from pipeline.producer import produce_stream
+
+    if args.rate is None or args.duration is None or args.events is not None or args.files:
+        raise ConfigurationError(
+            "--stream takes --rate EVENTS_PER_SECOND and --duration SECONDS (and --interval), "
+            "not --events or --files"
+        )
+    store = _landing_store(args)
+    stop = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if not stop.is_set():
+            _say("stopping after the file being written (Ctrl-C again to abort)")
+            stop.set()
+            return
+        raise KeyboardInterrupt
+
+    def show(name: str, size: int, lines: int) -> None:
+        print(f"  {store.uri(name)}: {lines:,} lines, {size:,} bytes", flush=True)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    started = time.perf_counter()
+    try:
+        produced = produce_stream(
+            store,
+            rate=args.rate,
+            duration=args.duration,
+            interval=args.interval,
+            seed=args.seed,
+            users=args.users,
+            wait=stop.wait,
+            on_file=show,
+        )
+    except ValueError as error:
+        if isinstance(error, ClickstreamError):
+            raise
+        raise ConfigurationError(str(error)) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _close(store)
+    ended = "stopped by Ctrl-C; every file written is complete" if produced.stopped_early else ""
+    print(
+        f"streamed {produced.events:,} events and {produced.user_changes:,} user changes in "
+        f"{len(produced.files)} files ({produced.bytes:,} bytes) to {store} in "
+        f"{time.perf_counter() - started:.1f} s" + (f"; {ended}" if ended else "")
+    )
+
+
+def _close(store: object) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def load_expectations(module_name: str) -> Mapping[str, Sequence[Expectation]]:
@@ -309,10 +467,48 @@ def _run(args: argparse.Namespace) -> None:
 
     pii_key = _pii_key(args.pii_key_file)
     parse_delay(args.watermark)
-    check_landing(args.landing.resolve())
+    remote = _remote_landing(args)
+    if remote is None:
+        args.landing = Path(args.landing)
+        check_landing(args.landing.resolve())
     # Held before the state is read and before Spark starts: a second writer fails at once.
     with writer_lock(args.warehouse, wait_seconds=args.wait, notify=_say):
+        if remote is not None:
+            args.landing = _copy_landing(args, remote)
+            check_landing(args.landing)
         _run_locked(args, pii_key, started)
+
+
+def _remote_landing(args: argparse.Namespace) -> BlobLanding | None:
+    from pipeline.azure_landing import is_remote
+
+    if is_remote(args.landing):
+        return _blob_landing(args, args.landing)
+    if args.storage_account or args.storage_endpoint or args.client_id:
+        raise ConfigurationError(
+            "--storage-account, --storage-endpoint and --client-id apply to an abfs:// "
+            f"--landing only; {args.landing!r} is a local directory"
+        )
+    return None
+
+
+def _copy_landing(args: argparse.Namespace, remote: BlobLanding) -> Path:
+    """Copy the remote landing's new files into the warehouse's cache; the cache's path."""
+    from pipeline.azure_landing import copy_new_files
+
+    location = remote.location
+    cache: Path = args.warehouse.resolve() / LANDING_CACHE / location.account / location.container
+    cache = cache / location.prefix if location.prefix else cache
+    started = time.perf_counter()
+    try:
+        copied = copy_new_files(remote, cache)
+    finally:
+        remote.close()
+    _say(
+        f"copied {copied.copied} new files ({copied.copied_bytes:,} bytes) of {location} to "
+        f"{cache} in {time.perf_counter() - started:.1f} s ({copied.already} copied before)"
+    )
+    return cache
 
 
 def _say(message: str) -> None:

@@ -175,6 +175,18 @@ def spark_settings_from_environment(default_jar_cache: Path) -> SparkSettings:
     )
 
 
+def ca_bundle_from_environment() -> str | None:
+    """The CA bundle TLS connections to cloud storage trust: $REQUESTS_CA_BUNDLE, else
+    $SSL_CERT_FILE, else None (the system's and certifi's authorities)."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
+
+
+def managed_identity_endpoint() -> str | None:
+    """The managed-identity token endpoint of an App Service or Functions host
+    ($IDENTITY_ENDPOINT), None where managed identity uses the instance metadata service."""
+    return os.environ.get("IDENTITY_ENDPOINT") or None
+
+
 def java_home_from_environment() -> str | None:
     """$JAVA_HOME, when set."""
     return os.environ.get("JAVA_HOME") or None

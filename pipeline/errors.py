@@ -50,6 +50,10 @@ class StorageFullError(ClickstreamError, OSError):
     """Raised when the warehouse's file system has no space left for a write."""
 
 
+class StorageAccessError(ClickstreamError, RuntimeError):
+    """Raised when cloud storage cannot be reached, or refuses the identity the run used."""
+
+
 class PiiKeyMismatchError(ConfigurationError):
     """Raised when the PII key is not the one that made the warehouse's pseudonyms."""
 

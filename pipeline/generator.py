@@ -37,9 +37,15 @@ from pipeline.errors import InputError
 
 __all__ = [
     "DEFAULT_START",
+    "LandingSlice",
     "LandingSummary",
+    "events_name",
     "generate_events",
     "generate_user_changes",
+    "landing_contents",
+    "time_slices",
+    "user_changes_name",
+    "write_atomically",
     "write_landing",
 ]
 
@@ -50,7 +56,6 @@ _MS = timedelta(milliseconds=1)
 _DAY_MS = 86_400_000
 _SCHEMA_VERSION = 1
 _PROGRESS_EVERY = 50_000
-_WRITE_BATCH = 4_096  # lines joined per write call
 
 _P_ADD_TO_CART = 0.30
 _P_CHECKOUT = 0.50
@@ -729,6 +734,118 @@ def generate_user_changes(
     return _change_rows(world)
 
 
+class LandingSlice(NamedTuple):
+    """The newline-delimited JSON of one time slice of a simulation (see `time_slices`)."""
+
+    events: bytes
+    event_count: int
+    changes: bytes
+    change_count: int
+
+
+def time_slices(
+    *,
+    events: int,
+    seed: int,
+    users: int | None = None,
+    slices: int,
+    start: datetime = DEFAULT_START,
+    duration: timedelta = timedelta(days=1),
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[bytes, Iterator[LandingSlice]]:
+    """All the user changes, and the events and changes of `slices` equal slices of the window.
+
+    Slice ``i`` holds the events of the ``i``-th equal time slice of the window (so the
+    slices' events concatenated equal `generate_events`) and the user changes dated in it; the
+    first slice also holds the changes dated before `start` (every user's INSERT). The slices
+    are rendered lazily, one at a time, in order.
+
+    Returns:
+        Every change as newline-delimited JSON, and the slices.
+
+    Raises:
+        ValueError: If an argument is out of range.
+    """
+    _validate(events=events, users=users, start=start, duration=duration)
+    if slices < 1:
+        raise ValueError(f"slices must be >= 1, got {slices}")
+    rng, world = _simulation(
+        seed=seed,
+        users=_default_users(events) if users is None else users,
+        start=start,
+        duration=duration,
+    )
+    changes = _change_rows(world)
+    planned = _plan_events(rng, world, events)
+    window_ms = world.end_ms - world.start_ms
+    slice_starts = [
+        world.start_ms - (-window_ms * i // slices) for i in range(1, slices)
+    ]  # ceil(window * i / slices)
+    edges = [0, *(bisect_left(planned, ms, key=itemgetter(0)) for ms in slice_starts), len(planned)]
+    changed_ms = sorted(profile.changed_ms for user in world.users for profile in user.history)
+    change_edges = [0, *(bisect_left(changed_ms, ms) for ms in slice_starts), len(changes)]
+
+    def render() -> Iterator[LandingSlice]:
+        stream = _render_stream(rng, planned, progress)
+        for (first, stop), (change_first, change_stop) in zip(
+            pairwise(edges), pairwise(change_edges), strict=True
+        ):
+            yield LandingSlice(
+                events=_ndjson(islice(stream, stop - first)),
+                event_count=stop - first,
+                changes=_ndjson(changes[change_first:change_stop]),
+                change_count=change_stop - change_first,
+            )
+        if progress is not None:
+            progress(events, events)
+
+    return _ndjson(changes), render()
+
+
+def events_name(seed: int, index: int) -> str:
+    """The landing path of event file `index` of a batch produce of `seed`."""
+    return f"events/events-s{seed}-{index:05d}.json"
+
+
+def user_changes_name(seed: int) -> str:
+    """The landing path of the CDC file of a batch produce of `seed`."""
+    return f"user_changes/user-changes-s{seed}-00000.json"
+
+
+def landing_contents(
+    *,
+    events: int,
+    seed: int,
+    users: int | None = None,
+    files: int = 4,
+    start: datetime = DEFAULT_START,
+    duration: timedelta = timedelta(days=1),
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[str, bytes, int]]:
+    """The files `write_landing` writes: (path relative to the landing, bytes, lines).
+
+    The CDC file comes first, then the event files in chronological order, each rendered when
+    it is asked for. The same arguments give the same names and bytes wherever they go.
+
+    Raises:
+        ValueError: If an argument is out of range.
+    """
+    if files < 1:
+        raise ValueError(f"files must be >= 1, got {files}")
+    changes, parts = time_slices(
+        events=events,
+        seed=seed,
+        users=users,
+        slices=files,
+        start=start,
+        duration=duration,
+        progress=progress,
+    )
+    yield user_changes_name(seed), changes, changes.count(b"\n")
+    for index, part in enumerate(parts):
+        yield events_name(seed, index), part.events, part.event_count
+
+
 def write_landing(
     out: Path,
     *,
@@ -770,52 +887,41 @@ def write_landing(
     _validate(events=events, users=users, start=start, duration=duration)
     if files < 1:
         raise ValueError(f"files must be >= 1, got {files}")
-    event_paths = tuple(out / "events" / f"events-s{seed}-{i:05d}.json" for i in range(files))
-    change_path = out / "user_changes" / f"user-changes-s{seed}-00000.json"
-    for path in (*event_paths, change_path):
-        if path.exists():
+    names = (user_changes_name(seed), *(events_name(seed, i) for i in range(files)))
+    for name in (*names[1:], names[0]):
+        if (out / name).exists():
             raise InputError(
-                f"refusing to overwrite {path}: a streaming file source ignores a file name it has "
-                "already seen; choose another --out or --seed"
+                f"refusing to overwrite {out / name}: a streaming file source ignores a file "
+                "name it has already seen; choose another --out or --seed"
             )
-
-    rng, world = _simulation(
+    lines: dict[str, int] = {}
+    for name, data, count in landing_contents(
+        events=events,
         seed=seed,
-        users=_default_users(events) if users is None else users,
+        users=users,
+        files=files,
         start=start,
         duration=duration,
-    )
-    changes = _change_rows(world)
-    _write_ndjson(change_path, changes)
-
-    planned = _plan_events(rng, world, events)
-    window_ms = world.end_ms - world.start_ms
-    slice_starts = (
-        world.start_ms - (-window_ms * i // files) for i in range(1, files)
-    )  # ceil(window * i / files)
-    edges = [0, *(bisect_left(planned, ms, key=itemgetter(0)) for ms in slice_starts), len(planned)]
-    stream = _render_stream(rng, planned, progress)
-    for path, (first, stop) in zip(event_paths, pairwise(edges), strict=True):
-        _write_ndjson(path, islice(stream, stop - first))
-    if progress is not None:
-        progress(events, events)
+        progress=progress,
+    ):
+        write_atomically(out / name, data)
+        lines[name] = count
     return LandingSummary(
         events=events,
-        event_files=event_paths,
-        user_changes=len(changes),
-        change_files=(change_path,),
+        event_files=tuple(out / name for name in names[1:]),
+        user_changes=lines[names[0]],
+        change_files=(out / names[0],),
     )
 
 
-def _write_ndjson(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
+def _ndjson(records: Iterable[Mapping[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE) for record in records)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `path` under a hidden temporary name, then rename it into place, so a streaming
+    file source never sees it half written (file sources skip names starting with '.')."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")  # hidden: file sources skip dot files
-    with partial.open("wb") as fh:
-        batch: list[bytes] = []
-        for record in records:
-            batch.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
-            if len(batch) == _WRITE_BATCH:
-                fh.write(b"".join(batch))
-                batch.clear()
-        fh.write(b"".join(batch))
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
     partial.replace(path)

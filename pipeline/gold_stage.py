@@ -88,6 +88,7 @@ def run_user_dimension(
     changes = (
         spark.readStream.schema(USER_CHANGE_SCHEMA)
         .option("maxFilesPerTrigger", max_files_per_trigger)
+        .option("recursiveFileLookup", "true")  # date folders of a streaming producer
         .json(str(landing / USER_CHANGES_DIR))
     )
     path = table_path(warehouse, GOLD_DIM_USER)

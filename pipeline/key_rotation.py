@@ -69,7 +69,11 @@ def _clear_values(spark: SparkSession, landing: Path, warehouse: Path) -> DataFr
         frames += [bronze.select(F.col(f"user.{f}").alias("value")) for f in _EVENT_FIELDS]
     changes_dir = landing / USER_CHANGES_DIR
     if changes_dir.is_dir() and any(changes_dir.iterdir()):
-        changes = spark.read.schema(USER_CHANGE_SCHEMA).json(str(changes_dir))
+        changes = (
+            spark.read.schema(USER_CHANGE_SCHEMA)
+            .option("recursiveFileLookup", "true")
+            .json(str(changes_dir))
+        )
         frames += [changes.select(F.col(f).alias("value")) for f in _CHANGE_FIELDS]
     if not frames:
         return spark.createDataFrame([], "value string")

@@ -277,7 +277,11 @@ def dimension_equals_batch(
 
     Also checks the SCD2 invariant that each user has at most one open version.
     """
-    raw = spark.read.schema(USER_CHANGE_SCHEMA).json(str(landing / tables.USER_CHANGES_DIR))
+    raw = (
+        spark.read.schema(USER_CHANGE_SCHEMA)
+        .option("recursiveFileLookup", "true")
+        .json(str(landing / tables.USER_CHANGES_DIR))
+    )
     expected = gold.dim_user(gold.user_changes(raw, keys=keys))
     actual = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER).select(*expected.columns)
     missing = expected.exceptAll(actual).count()

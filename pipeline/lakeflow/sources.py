@@ -12,12 +12,14 @@ from pipeline.schemas import USER_CHANGE_SCHEMA
 
 def user_change_stream(spark: SparkSession, path: str) -> DataFrame:
     """The user CDC files as a stream of `USER_CHANGE_SCHEMA` rows."""
-    return spark.readStream.schema(USER_CHANGE_SCHEMA).json(path)
+    return (
+        spark.readStream.schema(USER_CHANGE_SCHEMA).option("recursiveFileLookup", "true").json(path)
+    )
 
 
 def user_change_files(spark: SparkSession, path: str) -> DataFrame:
     """All the user CDC files, as one batch of `USER_CHANGE_SCHEMA` rows."""
-    return spark.read.schema(USER_CHANGE_SCHEMA).json(path)
+    return spark.read.schema(USER_CHANGE_SCHEMA).option("recursiveFileLookup", "true").json(path)
 
 
 def bronze_event_stream(
