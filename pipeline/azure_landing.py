@@ -409,15 +409,16 @@ def copy_new_files(
 ) -> CopySummary:
     """Copy the landing's files that `cache` lacks into it, under the same relative paths.
 
-    A file already there with the same size is skipped: landing files are never rewritten, so
-    a name seen once is complete. `progress(relative_path, bytes)` is called per copied file.
+    A file already in the cache is skipped: landing files are never rewritten, a copy is
+    renamed into place only when complete, and a copy `forget --include-landing` scrubbed must
+    not be fetched again. `progress(relative_path, bytes)` is called per copied file.
     """
     copied = copied_bytes = already = 0
-    for relative, size in landing.files():
+    for relative, _ in landing.files():
         if relative.split("/")[-1].startswith((".", "_")):
             continue
         target = cache / relative
-        if target.is_file() and target.stat().st_size == size:
+        if target.is_file():
             already += 1
             continue
         written = landing.download(relative, target)

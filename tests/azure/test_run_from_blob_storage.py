@@ -94,9 +94,33 @@ def test_producer_to_storage_to_pipeline_equals_the_local_path(
     for table in tables.TABLES:
         assert remote_rows[table] == local_rows[table], table
 
-    # A second run copies nothing and has nothing new.
+    # Then nothing is new: nothing copied, no Spark.
     again = _clickstream(
         "run", "--landing", remote, *storage, "--warehouse", str(remote_warehouse), environment=env
     )
-    assert "copied 0 new files (0 bytes)" in again
-    assert "(3 copied before)" in again
+    assert "copied 0 new files (0 bytes)" in again and "(3 copied before)" in again
+    assert "nothing new since the last run: no Spark work" in again
+
+
+def test_a_streamed_landing_in_date_folders_is_read_whole(
+    azure_env: Emulator, tmp_path: Path, spark_session: object
+) -> None:
+    storage = ["--storage-account", ACCOUNT, "--storage-endpoint", azure_env.endpoint]
+    remote = f"abfs://{CONTAINER}/streamed"
+    env = azure_env.environment
+    streamed = _clickstream(
+        "produce", "--stream", "--rate", "40", "--duration", "3", "--interval", "1",
+        "--seed", "18", "--out", remote, *storage, environment=env,
+    )  # fmt: skip
+    assert "streamed 120 events" in streamed
+    files = streamed.count(f"abfs://{CONTAINER}/streamed/")
+    assert files >= 4  # three event files, and the INSERTs' change file
+    warehouse = tmp_path / "warehouse"
+    said = _clickstream(
+        "run", "--landing", remote, *storage, "--warehouse", str(warehouse), environment=env
+    )
+    assert f"copied {files} new files" in said
+    rows = _rows(warehouse)
+    assert sum(rows[tables.BRONZE_EVENTS].values()) == 120
+    assert sum(rows[tables.SILVER_EVENTS].values()) == 120
+    assert sum(rows[tables.GOLD_DIM_USER].values()) > 0
