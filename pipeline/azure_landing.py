@@ -145,6 +145,11 @@ def _account_url(account: str, endpoint: str | None) -> str:
             f"--storage-endpoint {endpoint!r} is not a URL: give the blob service URL, e.g. "
             "https://127.0.0.1:10000/devstoreaccount1 for a local Azurite"
         )
+    if parts.scheme == "http":
+        raise ConfigurationError(
+            f"--storage-endpoint {endpoint!r} is plain HTTP, and a token is only ever sent over "
+            "HTTPS: use https:// (Azurite serves it with --cert, --key and --oauth basic)"
+        )
     if parts.path.strip("/") or not _is_ip_or_localhost(parts.hostname):
         return endpoint.rstrip("/")
     return f"{endpoint.rstrip('/')}/{account}"
@@ -169,7 +174,12 @@ class Identity:
     """
 
     def __init__(self, client_id: str | None = None) -> None:
+        import logging
+
         from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+        # Failures are reported once, by `get_token`'s error, not also as log warnings.
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
         self.client_id = client_id
         self._managed = ManagedIdentityCredential(client_id=client_id)
@@ -203,7 +213,7 @@ class Identity:
             try:
                 token = credential.get_token(*scopes, **kwargs)
             except ClientAuthenticationError as error:  # CredentialUnavailableError too
-                tried.append(f"{name}: {_first_line(str(error))}")
+                tried.append(f"{name}: {_attempts(str(error))}")
                 continue
             self.used = name
             if credential is self._developer:
@@ -222,6 +232,14 @@ class Identity:
         """Close the credentials' HTTP sessions."""
         self._managed.close()
         self._developer.close()
+
+
+def _attempts(text: str) -> str:
+    """A credential's failure: its first line, and each credential a chain tried, one a line."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    tried = [line for line in lines[1:] if ":" in line and not line.startswith(("To ", "Visit"))]
+    tried = [line for line in tried if not line.startswith("Attempted credentials")]
+    return "\n      ".join([lines[0] if lines else text, *tried])
 
 
 def _first_line(text: str) -> str:

@@ -195,6 +195,7 @@ def test_abfs_locations_and_their_endpoints() -> None:
         ("abfss://c@b.dfs.core.windows.net/p", "a", None, "names account 'b' but"),
         ("abfss://c@example.com/p", None, None, "expected CONTAINER@ACCOUNT.dfs.core"),
         ("abfs://c/p", "a", "127.0.0.1:10000", "is not a URL"),
+        ("abfs://c/p", "a", "http://127.0.0.1:10000", "a token is only ever sent over HTTPS"),
     ],
 )
 def test_a_malformed_location_says_how_to_write_it(
