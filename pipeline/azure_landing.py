@@ -268,7 +268,7 @@ class BlobLanding:
     def __init__(
         self, location: BlobLocation, identity: Identity, *, initial_backoff: float = 1.0
     ) -> None:
-        from azure.storage.blob import ContainerClient, ExponentialRetry
+        from azure.storage.blob import ContainerClient
 
         self.location = location
         self.identity = identity
@@ -280,11 +280,7 @@ class BlobLanding:
             location.endpoint,
             location.container,
             credential=identity,
-            retry_policy=ExponentialRetry(
-                initial_backoff=initial_backoff,  # type: ignore[arg-type]  # seconds, a float
-                increment_base=2,
-                retry_total=5,
-            ),
+            retry_policy=_retry_policy(initial_backoff),
             **extra,
         )
 
@@ -411,6 +407,27 @@ class BlobLanding:
             f"{action} {self.location} ({error.status_code} {code}"
             f"{': ' + detail if detail else ''}). {lacked}"
         )
+
+
+def _retry_policy(initial_backoff: float) -> Any:
+    """Exponential retries (5; `initial_backoff` s, then +2**n s) of throttling, server errors,
+    timeouts and dropped connections, but not of a certificate nobody trusts: that will not
+    change by waiting."""
+    from azure.storage.blob import ExponentialRetry
+
+    class Retry(ExponentialRetry):
+        def increment(
+            self, settings: Any, request: Any, response: Any = None, error: Any = None
+        ) -> bool:
+            if error is not None and "CERTIFICATE_VERIFY_FAILED" in str(error):
+                return False
+            return bool(super().increment(settings, request, response=response, error=error))
+
+    return Retry(
+        initial_backoff=initial_backoff,  # type: ignore[arg-type]  # seconds, a float works
+        increment_base=2,
+        retry_total=5,
+    )
 
 
 def _service_detail(error: Any) -> str:
