@@ -440,25 +440,29 @@ def _service_detail(error: Any) -> str:
 
 
 def copy_new_files(
-    landing: BlobLanding, cache: Path, *, progress: Callable[[str, int], None] | None = None
+    landing: BlobLanding,
+    cache: Path,
+    *,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> CopySummary:
     """Copy the landing's files that `cache` lacks into it, under the same relative paths.
 
     A file already in the cache is skipped: landing files are never rewritten, a copy is
     renamed into place only when complete, and a copy `forget --include-landing` scrubbed must
-    not be fetched again. `progress(relative_path, bytes)` is called per copied file.
+    not be fetched again. `progress(files_copied, files_to_copy, bytes_copied)` is called after
+    each file.
     """
-    copied = copied_bytes = already = 0
-    for relative, _ in landing.files():
-        if relative.split("/")[-1].startswith((".", "_")):
-            continue
-        target = cache / relative
-        if target.is_file():
-            already += 1
-            continue
-        written = landing.download(relative, target)
-        copied += 1
-        copied_bytes += written
+    listed = [
+        relative
+        for relative, _ in landing.files()
+        if not relative.split("/")[-1].startswith((".", "_"))
+    ]
+    missing = [relative for relative in listed if not (cache / relative).is_file()]
+    copied_bytes = 0
+    for done, relative in enumerate(missing, start=1):
+        copied_bytes += landing.download(relative, cache / relative)
         if progress is not None:
-            progress(relative, written)
-    return CopySummary(copied=copied, copied_bytes=copied_bytes, already=already)
+            progress(done, len(missing), copied_bytes)
+    return CopySummary(
+        copied=len(missing), copied_bytes=copied_bytes, already=len(listed) - len(missing)
+    )

@@ -500,10 +500,16 @@ def _copy_landing(args: argparse.Namespace, remote: BlobLanding) -> Path:
     cache: Path = args.warehouse.resolve() / LANDING_CACHE / location.account / location.container
     cache = cache / location.prefix if location.prefix else cache
     started = time.perf_counter()
+
+    def show(done: int, total: int, size: int) -> None:
+        print(f"\r  copying {done:,} / {total:,} files, {size:,} bytes", end="", file=sys.stderr)
+
     try:
-        copied = copy_new_files(remote, cache)
+        copied = copy_new_files(remote, cache, progress=show)
     finally:
         remote.close()
+    if copied.copied:
+        print(file=sys.stderr)
     _say(
         f"copied {copied.copied} new files ({copied.copied_bytes:,} bytes) of {location} to "
         f"{cache} in {time.perf_counter() - started:.1f} s ({copied.already} copied before)"
