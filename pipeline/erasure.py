@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -354,7 +355,7 @@ def forget(
             spark.sql(f"REORG TABLE delta.`{table_path(warehouse, table)}` APPLY (PURGE)")
         certificate.done("purged")
         retention = 0 if purge_now else DEFAULT_RETENTION_HOURS
-        holding_files = tables_with_removed_files(warehouse)
+        holding_files = tables_with_removed_files(warehouse, retention)
         report(f"VACUUM of {len(holding_files)} tables at {retention} hours' retention")
         deleted = vacuum_tables(spark, warehouse, retention, holding_files)
         certificate.record(
@@ -426,16 +427,27 @@ def _data_files(warehouse: Path, tables: list[str]) -> set[Path]:
     return found
 
 
-def tables_with_removed_files(warehouse: Path) -> list[str]:
-    """The tables with data files on disk that their latest version no longer reads: what a
-    VACUUM may delete (an earlier erasure's, a rewrite's, an aborted write's)."""
+def tables_with_removed_files(warehouse: Path, retention_hours: int = 0) -> list[str]:
+    """The tables that a VACUUM at `retention_hours` would delete files of: data files on disk
+    that their latest version no longer reads (an earlier erasure's, a rewrite's, an aborted
+    write's), written before the retention began.
+
+    A file is removed after it was written, so one written within the retention was removed
+    within it too, and VACUUM keeps it: a table holding only such files needs no VACUUM (each
+    costs seconds of Spark jobs even when it deletes nothing).
+    """
+    cutoff = time.time() - retention_hours * 3600
     found = []
     for table in _tables(warehouse):
         path = warehouse / table
         versions = delta_log.data_files_by_version(path)
-        live = {unquote(f) for f in versions[max(versions)]} if versions else None
-        on_disk = {str(f.relative_to(path)) for f in _data_files(warehouse, [table])}
-        if live is None or on_disk - live:
+        live = {unquote(f) for f in versions[max(versions)]} if versions else set()
+        removed = [
+            f
+            for f in _data_files(warehouse, [table])
+            if not versions or str(f.relative_to(path)) not in live
+        ]
+        if any(f.stat().st_mtime < cutoff for f in removed):
             found.append(table)
     return found
 

@@ -218,7 +218,9 @@ def rotate_key(
         refresh_gold(spark, warehouse)
         retention = 0 if purge_now else DEFAULT_RETENTION_HOURS
         report(f"VACUUM at {retention} hours' retention")
-        deleted = vacuum_tables(spark, warehouse, retention, tables_with_removed_files(warehouse))
+        deleted = vacuum_tables(
+            spark, warehouse, retention, tables_with_removed_files(warehouse, retention)
+        )
         old_version = registry.current.version
         key_registry.save(warehouse, registry.end_rotation())
         run_state.record_maintenance(warehouse, versions_before)
