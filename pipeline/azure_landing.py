@@ -291,6 +291,23 @@ class BlobLanding:
         """The abfs:// name of `relative`, for messages."""
         return f"abfs://{self.location.container}/{self.location.blob_name(relative)}"
 
+    def ensure_container(self) -> bool:
+        """Create the container when it does not exist (as azcopy does); True if it was made.
+
+        Raises:
+            StorageAccessError: the identity may not create it (or cannot reach the account).
+        """
+        from azure.core.exceptions import ResourceExistsError
+
+        with self._errors("write"):
+            if self._container.exists():
+                return False
+            try:
+                self._container.create_container()
+            except ResourceExistsError:  # made meanwhile by another producer
+                return False
+        return True
+
     def existing(self, names: list[str]) -> list[str]:
         """Those of `names` (paths under the landing) that the landing holds already."""
         held = {relative for relative, _ in self.files()}

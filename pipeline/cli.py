@@ -295,7 +295,10 @@ def _landing_store(args: argparse.Namespace) -> LandingStore:
     from pipeline.producer import LocalLanding
 
     if is_remote(args.out):
-        return _blob_landing(args, args.out)
+        landing = _blob_landing(args, args.out)
+        if landing.ensure_container():
+            _say(f"created the container {landing.location.container!r}")
+        return landing
     if args.storage_account or args.storage_endpoint or args.client_id:
         raise ConfigurationError(
             "--storage-account, --storage-endpoint and --client-id apply to an abfs:// --out "

@@ -227,11 +227,22 @@ def test_throttling_and_lost_answers_are_retried_without_a_duplicate_or_partial_
     assert _blobs(azure_env, "retries") == _local_files(local)
 
 
-def test_a_missing_container_is_named_with_the_way_to_create_it(
-    azure_env: Emulator, capsys: pytest.CaptureFixture[str]
+def test_produce_creates_a_missing_container_and_run_names_one_it_cannot_find(
+    azure_env: Emulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    arguments = ["produce", "--events", "20", "--out", "abfs://no-such-container/p"]
-    assert cli.main([*arguments, *_storage_args(azure_env)]) == 2
+    container = f"made-{os.getpid()}"
+    arguments = ["produce", "--events", "20", "--out", f"abfs://{container}/p"]
+    assert cli.main([*arguments, *_storage_args(azure_env)]) == 0
+    assert f"created the container '{container}'" in capsys.readouterr().err
+    assert cli.main([*arguments, "--seed", "1", *_storage_args(azure_env)]) == 0
+    assert "created the container" not in capsys.readouterr().err
+
+    run = ["run", "--landing", "abfs://no-such-container/p", "--warehouse", str(tmp_path / "w")]
+    monkeypatch.setenv("CLICKSTREAM_PII_KEY", "k" * 32)
+    assert cli.main([*run, *_storage_args(azure_env)]) == 2
     error = capsys.readouterr().err
     assert "The container 'no-such-container' does not exist in storage account" in error
     assert "az storage container create --name no-such-container" in error
