@@ -334,10 +334,8 @@ def _produce(args: argparse.Namespace) -> None:
             start=args.start or generator.DEFAULT_START,
             progress=show,
         )
-    except ValueError as error:  # an argument out of range (InputError is a ClickstreamError)
-        if isinstance(error, ClickstreamError):
-            raise
-        raise ConfigurationError(str(error)) from None
+    except ValueError as error:
+        raise _argument_error(error) from None
     finally:
         _close(store)
     elapsed = time.perf_counter() - started
@@ -387,9 +385,7 @@ def _produce_stream(args: argparse.Namespace) -> None:
             on_file=show,
         )
     except ValueError as error:
-        if isinstance(error, ClickstreamError):
-            raise
-        raise ConfigurationError(str(error)) from None
+        raise _argument_error(error) from None
     finally:
         signal.signal(signal.SIGINT, previous)
         _close(store)
@@ -399,6 +395,12 @@ def _produce_stream(args: argparse.Namespace) -> None:
         f"{len(produced.files)} files ({produced.bytes:,} bytes) to {store} in "
         f"{time.perf_counter() - started:.1f} s" + (f"; {ended}" if ended else "")
     )
+
+
+def _argument_error(error: ValueError) -> ClickstreamError:
+    """A generator's ValueError (an argument out of range) as the error `main` reports; our own
+    errors (InputError is a ValueError too) as they are."""
+    return error if isinstance(error, ClickstreamError) else ConfigurationError(str(error))
 
 
 def _close(store: object) -> None:
