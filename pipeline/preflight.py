@@ -35,7 +35,7 @@ from pipeline.tables import (
     USER_STREAM,
 )
 
-__all__ = ["STREAMS", "check", "check_landing"]
+__all__ = ["STREAMS", "check", "check_landing", "remove_interrupted_writes"]
 
 STREAMS: dict[str, tuple[str, str]] = {
     BRONZE_STREAM: (BRONZE_EVENTS, BRONZE_STREAM),
@@ -90,6 +90,24 @@ def check(landing: Path, warehouse: Path) -> list[str]:
         "its new content is ignored. To load it, write it as a new file."
         for name, then, now in run_state.changed_files(landing, warehouse)
     ]
+
+
+def remove_interrupted_writes(warehouse: Path) -> list[Path]:
+    """Delete the temporary files a killed run left in its checkpoints' logs; return them.
+
+    Spark writes each offset and commit entry as `.<batch>.<uuid>.tmp` (and its `.crc`), then
+    renames it into place. A run killed between the two leaves the temporary file behind, and a
+    stream with no batch yet refuses to start beside it (STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY).
+    Nothing reads such a file; call this only while holding the writer lock.
+    """
+    removed = []
+    checkpoints = warehouse / CHECKPOINTS_DIR
+    for folder in sorted(checkpoints.glob("*/offsets")) + sorted(checkpoints.glob("*/commits")):
+        for path in sorted(folder.glob(".*")):
+            if path.is_file() and path.name.endswith((".tmp", ".tmp.crc")):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _check_streams_match_tables(warehouse: Path) -> None:

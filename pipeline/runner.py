@@ -235,6 +235,7 @@ class _Run:
         key_registry.admit(self.warehouse, pii_key)
         for warning in preflight.check(self.landing, self.warehouse):
             self.report(warning)
+        preflight.remove_interrupted_writes(self.warehouse)
         files = run_state.landing_files(self.landing)
         if not self.options.full_refresh and run_state.is_up_to_date(self.landing, self.warehouse):
             self.report("nothing new since the last run: no Spark work")

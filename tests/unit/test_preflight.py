@@ -187,3 +187,17 @@ def test_a_full_disk_anywhere_in_a_run_becomes_one_clear_error(
 def test_other_failures_pass_through_unchanged(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="something else"), runner._storage_errors(tmp_path):
         raise ValueError("something else")
+
+
+def test_temporary_log_files_of_a_killed_run_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    offsets = tmp_path / tables.CHECKPOINTS_DIR / "gold_dim_user" / "offsets"
+    commits = tmp_path / tables.CHECKPOINTS_DIR / "bronze" / "commits"
+    offsets.mkdir(parents=True)
+    commits.mkdir(parents=True)
+    left = [offsets / ".0.5d1c.tmp", offsets / "..0.5d1c.tmp.crc", commits / ".3.a1.tmp"]
+    kept = [commits / "2", commits / ".2.crc", offsets.parent / "metadata"]
+    for path in left + kept:
+        path.write_text("v1\n")
+    assert preflight.remove_interrupted_writes(tmp_path) == [*sorted(left[:2]), left[2]]
+    assert all(path.exists() for path in kept)
+    assert not any(path.exists() for path in left)
