@@ -434,13 +434,25 @@ def recorded_update(
     update.started(flows, cause="USER_ACTION", full_refresh=full_refresh, runner=runner)
     try:
         yield update
-    except KeyboardInterrupt:
-        update.finished(CANCELED)
+    except KeyboardInterrupt as error:
+        _record_end(update, CANCELED, error, None)
         raise
     except BaseException as error:
-        update.finished(FAILED, error)
+        _record_end(update, FAILED, error, error)
         raise
     update.finished(COMPLETED)
+
+
+def _record_end(
+    update: UpdateLog, state: str, raised: BaseException, error: BaseException | None
+) -> None:
+    """Record how a failed or interrupted update ended, never hiding why it ended: when the
+    log cannot be written (a full disk is one reason the update failed), the original error
+    goes on, with a note saying so."""
+    try:
+        update.finished(state, error)
+    except Exception as unrecorded:
+        raised.add_note(f"The event log could not record the {state} end state: {unrecorded}")
 
 
 # ---------------------------------------------------------------------- reading

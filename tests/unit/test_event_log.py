@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import event_log, flows, history, tables
-from pipeline.errors import ExpectationFailedError, RuleFailure
+from pipeline.errors import ExpectationFailedError, RuleFailure, StorageFullError
 from pipeline.expectations import ExpectationMetric
 
 
@@ -146,3 +146,20 @@ def test_lineage_layers_follow_the_declared_flows() -> None:
 def test_a_cycle_is_refused() -> None:
     with pytest.raises(ValueError, match="cycle"):
         flows.layers([("a", "b"), ("b", "a")])
+
+
+def test_an_end_state_the_log_cannot_record_never_hides_why_the_update_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: event_log.UpdateLog, state: str, error: BaseException | None) -> None:
+        raise OSError(28, "No space left on device")
+
+    update = event_log.recorded_update(
+        tmp_path, "u-1", flows=flows.FLOWS, full_refresh=False, runner=event_log.RUNNER
+    )
+    with pytest.raises(StorageFullError, match="the disk is full") as caught, update:
+        monkeypatch.setattr(event_log.UpdateLog, "finished", disk_full)
+        raise StorageFullError("the disk is full")
+    assert caught.value.__notes__ == [
+        "The event log could not record the FAILED end state: [Errno 28] No space left on device"
+    ]
