@@ -30,7 +30,6 @@ from pipeline import config
 from pipeline.errors import ConfigurationError, InputError, StorageAccessError
 
 __all__ = [
-    "STORAGE_SCOPE",
     "BlobLanding",
     "BlobLocation",
     "CopySummary",
@@ -40,7 +39,6 @@ __all__ = [
     "parse_location",
 ]
 
-STORAGE_SCOPE = "https://storage.azure.com/.default"
 LANDING_FOLDERS = ("events/", "user_changes/")
 _SCHEMES = ("abfs", "abfss")
 _DFS_SUFFIX = ".dfs.core.windows.net"
