@@ -102,6 +102,17 @@ def chaos(session: nox.Session) -> None:
     session.run("python", "-m", "scenarios.chaos", *arguments, env=env)
 
 
+@nox.session(python="3.11")
+def cluster(session: nox.Session) -> None:
+    """Local, standalone cluster and Spark Connect runs of one landing, compared row by row."""
+    _install(session)
+    env = dict(ENV)
+    env.setdefault(
+        "CLICKSTREAM_PII_KEY", os.environ.get("CLICKSTREAM_PII_KEY", os.urandom(32).hex())
+    )
+    session.run("python", "-m", "scenarios.cluster", *session.posargs, env=env)
+
+
 @nox.session(python="3.11", default=False)
 def benchmarks(session: nox.Session) -> None:
     """Time the pipeline against same-run references; fail on a regression (`-- --size full`)."""

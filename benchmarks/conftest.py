@@ -133,7 +133,9 @@ def spark() -> SparkSession:
     Its JVM's CPU time is counted in every benchmark's CPU seconds (`benchmarks.cpu`).
     """
     defaults = spark_settings_from_environment(PROJECT / ".cache" / "jars")
-    session = build_session(SparkSettings(remote=defaults.remote, jar_cache=defaults.jar_cache))
+    session = build_session(
+        SparkSettings(remote=defaults.remote, jar_cache=defaults.jar_cache, master=defaults.master)
+    )
     if defaults.remote is None:
         jvm = session.sparkContext._jvm
         assert jvm is not None

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from pipeline.azure_landing import BlobLanding
-    from pipeline.config import PiiKey
+    from pipeline.config import PiiKey, SparkSettings
     from pipeline.event_log import UpdateLog
     from pipeline.expectations import Expectation
     from pipeline.producer import LandingStore
@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--warehouse", type=Path, required=True, help="Delta warehouse directory")
     _add_storage_options(run)
+    _add_spark_options(run)
     run.add_argument(
         "--pii-key-file",
         type=Path,
@@ -162,6 +163,31 @@ def _parser() -> argparse.ArgumentParser:
     _add_event_log_commands(commands)
     _add_privacy_commands(commands)
     return parser
+
+
+def _add_spark_options(command: argparse.ArgumentParser) -> None:
+    """--master and --remote: where Spark runs (default: local[2] in this process)."""
+    where = command.add_mutually_exclusive_group()
+    where.add_argument(
+        "--master",
+        default=None,
+        help=(
+            "Spark master: local[N] or a standalone cluster's spark://HOST:PORT "
+            "(default: $CLICKSTREAM_MASTER, else local[2])"
+        ),
+    )
+    where.add_argument(
+        "--remote",
+        default=None,
+        help="a Spark Connect server, sc://HOST:PORT (default: $SPARK_REMOTE)",
+    )
+
+
+def _spark_settings(args: argparse.Namespace) -> SparkSettings:
+    from pipeline.config import spark_settings_from_environment
+
+    master, remote = getattr(args, "master", None), getattr(args, "remote", None)
+    return spark_settings_from_environment(DEFAULT_JAR_CACHE, master=master, remote=remote)
 
 
 def _add_storage_options(command: argparse.ArgumentParser) -> None:
@@ -269,6 +295,8 @@ def _add_privacy_commands(commands: argparse._SubParsersAction[argparse.Argument
         help="VACUUM with zero retention: the old pseudonyms' files are gone on return",
     )
     rotate.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS", help=_WAIT_HELP)
+    for command in (forget, verify, rotate):
+        _add_spark_options(command)
 
 
 _WAIT_HELP = (
@@ -468,10 +496,13 @@ def _run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     from pipeline.config import parse_delay
     from pipeline.preflight import check_landing
+    from pipeline.session import require_classic
     from pipeline.writer_lock import writer_lock
 
     pii_key = _pii_key(args.pii_key_file)
     parse_delay(args.watermark)
+    # A wrong --master or --remote fails before anything is written.
+    require_classic(_spark_settings(args), "`clickstream run`")
     remote = _remote_landing(args)
     if remote is None:
         args.landing = Path(args.landing)
@@ -558,7 +589,6 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
     admit(args.warehouse.resolve(), pii_key)
     if _up_to_date(args):
         return
-    from pipeline.config import spark_settings_from_environment
     from pipeline.progress import Progress
     from pipeline.runner import RunOptions, run_pipeline
     from pipeline.session import build_session
@@ -570,7 +600,7 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
         file=sys.stderr,
         flush=True,
     )
-    spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE), log_file=log_file)
+    spark = build_session(_spark_settings(args), log_file=log_file)
     display = Progress(sys.stderr)
     try:
         summary = run_pipeline(
@@ -637,12 +667,12 @@ def _lineage(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spark() -> SparkSession:
-    from pipeline.config import spark_settings_from_environment
-    from pipeline.session import build_session
+def _spark(args: argparse.Namespace) -> SparkSession:
+    from pipeline.session import build_session, require_classic
 
+    require_classic(_spark_settings(args), f"`clickstream {args.command}`")
     print("starting Spark ...", file=sys.stderr, flush=True)
-    return build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
+    return build_session(_spark_settings(args))
 
 
 def _forget(args: argparse.Namespace) -> int:
@@ -656,7 +686,7 @@ def _forget(args: argparse.Namespace) -> int:
             "stops being readable (time travel), and a query reading the warehouse right now "
             "may fail on a deleted file."
         )
-    spark = _spark()
+    spark = _spark(args)
     try:
         result = forget(
             spark,
@@ -749,7 +779,7 @@ def _verify_erasure(args: argparse.Namespace) -> int:
     from pipeline.landing_scrub import scan_landing
 
     pii_key = _pii_key(args.pii_key_file)
-    spark = _spark()
+    spark = _spark(args)
     try:
         in_landing = scan_landing(args.landing, args.user_id)[0] if args.landing else None
         found = find_person(spark, args.warehouse.resolve(), args.user_id, in_landing)
@@ -778,7 +808,7 @@ def _rotate_key(args: argparse.Namespace) -> int:
     warning = exposed_key_file(args.new_key_file)
     if warning:
         _say(f"warning: {warning}")
-    spark = _spark()
+    spark = _spark(args)
     try:
         result = rotate_key(
             spark,

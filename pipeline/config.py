@@ -16,6 +16,7 @@ from pipeline.errors import ConfigurationError, MissingPiiKeyError
 PII_KEY_ENV = "CLICKSTREAM_PII_KEY"
 PII_KEY_FILE_ENV = "CLICKSTREAM_PII_KEY_FILE"
 SPARK_REMOTE_ENV = "SPARK_REMOTE"
+MASTER_ENV = "CLICKSTREAM_MASTER"
 JAR_CACHE_ENV = "CLICKSTREAM_JAR_CACHE"
 MIN_PII_KEY_BYTES = 16
 
@@ -155,23 +156,61 @@ def subprocess_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return {**os.environ, **extra}
 
 
+LOCAL_MASTER = "local[2]"
+
+
 @dataclass(frozen=True)
 class SparkSettings:
-    """How to obtain a SparkSession."""
+    """How to obtain a SparkSession: a Spark Connect server (`remote`), or a JVM started here
+    whose `master` is `local[N]` or a cluster manager such as `spark://host:7077`."""
 
     remote: str | None
     jar_cache: Path
-    master: str = "local[2]"
+    master: str = LOCAL_MASTER
     shuffle_partitions: int = 4
     driver_memory: str = "4g"
 
+    @property
+    def mode(self) -> str:
+        """`local`, `standalone` (a cluster manager) or `connect`: for messages and reports."""
+        if self.remote:
+            return "connect"
+        return "local" if self.master.startswith("local") else "standalone"
 
-def spark_settings_from_environment(default_jar_cache: Path) -> SparkSettings:
-    """Spark settings: $SPARK_REMOTE selects Spark Connect; $CLICKSTREAM_JAR_CACHE the jar cache."""
+
+def spark_settings_from_environment(
+    default_jar_cache: Path, *, master: str | None = None, remote: str | None = None
+) -> SparkSettings:
+    """Spark settings: `remote`, else $SPARK_REMOTE, selects Spark Connect; `master`, else
+    $CLICKSTREAM_MASTER, else local[2], the master; $CLICKSTREAM_JAR_CACHE the jar cache.
+
+    Raises:
+        ConfigurationError: both a master and a Spark Connect server are given, or the master
+            is not a URL Spark knows.
+    """
     cache = os.environ.get(JAR_CACHE_ENV)
+    remote = remote or os.environ.get(SPARK_REMOTE_ENV) or None
+    master = master or os.environ.get(MASTER_ENV) or None
+    if remote and master:
+        raise ConfigurationError(
+            f"Both a Spark Connect server ({remote}) and a master ({master}) are set: a Spark "
+            "Connect server has its own master. Give one of --remote/$SPARK_REMOTE and "
+            "--master/$CLICKSTREAM_MASTER."
+        )
+    if remote and not remote.startswith("sc://"):
+        raise ConfigurationError(
+            f"The Spark Connect URL {remote!r} does not start with sc://. Give it as "
+            "sc://HOST:PORT, for example sc://127.0.0.1:15002."
+        )
+    if master and not master.startswith(("local", "spark://", "yarn", "k8s://")):
+        raise ConfigurationError(
+            f"The master {master!r} is not one Spark knows. Give local[N], or a standalone "
+            "cluster's spark://HOST:PORT (for example spark://127.0.0.1:7077)."
+        )
     return SparkSettings(
-        remote=os.environ.get(SPARK_REMOTE_ENV) or None,
+        remote=remote,
         jar_cache=Path(cache) if cache else default_jar_cache,
+        master=master or LOCAL_MASTER,
     )
 
 

@@ -51,6 +51,7 @@ from pipeline.config import PiiKey
 from pipeline.errors import UnknownPersonError
 from pipeline.gold_stage import refresh_gold
 from pipeline.pseudonymize import keyed_hash
+from pipeline.session import require_classic
 from pipeline.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
@@ -312,6 +313,7 @@ def forget(
         WarehouseBusyError: a run (or another erasure) writes the warehouse.
         PiiKeyMismatchError: `pii_key` is not the warehouse's key.
     """
+    require_classic(spark, "`clickstream forget`")
     report = progress or (lambda _message: None)
     warehouse = warehouse.resolve()
     landing = landing.resolve() if landing is not None else None

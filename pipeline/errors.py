@@ -34,6 +34,10 @@ class DeltaJarsUnavailableError(EnvironmentSetupError):
     """Raised when the Delta Lake jars are neither cached nor downloadable."""
 
 
+class UnsupportedModeError(ConfigurationError):
+    """Raised when a command cannot run where Spark was asked to run (over Spark Connect)."""
+
+
 class InputError(ClickstreamError, ValueError):
     """Raised when input data or a path given by the user cannot be used."""
 

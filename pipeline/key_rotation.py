@@ -31,6 +31,7 @@ from pipeline.errors import ConfigurationError, DamagedStateError, PiiKeyMismatc
 from pipeline.gold_stage import refresh_gold
 from pipeline.pseudonymize import hmac_sha256, key_frame, with_key
 from pipeline.schemas import USER_CHANGE_SCHEMA
+from pipeline.session import require_classic
 from pipeline.tables import (
     BRONZE_EVENTS,
     GOLD_TABLES,
@@ -183,6 +184,7 @@ def rotate_key(
         DamagedStateError: a pseudonym has no clear value to re-key from; nothing was written.
         WarehouseBusyError: a run writes the warehouse.
     """
+    require_classic(spark, "`clickstream rotate-key`")
     report = progress or (lambda _message: None)
     warehouse, landing = warehouse.resolve(), landing.resolve()
     with writer_lock(warehouse, wait_seconds=wait_seconds, notify=report):

@@ -56,7 +56,7 @@ from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
 from pipeline.progress import Progress
 from pipeline.pseudonymize import key_frame
 from pipeline.run_state import RunSummary, TableCount
-from pipeline.session import INTERPRETED_EXPRESSIONS
+from pipeline.session import INTERPRETED_EXPRESSIONS, require_classic
 from pipeline.silver_stage import run_silver
 from pipeline.streaming import BatchReport, in_parallel
 from pipeline.tables import (
@@ -175,6 +175,7 @@ def run_pipeline(
         ExpectationFailedError: rows failed an `expect_or_fail` rule; that batch and the
             stages after it were not written, and the next run retries the batch.
     """
+    require_classic(spark, "The pipeline runner")
     options = options or RunOptions()
     landing, warehouse = landing.resolve(), warehouse.resolve()
     preflight.check_landing(landing)

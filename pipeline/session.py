@@ -29,6 +29,7 @@ from pipeline.errors import (
     DeltaJarsUnavailableError,
     IncompatibleVersionsError,
     JavaNotFoundError,
+    UnsupportedModeError,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "delta_artifacts",
     "jvm_output_to",
     "local_server_conf",
+    "require_classic",
     "resolve_delta_jars",
 ]
 
@@ -94,6 +96,38 @@ def delta_artifacts() -> tuple[str, ...]:
         f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{delta_version}",
         f"io.delta:delta-storage:{delta_version}",
     )
+
+
+def require_classic(spark: SparkSession | SparkSettings, command: str) -> None:
+    """Refuse to run `command` over Spark Connect, saying why and what to run instead.
+
+    The runner's micro-batch functions (`foreachBatch`) run in this process: they keep the
+    run's progress, expectation counts and typed errors, read the tables' Delta logs and hold
+    the key relation. Spark Connect would pickle them to its server and run them there. Its
+    Delta operations use the `DeltaTable` API, which over Spark Connect needs Delta's Connect
+    plugins on the server (`io.delta:delta-connect-server`), not published for Delta 4.4.
+
+    Raises:
+        UnsupportedModeError: `spark` is a Spark Connect session, or the settings name a
+            Spark Connect server.
+    """
+    if isinstance(spark, SparkSettings):
+        remote = spark.remote
+    else:
+        remote = "this Spark Connect session" if _is_connect(spark) else None
+    if remote:
+        raise UnsupportedModeError(
+            f"{command} cannot run over Spark Connect ({remote}): its micro-batch functions "
+            "(foreachBatch) must run in this process, and its MERGEs use Delta's DeltaTable "
+            "API, which over Spark Connect needs Delta's Connect plugins on the server. Run it "
+            "on local Spark, or on a cluster with --master spark://HOST:PORT "
+            "($CLICKSTREAM_MASTER); over a Spark Connect server, run the pipeline's Lakeflow "
+            "definitions instead: python -m pipeline.lakeflow run --remote sc://HOST:PORT."
+        )
+
+
+def _is_connect(spark: SparkSession) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def check_versions() -> None:
@@ -182,6 +216,22 @@ def _java_error(problem: str) -> JavaNotFoundError:
     )
 
 
+def cluster_conf(master: str) -> dict[str, str]:
+    """Settings for a driver started here whose executors run elsewhere (a standalone cluster).
+
+    The executors run this process's Python (the pipeline's functions are pickled to them,
+    so they need the same interpreter and packages), fetch the Delta jars from this driver
+    (given as files in `spark.jars`: no network access needed), and reach the driver on the
+    address the cluster lives on: loopback for a cluster on this machine.
+    """
+    if master.startswith("local"):
+        return {}
+    conf = {"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
+    if "127.0.0.1" in master or "localhost" in master:
+        conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    return conf
+
+
 def _local_builder(settings: SparkSettings, jars: list[Path] | None) -> SparkSession.Builder:
     builder = (
         SparkSession.builder.master(settings.master)
@@ -189,7 +239,7 @@ def _local_builder(settings: SparkSettings, jars: list[Path] | None) -> SparkSes
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.driver.memory", settings.driver_memory)
     )
-    for key, value in _LOCAL_CONF.items():
+    for key, value in (_LOCAL_CONF | cluster_conf(settings.master)).items():
         builder = builder.config(key, value)
     if jars is not None:
         return builder.config("spark.jars", ",".join(str(jar) for jar in jars))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
@@ -95,6 +96,24 @@ def _parser() -> argparse.ArgumentParser:
         help=f"scenarios run at once, on one Spark application (default {DEFAULT_WORKERS})",
     )
     parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=(
+            "keep each scenario's landing files and warehouse in DIR/<scenario> "
+            "(default: a temporary folder, removed at the end)"
+        ),
+    )
+    parser.add_argument(
+        "--master",
+        default=None,
+        help=(
+            "Spark master: local[N] or a standalone cluster's spark://HOST:PORT "
+            "(default: $CLICKSTREAM_MASTER, else local[2])"
+        ),
+    )
+    parser.add_argument(
         "--report-dir",
         type=Path,
         default=Path("reports") / "scenarios",
@@ -177,8 +196,9 @@ def _run_scenarios(
             _print_result(result)
         return result
 
+    kept = contextlib.nullcontext(str(args.workdir)) if args.workdir else None
     with (
-        tempfile.TemporaryDirectory(prefix="scenarios-") as scratch,
+        kept or tempfile.TemporaryDirectory(prefix="scenarios-") as scratch,
         ThreadPoolExecutor(max_workers=args.workers) as pool,
     ):
         futures = [
@@ -204,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pii_key = pii_key_from_environment()
         log_file = args.report_dir / "spark.log"
         print(f"starting Spark ... (its log: {log_file})", flush=True)
-        spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE), log_file=log_file)
+        settings = spark_settings_from_environment(DEFAULT_JAR_CACHE, master=args.master)
+        spark = build_session(settings, log_file=log_file)
     except ClickstreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

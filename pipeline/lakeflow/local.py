@@ -115,9 +115,36 @@ def spark_pipelines_executable() -> str:
     return found
 
 
-def command_line(command: Command, spec: Path, master: str) -> list[str]:
-    """The `spark-pipelines` command line: the master as `--remote`, the spec by path."""
-    return [spark_pipelines_executable(), "--remote", master, command, "--spec", str(spec)]
+def server_url(settings: SparkSettings) -> str:
+    """What `spark-pipelines` takes as `--remote`: a Spark Connect server's sc:// URL, or
+    local[N] for a server of its own on this machine.
+
+    Raises:
+        ConfigurationError: the master is a cluster's: `spark-pipelines` starts its own
+            server only on local Spark, so a cluster is reached through a Connect server.
+    """
+    if settings.remote:
+        return settings.remote
+    if settings.mode != "local":
+        raise ConfigurationError(
+            f"`spark-pipelines` cannot take the master {settings.master}: it starts its own "
+            "Spark Connect server only on local Spark. Start a Spark Connect server on the "
+            "cluster (with the Delta jars and extensions) and pass its sc://HOST:PORT as "
+            "--remote, or leave out --master/$CLICKSTREAM_MASTER."
+        )
+    return settings.master
+
+
+def command_line(command: Command, spec: Path, settings: SparkSettings) -> list[str]:
+    """The `spark-pipelines` command line: the server as `--remote`, the spec by path."""
+    return [
+        spark_pipelines_executable(),
+        "--remote",
+        server_url(settings),
+        command,
+        "--spec",
+        str(spec),
+    ]
 
 
 @contextmanager
@@ -131,9 +158,9 @@ def prepared(run: LocalRun, settings: SparkSettings) -> Iterator[tuple[Path, Pat
     run.warehouse.mkdir(parents=True, exist_ok=True)
     spec = run.spec.resolve().parent / f".{run.spec.stem}.{uuid.uuid4().hex[:8]}.yml"
     with tempfile.TemporaryDirectory(prefix="clickstream-spark-conf-") as conf_dir:
-        (Path(conf_dir) / "spark-defaults.conf").write_text(
-            spark_defaults(run.server_conf(settings)), encoding="utf-8"
-        )
+        # A server of spark-pipelines' own reads these; a running one has its own.
+        conf = {} if settings.remote else run.server_conf(settings)
+        (Path(conf_dir) / "spark-defaults.conf").write_text(spark_defaults(conf), encoding="utf-8")
         spec.write_text(yaml.safe_dump(run.effective_spec(), sort_keys=False), encoding="utf-8")
         try:
             yield spec, Path(conf_dir)
@@ -165,7 +192,7 @@ def run_spark_pipelines(
         )
         if command != "run":
             return subprocess.run(
-                command_line(command, spec, settings.master),
+                command_line(command, spec, settings),
                 env=environment,
                 cwd=run.warehouse,
                 capture_output=capture,
@@ -178,7 +205,7 @@ def run_spark_pipelines(
             recorder.start()
             try:
                 completed = _run_recorded(
-                    command_line(command, spec, settings.master),
+                    command_line(command, spec, settings),
                     environment,
                     run.warehouse,
                     recorder,
@@ -237,9 +264,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, default=Path(SPEC_NAME))
     parser.add_argument("--landing", type=Path, default=None, help="overrides the spec's")
     parser.add_argument("--warehouse", type=Path, default=Path("sdp-warehouse"))
+    parser.add_argument(
+        "--remote",
+        default=None,
+        metavar="sc://HOST:PORT",
+        help=(
+            "a running Spark Connect server with Delta Lake (default: $SPARK_REMOTE, else a "
+            "local server of spark-pipelines' own)"
+        ),
+    )
     args = parser.parse_args(argv)
     if not args.spec.is_file():
         parser.error(f"no pipeline spec at {args.spec}")
-    settings = spark_settings_from_environment(Path(".cache") / "jars")
+    try:
+        settings = spark_settings_from_environment(Path(".cache") / "jars", remote=args.remote)
+        server_url(settings)
+    except ConfigurationError as error:
+        parser.error(str(error))
     run = LocalRun(spec=args.spec, warehouse=args.warehouse, landing=args.landing)
     return run_spark_pipelines(args.command, run, settings).returncode

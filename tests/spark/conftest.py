@@ -34,6 +34,7 @@ def spark() -> SparkSession:
     settings = SparkSettings(
         remote=defaults.remote,
         jar_cache=defaults.jar_cache,
+        master=defaults.master,  # $CLICKSTREAM_MASTER: the same tests on a cluster
         shuffle_partitions=3,
         driver_memory="2g",
     )

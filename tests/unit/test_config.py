@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from pipeline.errors import (
     IncompatibleVersionsError,
     JavaNotFoundError,
     MissingPiiKeyError,
+    UnsupportedModeError,
 )
 
 
@@ -52,6 +55,7 @@ def test_key_never_shows_in_repr_or_str() -> None:
 def test_spark_remote_and_jar_cache_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.delenv(config.MASTER_ENV, raising=False)
     monkeypatch.setenv(config.SPARK_REMOTE_ENV, "sc://spark.example:15002")
     monkeypatch.setenv(config.JAR_CACHE_ENV, str(tmp_path))
     settings = config.spark_settings_from_environment(Path("unused"))
@@ -93,3 +97,52 @@ def test_missing_java_is_explained_before_spark_starts(
     monkeypatch.setattr(session, "java_home_from_environment", lambda: None)
     with pytest.raises(JavaNotFoundError, match="Java 17"):
         session.build_session(config.SparkSettings(remote=None, jar_cache=tmp_path))
+
+
+def test_the_master_comes_from_the_option_then_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(config.SPARK_REMOTE_ENV, raising=False)
+    monkeypatch.delenv(config.MASTER_ENV, raising=False)
+    assert config.spark_settings_from_environment(Path("unused")).mode == "local"
+    monkeypatch.setenv(config.MASTER_ENV, "spark://127.0.0.1:7077")
+    settings = config.spark_settings_from_environment(Path("unused"))
+    assert (settings.master, settings.mode) == ("spark://127.0.0.1:7077", "standalone")
+    chosen = config.spark_settings_from_environment(Path("unused"), master="local[1]")
+    assert (chosen.master, chosen.mode) == ("local[1]", "local")
+
+
+@pytest.mark.parametrize(
+    ("master", "remote", "named"),
+    [
+        ("spark://127.0.0.1:7077", "sc://127.0.0.1:15002", "has its own master"),
+        ("127.0.0.1:7077", None, "spark://HOST:PORT"),
+        (None, "127.0.0.1:15002", "sc://HOST:PORT"),
+    ],
+)
+def test_a_wrong_master_or_server_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, master: str | None, remote: str | None, named: str
+) -> None:
+    monkeypatch.delenv(config.SPARK_REMOTE_ENV, raising=False)
+    monkeypatch.delenv(config.MASTER_ENV, raising=False)
+    with pytest.raises(ConfigurationError, match=re.escape(named)):
+        config.spark_settings_from_environment(Path("unused"), master=master, remote=remote)
+
+
+def test_the_runner_refuses_spark_connect_naming_the_feature_and_the_way_out() -> None:
+    settings = config.SparkSettings(remote="sc://127.0.0.1:15002", jar_cache=Path("unused"))
+    with pytest.raises(UnsupportedModeError) as raised:
+        session.require_classic(settings, "`clickstream run`")
+    message = str(raised.value)
+    assert "sc://127.0.0.1:15002" in message
+    assert "foreachBatch" in message
+    assert "--master spark://HOST:PORT" in message
+    assert "python -m pipeline.lakeflow run --remote" in message
+    session.require_classic(config.SparkSettings(remote=None, jar_cache=Path("u")), "run")
+
+
+def test_cluster_settings_ship_this_python_and_bind_loopback() -> None:
+    assert session.cluster_conf("local[2]") == {}
+    conf = session.cluster_conf("spark://127.0.0.1:7077")
+    assert conf["spark.pyspark.python"] == sys.executable
+    assert conf["spark.driver.host"] == "127.0.0.1"

@@ -364,3 +364,15 @@ def test_the_sdp_graph_writes_every_runner_table_and_reads_what_the_runner_reads
     for flow in flows.FLOWS:
         if flow.name in sdp:
             assert set(flow.inputs) <= set(sdp[flow.name].inputs)
+
+
+def test_spark_pipelines_runs_on_a_connect_server_or_a_local_server_of_its_own() -> None:
+    from pipeline.lakeflow.local import server_url
+
+    jars = Path("unused")
+    assert server_url(config.SparkSettings(remote=None, jar_cache=jars)) == "local[2]"
+    remote = config.SparkSettings(remote="sc://127.0.0.1:15002", jar_cache=jars)
+    assert server_url(remote) == "sc://127.0.0.1:15002"
+    cluster = config.SparkSettings(remote=None, jar_cache=jars, master="spark://127.0.0.1:7077")
+    with pytest.raises(ConfigurationError, match="Start a Spark Connect server on the cluster"):
+        server_url(cluster)
