@@ -59,6 +59,7 @@ KEPT_COPY_TABLES = (tables.SILVER_EVENTS,)
 silver keeps the one its task meets first, and which that is depends on the order the tasks
 ran in (identical rows but for the file they came from)."""
 MODES = ("local", "standalone", "connect")
+SMALL_EVENTS = 50_000
 REFUSAL = "cannot run over Spark Connect"
 
 
@@ -219,9 +220,25 @@ def _refusal(url: str, root: Path) -> str:
     return completed.stderr.strip()
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: give event counts of 100 or more, e.g. 3000")
+    return sizes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scenarios.cluster", description=__doc__)
-    parser.add_argument("--events", type=int, default=3000, help="events (default 3000)")
+    parser.add_argument(
+        "--events",
+        type=_sizes,
+        default=[3000],
+        metavar="N[,N...]",
+        help="events; several sizes, comma-separated, each compared in turn (default 3000)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--workers", type=int, default=2, help="standalone Workers (default 2)")
     parser.add_argument(
@@ -257,15 +274,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         pii_key_from_environment()  # every run reads it from the environment
         if args.workdir is not None:
             args.workdir.mkdir(parents=True, exist_ok=True)
-            return _compare_modes(args, args.workdir.resolve(), modes)
+            return _each_size(args, args.workdir.resolve(), modes)
         with tempfile.TemporaryDirectory(prefix="clickstream-cluster-") as scratch:
-            return _compare_modes(args, Path(scratch), modes)
+            return _each_size(args, Path(scratch), modes)
     except ClickstreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
-def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> int:
+def _each_size(args: argparse.Namespace, root: Path, modes: list[str]) -> int:
+    """Compare the modes at each size in turn (a cluster of its own each); write the report."""
+    sections, passed = [], True
+    for events in args.events:
+        print(f"{events:,} events")
+        at_size = argparse.Namespace(**{**vars(args), "events": events})
+        where = root / f"events-{events}" if len(args.events) > 1 else root
+        section, equal = _compare_modes(at_size, where, modes)
+        sections.append(section)
+        passed = passed and equal
+    report = "\n".join(sections)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(report, encoding="utf-8")
+    print(report)
+    return 0 if passed else 1
+
+
+def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tuple[str, bool]:
+    """Build the landing in each mode and compare; the report's section, and whether equal."""
     started = time.monotonic()
     settings = spark_settings_from_environment(DEFAULT_JAR_CACHE, master=LOCAL_MASTER)
     landing = root / "landing"
@@ -279,7 +314,8 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> in
     first = args.events * 2 // 3
     generator.write_landing(landing, events=first, seed=args.seed, files=3)
     _add_faults(landing)
-    print(f"starting the cluster ({args.workers} Workers) and a Spark Connect server ...")
+    with_server = " and a Spark Connect server" if "connect" in modes else ""
+    print(f"starting the cluster ({args.workers} Workers){with_server} ...")
     cluster = LocalCluster(
         root / "cluster",
         workers=args.workers,
@@ -305,8 +341,12 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> in
             refusal = _refusal(cluster.connect_url, root)
         scenario_roots = _scenarios(args, cluster, root, modes) if not args.no_scenarios else {}
     spark = build_session(settings, log_file=root / "spark.log")
-    for key, value in INTERPRETED_EXPRESSIONS.items():  # small jobs: no code generation
-        spark.conf.set(key, value)
+    for key, value in INTERPRETED_EXPRESSIONS.items():
+        # Small tables: compiling generated code would cost more than it saves.
+        if args.events < SMALL_EVENTS:
+            spark.conf.set(key, value)
+        else:
+            spark.conf.unset(key)
     differences = [
         difference
         for mode in modes.values()
@@ -324,10 +364,7 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> in
                     spark, f"{mode_name}: {scenario}", local, warehouse, tables.TABLES
                 )
     report = render(modes, differences, refusal, args, time.monotonic() - started)
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(report, encoding="utf-8")
-    print(report)
-    return 0 if all(d.equal for d in differences) else 1
+    return report, all(d.equal for d in differences)
 
 
 def _run_mode(
