@@ -6,7 +6,7 @@ Everything else receives its settings as arguments, so tests and adapters can in
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -151,9 +151,12 @@ def pii_key_from_reference(reference: str, lookup: Callable[[str], str | None]) 
     return PiiKey(value.encode("utf-8"))
 
 
-def subprocess_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment plus `extra`, for a child process such as `spark-pipelines`."""
-    return {**os.environ, **extra}
+def subprocess_environment(
+    extra: Mapping[str, str], *, without: Sequence[str] = ()
+) -> dict[str, str]:
+    """This process's environment plus `extra` and less `without`, for a child process such
+    as `spark-pipelines`."""
+    return {k: v for k, v in os.environ.items() if k not in without} | dict(extra)
 
 
 LOCAL_MASTER = "local[2]"

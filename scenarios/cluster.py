@@ -23,6 +23,7 @@ processes.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,14 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 from pipeline import generator, tables
-from pipeline.config import LOCAL_MASTER, pii_key_from_environment, spark_settings_from_environment
+from pipeline.config import (
+    LOCAL_MASTER,
+    MASTER_ENV,
+    SPARK_REMOTE_ENV,
+    pii_key_from_environment,
+    spark_settings_from_environment,
+    subprocess_environment,
+)
 from pipeline.errors import ClickstreamError
 from pipeline.lakeflow.local import LocalRun
 from pipeline.lakeflow.settings import EXPECTATIONS
@@ -109,6 +117,15 @@ def _peak_memory(mode: Mode, roots: Sequence[int]) -> Iterator[list[int]]:
         thread.join()
 
 
+def _environment(mode: str, cluster: LocalCluster) -> dict[str, str]:
+    """The environment of a child of `mode`: only what the mode asks for selects where Spark
+    runs, whatever this process was given ($CLICKSTREAM_MASTER, $SPARK_REMOTE)."""
+    chosen = {"connect": {SPARK_REMOTE_ENV: cluster.connect_url}}.get(mode, {})
+    if mode == "standalone":
+        chosen = {MASTER_ENV: cluster.master_url}
+    return subprocess_environment(chosen, without=(MASTER_ENV, SPARK_REMOTE_ENV))
+
+
 def _run(
     mode: Mode,
     arguments: list[str],
@@ -117,11 +134,19 @@ def _run(
     log: Path,
     watch: Sequence[int] = (),
     kill_worker: tuple[Process, float] | None = None,
+    where: str | None = None,
 ) -> None:
-    """Run one command of `mode`, timing it and sampling its memory (and that of `watch`)."""
+    """Run one command of `mode` (on `where`'s Spark: the mode's own when None), timing it and
+    sampling its memory (and that of `watch`)."""
     started = time.monotonic()
     with log.open("ab") as output:
-        process = subprocess.Popen(arguments, stdout=output, stderr=subprocess.STDOUT, cwd=PROJECT)
+        process = subprocess.Popen(
+            arguments,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT,
+            env=_environment(where or mode.name, cluster),
+        )
         with _peak_memory(mode, [process.pid, *watch]):
             if kill_worker is not None:
                 worker, delay = kill_worker
@@ -205,12 +230,35 @@ def _add_faults(landing: Path) -> None:
     (landing / tables.EVENTS_DIR / "faults-00000.json").write_bytes(line + b"\nnot json\n")
 
 
-def _refusal(url: str, root: Path) -> str:
+def _contracts(mode: str, cluster: LocalCluster, warehouse: Path, root: Path) -> object:
+    """`python -m contracts` (Great Expectations and the quarantine report) on the local run's
+    warehouse, with the mode's Spark; the report's content, its time stamp left out."""
+    reports = root / f"contracts-{mode}"
+    completed = subprocess.run(
+        [sys.executable, "-m", "contracts", "--warehouse", str(warehouse),
+         "--report-dir", str(reports)],
+        capture_output=True, text=True, check=False, cwd=PROJECT,
+        env=_environment(mode, cluster),
+    )  # fmt: skip
+    if completed.returncode != 0:
+        raise ClickstreamError(
+            f"`python -m contracts` ({mode}) exited {completed.returncode}:\n"
+            + completed.stderr[-3000:]
+        )
+    found = json.loads((reports / "quarantine.json").read_text(encoding="utf-8"))
+    found.pop("generated_at", None)
+    print(f"  python -m contracts ({mode}): {sum(1 for _ in found.get('rules', []))} rules")
+    return found
+
+
+def _refusal(cluster: LocalCluster, root: Path) -> str:
     """`clickstream run --remote` must refuse at once, naming the feature; its message."""
+    url = cluster.connect_url
     completed = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", "--landing", str(root / "landing"),
          "--warehouse", str(root / "refused"), "--remote", url],
         capture_output=True, text=True, check=False, cwd=PROJECT,
+        env=_environment("local", cluster),
     )  # fmt: skip
     if completed.returncode != 2 or REFUSAL not in completed.stderr:
         raise ClickstreamError(
@@ -218,6 +266,12 @@ def _refusal(url: str, root: Path) -> str:
             f"{completed.returncode}:\n{completed.stderr}"
         )
     return completed.stderr.strip()
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return int(text)
 
 
 def _sizes(text: str) -> list[int]:
@@ -240,7 +294,9 @@ def _parser() -> argparse.ArgumentParser:
         help="events; several sizes, comma-separated, each compared in turn (default 3000)",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    parser.add_argument("--workers", type=int, default=2, help="standalone Workers (default 2)")
+    parser.add_argument(
+        "--workers", type=_positive, default=2, help="standalone Workers (default 2)"
+    )
     parser.add_argument(
         "--kill-worker",
         type=float,
@@ -315,7 +371,7 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tu
     generator.write_landing(landing, events=first, seed=args.seed, files=3)
     _add_faults(landing)
     with_server = " and a Spark Connect server" if "connect" in modes else ""
-    print(f"starting the cluster ({args.workers} Workers){with_server} ...")
+    print(f"starting the cluster ({_workers(args.workers)}){with_server} ...")
     cluster = LocalCluster(
         root / "cluster",
         workers=args.workers,
@@ -338,7 +394,10 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tu
             for mode in modes.values():
                 _run_mode(mode, args, arrival, cluster, landing, root, server, executors)
         if "connect" in modes:
-            refusal = _refusal(cluster.connect_url, root)
+            refusal = _refusal(cluster, root)
+        quarantine = {
+            name: _contracts(name, cluster, modes["local"].warehouse, root) for name in modes
+        }
         scenario_roots = _scenarios(args, cluster, root, modes) if not args.no_scenarios else {}
     spark = build_session(settings, log_file=root / "spark.log")
     for key, value in INTERPRETED_EXPRESSIONS.items():
@@ -363,6 +422,13 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tu
                 differences += compare(
                     spark, f"{mode_name}: {scenario}", local, warehouse, tables.TABLES
                 )
+    differences += [
+        Difference(f"{name}: python -m contracts", "quarantine.json", 1, 1, 0, 0)
+        if found == quarantine["local"]
+        else Difference(f"{name}: python -m contracts", "quarantine.json", 1, 1, 1, 1)
+        for name, found in quarantine.items()
+        if name != "local"
+    ]
     report = render(modes, differences, refusal, args, time.monotonic() - started)
     return report, all(d.equal for d in differences)
 
@@ -414,10 +480,15 @@ def _scenarios(
             command += ["--master", cluster.master_url]
         print(f"scenarios ({mode.name}): {', '.join(SCENARIOS)}")
         scenario_mode = Mode(f"scenarios {mode.name}", workdir)
-        _run(scenario_mode, command, cluster=cluster, log=root / f"scenarios-{mode.name}.log")
+        log = root / f"scenarios-{mode.name}.log"
+        _run(scenario_mode, command, cluster=cluster, log=log, where=mode.name)
         for name in SCENARIOS:
             roots[name][mode.name] = workdir
     return roots
+
+
+def _workers(count: int) -> str:
+    return f"{count} Worker" + ("" if count == 1 else "s")
 
 
 def render(
@@ -432,7 +503,7 @@ def render(
     lines = [
         "# The pipeline on local Spark, a standalone cluster and Spark Connect",
         "",
-        f"{args.events:,} events in two arrivals (seed {args.seed}); {args.workers} Workers of "
+        f"{args.events:,} events in two arrivals (seed {args.seed}); {_workers(args.workers)} of "
         f"1 core; {len(differences)} table comparisons; {seconds:.0f} s in all.",
         "",
         "| mode | run 1 (s) | run 2 (s) | total / local | peak memory (MB) |",
