@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -146,16 +147,21 @@ def _run(
             stderr=subprocess.STDOUT,
             cwd=PROJECT,
             env=_environment(where or mode.name, cluster),
+            start_new_session=True,
         )
-        with _peak_memory(mode, [process.pid, *watch]):
-            if kill_worker is not None:
-                worker, delay = kill_worker
-                try:
-                    process.wait(timeout=delay)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    print(f"  killed {worker.name} (pid {worker.pid}) {delay:.0f} s into the run")
-            returncode = process.wait()
+        child = Process(mode.name, log, process)
+        try:
+            with _peak_memory(mode, [process.pid, *watch]):
+                if kill_worker is not None:
+                    worker, delay = kill_worker
+                    try:
+                        process.wait(timeout=delay)
+                    except subprocess.TimeoutExpired:
+                        worker.kill()
+                        print(f"  killed {worker.name} (pid {worker.pid}) {delay:.0f} s in")
+                returncode = process.wait()
+        finally:
+            child.stop()  # what it started, and itself when this harness is stopped
     mode.seconds.append(time.monotonic() - started)
     if returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
@@ -319,9 +325,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_signal(number: int, _frame: object) -> None:
+    raise SystemExit(128 + number)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison; 0 when every table of every mode equals the local run's."""
     args = _parser().parse_args(argv)
+    # Stopped (CI cancelling, say), stop the cluster and the run in progress too.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     modes = [m.strip() for m in args.modes.split(",")]
     if "local" not in modes or set(modes) - set(MODES):
         print(f"error: --modes takes local and any of {MODES[1:]}", file=sys.stderr)
