@@ -18,6 +18,15 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 ENV = {"CLICKSTREAM_JAR_CACHE": str(PROJECT / ".cache" / "jars"), "PYTHONHASHSEED": "0"}
 
 
+def _with_key() -> dict[str, str]:
+    """ENV and a PII key: the caller's $CLICKSTREAM_PII_KEY, else a throwaway one for the
+    generated data (real deployments set their own secret)."""
+    return {
+        **ENV,
+        "CLICKSTREAM_PII_KEY": os.environ.get("CLICKSTREAM_PII_KEY", os.urandom(32).hex()),
+    }
+
+
 def _install(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".")
     for group in groups:
@@ -63,12 +72,7 @@ def lakeflow(session: nox.Session) -> None:
 def scenarios(session: nox.Session) -> None:
     """Run every fault scenario through the real pipeline; non-zero exit when one fails."""
     _install(session)
-    env = dict(ENV)
-    # A throwaway key for generated data; real deployments set their own secret.
-    env.setdefault(
-        "CLICKSTREAM_PII_KEY", os.environ.get("CLICKSTREAM_PII_KEY", os.urandom(32).hex())
-    )
-    session.run("python", "-m", "scenarios", *session.posargs, env=env)
+    session.run("python", "-m", "scenarios", *session.posargs, env=_with_key())
 
 
 AZURITE_VERSION = "3.35.0"  # the newest that runs on Node 20; later ones declare Node 22
@@ -94,23 +98,15 @@ def azure(session: nox.Session) -> None:
 def chaos(session: nox.Session) -> None:
     """Kill runs (SIGKILL) at dangerous moments, resume, check every row; `-- --smoke` for CI."""
     _install(session)
-    env = dict(ENV)
-    env.setdefault(
-        "CLICKSTREAM_PII_KEY", os.environ.get("CLICKSTREAM_PII_KEY", os.urandom(32).hex())
-    )
     arguments = session.posargs or ["--kills", "50", "--full-disk"]
-    session.run("python", "-m", "scenarios.chaos", *arguments, env=env)
+    session.run("python", "-m", "scenarios.chaos", *arguments, env=_with_key())
 
 
 @nox.session(python="3.11")
 def cluster(session: nox.Session) -> None:
     """Local, standalone cluster and Spark Connect runs of one landing, compared row by row."""
     _install(session)
-    env = dict(ENV)
-    env.setdefault(
-        "CLICKSTREAM_PII_KEY", os.environ.get("CLICKSTREAM_PII_KEY", os.urandom(32).hex())
-    )
-    session.run("python", "-m", "scenarios.cluster", *session.posargs, env=env)
+    session.run("python", "-m", "scenarios.cluster", *session.posargs, env=_with_key())
 
 
 @nox.session(python="3.11", default=False)
