@@ -25,12 +25,9 @@ from contracts.checks import (
     matches_regex,
 )
 from pipeline.expectations import Expectation, TableExpectations
+from pipeline.gold import UNKNOWN_KEY
 from pipeline.silver import event_time_sql
-
-BRONZE_EVENTS = "bronze_events"
-SILVER_EVENTS = "silver_events"
-GOLD_FACT_EVENTS = "gold_fact_events"
-GOLD_DIM_USER = "gold_dim_user"
+from pipeline.tables import BRONZE_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS, SILVER_EVENTS
 
 KNOWN_EVENT_TYPES: tuple[str, ...] = (
     "page_view",
@@ -43,7 +40,6 @@ KNOWN_EVENT_TYPES: tuple[str, ...] = (
 UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 HMAC_HEX_LENGTH = 64
 DEFAULT_FUTURE_TOLERANCE = timedelta(minutes=10)
-UNKNOWN_MEMBER_SK = -1
 
 _EVENT_ID = "5f0c7d4e-2b1a-4c3d-9e8f-0a1b2c3d4e5f"
 _HASH = "a" * HMAC_HEX_LENGTH
@@ -230,15 +226,13 @@ def gold_fact_events_rules(*, dim_user: str = GOLD_DIM_USER) -> tuple[Expectatio
     return (
         Expectation(
             name="user_sk_in_dim_user",
-            predicate=(
-                f"user_sk = {UNKNOWN_MEMBER_SK} OR user_sk IN (SELECT user_sk FROM {dim_user})"
-            ),
+            predicate=(f"user_sk = {UNKNOWN_KEY} OR user_sk IN (SELECT user_sk FROM {dim_user})"),
             action="fail",
             description=(
                 "every fact's user_sk is a gold_dim_user version, or the unknown member "
-                f"{UNKNOWN_MEMBER_SK} (referential integrity)"
+                f"{UNKNOWN_KEY} (referential integrity)"
             ),
-            passing_example={"user_sk": UNKNOWN_MEMBER_SK},
+            passing_example={"user_sk": UNKNOWN_KEY},
             failing_example=({"user_sk": 987_654_321}, {"user_sk": None}),
             columns=("user_sk",),
         ),

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.config import DEFAULT_WATERMARK_DELAY
 from pipeline.errors import ClickstreamError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--watermark",
-        default="1 hour",
+        default=DEFAULT_WATERMARK_DELAY,
         help="how late an event may be and still be deduplicated into silver (default '1 hour')",
     )
     run.add_argument(

@@ -159,6 +159,10 @@ def subprocess_environment(
     return {k: v for k, v in os.environ.items() if k not in without} | dict(extra)
 
 
+DEFAULT_WATERMARK_DELAY = "1 hour"
+"""How late an event may be and still be deduplicated into silver, unless a run says otherwise."""
+DEFAULT_MAX_FILES_PER_TRIGGER = 16
+"""Landing files per micro-batch of a run, unless it says otherwise."""
 LOCAL_MASTER = "local[2]"
 
 

@@ -35,9 +35,14 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import delta_log, key_registry, preflight, run_state, silver
+from pipeline import delta_log, key_registry, preflight, run_state
 from pipeline.bronze_stage import run_bronze
-from pipeline.config import PiiKey, parse_delay
+from pipeline.config import (
+    DEFAULT_MAX_FILES_PER_TRIGGER,
+    DEFAULT_WATERMARK_DELAY,
+    PiiKey,
+    parse_delay,
+)
 from pipeline.enforcement import Contract, contracts_for
 from pipeline.errors import StorageFullError
 from pipeline.event_log import (
@@ -120,8 +125,8 @@ class RunOptions:
             (`pipeline.writer_lock`); 0 fails at once.
     """
 
-    watermark_delay: str = silver.DEFAULT_WATERMARK_DELAY
-    max_files_per_trigger: int = 16
+    watermark_delay: str = DEFAULT_WATERMARK_DELAY
+    max_files_per_trigger: int = DEFAULT_MAX_FILES_PER_TRIGGER
     full_refresh: bool = False
     wait_seconds: float = 0.0
 

@@ -17,10 +17,10 @@ from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from pipeline.built_once import built_once
+from pipeline.config import DEFAULT_WATERMARK_DELAY
 from pipeline.expectations import QUARANTINE_RULES_COLUMN, no_failed_rules
 from pipeline.pseudonymize import hmac_sha256, with_key
 
-DEFAULT_WATERMARK_DELAY = "1 hour"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 REASON_MISSING_EVENT_ID = "missing event_id"

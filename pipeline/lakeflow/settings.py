@@ -14,10 +14,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from pipeline.cli import load_expectations
-from pipeline.config import PiiKey, pii_key_from_reference
+from pipeline.config import DEFAULT_WATERMARK_DELAY, PiiKey, pii_key_from_reference
 from pipeline.errors import ConfigurationError
 from pipeline.expectations import Expectation
-from pipeline.silver import DEFAULT_WATERMARK_DELAY
 
 LANDING = "clickstream.landing"
 PII_KEY_REF = "clickstream.pii_key_ref"

@@ -17,12 +17,11 @@ for bursts) and `combine` (`compose`, `fuzz`, `describe`).
 
 from __future__ import annotations
 
+from scenarios.faults._common import DEFAULT_WATERMARK_DELAY, MAX_FILES_PER_RUN
 from scenarios.faults.cdc import out_of_order_changes
 from scenarios.faults.clock import CLOCK_KINDS, FORMAT_KINDS, ZONE_OFFSETS, clock_skew
 from scenarios.faults.combine import (
-    DEFAULT_WATERMARK_DELAY,
     FUZZ_FAULTS,
-    MAX_FILES_PER_RUN,
     compose,
     describe,
     fuzz,

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from pipeline import config
+from pipeline.config import parse_delay
 from scenarios.faults.model import (
     Delivery,
     FaultArgumentError,
@@ -18,6 +20,14 @@ from scenarios.faults.model import (
     LandingFile,
     count_records,
 )
+
+MILLISECOND = timedelta(milliseconds=1)
+"""The resolution of the events' time stamps."""
+DEFAULT_WATERMARK_DELAY = parse_delay(config.DEFAULT_WATERMARK_DELAY)
+"""The pipeline's default watermark delay (`pipeline.config.DEFAULT_WATERMARK_DELAY`)."""
+MAX_FILES_PER_RUN = config.DEFAULT_MAX_FILES_PER_TRIGGER
+"""The runner's default ``max_files_per_trigger``: a delivery with more event files than this
+is read in several micro-batches, and the watermark could move between them."""
 
 Event = dict[str, Any]
 

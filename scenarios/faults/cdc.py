@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scenarios.faults._common import (
+    MILLISECOND,
     Event,
     check_fraction,
     copy_event,
@@ -25,7 +26,6 @@ from scenarios.faults._common import (
 from scenarios.faults.model import Delivery, FaultArgumentError, Injection
 
 OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE"})
-_MS = timedelta(milliseconds=1)
 _NEXT_PLAN = {"free": "pro", "pro": "enterprise", "enterprise": "free"}
 _REINSERT_AFTER = (timedelta(minutes=1), timedelta(hours=6))
 
@@ -79,8 +79,8 @@ def _add_deletes(
     chosen = rng.sample(alive, share(fraction, len(alive)))
     for user in chosen:
         last = histories[user][-1]
-        span_ms = max((horizon - last.instant) // _MS, 60_000)
-        instant = last.instant + rng.randint(1, span_ms) * _MS
+        span_ms = max((horizon - last.instant) // MILLISECOND, 60_000)
+        instant = last.instant + rng.randint(1, span_ms) * MILLISECOND
         row = dict(last.row, operation="DELETE", changed_at=iso_ms(instant))
         histories[user].append(_Change(instant, next(positions), 0, row))
     return len(chosen)
@@ -97,10 +97,10 @@ def _add_reinserts(
         user for user, history in histories.items() if history[-1].row["operation"] == "DELETE"
     )
     chosen = rng.sample(deleted, share(fraction, len(deleted)))
-    low, high = (bound // _MS for bound in _REINSERT_AFTER)
+    low, high = (bound // MILLISECOND for bound in _REINSERT_AFTER)
     for user in chosen:
         last = histories[user][-1]
-        instant = last.instant + rng.randint(low, high) * _MS
+        instant = last.instant + rng.randint(low, high) * MILLISECOND
         row = dict(last.row, operation="INSERT", changed_at=iso_ms(instant), plan="free")
         histories[user].append(_Change(instant, next(positions), 0, row))
     return len(chosen)

@@ -9,6 +9,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from scenarios.faults._common import (
+    MILLISECOND,
     Event,
     check_duration,
     check_events,
@@ -42,7 +43,6 @@ CLOCK_KINDS = ("future", "zone_offset", *FORMAT_KINDS)
 ZONE_OFFSETS = ("+05:30", "-08:00", "+09:45", "-03:30")
 """The UTC offsets of re-zoned timestamps (same instant, other wall-clock text)."""
 
-_MS = timedelta(milliseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -63,8 +63,8 @@ def _case(
     event_id = event["event_id"]
     written: str | int
     if kind == "future":
-        low = max(max_future // 2 // _MS, 1)
-        instant = true + rng.randint(low, max(max_future // _MS, low)) * _MS
+        low = max(max_future // 2 // MILLISECOND, 1)
+        instant = true + rng.randint(low, max(max_future // MILLISECOND, low)) * MILLISECOND
         written = iso_ms(instant)
         case = ClockCase(kind, event_id, written, instant, true, "silver", instant)
     elif kind == "zone_offset":
@@ -80,7 +80,7 @@ def _case(
         written = true.replace(tzinfo=None).isoformat(timespec="milliseconds")
         case = ClockCase(kind, event_id, written, None, true, "silver_quarantine", None)
     elif kind == "format_epoch_millis":  # a JSON number
-        written = (true - _EPOCH) // _MS
+        written = (true - _EPOCH) // MILLISECOND
         case = ClockCase(kind, event_id, written, true, true, "silver", true)
     else:  # format_rfc1123: "Sun, 01 Nov 2026 10:00:00 GMT"
         written = format_datetime(true, usegmt=True)
@@ -141,7 +141,7 @@ def clock_skew(
     for name, fraction in zip(names, fractions, strict=True):
         check_fraction(name, fraction)
     check_fractions_total(names, fractions)
-    check_duration("max_future", max_future, minimum=_MS)
+    check_duration("max_future", max_future, minimum=MILLISECOND)
     check_events(events)
     rng = seeded("clock_skew", seed)
 

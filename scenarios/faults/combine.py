@@ -9,7 +9,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scenarios.faults._common import Event, check_events, seeded
+from scenarios.faults._common import (
+    DEFAULT_WATERMARK_DELAY,
+    MAX_FILES_PER_RUN,
+    Event,
+    check_events,
+    seeded,
+)
 from scenarios.faults.cdc import out_of_order_changes
 from scenarios.faults.clock import clock_skew
 from scenarios.faults.corrupt import corrupt_records
@@ -19,13 +25,6 @@ from scenarios.faults.model import Delivery, FaultArgumentError, IncompatibleFau
 from scenarios.faults.pii import pii_in_unexpected_places
 from scenarios.faults.replay import duplicates
 from scenarios.faults.volume import burst
-
-DEFAULT_WATERMARK_DELAY = timedelta(hours=1)
-"""The pipeline's default watermark delay (`pipeline.silver.DEFAULT_WATERMARK_DELAY`)."""
-
-MAX_FILES_PER_RUN = 16
-"""The runner's default ``max_files_per_trigger``: a delivery with more event files than this
-is read in several micro-batches, and the watermark could move between them."""
 
 
 def split_events(events: Sequence[Mapping[str, Any]], parts: int) -> list[list[Event]]:

@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from scenarios.faults._common import (
+    DEFAULT_WATERMARK_DELAY,
+    MILLISECOND,
     check_duration,
     check_events,
     check_fraction,
@@ -24,8 +26,6 @@ from scenarios.faults._common import (
 )
 from scenarios.faults.model import Delivery, FaultArgumentError, Injection
 
-_MS = timedelta(milliseconds=1)
-
 
 def late_data(
     events: Sequence[Mapping[str, Any]],
@@ -33,7 +33,7 @@ def late_data(
     seed: int,
     late_fraction: float = 0.05,
     within_fraction: float = 0.5,
-    watermark_delay: timedelta = timedelta(hours=1),
+    watermark_delay: timedelta = DEFAULT_WATERMARK_DELAY,
     max_lateness: timedelta = timedelta(hours=6),
 ) -> Injection:
     """Deliver `events` on time, then late copies of some of them in a second run.
@@ -67,7 +67,7 @@ def late_data(
     """
     check_fraction("late_fraction", late_fraction)
     check_fraction("within_fraction", within_fraction)
-    check_duration("watermark_delay", watermark_delay, minimum=2 * _MS)
+    check_duration("watermark_delay", watermark_delay, minimum=2 * MILLISECOND)
     check_duration("max_lateness", max_lateness)
     if max_lateness < watermark_delay / 2:
         raise FaultArgumentError(
@@ -89,17 +89,17 @@ def late_data(
     late_lines: list[bytes] = []
     late_times = []
     within_times = []
-    half_delay_ms = watermark_delay // 2 // _MS
-    beyond_span_ms = (max_lateness - watermark_delay / 2) // _MS
+    half_delay_ms = watermark_delay // 2 // MILLISECOND
+    beyond_span_ms = (max_lateness - watermark_delay / 2) // MILLISECOND
     for number, source in enumerate(sources):
         copy = copy_event(events[source])
         copy["event_id"] = new_id(rng, taken)
         if number < within_count:
-            instant = newest - rng.randint(0, half_delay_ms) * _MS
+            instant = newest - rng.randint(0, half_delay_ms) * MILLISECOND
             within_ids.add(copy["event_id"])
             within_times.append(instant)
         else:
-            instant = watermark - watermark_delay / 2 - rng.randint(0, beyond_span_ms) * _MS
+            instant = watermark - watermark_delay / 2 - rng.randint(0, beyond_span_ms) * MILLISECOND
             beyond_ids.add(copy["event_id"])
         copy["event_ts"] = iso_ms(instant)
         late_times.append(parse_ts(copy["event_ts"]))

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scenarios.faults._common import (
+    MILLISECOND,
     Event,
     check_duration,
     check_events,
@@ -22,8 +23,6 @@ from scenarios.faults._common import (
     share,
 )
 from scenarios.faults.model import Delivery, FaultArgumentError, Injection
-
-_MS = timedelta(milliseconds=1)
 
 
 def _sessions(events: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
@@ -66,7 +65,7 @@ def burst(
     """
     if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor >= 1:
         raise FaultArgumentError(f"factor must be a number >= 1, got {factor!r}")
-    check_duration("burst_window", burst_window, minimum=_MS)
+    check_duration("burst_window", burst_window, minimum=MILLISECOND)
     check_events(events, minimum=2, why=" (the normal rate needs a time span)")
     rng = seeded("burst", seed)
     times = [parse_ts(event["event_ts"]) for event in events]
@@ -78,7 +77,7 @@ def burst(
         )
 
     extra = share(factor - 1, len(events) * (burst_window / span))
-    start = first + rng.randint(0, (span - burst_window) // _MS) * _MS
+    start = first + rng.randint(0, (span - burst_window) // MILLISECOND) * MILLISECOND
     end = start + burst_window
     templates = _sessions(events)
     taken = {str(event["event_id"]) for event in events}
@@ -86,7 +85,7 @@ def burst(
     sessions = 0
     while len(added) < extra:
         template = rng.choice(templates)
-        session_start = start + rng.randint(0, burst_window // _MS - 1) * _MS
+        session_start = start + rng.randint(0, burst_window // MILLISECOND - 1) * MILLISECOND
         origin = parse_ts(template[0]["event_ts"])
         session_id = new_id(rng, taken)
         sessions += 1

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from contracts import rules
-from pipeline import bronze, expectations, silver
+from pipeline import bronze, expectations, silver, tables
 from pipeline.expectations import Expectation, Row
 from pipeline.schemas import EVENT_SCHEMA
 
@@ -48,9 +48,9 @@ def schemas(spark: SparkSession, keys: DataFrame) -> dict[str, StructType]:
     lines = spark.createDataFrame([], "value string, _source_file string")
     bronze_rows = bronze.bronze_rows(bronze.parse_lines(lines), ingested_at=F.current_timestamp())
     return {
-        rules.BRONZE_EVENTS: BRONZE_SCHEMA,
+        tables.BRONZE_EVENTS: BRONZE_SCHEMA,
         # Nullable everywhere: an example leaves out every column its rule does not read.
-        rules.SILVER_EVENTS: StructType(
+        tables.SILVER_EVENTS: StructType(
             [
                 StructField(field.name, field.dataType)
                 for field in silver.silver_events(bronze_rows, keys=keys).schema.fields
@@ -63,11 +63,11 @@ def schemas(spark: SparkSession, keys: DataFrame) -> dict[str, StructType]:
 @pytest.fixture(scope="module", autouse=True)
 def empty_dim_user(spark: SparkSession) -> Iterator[None]:
     """The gold examples assume an empty user dimension under its default name."""
-    spark.createDataFrame([], rules.GOLD_SCHEMAS[rules.GOLD_DIM_USER]).createOrReplaceTempView(
-        rules.GOLD_DIM_USER
+    spark.createDataFrame([], rules.GOLD_SCHEMAS[tables.GOLD_DIM_USER]).createOrReplaceTempView(
+        tables.GOLD_DIM_USER
     )
     yield
-    spark.catalog.dropTempView(rules.GOLD_DIM_USER)
+    spark.catalog.dropTempView(tables.GOLD_DIM_USER)
 
 
 def _frame(spark: SparkSession, schema: StructType, rows: tuple[Row, ...]) -> DataFrame:

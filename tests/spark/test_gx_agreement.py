@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts import gx_suites, rules
-from pipeline import bronze, expectations, generator, silver
+from pipeline import bronze, expectations, generator, silver, tables
 from pipeline.expectations import Expectation
 
 NOW = generator.DEFAULT_START + timedelta(days=1)
@@ -23,14 +23,14 @@ RULES: dict[str, tuple[Expectation, ...]] = {
 }
 
 INJECTED = {
-    rules.BRONZE_EVENTS: {
+    tables.BRONZE_EVENTS: {
         "event_id_present": 1,
         "event_type_present": 1,
         "event_ts_present": 1,
         "event_id_is_uuid": 1,
         "event_ts_parseable": 1,
     },
-    rules.SILVER_EVENTS: {
+    tables.SILVER_EVENTS: {
         "user_key_present": 1,
         "session_id_present": 1,
         "event_type_known": 2,  # one unknown, one null: null counts as failed
@@ -38,8 +38,8 @@ INJECTED = {
         "price_not_negative": 1,
         "quantity_positive": 1,
     },
-    rules.GOLD_FACT_EVENTS: {"user_sk_in_dim_user": 2},
-    rules.GOLD_DIM_USER: {"one_open_version_per_user": 2},
+    tables.GOLD_FACT_EVENTS: {"user_sk_in_dim_user": 2},
+    tables.GOLD_DIM_USER: {"one_open_version_per_user": 2},
 }
 
 
@@ -81,20 +81,20 @@ def frames(spark: SparkSession, keys: DataFrame) -> Iterator[dict[str, DataFrame
     )
     dim_user = spark.createDataFrame(
         [(1, "u1", 1, 5), (2, "u1", 5, None), (3, "u2", 1, None), (4, "u2", 2, None)],
-        rules.GOLD_SCHEMAS[rules.GOLD_DIM_USER],
+        rules.GOLD_SCHEMAS[tables.GOLD_DIM_USER],
     )
-    dim_user.createOrReplaceTempView(rules.GOLD_DIM_USER)
+    dim_user.createOrReplaceTempView(tables.GOLD_DIM_USER)
     fact = spark.createDataFrame(
         [("e1", 1), ("e2", 2), ("e3", -1), ("e4", 99), ("e5", None)],
-        rules.GOLD_SCHEMAS[rules.GOLD_FACT_EVENTS],
+        rules.GOLD_SCHEMAS[tables.GOLD_FACT_EVENTS],
     )
     yield {
-        rules.BRONZE_EVENTS: bronze_rows,
-        rules.SILVER_EVENTS: _local(spark, silver.silver_events(bronze_rows, keys=keys)),
-        rules.GOLD_FACT_EVENTS: fact,
-        rules.GOLD_DIM_USER: dim_user,
+        tables.BRONZE_EVENTS: bronze_rows,
+        tables.SILVER_EVENTS: _local(spark, silver.silver_events(bronze_rows, keys=keys)),
+        tables.GOLD_FACT_EVENTS: fact,
+        tables.GOLD_DIM_USER: dim_user,
     }
-    spark.catalog.dropTempView(rules.GOLD_DIM_USER)
+    spark.catalog.dropTempView(tables.GOLD_DIM_USER)
 
 
 def _ours(frames: dict[str, DataFrame]) -> dict[str, dict[str, int]]:
@@ -135,12 +135,12 @@ def test_gx_validates_a_frame_of_another_session_of_the_application(
 ) -> None:
     """Scenarios run side by side, each on its own session: GX must query the frame's session."""
     other = spark.newSession()
-    bronze_rows = frames[rules.BRONZE_EVENTS]
+    bronze_rows = frames[tables.BRONZE_EVENTS]
     frame = other.createDataFrame(bronze_rows.collect(), bronze_rows.schema)
-    report = gx_suites.validate({rules.BRONZE_EVENTS: frame}, RULES)
-    injected = INJECTED[rules.BRONZE_EVENTS]
-    expected = {rule.name: injected.get(rule.name, 0) for rule in RULES[rules.BRONZE_EVENTS]}
-    assert report.unexpected_by_rule(rules.BRONZE_EVENTS) == expected
+    report = gx_suites.validate({tables.BRONZE_EVENTS: frame}, RULES)
+    injected = INJECTED[tables.BRONZE_EVENTS]
+    expected = {rule.name: injected.get(rule.name, 0) for rule in RULES[tables.BRONZE_EVENTS]}
+    assert report.unexpected_by_rule(tables.BRONZE_EVENTS) == expected
 
 
 def test_native_expectations_are_used_where_null_semantics_agree() -> None:
