@@ -21,6 +21,24 @@ from datetime import UTC, datetime, timedelta
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+__all__ = [
+    "Between",
+    "Check",
+    "InSet",
+    "LengthEquals",
+    "MatchesRegex",
+    "NotAfter",
+    "NotNull",
+    "has_length",
+    "is_between",
+    "is_in",
+    "is_not_after",
+    "is_not_null",
+    "matches_regex",
+    "sql_identifier",
+    "sql_string",
+]
+
 
 def sql_identifier(column: str) -> str:
     """A (possibly nested, dotted) column name quoted for Spark SQL: `user`.`email`."""

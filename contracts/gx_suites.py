@@ -40,6 +40,19 @@ from contracts.checks import Between, Check, InSet, LengthEquals, MatchesRegex, 
 from pipeline.errors import InvalidExpectationError
 from pipeline.expectations import Expectation
 
+__all__ = [
+    "DATASOURCE_NAME",
+    "GX_BATCH_VIEW",
+    "PASSED_ALIAS",
+    "SITE_NAME",
+    "GxReport",
+    "GxRuleResult",
+    "build_suite",
+    "gx_expectation",
+    "unexpected_rows_query",
+    "validate",
+]
+
 SITE_NAME = "contracts"
 DATASOURCE_NAME = "clickstream_spark"
 GX_BATCH_VIEW = "tmp_view"

@@ -37,6 +37,21 @@ from pipeline.schemas import EVENT_SCHEMA
 if TYPE_CHECKING:
     from contracts.gx_suites import GxReport
 
+__all__ = [
+    "DATA_DOCS_DIR",
+    "HIDDEN_COLUMNS",
+    "HTML_NAME",
+    "JSON_NAME",
+    "QUARANTINES",
+    "ContractReports",
+    "QuarantineReport",
+    "RuleReport",
+    "checked_rows",
+    "quarantine_report",
+    "write_report",
+    "write_reports",
+]
+
 QUARANTINES: dict[str, str] = {
     tables.BRONZE_EVENTS: tables.BRONZE_QUARANTINE,
     tables.SILVER_EVENTS: tables.SILVER_QUARANTINE,

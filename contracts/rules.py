@@ -29,6 +29,22 @@ from pipeline.gold import UNKNOWN_KEY
 from pipeline.silver import event_time_sql
 from pipeline.tables import BRONZE_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS, SILVER_EVENTS
 
+__all__ = [
+    "DEFAULT_FUTURE_TOLERANCE",
+    "EXPECTATIONS",
+    "GOLD_SCHEMAS",
+    "HMAC_HEX_LENGTH",
+    "KNOWN_EVENT_TYPES",
+    "UUID_PATTERN",
+    "bronze_rules",
+    "expectations",
+    "gold_dim_user_rules",
+    "gold_expectations",
+    "gold_fact_events_rules",
+    "silver_rules",
+    "wall_clock",
+]
+
 KNOWN_EVENT_TYPES: tuple[str, ...] = (
     "page_view",
     "click",

@@ -26,6 +26,20 @@ from pipeline.built_once import built_once
 from pipeline.expectations import QUARANTINE_REASON_COLUMN, QUARANTINE_RULES_COLUMN, no_failed_rules
 from pipeline.schemas import EVENT_SCHEMA
 
+__all__ = [
+    "BYTE_ORDER_MARK",
+    "QUARANTINE_NOT_AN_OBJECT",
+    "RAW_MAP_TYPE",
+    "UNPARSED_RECORD_KEY",
+    "bronze_rows",
+    "canonical_json",
+    "event_lines",
+    "parse_lines",
+    "quarantine_rows",
+    "raw_shape",
+    "rule_quarantine_rows",
+]
+
 RAW_MAP_TYPE = "map<string,variant>"
 BYTE_ORDER_MARK = "\ufeff"
 

@@ -13,6 +13,32 @@ from pathlib import Path
 
 from pipeline.errors import ConfigurationError, MissingPiiKeyError
 
+__all__ = [
+    "DEFAULT_MAX_FILES_PER_TRIGGER",
+    "DEFAULT_WATERMARK_DELAY",
+    "JAR_CACHE_ENV",
+    "LOCAL_MASTER",
+    "MASTER_ENV",
+    "MIN_PII_KEY_BYTES",
+    "PII_KEY_ENV",
+    "PII_KEY_FILE_ENV",
+    "PII_KEY_REFERENCE_SCHEMES",
+    "SPARK_REMOTE_ENV",
+    "UNRESOLVED_SECRET_PREFIX",
+    "PiiKey",
+    "SparkSettings",
+    "ca_bundle_from_environment",
+    "exposed_key_file",
+    "java_home_from_environment",
+    "managed_identity_endpoint",
+    "parse_delay",
+    "pii_key_from_environment",
+    "pii_key_from_file",
+    "pii_key_from_reference",
+    "spark_settings_from_environment",
+    "subprocess_environment",
+]
+
 PII_KEY_ENV = "CLICKSTREAM_PII_KEY"
 PII_KEY_FILE_ENV = "CLICKSTREAM_PII_KEY_FILE"
 SPARK_REMOTE_ENV = "SPARK_REMOTE"

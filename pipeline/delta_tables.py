@@ -31,6 +31,17 @@ from pyspark.sql.types import (
 
 from pipeline.schemas import PERSONAL_COLUMNS
 
+__all__ = [
+    "DELETION_VECTORS",
+    "STATS_COLUMNS",
+    "create_table_if_absent",
+    "replace_rows",
+    "replace_table",
+    "stats_columns",
+    "table_exists",
+    "table_properties",
+]
+
 DELETION_VECTORS = {"delta.enableDeletionVectors": "true"}
 """Table properties that let MERGE, UPDATE and DELETE mark rows instead of rewriting files."""
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"

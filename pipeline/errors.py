@@ -5,6 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+__all__ = [
+    "ChangeFeedError",
+    "ClickstreamError",
+    "ConfigurationError",
+    "DamagedStateError",
+    "DeltaJarsUnavailableError",
+    "EnvironmentSetupError",
+    "ExpectationFailedError",
+    "IncompatibleVersionsError",
+    "InputError",
+    "InvalidExpectationError",
+    "JavaNotFoundError",
+    "MissingPiiKeyError",
+    "PiiKeyMismatchError",
+    "RuleFailure",
+    "StorageAccessError",
+    "StorageFullError",
+    "UnknownPersonError",
+    "UnsupportedModeError",
+    "WarehouseBusyError",
+]
+
 
 class ClickstreamError(Exception):
     """Raised for any failure this project detects and explains itself."""

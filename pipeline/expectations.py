@@ -41,6 +41,40 @@ from pyspark.sql.types import DataType
 
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError, RuleFailure
 
+__all__ = [
+    "ACTIONS",
+    "FAILED_DROP_COLUMN",
+    "FAIL_MARKER",
+    "KEPT_COLUMN",
+    "MAX_SAMPLES",
+    "PASSED_PREFIX",
+    "QUARANTINE_REASON_COLUMN",
+    "QUARANTINE_REASON_PREFIX",
+    "QUARANTINE_RULES_COLUMN",
+    "Action",
+    "Expectation",
+    "ExpectationMetric",
+    "Predicate",
+    "Row",
+    "TableExpectations",
+    "check_rules",
+    "dropped_rows",
+    "enforce",
+    "evaluate",
+    "failing_samples",
+    "kept_or_stop",
+    "kept_rows",
+    "measure",
+    "metric_columns",
+    "metrics_from",
+    "no_failed_rules",
+    "passed_column",
+    "raise_on_failures",
+    "sample_columns",
+    "stopped_by_fail_rule",
+    "without_evaluation",
+]
+
 Action = Literal["warn", "drop", "fail"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 

@@ -32,6 +32,40 @@ from pipeline.tables import (
     GOLD_SESSIONS,
 )
 
+__all__ = [
+    "CLUSTERING",
+    "DATE_SK",
+    "DEVICE_COLUMNS",
+    "DEVICE_SK",
+    "DIM_USER_SCHEMA",
+    "FUNNEL_STEPS",
+    "PAGE_SK",
+    "PAGE_TITLE_AT",
+    "UNKNOWN_KEY",
+    "USER_KEY",
+    "USER_SK",
+    "VERSION_USER_SK",
+    "daily_active_users",
+    "date_key",
+    "dim_date",
+    "dim_device",
+    "dim_page",
+    "dim_user",
+    "dim_user_from_versions",
+    "empty_user_dimension",
+    "fact_events",
+    "funnel_daily",
+    "gold_tables",
+    "rekeyed_facts",
+    "sessions",
+    "surrogate_key",
+    "user_cdc_options",
+    "user_changes",
+    "user_derived_columns",
+    "with_unknown_user",
+    "with_user_version",
+]
+
 UNKNOWN_KEY = -1
 """The surrogate key of every dimension's unknown member."""
 

@@ -16,6 +16,15 @@ from pyspark.sql import functions as F
 
 from pipeline.config import PiiKey
 
+__all__ = [
+    "IPAD_COLUMN",
+    "OPAD_COLUMN",
+    "hmac_sha256",
+    "key_frame",
+    "keyed_hash",
+    "with_key",
+]
+
 _BLOCK_SIZE = 64  # SHA-256 block size in bytes (RFC 2104 "B")
 IPAD_COLUMN = "_pii_ipad"
 OPAD_COLUMN = "_pii_opad"

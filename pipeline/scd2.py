@@ -56,6 +56,16 @@ from pipeline.delta_tables import create_table_if_absent, replace_rows, table_ex
 from pipeline.errors import ChangeFeedError
 from pipeline.streaming import append_once
 
+__all__ = [
+    "CHANGE_LOG_SUFFIX",
+    "END_AT",
+    "START_AT",
+    "CdcOptions",
+    "apply_changes",
+    "change_log_path",
+    "merge_changes",
+]
+
 START_AT = "__START_AT"
 END_AT = "__END_AT"
 CHANGE_LOG_SUFFIX = "__changes"

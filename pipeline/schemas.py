@@ -11,6 +11,13 @@ from pyspark.sql.types import (
     StructType,
 )
 
+__all__ = [
+    "EVENT_SCHEMA",
+    "PERSONAL_COLUMNS",
+    "PII_FIELDS",
+    "USER_CHANGE_SCHEMA",
+]
+
 
 def _strings(*names: str) -> list[StructField]:
     return [StructField(name, StringType()) for name in names]

@@ -21,6 +21,28 @@ from pipeline.config import DEFAULT_WATERMARK_DELAY
 from pipeline.expectations import QUARANTINE_RULES_COLUMN, no_failed_rules
 from pipeline.pseudonymize import hmac_sha256, with_key
 
+__all__ = [
+    "EMAIL_PATTERN",
+    "EPOCH",
+    "REASON_BAD_EVENT_TS",
+    "REASON_MISSING_EVENT_ID",
+    "REDACTED_EMAIL",
+    "SilverBatch",
+    "batch_summary",
+    "event_time_sql",
+    "late_rows",
+    "lookup_dates",
+    "newest_event_time",
+    "parse_event_time",
+    "placed_events",
+    "pseudonymized",
+    "quarantine_rows",
+    "redact_emails",
+    "silver_events",
+    "split_batch",
+    "with_event_time",
+]
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 REASON_MISSING_EVENT_ID = "missing event_id"

@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+__all__ = [
+    "EXPECTATION_DECORATORS",
+    "SCD2_ONLY_PARAMETERS",
+    "Capabilities",
+]
+
 EXPECTATION_DECORATORS = (
     "expect",
     "expect_or_drop",

@@ -47,6 +47,21 @@ from pipeline.lakeflow.settings import LANDING
 from pipeline.session import local_server_conf, resolve_delta_jars
 from pipeline.writer_lock import writer_lock
 
+__all__ = [
+    "METASTORE_DIR",
+    "SPEC_NAME",
+    "STORAGE_DIR",
+    "Command",
+    "LocalRun",
+    "command_line",
+    "main",
+    "prepared",
+    "run_spark_pipelines",
+    "server_url",
+    "spark_defaults",
+    "spark_pipelines_executable",
+]
+
 Command = Literal["run", "dry-run"]
 SPEC_NAME = "spark-pipeline.yml"
 STORAGE_DIR = "_pipeline_storage"

@@ -20,6 +20,14 @@ from pyspark.sql import DataFrame
 from pipeline.expectations import Action, Expectation, enforce
 from pipeline.lakeflow.capabilities import Capabilities
 
+__all__ = [
+    "NATIVE_DECORATORS",
+    "QueryFunction",
+    "expectations",
+    "native_predicate",
+    "split_rules",
+]
+
 QueryFunction = Callable[[], DataFrame]
 
 NATIVE_DECORATORS: dict[Action, str] = {

@@ -18,6 +18,16 @@ from pipeline.config import DEFAULT_WATERMARK_DELAY, PiiKey, pii_key_from_refere
 from pipeline.errors import ConfigurationError
 from pipeline.expectations import Expectation
 
+__all__ = [
+    "EXPECTATIONS",
+    "LANDING",
+    "NO_EXPECTATIONS",
+    "PII_KEY_REF",
+    "WATERMARK_DELAY",
+    "Lookup",
+    "PipelineSettings",
+]
+
 LANDING = "clickstream.landing"
 PII_KEY_REF = "clickstream.pii_key_ref"
 WATERMARK_DELAY = "clickstream.watermark_delay"

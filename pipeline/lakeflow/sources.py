@@ -9,6 +9,12 @@ from pyspark.sql import functions as F
 from pipeline import bronze
 from pipeline.schemas import USER_CHANGE_SCHEMA
 
+__all__ = [
+    "bronze_event_stream",
+    "user_change_files",
+    "user_change_stream",
+]
+
 
 def user_change_stream(spark: SparkSession, path: str) -> DataFrame:
     """The user CDC files as a stream of `USER_CHANGE_SCHEMA` rows."""
