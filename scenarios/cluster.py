@@ -121,9 +121,10 @@ def _peak_memory(mode: Mode, roots: Sequence[int]) -> Iterator[list[int]]:
 def _environment(mode: str, cluster: LocalCluster) -> dict[str, str]:
     """The environment of a child of `mode`: only what the mode asks for selects where Spark
     runs, whatever this process was given ($CLICKSTREAM_MASTER, $SPARK_REMOTE)."""
-    chosen = {"connect": {SPARK_REMOTE_ENV: cluster.connect_url}}.get(mode, {})
-    if mode == "standalone":
-        chosen = {MASTER_ENV: cluster.master_url}
+    chosen = {
+        "standalone": {MASTER_ENV: cluster.master_url},
+        "connect": {SPARK_REMOTE_ENV: cluster.connect_url},
+    }.get(mode, {})
     return subprocess_environment(chosen, without=(MASTER_ENV, SPARK_REMOTE_ENV))
 
 
@@ -463,7 +464,7 @@ def _run_mode(
         _run(mode, command, cluster=cluster, log=log, watch=server)
         return
     command = [sys.executable, "-m", "pipeline.cli", "run", "--landing", str(landing),
-               "--warehouse", str(mode.warehouse), "--expectations", "contracts.rules"]  # fmt: skip
+               "--warehouse", str(mode.warehouse)]  # fmt: skip
     if mode.name == "local":
         _run(mode, command, cluster=cluster, log=log)
         return
