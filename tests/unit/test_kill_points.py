@@ -37,9 +37,14 @@ def _batch_file(warehouse: Path, query: str, folder: str, batch: int) -> None:
     (directory / str(batch)).write_text("v1\n{}\n")
 
 
+def _run_start() -> int:
+    """A run start a second ago: the kernel stamps files from a coarse clock, up to a tick
+    behind `time.time_ns()`, so a file written right after "now" can look older than it."""
+    return time.time_ns() - 10**9
+
+
 def test_an_offset_without_its_commit_is_the_offset_logged_point(tmp_path: Path) -> None:
-    since = time.time_ns()
-    files = Files(tmp_path, since)
+    files = Files(tmp_path, _run_start())
     assert POINT["offset-logged:silver"].holds(files) is None
     _batch_file(tmp_path, "silver", "offsets", 3)
     assert POINT["offset-logged:silver"].holds(files) == "silver offsets/3 without commits/3"
@@ -53,7 +58,7 @@ def test_files_older_than_the_run_do_not_fire(tmp_path: Path) -> None:
 
 
 def test_data_files_not_yet_in_the_log_are_the_data_files_point(tmp_path: Path) -> None:
-    files = Files(tmp_path, time.time_ns())
+    files = Files(tmp_path, _run_start())
     point = POINT["data-files-before-log:bronze_events"]
     table = tmp_path / tables.BRONZE_EVENTS
     table.mkdir()
@@ -64,7 +69,7 @@ def test_data_files_not_yet_in_the_log_are_the_data_files_point(tmp_path: Path) 
 
 
 def test_one_table_of_a_batch_written_and_not_the_next_is_between_writes(tmp_path: Path) -> None:
-    files = Files(tmp_path, time.time_ns())
+    files = Files(tmp_path, _run_start())
     point = POINT["between-writes:bronze"]
     _batch_file(tmp_path, "bronze", "offsets", 1)
     _commit(tmp_path, tables.BRONZE_EVENTS, 1, marker=("bronze", 1))
@@ -76,7 +81,7 @@ def test_one_table_of_a_batch_written_and_not_the_next_is_between_writes(tmp_pat
 def test_a_merged_dimension_without_its_change_log_is_inside_the_scd2_merge(
     tmp_path: Path,
 ) -> None:
-    files = Files(tmp_path, time.time_ns())
+    files = Files(tmp_path, _run_start())
     point = POINT["scd2-merge:before-change-log"]
     _batch_file(tmp_path, tables.GOLD_DIM_USER, "offsets", 2)
     _commit(tmp_path, tables.GOLD_DIM_USER, 5, operation="MERGE")
@@ -88,7 +93,7 @@ def test_a_merged_dimension_without_its_change_log_is_inside_the_scd2_merge(
 
 
 def test_a_refresh_that_replaced_some_gold_tables_is_midway(tmp_path: Path) -> None:
-    files = Files(tmp_path, time.time_ns())
+    files = Files(tmp_path, _run_start())
     point = POINT["full-refresh:midway"]
     _commit(tmp_path, tables.GOLD_DIM_PAGE, 4, operation="CREATE OR REPLACE TABLE AS SELECT")
     assert point.holds(files) == "full refresh replaced 1 of 8 gold tables"
