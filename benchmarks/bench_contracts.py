@@ -26,11 +26,12 @@ from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, recor
 from benchmarks.profiles import Profile
 from benchmarks.workloads import line_count
 from contracts import gx_suites, rules
-from pipeline import event_log, expectations, generator, tables
+from pipeline import event_log, expectations, tables
 from pipeline.bronze_stage import run_bronze
 from pipeline.enforcement import Contract
 from pipeline.expectations import Expectation, ExpectationMetric
 from pipeline.silver_stage import run_silver
+from scenarios import generator
 
 CLOCK_NOW = generator.DEFAULT_START + timedelta(days=2)
 """The rules' clock: after every generated event, so `event_time_not_in_future` holds."""

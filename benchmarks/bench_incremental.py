@@ -32,8 +32,9 @@ from benchmarks.conftest import benchmark_key, fresh, record, rounds, timed
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import cached_landing
 from contracts import rules
-from pipeline import generator, runner, tables
+from pipeline import runner, tables
 from pipeline.config import JAR_CACHE_ENV, PII_KEY_ENV, PiiKey, subprocess_environment
+from scenarios import generator
 
 NEW_EVENTS = 10_000
 NEW_SEED = SEED + 1
@@ -201,7 +202,7 @@ def _timed_process(
     return result
 
 
-CLICKSTREAM = [sys.executable, "-m", "pipeline.cli"]
+CLICKSTREAM = [sys.executable, "-m", "clickstream"]
 
 
 def _clickstream_run(landing: Path) -> Callable[[Path], list[str]]:

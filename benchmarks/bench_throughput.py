@@ -30,11 +30,12 @@ from benchmarks.workloads import (
     plain_spark,
 )
 from contracts import rules
-from pipeline import generator, gold, runner, tables
+from pipeline import gold, runner, tables
 from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey
 from pipeline.gold_stage import run_gold, run_user_dimension
 from pipeline.silver_stage import run_silver
+from scenarios import generator
 
 FILES = runner.RunOptions().max_files_per_trigger
 DELAY = runner.RunOptions().watermark_delay

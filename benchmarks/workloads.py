@@ -25,9 +25,10 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import generator, gold, scd2
+from pipeline import gold, scd2
 from pipeline.schemas import EVENT_SCHEMA
 from pipeline.tables import EVENTS_DIR
+from scenarios import generator
 
 # ------------------------------------------------------------------------------ inputs
 

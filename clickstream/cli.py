@@ -5,7 +5,6 @@ its privacy promises."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -13,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import DEFAULT_WATERMARK_DELAY
+from pipeline.config import DEFAULT_WATERMARK_DELAY, EXPECTATIONS_ATTRIBUTE, NO_EXPECTATIONS
 from pipeline.errors import ClickstreamError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -22,13 +21,10 @@ if TYPE_CHECKING:
     from pipeline.azure_landing import BlobLanding
     from pipeline.config import PiiKey, SparkSettings
     from pipeline.event_log import UpdateLog
-    from pipeline.expectations import Expectation
-    from pipeline.producer import LandingStore
+    from scenarios.producer import LandingStore
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 DEFAULT_EXPECTATIONS_MODULE = "contracts.rules"
-EXPECTATIONS_ATTRIBUTE = "EXPECTATIONS"
-NO_EXPECTATIONS = "none"
 LANDING_CACHE = "_landing"
 """Where `run --landing abfs://...` copies the landing's files, under the warehouse."""
 SPARK_LOG = "_logs/spark.log"
@@ -321,7 +317,7 @@ def _blob_landing(args: argparse.Namespace, location: str) -> BlobLanding:
 
 def _landing_store(args: argparse.Namespace) -> LandingStore:
     from pipeline.azure_landing import is_remote
-    from pipeline.producer import LocalLanding
+    from scenarios.producer import LocalLanding
 
     if is_remote(args.out):
         landing = _blob_landing(args, args.out)
@@ -337,8 +333,8 @@ def _landing_store(args: argparse.Namespace) -> LandingStore:
 
 
 def _produce(args: argparse.Namespace) -> None:
-    from pipeline import generator
-    from pipeline.producer import produce_batch
+    from scenarios import generator
+    from scenarios.producer import produce_batch
 
     if args.stream:
         _produce_stream(args)
@@ -380,7 +376,7 @@ def _produce_stream(args: argparse.Namespace) -> None:
     import signal
     import threading
 
-    from pipeline.producer import produce_stream
+    from scenarios.producer import produce_stream
 
     if args.rate is None or args.duration is None or args.events is not None or args.files:
         raise ConfigurationError(
@@ -436,37 +432,6 @@ def _close(store: object) -> None:
     close = getattr(store, "close", None)
     if close is not None:
         close()
-
-
-def load_expectations(module_name: str) -> Mapping[str, Sequence[Expectation]]:
-    """The rules per table held by `module_name`'s `EXPECTATIONS`, imported at run time.
-
-    `pipeline` never imports the contracts statically (they are data given to the runner);
-    this is how the command line finds them.
-
-    Raises:
-        ConfigurationError: the module cannot be imported, or has no such mapping of rules.
-    """
-    from pipeline.expectations import Expectation
-
-    if module_name == NO_EXPECTATIONS:
-        return {}
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"Cannot import the expectations module {module_name!r} ({exc}). Give an importable "
-            f"module with --expectations, or --expectations {NO_EXPECTATIONS} to enforce none."
-        ) from exc
-    rules = getattr(module, EXPECTATIONS_ATTRIBUTE, None)
-    if not isinstance(rules, Mapping) or not all(
-        isinstance(rule, Expectation) for table_rules in rules.values() for rule in table_rules
-    ):
-        raise ConfigurationError(
-            f"The module {module_name!r} has no {EXPECTATIONS_ATTRIBUTE} mapping table names to "
-            "sequences of pipeline.expectations.Expectation."
-        )
-    return rules
 
 
 def _up_to_date(args: argparse.Namespace) -> bool:
@@ -590,6 +555,7 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
     admit(args.warehouse.resolve(), pii_key)
     if _up_to_date(args):
         return
+    from pipeline.expectations import load_expectations
     from pipeline.progress import Progress
     from pipeline.runner import RunOptions, run_pipeline
     from pipeline.session import build_session
@@ -864,7 +830,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

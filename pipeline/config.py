@@ -16,10 +16,12 @@ from pipeline.errors import ConfigurationError, MissingPiiKeyError
 __all__ = [
     "DEFAULT_MAX_FILES_PER_TRIGGER",
     "DEFAULT_WATERMARK_DELAY",
+    "EXPECTATIONS_ATTRIBUTE",
     "JAR_CACHE_ENV",
     "LOCAL_MASTER",
     "MASTER_ENV",
     "MIN_PII_KEY_BYTES",
+    "NO_EXPECTATIONS",
     "PII_KEY_ENV",
     "PII_KEY_FILE_ENV",
     "PII_KEY_REFERENCE_SCHEMES",
@@ -190,6 +192,10 @@ DEFAULT_WATERMARK_DELAY = "1 hour"
 DEFAULT_MAX_FILES_PER_TRIGGER = 16
 """Landing files per micro-batch of a run, unless it says otherwise."""
 LOCAL_MASTER = "local[2]"
+EXPECTATIONS_ATTRIBUTE = "EXPECTATIONS"
+"""The mapping of table names to rules an expectations module holds (`load_expectations`)."""
+NO_EXPECTATIONS = "none"
+"""The expectations module name that enforces no rules."""
 
 
 @dataclass(frozen=True)

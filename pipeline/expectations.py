@@ -28,6 +28,7 @@ table's rules needs no pass over the data of its own.
 from __future__ import annotations
 
 import functools
+import importlib
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +40,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType
 
-from pipeline.errors import ExpectationFailedError, InvalidExpectationError, RuleFailure
+from pipeline.config import EXPECTATIONS_ATTRIBUTE, NO_EXPECTATIONS
+from pipeline.errors import (
+    ConfigurationError,
+    ExpectationFailedError,
+    InvalidExpectationError,
+    RuleFailure,
+)
 
 __all__ = [
     "ACTIONS",
@@ -64,6 +71,7 @@ __all__ = [
     "failing_samples",
     "kept_or_stop",
     "kept_rows",
+    "load_expectations",
     "measure",
     "metric_columns",
     "metrics_from",
@@ -466,3 +474,32 @@ def failing_samples(
         *[F.col(c).alias(c) for c in shown]
     )
     return tuple(row.asDict() for row in picked.limit(limit).collect())
+
+
+def load_expectations(module_name: str) -> Mapping[str, Sequence[Expectation]]:
+    """The rules per table held by `module_name`'s `EXPECTATIONS`, imported at run time.
+
+    `pipeline` never imports the contracts statically (they are data given to the runner);
+    this is how the command line and the Lakeflow definitions find them.
+
+    Raises:
+        ConfigurationError: the module cannot be imported, or has no such mapping of rules.
+    """
+    if module_name == NO_EXPECTATIONS:
+        return {}
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"Cannot import the expectations module {module_name!r} ({exc}). Give an importable "
+            f"module with --expectations, or --expectations {NO_EXPECTATIONS} to enforce none."
+        ) from exc
+    rules = getattr(module, EXPECTATIONS_ATTRIBUTE, None)
+    if not isinstance(rules, Mapping) or not all(
+        isinstance(rule, Expectation) for table_rules in rules.values() for rule in table_rules
+    ):
+        raise ConfigurationError(
+            f"The module {module_name!r} has no {EXPECTATIONS_ATTRIBUTE} mapping table names to "
+            "sequences of pipeline.expectations.Expectation."
+        )
+    return rules

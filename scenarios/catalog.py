@@ -20,12 +20,12 @@ from pyspark.sql import SparkSession
 
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import erasure, generator, key_rotation, landing_scrub, runner, tables
+from pipeline import erasure, key_rotation, landing_scrub, runner, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, PiiKeyMismatchError
 from pipeline.expectations import Expectation
 from pipeline.pseudonymize import key_frame, keyed_hash
-from scenarios import checks, faults, invariants
+from scenarios import checks, faults, generator, invariants
 from scenarios.faults import Injection
 from scenarios.faults.contract import inject_contract_violations
 from scenarios.invariants import Verdict

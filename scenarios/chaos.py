@@ -45,10 +45,10 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import generator, tables
+from pipeline import tables
 from pipeline.config import pii_key_from_environment, spark_settings_from_environment
 from pipeline.session import build_session
-from scenarios import checks, invariants
+from scenarios import checks, generator, invariants
 from scenarios.kill_points import POINTS, Files, KillPoint
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
@@ -144,7 +144,7 @@ class Workspace:
         return [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "clickstream",
             "run",
             "--landing",
             str(self.landing),

@@ -40,7 +40,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
-from pipeline import generator, tables
+from pipeline import tables
 from pipeline.config import (
     LOCAL_MASTER,
     MASTER_ENV,
@@ -53,6 +53,7 @@ from pipeline.errors import ClickstreamError
 from pipeline.lakeflow.local import LocalRun
 from pipeline.lakeflow.settings import EXPECTATIONS
 from pipeline.session import INTERPRETED_EXPRESSIONS, build_session
+from scenarios import generator
 from scenarios.spark_cluster import LocalCluster, Process, tree_rss_bytes
 
 __all__ = ["main"]
@@ -262,7 +263,7 @@ def _refusal(cluster: LocalCluster, root: Path) -> str:
     """`clickstream run --remote` must refuse at once, naming the feature; its message."""
     url = cluster.connect_url
     completed = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--landing", str(root / "landing"),
+        [sys.executable, "-m", "clickstream", "run", "--landing", str(root / "landing"),
          "--warehouse", str(root / "refused"), "--remote", url],
         capture_output=True, text=True, check=False, cwd=PROJECT,
         env=_environment("local", cluster),
@@ -463,7 +464,7 @@ def _run_mode(
                    "--warehouse", str(mode.warehouse)]  # fmt: skip
         _run(mode, command, cluster=cluster, log=log, watch=server)
         return
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--landing", str(landing),
+    command = [sys.executable, "-m", "clickstream", "run", "--landing", str(landing),
                "--warehouse", str(mode.warehouse)]  # fmt: skip
     if mode.name == "local":
         _run(mode, command, cluster=cluster, log=log)

@@ -16,8 +16,7 @@ from itertools import count
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from pipeline import generator
-from scenarios import faults
+from scenarios import faults, generator
 from scenarios.catalog import Outcome, ScenarioContext, common_checks, deliver_and_run
 from scenarios.invariants import Verdict
 

@@ -278,7 +278,8 @@ def _faker_pools(seed: int) -> _Pools:
 
 
 def _seed_material(seed: int) -> str:
-    # random.Random(int) ignores the sign; a string keeps seeds 5 and -5 apart.
+    # random.Random(int) ignores the sign; a string keeps seeds 5 and -5 apart. The prefix
+    # names the module's first home: kept, so that a seed gives the data it always gave.
     return f"pipeline.generator:{seed}"
 
 

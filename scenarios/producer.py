@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from pipeline import generator
 from pipeline.errors import InputError
+from scenarios import generator
 
 __all__ = ["LandingStore", "LocalLanding", "Produced", "produce_batch", "produce_stream"]
 

@@ -13,10 +13,14 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from pipeline.cli import load_expectations
-from pipeline.config import DEFAULT_WATERMARK_DELAY, PiiKey, pii_key_from_reference
+from pipeline.config import (
+    DEFAULT_WATERMARK_DELAY,
+    NO_EXPECTATIONS,
+    PiiKey,
+    pii_key_from_reference,
+)
 from pipeline.errors import ConfigurationError
-from pipeline.expectations import Expectation
+from pipeline.expectations import Expectation, load_expectations
 
 __all__ = [
     "EXPECTATIONS",
@@ -32,7 +36,6 @@ LANDING = "clickstream.landing"
 PII_KEY_REF = "clickstream.pii_key_ref"
 WATERMARK_DELAY = "clickstream.watermark_delay"
 EXPECTATIONS = "clickstream.expectations"
-NO_EXPECTATIONS = "none"
 
 Lookup = Callable[[str], str | None]
 

@@ -1,6 +1,6 @@
 """Fault generators: seeded, deterministic scenario inputs with the expectations they imply.
 
-Each generator is a pure function of clean data (from `pipeline.generator`) and keyword-only
+Each generator is a pure function of clean data (from `scenarios.generator`) and keyword-only
 knobs, returning an `Injection`: the landing files to write before each pipeline run and what
 the invariants may assume. Nothing here imports Spark. Typical use::
 

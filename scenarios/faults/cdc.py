@@ -140,7 +140,7 @@ def out_of_order_changes(
 ) -> Injection:
     """Deliver the CDC feed over `batches` runs, in shuffled arrival order, with edge cases.
 
-    Added to `changes` (e.g. from `pipeline.generator.generate_user_changes`):
+    Added to `changes` (e.g. from `scenarios.generator.generate_user_changes`):
 
     * extra DELETEs: ``delete_fraction`` of the users still alive are deleted after their last
       change;

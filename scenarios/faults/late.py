@@ -49,7 +49,7 @@ def late_data(
       as late (``silver_late_events``), not stored in silver.
 
     Args:
-        events: Clean events (e.g. from `pipeline.generator.generate_events`), at least one.
+        events: Clean events (e.g. from `scenarios.generator.generate_events`), at least one.
         seed: Any int; the same seed and knobs give byte-identical deliveries.
         late_fraction: Share of `events` that get a late copy, in [0, 1].
         within_fraction: Share of the late copies that are within the watermark, in [0, 1];

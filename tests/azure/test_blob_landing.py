@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli
+from clickstream import cli
 from pipeline.azure_landing import BlobLanding, Identity, parse_location
-from pipeline.producer import LocalLanding
+from scenarios.producer import LocalLanding
 from tests.azure.conftest import ACCOUNT, CONTAINER, Emulator, FaultyProxy
 
 
@@ -159,7 +159,7 @@ def test_streaming_writes_one_complete_file_per_interval_and_stops_cleanly_on_ct
     azure_env: Emulator, tmp_path: Path
 ) -> None:
     command = [
-        sys.executable, "-m", "pipeline.cli", "produce", "--stream", "--rate", "40",
+        sys.executable, "-m", "clickstream", "produce", "--stream", "--rate", "40",
         "--duration", "60", "--interval", "1", "--seed", "5",
         "--out", f"abfs://{CONTAINER}/stream", *_storage_args(azure_env),
     ]  # fmt: skip
@@ -203,7 +203,7 @@ def test_streaming_writes_one_complete_file_per_interval_and_stops_cleanly_on_ct
 def test_throttling_and_lost_answers_are_retried_without_a_duplicate_or_partial_file(
     azure_env: Emulator, faulty_proxy: FaultyProxy, tmp_path: Path
 ) -> None:
-    from pipeline.producer import produce_batch
+    from scenarios.producer import produce_batch
 
     # 1st upload: throttled twice, then accepted; 2nd: written but its answer lost, so the
     # retry finds the blob; 3rd: a server error, then accepted.

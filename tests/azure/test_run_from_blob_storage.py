@@ -21,7 +21,7 @@ PROCESSING_TIME = {"_ingested_at", "_processed_at", "_quarantined_at", "_loaded_
 
 def _clickstream(*arguments: str, environment: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *arguments],
+        [sys.executable, "-m", "clickstream", *arguments],
         env={
             **os.environ,
             **environment,

@@ -29,14 +29,15 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from pipeline import event_log, generator, runner, tables
-from pipeline.cli import load_expectations
+from pipeline import event_log, runner, tables
 from pipeline.config import SparkSettings, pii_key_from_file, spark_settings_from_environment
+from pipeline.expectations import load_expectations
 from pipeline.history import updates
 from pipeline.lakeflow.local import LocalRun, run_spark_pipelines
 from pipeline.lakeflow.run_events import RUNNER, SDP_FLOWS
 from pipeline.lakeflow.settings import EXPECTATIONS, PII_KEY_REF
 from pipeline.session import build_session
+from scenarios import generator
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPEC = PROJECT / "spark-pipeline.yml"

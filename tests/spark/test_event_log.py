@@ -11,13 +11,13 @@ import pytest
 from pyspark.sql import SparkSession
 
 from contracts import rules
-from pipeline import event_log, generator, runner, tables
+from pipeline import event_log, runner, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError
 from pipeline.expectations import Expectation
 from pipeline.flows import FLOWS, edges
 from pipeline.history import updates
-from scenarios import invariants
+from scenarios import generator, invariants
 
 RULES = rules.expectations(clock=lambda: generator.DEFAULT_START.replace(year=2100))
 NO_TELEPORTS = Expectation(

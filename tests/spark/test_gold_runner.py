@@ -11,9 +11,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import generator, gold, runner, tables
+from pipeline import gold, runner, tables
 from pipeline.config import PiiKey
 from pipeline.schemas import USER_CHANGE_SCHEMA
+from scenarios import generator
 
 
 def _read(spark: SparkSession, warehouse: Path, table: str) -> DataFrame:

@@ -10,10 +10,11 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import erasure, generator, key_rotation, pii_scan, run_state, runner, tables
+from pipeline import erasure, key_rotation, pii_scan, run_state, runner, tables
 from pipeline.config import PiiKey
 from pipeline.errors import PiiKeyMismatchError, UnknownPersonError
 from pipeline.pseudonymize import keyed_hash
+from scenarios import generator
 from scenarios.checks import facts_joining_a_user, gold_equals_full_refresh
 
 PERSON = "u-000002"

@@ -9,9 +9,10 @@ import orjson
 import pytest
 from pyspark.sql import SparkSession
 
-from pipeline import generator, runner, streaming, tables
+from pipeline import runner, streaming, tables
 from pipeline.config import PiiKey
 from pipeline.errors import DamagedStateError, InputError
+from scenarios import generator
 
 
 def _run(spark: SparkSession, tmp_path: Path, pii_key: PiiKey) -> runner.RunSummary:

@@ -13,13 +13,14 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from clickstream import cli
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import cli, event_log, generator, runner, session, silver, tables
+from pipeline import event_log, runner, session, silver, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
 from pipeline.expectations import Expectation
-from scenarios import invariants
+from scenarios import generator, invariants
 
 # The generated events lie in [DEFAULT_START, DEFAULT_START + 1 day): the clock sits at the
 # end of that window, so only the injected event is in the future.

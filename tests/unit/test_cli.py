@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, config, event_log, flows
+from clickstream import cli
+from pipeline import config, event_log, flows
 
 
 def test_produce_writes_the_landing_layout(

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from clickstream import cli
 from contracts import __main__ as contracts_cli
 from contracts import rules
-from pipeline import cli
+from pipeline import config, expectations
 from pipeline.errors import ConfigurationError
 
 
@@ -20,9 +21,9 @@ def test_a_warehouse_without_metrics_is_refused_before_spark_starts(
 
 
 def test_the_default_expectations_module_is_the_contract_rules() -> None:
-    loaded = cli.load_expectations(cli.DEFAULT_EXPECTATIONS_MODULE)
+    loaded = expectations.load_expectations(cli.DEFAULT_EXPECTATIONS_MODULE)
     assert loaded is rules.EXPECTATIONS
-    assert cli.load_expectations(cli.NO_EXPECTATIONS) == {}
+    assert expectations.load_expectations(config.NO_EXPECTATIONS) == {}
 
 
 @pytest.mark.parametrize(
@@ -31,4 +32,4 @@ def test_the_default_expectations_module_is_the_contract_rules() -> None:
 )
 def test_an_unusable_expectations_module_is_a_clear_error(module: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        cli.load_expectations(module)
+        expectations.load_expectations(module)

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.generator import generate_events, generate_user_changes
 from scenarios import faults
 from scenarios.faults import (
     Delivery,
@@ -35,6 +34,7 @@ from scenarios.faults import (
 )
 from scenarios.faults._common import parse_ts
 from scenarios.faults.replay import MAX_CONFLICT_SHIFT
+from scenarios.generator import generate_events, generate_user_changes
 
 SEED = 11
 ROOT = Path(__file__).resolve().parents[2]
@@ -931,7 +931,7 @@ def test_generators_never_modify_their_input(
 def test_bytes_do_not_depend_on_hash_randomization() -> None:
     code = (
         "import hashlib, sys\n"
-        "from pipeline.generator import generate_events, generate_user_changes\n"
+        "from scenarios.generator import generate_events, generate_user_changes\n"
         "from scenarios import faults\n"
         "events = generate_events(events=300, seed=5)\n"
         "changes = generate_user_changes(seed=5, users=20)\n"

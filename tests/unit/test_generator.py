@@ -1,4 +1,4 @@
-"""Unit tests for pipeline.generator (pure Python, no Spark)."""
+"""Unit tests for scenarios.generator (pure Python, no Spark)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline import generator
-from pipeline.generator import (
+from scenarios import generator
+from scenarios.generator import (
     DEFAULT_START,
     LandingSummary,
     generate_events,

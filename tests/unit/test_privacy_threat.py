@@ -20,8 +20,8 @@ import pytest
 from pipeline import config
 from pipeline.config import PiiKey, exposed_key_file
 from pipeline.errors import ConfigurationError
-from pipeline.generator import _slug, write_landing
 from pipeline.pseudonymize import keyed_hash
+from scenarios.generator import _slug, write_landing
 
 MAX_ADDRESS_CHANGES = 1
 """Address changes per user the dictionary covers: about 0.3 updates per user, a quarter of

@@ -9,10 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline import cli, generator
+from clickstream import cli
 from pipeline.azure_landing import is_remote, parse_location
 from pipeline.errors import ConfigurationError, InputError
-from pipeline.producer import LocalLanding, produce_batch, produce_stream, stream_names
+from scenarios import generator
+from scenarios.producer import LocalLanding, produce_batch, produce_stream, stream_names
 
 
 def _lines(data: bytes) -> list[dict[str, object]]:

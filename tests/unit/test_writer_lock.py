@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, config, tables
+from clickstream import cli
+from pipeline import config, tables
 from pipeline.errors import WarehouseBusyError
 from pipeline.writer_lock import writer_lock
 
