@@ -16,8 +16,7 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import bronze
-from pipeline import expectations as rules_engine
+from pipeline import bronze, expectations
 from pipeline.delta_tables import create_table_if_absent
 from pipeline.enforcement import Contract, dropped_any, write_checked
 from pipeline.streaming import BatchReport, append_once, in_parallel, report_batch, run_stream
@@ -71,7 +70,7 @@ def _write_batch(
     parsed: DataFrame,
     batch_id: int,
     contract: Contract | None,
-) -> tuple[int, list[rules_engine.ExpectationMetric]]:
+) -> tuple[int, list[expectations.ExpectationMetric]]:
     """Write one batch; return the lines it held and its expectation metrics."""
     ingested_at = F.current_timestamp()
     # Counted while bronze is written: no pass over the batch of its own for the quarantine.
@@ -96,12 +95,12 @@ def _write_batch(
         )
         return wrote[-1]
 
-    metrics: list[rules_engine.ExpectationMetric] = []
+    metrics: list[expectations.ExpectationMetric] = []
     if contract is None:
         write_events(objects)
     else:
         metrics = write_checked(
-            rules_engine.evaluate(objects, contract.rules),
+            expectations.evaluate(objects, contract.rules),
             write_events,
             contract,
             hidden_columns=BRONZE_HIDDEN_COLUMNS,
@@ -139,7 +138,7 @@ def _quarantine(
     ingested_at: Column,
     not_objects: int | None,
     contract: Contract | None,
-    metrics: list[rules_engine.ExpectationMetric],
+    metrics: list[expectations.ExpectationMetric],
 ) -> DataFrame | None:
     """The batch's `bronze_quarantine` rows, or None when it has none.
 
@@ -151,10 +150,10 @@ def _quarantine(
         parts.append(bronze.quarantine_rows(parsed, ingested_at=ingested_at))
     if contract is not None and dropped_any(metrics):
         objects = parsed.where(F.col("_quarantine_reason").isNull())
-        evaluated = rules_engine.evaluate(objects, contract.rules)
+        evaluated = expectations.evaluate(objects, contract.rules)
         parts.append(
             bronze.rule_quarantine_rows(
-                rules_engine.dropped_rows(evaluated), ingested_at=ingested_at
+                expectations.dropped_rows(evaluated), ingested_at=ingested_at
             )
         )
     if not parts:

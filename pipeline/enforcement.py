@@ -20,8 +20,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from pipeline import bronze, gold, silver
-from pipeline import expectations as rules_engine
+from pipeline import bronze, expectations, gold, silver
 from pipeline.errors import InvalidExpectationError
 from pipeline.expectations import Expectation, ExpectationMetric
 from pipeline.pseudonymize import IPAD_COLUMN, OPAD_COLUMN
@@ -85,14 +84,14 @@ def write_checked(
     """
     rules = contract.rules
     observation = Observation(f"expectations:{contract.table}:{uuid.uuid4().hex}")
-    watched = evaluated.observe(observation, *rules_engine.metric_columns(rules))
+    watched = evaluated.observe(observation, *expectations.metric_columns(rules))
     try:
-        written = write(watched.where(rules_engine.kept_or_stop(rules)))
+        written = write(watched.where(expectations.kept_or_stop(rules)))
     except Exception as error:
-        if not rules_engine.stopped_by_fail_rule(error):
+        if not expectations.stopped_by_fail_rule(error):
             raise
-        metrics = rules_engine.measure(evaluated, contract.table, rules)
-        rules_engine.raise_on_failures(
+        metrics = expectations.measure(evaluated, contract.table, rules)
+        expectations.raise_on_failures(
             evaluated,
             contract.table,
             rules,
@@ -102,8 +101,8 @@ def write_checked(
         )
         raise
     if not written:
-        return rules_engine.measure(evaluated, contract.table, rules)
-    return rules_engine.metrics_from(observation.get, contract.table, rules)
+        return expectations.measure(evaluated, contract.table, rules)
+    return expectations.metrics_from(observation.get, contract.table, rules)
 
 
 @contextmanager
@@ -182,6 +181,6 @@ def contracts_for(
     with dim_user_view(shapes[GOLD_DIM_USER]):
         for table, rules in rules_by_table.items():
             if rules:
-                rules_engine.check_rules(shapes[table], table, rules)
+                expectations.check_rules(shapes[table], table, rules)
                 contracts[table] = Contract(table, tuple(rules))
     return contracts

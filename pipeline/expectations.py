@@ -59,10 +59,10 @@ __all__ = [
     "QUARANTINE_REASON_PREFIX",
     "QUARANTINE_RULES_COLUMN",
     "Action",
+    "ExampleRow",
     "Expectation",
     "ExpectationMetric",
     "Predicate",
-    "Row",
     "TableExpectations",
     "check_rules",
     "dropped_rows",
@@ -89,7 +89,7 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 Predicate = str | Callable[[], Column]
 """A SQL boolean expression, or a function building the equivalent `Column` (once per batch)."""
 
-Row = Mapping[str, Any]
+ExampleRow = Mapping[str, Any]
 """An example row: column name to value; columns it leaves out are null."""
 
 TableExpectations = Mapping[str, Sequence["Expectation"]]
@@ -132,8 +132,8 @@ class Expectation:
     predicate: Predicate
     action: Action
     description: str
-    passing_example: Row | Sequence[Row]
-    failing_example: Row | Sequence[Row]
+    passing_example: ExampleRow | Sequence[ExampleRow]
+    failing_example: ExampleRow | Sequence[ExampleRow]
     columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -158,12 +158,12 @@ class Expectation:
             )
 
     @property
-    def passing_rows(self) -> tuple[Row, ...]:
+    def passing_rows(self) -> tuple[ExampleRow, ...]:
         """The passing example as a tuple of rows."""
         return _rows(self.passing_example)
 
     @property
-    def failing_rows(self) -> tuple[Row, ...]:
+    def failing_rows(self) -> tuple[ExampleRow, ...]:
         """The failing example as a tuple of rows."""
         return _rows(self.failing_example)
 
@@ -181,7 +181,7 @@ class Expectation:
         return F.coalesce(self.predicate_column(), F.lit(False))
 
 
-def _rows(example: Row | Sequence[Row]) -> tuple[Row, ...]:
+def _rows(example: ExampleRow | Sequence[ExampleRow]) -> tuple[ExampleRow, ...]:
     return (example,) if isinstance(example, Mapping) else tuple(example)
 
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import delta_log, silver
-from pipeline import expectations as rules_engine
+from pipeline import delta_log, expectations, silver
 from pipeline.config import parse_delay
 from pipeline.delta_tables import create_table_if_absent
 from pipeline.enforcement import Contract, dropped_any, write_checked
@@ -116,7 +115,7 @@ def _placed(
     if silver_rows is None:
         return None
     quarantine = _before_batch(spark, warehouse, SILVER_QUARANTINE, batch_id)
-    if quarantine is not None and rules_engine.QUARANTINE_RULES_COLUMN not in quarantine.columns:
+    if quarantine is not None and expectations.QUARANTINE_RULES_COLUMN not in quarantine.columns:
         quarantine = None
     dates = silver.lookup_dates(
         summary["dates"], delay=delay, watermark=watermark, newest=newest_before
@@ -148,20 +147,20 @@ def _write(
     summary: Row,
     batch_id: int,
     contract: Contract | None,
-) -> list[rules_engine.ExpectationMetric]:
+) -> list[expectations.ExpectationMetric]:
     """Write one batch: silver first (its rules may stop the batch), then the rest at once."""
     silver_path = table_path(warehouse, SILVER_EVENTS)
     quarantine = [split.unplaceable] if summary["unplaceable"] else []
     writes: list[Callable[[], object]] = []
-    metrics: list[rules_engine.ExpectationMetric] = []
+    metrics: list[expectations.ExpectationMetric] = []
     if contract is None:
         append_once(split.events, silver_path, query=SILVER_STREAM, batch_id=batch_id)
     else:
-        evaluated = rules_engine.evaluate(split.events, contract.rules)
+        evaluated = expectations.evaluate(split.events, contract.rules)
         metrics = write_checked(
             evaluated,
             lambda kept: append_once(
-                rules_engine.without_evaluation(kept, contract.rules),
+                expectations.without_evaluation(kept, contract.rules),
                 silver_path,
                 query=SILVER_STREAM,
                 batch_id=batch_id,
@@ -169,7 +168,7 @@ def _write(
             contract,
         )
         if dropped_any(metrics):
-            quarantine.append(rules_engine.dropped_rows(evaluated, contract.rules))
+            quarantine.append(expectations.dropped_rows(evaluated, contract.rules))
     if quarantine:
         rows = quarantine[0] if len(quarantine) == 1 else quarantine[0].unionByName(quarantine[1])
         writes.append(

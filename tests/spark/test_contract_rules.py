@@ -12,7 +12,7 @@ from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from contracts import rules
 from pipeline import bronze, expectations, silver, tables
-from pipeline.expectations import Expectation, Row
+from pipeline.expectations import ExampleRow, Expectation
 from pipeline.schemas import EVENT_SCHEMA
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -70,7 +70,7 @@ def empty_dim_user(spark: SparkSession) -> Iterator[None]:
     spark.catalog.dropTempView(tables.GOLD_DIM_USER)
 
 
-def _frame(spark: SparkSession, schema: StructType, rows: tuple[Row, ...]) -> DataFrame:
+def _frame(spark: SparkSession, schema: StructType, rows: tuple[ExampleRow, ...]) -> DataFrame:
     unknown = {name for row in rows for name in row} - set(schema.fieldNames())
     assert not unknown, f"example columns not in the table: {unknown}"
     return spark.createDataFrame(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pyspark import pipelines as dp
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import expectations as rules_engine
 from pipeline import silver
+from pipeline.expectations import dropped_rows, evaluate
 from pipeline.lakeflow import sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.quality import expectations
@@ -65,7 +65,7 @@ if any(rule.action == "drop" for rule in rules):
             watermark_delay=settings.watermark_delay,
             streaming=True,
         )
-        return rules_engine.dropped_rows(rules_engine.evaluate(events, rules), rules)
+        return dropped_rows(evaluate(events, rules), rules)
 
 
 @dp.materialized_view(name=SILVER_LATE_EVENTS, comment="Valid events later than the watermark.")
