@@ -37,10 +37,9 @@ def _positive(text: str) -> int:
 
 def _fuzz_case(text: str) -> FuzzCase:
     try:
-        seed, events, max_faults = (int(part) for part in text.split(","))
+        return FuzzCase.from_json(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected SEED,EVENTS,MAX_FAULTS, got {text!r}") from exc
-    return FuzzCase(seed, events, max_faults)
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _selected(args: argparse.Namespace) -> list[Scenario]:
@@ -85,8 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         "--fuzz-case",
         type=_fuzz_case,
         default=None,
-        metavar="SEED,EVENTS,MAX_FAULTS",
-        help="run one fuzz case again, as printed by a failing --fuzz run",
+        metavar="JSON",
+        help="run one fuzz case again, as a failing --fuzz run prints it",
     )
     parser.add_argument(
         "--workers",

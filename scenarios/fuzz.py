@@ -1,24 +1,30 @@
-"""Fuzz mode: random combinations of faults, drawn and shrunk by Hypothesis.
+"""Fuzz mode: combinations of faults drawn by Hypothesis strategies, and shrunk by structure.
 
-Each example draws a seed, a number of clean events and how many faults to combine;
-`scenarios.faults.fuzz` turns the seed into a combination with random knobs. The pipeline runs
+Each example draws a `FuzzCase`: how many clean events, their seed, and one to three faults,
+each with its seed and knobs (`scenarios.faults.strategies.fault_draws`). The pipeline runs
 every delivery and the common invariants are checked. When one fails, Hypothesis shrinks the
-example (fewer events, fewer faults, a smaller seed) and the report gives the smallest failing
-case with the command line that reproduces it.
+case part by part (fewer faults, fewer events, each knob towards no fault) and the report
+gives the smallest failing case with the command line that reproduces it exactly.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 from dataclasses import dataclass, replace
 from itertools import count
+from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import Phase, given, reject, settings
 from hypothesis import strategies as st
 
 from scenarios import faults, generator
 from scenarios.catalog import Outcome, ScenarioContext, common_checks, deliver_and_run
+from scenarios.faults.strategies import fault_draws
 from scenarios.invariants import Verdict
+
+__all__ = ["FuzzCase", "InvariantBrokenError", "fuzz", "fuzz_cases", "run_case"]
 
 MIN_EVENTS = 200
 MAX_EVENTS = 1_000
@@ -26,15 +32,75 @@ MAX_EVENTS = 1_000
 
 @dataclass(frozen=True)
 class FuzzCase:
-    """One drawn combination: reproducible from these three numbers."""
+    """One drawn combination: the clean events' size and seed, and the faults with their knobs."""
 
     seed: int
     events: int
-    max_faults: int
+    faults: tuple[faults.FaultDraw, ...]
+
+    def to_json(self) -> str:
+        """The case as `--fuzz-case` reads it back (floats round-trip exactly through JSON)."""
+        return json.dumps(
+            {
+                "seed": self.seed,
+                "events": self.events,
+                "faults": [
+                    {"fault": draw.fault, "seed": draw.seed, **dict(draw.knobs)}
+                    for draw in self.faults
+                ],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FuzzCase:
+        """The case `to_json` wrote.
+
+        Raises:
+            ValueError: The text is not such a case; the message says what is expected.
+        """
+        try:
+            document: dict[str, Any] = json.loads(text)
+            draws = tuple(
+                faults.FaultDraw(
+                    entry["fault"],
+                    int(entry["seed"]),
+                    tuple(sorted((k, v) for k, v in entry.items() if k not in {"fault", "seed"})),
+                )
+                for entry in document["faults"]
+            )
+            return cls(int(document["seed"]), int(document["events"]), draws)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(
+                "expected a fuzz case as a failing --fuzz run prints it: "
+                '{"seed":S,"events":N,"faults":[{"fault":NAME,"seed":S,KNOB:VALUE,...}]}, '
+                f"got {text!r} ({exc})"
+            ) from exc
 
     def command(self) -> str:
         """How to run this exact case again."""
-        return f"nox -s scenarios -- --fuzz-case {self.seed},{self.events},{self.max_faults}"
+        return f"nox -s scenarios -- --fuzz-case {shlex.quote(self.to_json())}"
+
+    def __str__(self) -> str:
+        described = ", ".join(
+            f"{draw.fault}({', '.join(_knob(name, value) for name, value in draw.knobs)})"
+            for draw in self.faults
+        )
+        return f"{self.events} events (seed {self.seed}) with {described}"
+
+
+def _knob(name: str, value: object) -> str:
+    return f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+
+
+def fuzz_cases(base_seed: int = 0) -> st.SearchStrategy[FuzzCase]:
+    """Cases of `MIN_EVENTS` to `MAX_EVENTS` clean events from seeds at `base_seed` and up."""
+    return st.builds(
+        FuzzCase,
+        seed=st.integers(min_value=0, max_value=10_000).map(lambda s: s + base_seed),
+        events=st.integers(min_value=MIN_EVENTS, max_value=MAX_EVENTS),
+        faults=fault_draws(),
+    )
 
 
 class InvariantBrokenError(AssertionError):
@@ -52,7 +118,7 @@ def run_case(context: ScenarioContext, case: FuzzCase) -> Outcome:
     """Generate one combination, run the pipeline over it and check the common invariants."""
     events = generator.generate_events(events=case.events, seed=case.seed)
     changes = generator.generate_user_changes(seed=case.seed, users=max(10, case.events // 50))
-    injection = faults.fuzz(events, changes, seed=case.seed, max_faults=case.max_faults)
+    injection = faults.combination(events, changes, case.faults)
     deliver_and_run(context, injection)
     return Outcome(faults.describe(injection), common_checks(context, injection, events))
 
@@ -68,21 +134,15 @@ def fuzz(context: ScenarioContext, *, examples: int) -> Outcome:
         database=None,
         derandomize=True,
         phases=(Phase.generate, Phase.shrink),
-        suppress_health_check=list(HealthCheck),
         print_blob=False,
     )
-    @given(
-        seed=st.integers(min_value=0, max_value=10_000).map(lambda s: s + context.seed),
-        events=st.integers(min_value=MIN_EVENTS, max_value=MAX_EVENTS),
-        max_faults=st.integers(min_value=1, max_value=3),
-    )
-    def example(seed: int, events: int, max_faults: int) -> None:
-        case = FuzzCase(seed, events, max_faults)
+    @given(case=fuzz_cases(context.seed))
+    def example(case: FuzzCase) -> None:
         workdir = context.workdir / f"example-{next(numbering)}"
         try:
             outcome = run_case(replace(context, workdir=workdir), case)
         except faults.IncompatibleFaultsError:
-            return  # this draw cannot be combined; not a pipeline failure
+            reject()  # this draw cannot be combined; not a pipeline failure
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         if not all(verdict.passed for verdict in outcome.verdicts):

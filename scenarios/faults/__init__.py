@@ -12,7 +12,8 @@ the invariants may assume. Nothing here imports Spark. Typical use::
 
 Modules: `model` (data types, the record counting rule, `write_delivery`), one module per
 fault (`late`, `drift`, `corrupt`, `replay` for duplicates, `cdc`, `pii`, `clock`, `volume`
-for bursts) and `combine` (`compose`, `fuzz`, `describe`).
+for bursts) and `combine` (`compose`, `combination` of `FaultDraw`s, `describe`). Fuzz mode
+draws the combinations with Hypothesis (`scenarios/fuzz.py`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from scenarios.faults._common import DEFAULT_WATERMARK_DELAY, MAX_FILES_PER_RUN
 from scenarios.faults.cdc import out_of_order_changes
 from scenarios.faults.clock import CLOCK_KINDS, FORMAT_KINDS, ZONE_OFFSETS, clock_skew
 from scenarios.faults.combine import (
-    FUZZ_FAULTS,
+    COMBINABLE_FAULTS,
+    FaultDraw,
+    combination,
     compose,
     describe,
-    fuzz,
     split_events,
 )
 from scenarios.faults.corrupt import DEFAULT_CORPUS, LINE_KINDS, corrupt_records
@@ -52,11 +54,11 @@ from scenarios.faults.volume import burst
 
 __all__ = [
     "CLOCK_KINDS",
+    "COMBINABLE_FAULTS",
     "DEFAULT_CORPUS",
     "DEFAULT_WATERMARK_DELAY",
     "DRIFT_KINDS",
     "FORMAT_KINDS",
-    "FUZZ_FAULTS",
     "LINE_KINDS",
     "MAX_FILES_PER_RUN",
     "PII_KINDS",
@@ -67,18 +69,19 @@ __all__ = [
     "Delivery",
     "DriftCase",
     "FaultArgumentError",
+    "FaultDraw",
     "IncompatibleFaultsError",
     "Injection",
     "LandingFile",
     "PiiPlant",
     "burst",
     "clock_skew",
+    "combination",
     "compose",
     "corrupt_records",
     "count_records",
     "describe",
     "duplicates",
-    "fuzz",
     "is_blank",
     "late_data",
     "out_of_order_changes",

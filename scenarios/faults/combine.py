@@ -1,10 +1,10 @@
-"""Combining faults: merge injections run by run, draw random combinations, describe them."""
+"""Combining faults: merge injections run by run, combine drawn faults, describe them."""
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,14 +14,18 @@ from scenarios.faults._common import (
     MAX_FILES_PER_RUN,
     Event,
     check_events,
-    seeded,
 )
 from scenarios.faults.cdc import out_of_order_changes
 from scenarios.faults.clock import clock_skew
 from scenarios.faults.corrupt import corrupt_records
 from scenarios.faults.drift import schema_drift
 from scenarios.faults.late import late_data
-from scenarios.faults.model import Delivery, FaultArgumentError, IncompatibleFaultsError, Injection
+from scenarios.faults.model import (
+    Delivery,
+    FaultArgumentError,
+    IncompatibleFaultsError,
+    Injection,
+)
 from scenarios.faults.pii import pii_in_unexpected_places
 from scenarios.faults.replay import duplicates
 from scenarios.faults.volume import burst
@@ -192,135 +196,83 @@ def compose(
     )
 
 
-# --------------------------------------------------------------------------------- fuzzing
-
-_EventFault = Callable[[list[Event], int, random.Random, bool], Injection]
+# ---------------------------------------------------------------------------- combinations
 
 
-def _late(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
-    return late_data(
-        part, seed=seed, late_fraction=rng.uniform(0, 0.2), within_fraction=rng.random()
-    )
+@dataclass(frozen=True)
+class FaultDraw:
+    """One fault of a combination: its generator's name, seed and knobs (keyword arguments)."""
+
+    fault: str
+    seed: int
+    knobs: tuple[tuple[str, Any], ...] = ()
 
 
-def _drift(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
-    return schema_drift(part, seed=seed, drift_fraction=rng.uniform(0, 0.3))
-
-
-def _dups(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
-    return duplicates(
-        part,
-        seed=seed,
-        exact_fraction=rng.uniform(0, 0.2),
-        conflicting_fraction=rng.uniform(0, 0.2),
-        redeliver_file=rng.random() < 0.5,
-    )
-
-
-def _pii(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
-    return pii_in_unexpected_places(part, seed=seed, pii_fraction=rng.uniform(0, 0.3))
-
-
-def _clock(part: list[Event], seed: int, rng: random.Random, with_late: bool) -> Injection:
-    return clock_skew(
-        part,
-        seed=seed,
-        future_fraction=0 if with_late else rng.uniform(0, 0.1),
-        zone_fraction=rng.uniform(0, 0.2),
-        format_fraction=rng.uniform(0, 0.2),
-    )
-
-
-def _burst(part: list[Event], seed: int, rng: random.Random, _: bool) -> Injection:
-    return burst(part, seed=seed, factor=rng.uniform(1, 5), burst_window=timedelta(minutes=10))
-
-
-_EVENT_FAULTS: dict[str, _EventFault] = {
-    "late_data": _late,
-    "schema_drift": _drift,
-    "duplicates": _dups,
-    "pii_in_unexpected_places": _pii,
-    "clock_skew": _clock,
-    "burst": _burst,
+COMBINABLE_FAULTS: dict[str, Callable[..., Injection]] = {
+    "late_data": late_data,
+    "schema_drift": schema_drift,
+    "duplicates": duplicates,
+    "pii_in_unexpected_places": pii_in_unexpected_places,
+    "clock_skew": clock_skew,
+    "burst": burst,
+    "corrupt_records": corrupt_records,
+    "out_of_order_changes": out_of_order_changes,
 }
-FUZZ_FAULTS = (*_EVENT_FAULTS, "corrupt_records", "out_of_order_changes")
-"""The faults `fuzz` draws from."""
+"""The faults `combination` accepts, by name; all but ``out_of_order_changes`` change events."""
 
 
-def fuzz(
+def combination(
     events: Sequence[Mapping[str, Any]],
     changes: Sequence[Mapping[str, Any]],
+    draws: Sequence[FaultDraw],
     *,
-    seed: int,
-    min_faults: int = 1,
-    max_faults: int = 3,
     corpus_dir: Path | None = None,
 ) -> Injection:
-    """A random combination of faults with random knobs, composed into one scenario.
+    """The faults of `draws` composed into one scenario, each on its own share of the events.
 
-    Draws between `min_faults` and `max_faults` distinct faults from `FUZZ_FAULTS`, deals the
-    events round-robin into one part per event fault (`split_events`), draws each fault's
-    knobs from modest ranges and composes the results. When late data is drawn, clock skew
-    gets no future events (they would move the watermark past the late copies that must be on
-    time). Very small event lists can still make a combination impossible: `compose` then
-    raises `IncompatibleFaultsError`.
+    The events are dealt round-robin into one part per event fault (`split_events`);
+    ``out_of_order_changes`` works on `changes`. Late data and clock skew's future events
+    cannot meet (the future events would move the watermark past the late copies that must be
+    on time), so that pair is refused unless ``future_fraction`` is 0. Very small event lists
+    can still make a combination impossible: `compose` then raises `IncompatibleFaultsError`.
 
     Args:
         events: Clean events (a few hundred or more).
         changes: Clean CDC rows, used when ``out_of_order_changes`` is drawn.
-        seed: Any int; the same seed gives the same combination and bytes.
-        min_faults: Fewest faults to draw, >= 1.
-        max_faults: Most faults to draw, between `min_faults` and ``len(FUZZ_FAULTS)``.
+        draws: Distinct faults from `COMBINABLE_FAULTS`, at least one.
         corpus_dir: The JSON test suite for ``corrupt_records``, None to leave it out.
 
     Returns:
         The composed injection; ``injected`` counts per kind over all drawn faults.
 
     Raises:
-        FaultArgumentError: If a knob is out of range.
+        FaultArgumentError: An unknown or repeated fault, none, or a knob out of range.
+        IncompatibleFaultsError: The drawn faults cannot be combined (a ValueError too).
     """
-    if isinstance(min_faults, bool) or not isinstance(min_faults, int) or min_faults < 1:
-        raise FaultArgumentError(f"min_faults must be an int >= 1, got {min_faults!r}")
-    if (
-        isinstance(max_faults, bool)
-        or not isinstance(max_faults, int)
-        or not min_faults <= max_faults <= len(FUZZ_FAULTS)
-    ):
+    names = [draw.fault for draw in draws]
+    unknown = sorted(set(names) - set(COMBINABLE_FAULTS))
+    if not draws or unknown or len(set(names)) != len(names):
         raise FaultArgumentError(
-            f"max_faults must be an int in [min_faults, {len(FUZZ_FAULTS)}], got {max_faults!r}"
+            f"draws must name distinct faults of {sorted(COMBINABLE_FAULTS)}, got {names}"
+        )
+    knobs = {draw.fault: dict(draw.knobs) for draw in draws}
+    if "late_data" in knobs and knobs.get("clock_skew", {}).get("future_fraction", 0) > 0:
+        raise IncompatibleFaultsError(
+            "clock_skew's future events would move the watermark past late_data's late copies "
+            "that must be on time: give clock_skew future_fraction=0 beside late_data"
         )
     check_events(events, minimum=2, why=" to draw faults from")
-    rng = seeded("fuzz", seed)
-    drawn = rng.sample(FUZZ_FAULTS, rng.randint(min_faults, max_faults))
-    event_faults = [name for name in drawn if name != "out_of_order_changes"]
-    parts = split_events(events, max(len(event_faults), 1))
-    with_late = "late_data" in drawn
+    event_draws = [draw for draw in draws if draw.fault != "out_of_order_changes"]
+    parts = split_events(events, max(len(event_draws), 1))
     injections = []
-    for name, part in zip(event_faults, parts, strict=False):
-        sub_seed = rng.randrange(1 << 31)
-        if name == "corrupt_records":
-            injections.append(
-                corrupt_records(
-                    part,
-                    seed=sub_seed,
-                    corrupt_fraction=rng.uniform(0, 0.3),
-                    corpus_dir=corpus_dir,
-                    allow_long_line=rng.random() < 0.5,
-                )
-            )
-        else:
-            injections.append(_EVENT_FAULTS[name](part, sub_seed, rng, with_late))
-    if "out_of_order_changes" in drawn:
+    for draw, part in zip(event_draws, parts, strict=False):
+        extra = {"corpus_dir": corpus_dir} if draw.fault == "corrupt_records" else {}
         injections.append(
-            out_of_order_changes(
-                changes,
-                seed=rng.randrange(1 << 31),
-                batches=rng.randint(1, 3),
-                delete_fraction=rng.uniform(0, 0.2),
-                reinsert_fraction=rng.random(),
-                tie_fraction=rng.uniform(0, 0.2),
-            )
+            COMBINABLE_FAULTS[draw.fault](part, seed=draw.seed, **knobs[draw.fault], **extra)
         )
+    if "out_of_order_changes" in knobs:
+        seed = next(draw.seed for draw in draws if draw.fault == "out_of_order_changes")
+        injections.append(out_of_order_changes(changes, seed=seed, **knobs["out_of_order_changes"]))
     return compose(*injections)
 
 

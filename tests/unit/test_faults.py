@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
@@ -34,6 +34,7 @@ from scenarios.faults import (
 )
 from scenarios.faults._common import parse_ts
 from scenarios.faults.replay import MAX_CONFLICT_SHIFT
+from scenarios.faults.strategies import fault_draws
 from scenarios.generator import generate_events, generate_user_changes
 
 SEED = 11
@@ -862,35 +863,55 @@ def test_records_always_equal_the_non_blank_lines(
         assert injection.records == len(records_of(event_files(injection)))
 
 
+def every_fault(seed: int) -> tuple[faults.FaultDraw, ...]:
+    """Each combinable fault once, with its default knobs (no future events beside late data)."""
+    no_future = (("future_fraction", 0.0),)
+    return tuple(
+        faults.FaultDraw(name, seed + i, no_future if name == "clock_skew" else ())
+        for i, name in enumerate(sorted(faults.COMBINABLE_FAULTS))
+    )
+
+
 @SMALL
-@given(seed=st.integers(0, 2**32))
-def test_fuzz_combinations_are_consistent_and_deterministic(seed: int) -> None:
+@given(draws=fault_draws(max_faults=4))
+def test_drawn_combinations_are_consistent_and_deterministic(
+    draws: tuple[faults.FaultDraw, ...],
+) -> None:
     events, changes = fuzz_inputs()
-    injection = faults.fuzz(events, changes, seed=seed, max_faults=4)
+    injection = faults.combination(events, changes, draws)
     check_common(injection)
     assert injection.records == len(records_of(event_files(injection)))
-    assert fingerprint(injection) == fingerprint(
-        faults.fuzz(events, changes, seed=seed, max_faults=4)
-    )
+    assert fingerprint(injection) == fingerprint(faults.combination(events, changes, draws))
     assert 1 <= len(injection.description.split(". ")) <= 8
 
 
-def test_fuzz_validates_its_knobs(
+def test_a_drawn_combination_shrinks_to_fewer_faults_and_no_knobs() -> None:
+    """The point of drawing by structure: the smallest case with two faults is two faults whose
+    knobs are all at their simplest, not whatever a shrunk integer seed happened to give."""
+    smallest = find(fault_draws(), lambda draws: len(draws) >= 2)
+    assert len(smallest) == 2
+    assert all(value in (0, 0.0, 1, 1.0, False) for draw in smallest for _, value in draw.knobs), (
+        smallest
+    )
+
+
+def test_a_combination_is_refused_when_it_cannot_hold(
     events: list[dict[str, Any]], changes: list[dict[str, Any]]
 ) -> None:
-    with pytest.raises(FaultArgumentError, match="min_faults"):
-        faults.fuzz(events, changes, seed=1, min_faults=0)
-    with pytest.raises(FaultArgumentError, match="max_faults"):
-        faults.fuzz(events, changes, seed=1, min_faults=3, max_faults=2)
-    with pytest.raises(FaultArgumentError, match="max_faults"):
-        faults.fuzz(events, changes, seed=1, max_faults=len(faults.FUZZ_FAULTS) + 1)
-    everything = faults.fuzz(
-        events,
-        changes,
-        seed=1,
-        min_faults=len(faults.FUZZ_FAULTS),
-        max_faults=len(faults.FUZZ_FAULTS),
-    )
+    late = faults.FaultDraw("late_data", 1)
+    with pytest.raises(FaultArgumentError, match="distinct faults"):
+        faults.combination(events, changes, ())
+    with pytest.raises(FaultArgumentError, match="distinct faults"):
+        faults.combination(events, changes, (late, late))
+    with pytest.raises(FaultArgumentError, match="distinct faults"):
+        faults.combination(events, changes, (faults.FaultDraw("gremlins", 1),))
+    with pytest.raises(FaultArgumentError, match="late_fraction"):
+        too_late = faults.FaultDraw("late_data", 1, (("late_fraction", 2.0),))
+        faults.combination(events, changes, (too_late,))
+    future = faults.FaultDraw("clock_skew", 2, (("future_fraction", 0.05),))
+    with pytest.raises(faults.IncompatibleFaultsError, match="future_fraction=0"):
+        faults.combination(events, changes, (late, future))
+    everything = faults.combination(events, changes, every_fault(1))
     check_common(everything)
     assert everything.changes and everything.late_ids and everything.drift
 
@@ -924,7 +945,7 @@ def test_generators_never_modify_their_input(
     for generate in GENERATORS.values():
         generate(events, SEED)
     faults.out_of_order_changes(changes, seed=SEED, delete_fraction=0.5, tie_fraction=0.5)
-    faults.fuzz(events, changes, seed=SEED, min_faults=8, max_faults=8)
+    faults.combination(events, changes, every_fault(SEED))
     assert orjson.dumps([events, changes]) == before
 
 
@@ -935,7 +956,10 @@ def test_bytes_do_not_depend_on_hash_randomization() -> None:
         "from scenarios import faults\n"
         "events = generate_events(events=300, seed=5)\n"
         "changes = generate_user_changes(seed=5, users=20)\n"
-        "injection = faults.fuzz(events, changes, seed=5, min_faults=8, max_faults=8)\n"
+        "no_future = (('future_fraction', 0.0),)\n"
+        "draws = [faults.FaultDraw(name, 5 + i, no_future * (name == 'clock_skew'))\n"
+        "         for i, name in enumerate(sorted(faults.COMBINABLE_FAULTS))]\n"
+        "injection = faults.combination(events, changes, draws)\n"
         "digest = hashlib.sha256()\n"
         "for delivery in injection.deliveries:\n"
         "    for landing in delivery.files:\n"
