@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+__all__ = ["cpu_seconds", "watch_jvm"]
+
 _watched: set[int] = set()
 
 

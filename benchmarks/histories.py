@@ -24,6 +24,8 @@ from pipeline import scd2
 from tests.change_feeds import DELETES, KEYS, SCHEMA, FeedRow, Layout, model_changes
 from tests.scd_model import scd2 as model_scd2
 
+__all__ = ["LAYOUT", "Verdict", "VersionRow", "apply_incrementally", "check", "random_feed"]
+
 LAYOUT = Layout()
 """SCD type 2 over the value columns `a` and `b`; the operation and sequence left out."""
 _SEQUENCES = [(at, n) for at in range(7) for n in range(4)]

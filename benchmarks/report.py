@@ -27,6 +27,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen first, before pyplot loads
 
+__all__ = [
+    "DEFAULT_METRIC",
+    "DEFAULT_THRESHOLD",
+    "METRICS",
+    "Comparison",
+    "Result",
+    "baseline_document",
+    "compare",
+    "headline",
+    "load_baseline",
+    "load_results",
+    "merge_runs",
+    "ratios",
+    "regressions",
+    "write_report",
+]
+
 DEFAULT_THRESHOLD = 0.15
 METRICS = ("cpu", "wall")
 DEFAULT_METRIC = "cpu"

@@ -30,6 +30,26 @@ from pipeline.schemas import EVENT_SCHEMA
 from pipeline.tables import EVENTS_DIR
 from scenarios import generator
 
+__all__ = [
+    "cached_dimension",
+    "cached_landing",
+    "chunks",
+    "copy_dimension",
+    "delta_upsert",
+    "differences",
+    "duckdb_installed",
+    "duckdb_reference",
+    "event_files",
+    "file_digests",
+    "line_count",
+    "merge_user_changes",
+    "orjson_floor",
+    "plain_spark",
+    "rows_of",
+    "user_change_batch",
+    "user_inserts",
+]
+
 # ------------------------------------------------------------------------------ inputs
 
 

@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     from pipeline.event_log import UpdateLog
     from scenarios.producer import LandingStore
 
+__all__ = [
+    "DEFAULT_EXPECTATIONS_MODULE",
+    "DEFAULT_JAR_CACHE",
+    "LANDING_CACHE",
+    "SPARK_LOG",
+    "main",
+    "render_erasure",
+    "render_verification",
+]
+
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 DEFAULT_EXPECTATIONS_MODULE = "contracts.rules"
 LANDING_CACHE = "_landing"

@@ -30,6 +30,19 @@ from scenarios.faults import Injection
 from scenarios.faults.contract import inject_contract_violations
 from scenarios.invariants import Verdict
 
+__all__ = [
+    "CATALOG",
+    "CLOCK_NOW",
+    "NO_CONTRACTS",
+    "PII_FREE_TABLES",
+    "Outcome",
+    "Scenario",
+    "ScenarioContext",
+    "common_checks",
+    "deliver_and_run",
+    "scenario_clock",
+]
+
 CLOCK_NOW = generator.DEFAULT_START + timedelta(days=1)
 """The scenarios' clock: the end of the generated window, so generated events are never in
 the future whatever the machine's date, and injected future events always are."""

@@ -51,6 +51,36 @@ from pipeline.session import build_session
 from scenarios import checks, generator, invariants
 from scenarios.kill_points import POINTS, Files, KillPoint
 
+__all__ = [
+    "DEFAULT_JAR_CACHE",
+    "FULL_DISK_SCRIPT",
+    "KEYS",
+    "MARKED_TABLES",
+    "MAX_TRIALS_PER_KILL",
+    "POLL_SECONDS",
+    "RANDOM",
+    "SMOKE",
+    "STAGES",
+    "STOP_SETTLE_SECONDS",
+    "Comparison",
+    "FullDisk",
+    "Harness",
+    "Keys",
+    "Outcome",
+    "Reference",
+    "Trial",
+    "TrialResult",
+    "Workspace",
+    "batch_markers",
+    "full_disk",
+    "main",
+    "plan",
+    "render",
+    "table_keys",
+    "verify",
+    "write_arrivals",
+]
+
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 RANDOM = "random"
 MAX_TRIALS_PER_KILL = 2

@@ -25,6 +25,20 @@ from pipeline.schemas import USER_CHANGE_SCHEMA
 from scenarios.faults import Injection
 from scenarios.invariants import Verdict
 
+__all__ = [
+    "bronze_split",
+    "clock_instants",
+    "dimension_equals_batch",
+    "drift_recoverable",
+    "duplicate_count",
+    "facts_joining_a_user",
+    "first_payload_kept",
+    "gold_equals_full_refresh",
+    "multiset_difference",
+    "no_planted_pii",
+    "placement",
+]
+
 _SHOWN = 3
 
 

@@ -19,6 +19,18 @@ from pipeline.flows import FLOWS
 from pipeline.silver import with_event_time
 from scenarios.faults.model import count_records
 
+__all__ = [
+    "Verdict",
+    "dropped_duplicates",
+    "event_log_reconciles",
+    "ledger",
+    "no_clear_pii",
+    "non_blank_lines",
+    "quarantine_samples",
+    "table_counts",
+    "unique_event_ids",
+]
+
 
 @dataclass(frozen=True)
 class Verdict:

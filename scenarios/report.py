@@ -19,6 +19,16 @@ import orjson
 from pipeline.flows import layers
 from scenarios.invariants import Verdict
 
+__all__ = [
+    "ReportPaths",
+    "ScenarioResult",
+    "lineage_svg",
+    "render_html",
+    "render_json",
+    "render_junit",
+    "write_reports",
+]
+
 
 @dataclass(frozen=True)
 class ScenarioResult:

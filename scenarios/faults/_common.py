@@ -21,6 +21,32 @@ from scenarios.faults.model import (
     count_records,
 )
 
+__all__ = [
+    "DEFAULT_WATERMARK_DELAY",
+    "MAX_FILES_PER_RUN",
+    "MILLISECOND",
+    "Event",
+    "check_duration",
+    "check_events",
+    "check_fraction",
+    "check_fractions_total",
+    "chronological",
+    "copy_event",
+    "event_file",
+    "file_name",
+    "human",
+    "iso_ms",
+    "latest",
+    "line",
+    "new_id",
+    "parse_ts",
+    "records_by_file",
+    "seeded",
+    "share",
+    "spread",
+    "whole_ms",
+]
+
 MILLISECOND = timedelta(milliseconds=1)
 """The resolution of the events' time stamps."""
 DEFAULT_WATERMARK_DELAY = parse_delay(config.DEFAULT_WATERMARK_DELAY)

@@ -25,6 +25,8 @@ from scenarios.faults._common import (
 )
 from scenarios.faults.model import Delivery, FaultArgumentError, Injection
 
+__all__ = ["OPERATIONS", "out_of_order_changes"]
+
 OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE"})
 _NEXT_PLAN = {"free": "pro", "pro": "enterprise", "enterprise": "free"}
 _REINSERT_AFTER = (timedelta(minutes=1), timedelta(hours=6))

@@ -29,6 +29,8 @@ from scenarios.faults._common import (
 )
 from scenarios.faults.model import ClockCase, Delivery, Injection
 
+__all__ = ["CLOCK_KINDS", "FORMAT_KINDS", "ZONE_OFFSETS", "clock_skew"]
+
 FORMAT_KINDS = (
     "format_space_z",
     "format_naive",

@@ -30,6 +30,8 @@ from scenarios.faults.pii import pii_in_unexpected_places
 from scenarios.faults.replay import duplicates
 from scenarios.faults.volume import burst
 
+__all__ = ["COMBINABLE_FAULTS", "FaultDraw", "combination", "compose", "describe", "split_events"]
+
 
 def split_events(events: Sequence[Mapping[str, Any]], parts: int) -> list[list[Event]]:
     """Deal `events` round-robin into `parts` disjoint lists, each in the original order.

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+__all__ = ["Event", "InjectedViolations", "inject_contract_violations"]
+
 Event = dict[str, Any]
 
 

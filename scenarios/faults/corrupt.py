@@ -32,6 +32,14 @@ from scenarios.faults.model import (
     count_records,
 )
 
+__all__ = [
+    "DEFAULT_CORPUS",
+    "LINE_KINDS",
+    "LONG_LINE_PAYLOAD",
+    "NOT_OBJECT_KINDS",
+    "corrupt_records",
+]
+
 DEFAULT_CORPUS = Path("/work/shared/corpora/json-test-suite/test_parsing")
 """Nicolas Seriot's JSONTestSuite ``test_parsing`` files (MIT licence), read in place."""
 

@@ -22,6 +22,8 @@ from scenarios.faults._common import (
 )
 from scenarios.faults.model import Delivery, DriftCase, Injection
 
+__all__ = ["DRIFT_KINDS", "schema_drift"]
+
 DRIFT_KINDS = (
     "added_top_level_field",
     "added_nested_field",

@@ -26,6 +26,8 @@ from scenarios.faults._common import (
 )
 from scenarios.faults.model import Delivery, FaultArgumentError, Injection
 
+__all__ = ["late_data"]
+
 
 def late_data(
     events: Sequence[Mapping[str, Any]],

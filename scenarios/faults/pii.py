@@ -23,6 +23,8 @@ from scenarios.faults._common import (
 )
 from scenarios.faults.model import Delivery, Injection, PiiPlant
 
+__all__ = ["PII_KINDS", "encoded", "pii_in_unexpected_places"]
+
 PII_KINDS = (
     "url_query_clear",
     "url_query_encoded",

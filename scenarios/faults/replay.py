@@ -25,6 +25,8 @@ from scenarios.faults._common import (
 )
 from scenarios.faults.model import Conflict, Delivery, FaultArgumentError, Injection, LandingFile
 
+__all__ = ["MAX_CONFLICT_SHIFT", "duplicates"]
+
 MAX_CONFLICT_SHIFT = timedelta(seconds=5)
 """How far a conflicting copy's ``event_ts`` is from the original's, at most."""
 

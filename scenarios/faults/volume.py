@@ -24,6 +24,8 @@ from scenarios.faults._common import (
 )
 from scenarios.faults.model import Delivery, FaultArgumentError, Injection
 
+__all__ = ["burst"]
+
 
 def _sessions(events: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
     """The events grouped by session, each session in time order, sessions in first-seen order."""
