@@ -13,7 +13,6 @@ slows them and what they normalise alike.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +25,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen first, before pyplot loads
+
+from contracts.html import render
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -581,52 +582,18 @@ def write_report(
     paths["markdown"].write_text("\n".join(markdown), encoding="utf-8")
     paths["html"] = report_dir / "report.html"
     paths["html"].write_text(
-        _html(size, verdict, failed, notes, figures, rows, plots), encoding="utf-8"
+        render(
+            "benchmarks",
+            "benchmarks.html.j2",
+            size=size,
+            verdict=verdict,
+            failed=failed,
+            notes=notes,
+            figures=figures,
+            header=_HEADER,
+            rows=rows,
+            images=[(plot.stem, base64.b64encode(plot.read_bytes()).decode()) for plot in plots],
+        ),
+        encoding="utf-8",
     )
     return paths
-
-
-def _html_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _html(
-    size: str,
-    verdict: str,
-    failed: Sequence[Comparison],
-    notes: Sequence[str],
-    figures: Sequence[tuple[str, str]],
-    rows: Sequence[Sequence[str]],
-    plots: Sequence[Path],
-) -> str:
-    images = "".join(
-        f'<img alt="{plot.stem}" src="data:image/png;base64,'
-        f'{base64.b64encode(plot.read_bytes()).decode()}">'
-        for plot in plots
-    )
-    items = "".join(f"<li><b>REGRESSION</b> {html.escape(c.describe())}</li>" for c in failed)
-    items += "".join(f"<li>{html.escape(note)}</li>" for note in notes)
-    colour = "#b00020" if failed else "#1b5e20"
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Benchmarks ({html.escape(size)})</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-img {{ display: block; max-width: 100%; margin: 1em 0; }}
-</style></head><body>
-<h1>Benchmarks ({html.escape(size)})</h1>
-<p style="color: {colour}"><b>{html.escape(verdict)}</b></p>
-<p>Each time is the fastest round; each ratio is that time over its reference's time,
-measured in the same run, compared with the committed baseline's ratio.</p>
-<ul>{items}</ul>
-<h2>Headline figures</h2>{_html_table(("what", "figure"), figures)}
-<h2>Every benchmark</h2>{_html_table(_HEADER, rows)}
-<h2>Plots</h2>{images}
-</body></html>
-"""

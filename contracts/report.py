@@ -13,7 +13,6 @@ rules dropped), so that Great Expectations can validate the same rows and be com
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from contracts.html import render
 from pipeline import event_log, tables
 from pipeline import expectations as engine
 from pipeline.bronze_stage import BRONZE_HIDDEN_COLUMNS
@@ -90,7 +90,7 @@ class QuarantineReport:
 
     def to_html(self) -> str:
         """The report as a self-contained HTML page."""
-        return _html(self)
+        return render("contracts", "quarantine.html.j2", report=self)
 
 
 def _rule_quarantine(spark: SparkSession, warehouse: Path, table: str) -> DataFrame | None:
@@ -225,69 +225,6 @@ def write_report(report: QuarantineReport, report_dir: Path) -> tuple[Path, Path
     json_path.write_bytes(report.to_json())
     html_path.write_text(report.to_html(), encoding="utf-8")
     return json_path, html_path
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-tr.failed td.f { color: #b00020; font-weight: bold; }
-code { font-size: 0.9em; }
-.mismatch { color: #b00020; }
-"""
-
-
-def _cell(value: object) -> str:
-    text = "null" if value is None else str(value)
-    return html.escape(text if len(text) <= 80 else text[:79] + "…")
-
-
-def _samples_table(samples: tuple[dict[str, object], ...]) -> str:
-    columns = list(dict.fromkeys(name for sample in samples for name in sample))
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(sample.get(name))}</td>" for name in columns) + "</tr>"
-        for sample in samples
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _html(report: QuarantineReport) -> str:
-    scope = f"run {report.run_id}" if report.run_id else "all runs"
-    rows = []
-    for rule in report.rules:
-        gx = "" if rule.gx_unexpected is None else f"{rule.gx_unexpected:,}"
-        mismatch = rule.gx_unexpected is not None and rule.gx_unexpected != rule.failed
-        rows.append(
-            f'<tr class="{"failed" if rule.failed else ""}">'
-            f"<td>{html.escape(rule.table)}</td><td><code>{html.escape(rule.rule)}</code></td>"
-            f"<td>{html.escape(rule.action)}</td><td>{html.escape(rule.description)}</td>"
-            f'<td class="n">{rule.passed:,}</td><td class="n f">{rule.failed:,}</td>'
-            f'<td class="n{" mismatch" if mismatch else ""}">{gx}</td></tr>'
-        )
-    sections = [
-        f"<h3>{html.escape(rule.table)} · <code>{html.escape(rule.rule)}</code> "
-        f"({html.escape(rule.action)}, {rule.failed:,} failed)</h3>" + _samples_table(rule.samples)
-        for rule in report.rules
-        if rule.samples
-    ]
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>Quarantine report</title><style>{_STYLE}</style></head><body>"
-        f"<h1>Quarantine report</h1><p>Warehouse <code>{html.escape(report.warehouse)}</code>, "
-        f"{html.escape(scope)}, generated {html.escape(report.generated_at)}. Counts come from "
-        "<code>_event_log</code> (<code>flow_progress.data_quality</code>); a row whose "
-        "predicate is null counts as failed. "
-        "PII is pseudonymized or left out of the samples.</p>"
-        "<table><tr><th>table</th><th>rule</th><th>action</th><th>description</th>"
-        "<th>passed</th><th>failed</th><th>GX unexpected</th></tr>"
-        + "".join(rows)
-        + "</table><h2>Samples of failing rows</h2>"
-        + ("".join(sections) or "<p>No rule has failing rows.</p>")
-        + "</body></html>"
-    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import orjson
+from markupsafe import Markup
 
+from contracts.html import render
 from pipeline.flows import layers
 from scenarios.invariants import Verdict
 
@@ -126,32 +128,6 @@ def render_junit(results: Sequence[ScenarioResult]) -> bytes:
     return bytes(ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True))
 
 
-_CSS = """
-body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;
-  color:#1f2328;background:#f6f8fa}
-main{max-width:1080px;margin:0 auto;padding:24px}
-h1{font-size:26px;margin:0 0 4px} h2{font-size:20px;margin:0}
-h3{font-size:15px;margin:18px 0 6px;color:#57606a}
-.meta{color:#57606a;margin-bottom:18px}
-.summary{display:flex;gap:12px;margin:16px 0 24px}
-.tile{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:12px 18px;min-width:120px}
-.tile b{display:block;font-size:24px}
-section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:18px 22px;
-  margin-bottom:18px}
-.head{display:flex;align-items:center;gap:12px;flex-wrap:wrap}
-.badge{font-weight:600;font-size:12px;padding:2px 10px;border-radius:12px;color:#fff}
-.pass{background:#1a7f37} .fail{background:#cf222e}
-.muted{color:#57606a}
-table{border-collapse:collapse;width:100%;font-size:14px}
-th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
-th{color:#57606a;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.bad td{background:#ffebe9}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px;word-break:break-all}
-nav a{margin-right:10px}
-"""
-
-
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -254,107 +230,22 @@ def lineage_svg(graph: Sequence[tuple[str, str]]) -> str:
     )
 
 
-def _updates_table(updates: Sequence[Mapping[str, object]]) -> str:
-    if not updates:
-        return "<p class='muted'>No update recorded.</p>"
-    rows = "".join(
-        f"<tr><td class='mono'>{_e(u['update_id'])}</td><td>{_e(u['state'])}</td>"
-        f"<td class='num'>{float(str(u['seconds'] or 0)):.1f} s</td>"
-        f"<td class='num'>{int(str(u['output_rows'])):,}</td></tr>"
-        for u in updates
-    )
-    return (
-        "<table style='width:auto'><tr><th>update</th><th>state</th><th>duration</th>"
-        f"<th>rows written</th></tr>{rows}</table>"
-    )
-
-
-def _samples_table(samples: Sequence[Mapping[str, object]]) -> str:
-    if not samples:
-        return '<p class="muted">No quarantined rows.</p>'
-    columns = list(dict.fromkeys(key for sample in samples for key in sample))
-    head = "".join(f"<th>{_e(column)}</th>" for column in columns)
-    rows = "".join(
-        "<tr>"
-        + "".join(f'<td class="mono">{_e(sample.get(column, ""))[:300]}</td>' for column in columns)
-        + "</tr>"
-        for sample in samples
-    )
-    return f"<table><tr>{head}</tr>{rows}</table>"
-
-
-def _section(result: ScenarioResult) -> str:
-    badge = (
-        '<span class="badge pass">PASS</span>'
-        if result.passed
-        else ('<span class="badge fail">FAIL</span>')
-    )
-    verdict_rows = "".join(
-        f'<tr class="{"" if verdict.passed else "bad"}">'
-        f"<td>{'✓' if verdict.passed else '✗'}</td><td>{_e(verdict.name)}</td>"
-        f'<td class="mono">{_e(verdict.evidence)}</td></tr>'
-        for verdict in result.verdicts
-    )
-    ledger_rows = "".join(
-        f'<tr><td>{_e(name)}</td><td class="num">{count:,}</td></tr>'
-        for name, count in result.ledger.items()
-    )
-    error = (
-        f'<h3>Error</h3><p class="mono">{_e(result.error)}</p>' if result.error is not None else ""
-    )
-    return f"""
-<section id="{_e(result.name)}">
-  <div class="head"><h2>{_e(result.name)}</h2>{badge}
-    <span class="muted">{result.seconds:.1f} s</span></div>
-  <p>{_e(result.description)}</p>
-  <h3>Injected</h3><p>{_e(result.injected)}</p>
-  {error}
-  <h3>Ledger</h3>
-  <table style="width:auto;min-width:340px">{ledger_rows}</table>
-  {_ledger_chart(result.ledger)}
-  <h3>Invariants</h3>
-  <table><tr><th></th><th>invariant</th><th>evidence</th></tr>{verdict_rows}</table>
-  <h3>Updates (event log)</h3>
-  {_updates_table(result.updates)}
-  <h3>Quarantine samples</h3>
-  {_samples_table(result.quarantine_samples)}
-</section>"""
-
-
 def render_html(results: Sequence[ScenarioResult], *, seed: int, generated_at: datetime) -> str:
-    """The report for people: a summary, then one section per scenario."""
+    """The report for people: a summary, the lineage, then one section per scenario."""
     failed = [result for result in results if not result.passed]
     checks = sum(len(result.verdicts) for result in results)
-    failed_checks = sum(not v.passed for result in results for v in result.verdicts)
-    status = "All scenarios passed" if not failed else f"{len(failed)} scenario(s) failed"
-    navigation = " ".join(
-        f'<a href="#{_e(r.name)}">{"✓" if r.passed else "✗"} {_e(r.name)}</a>' for r in results
-    )
-    sections = "".join(_section(result) for result in results)
     graph = next((result.lineage for result in results if result.lineage), ())
-    lineage = (
-        "<h2>Lineage</h2><p class='muted'>From the <code>flow_definition</code> events of the "
-        "event log (<code>clickstream lineage</code> prints it): landing files on the left, "
-        f"each table after what it reads.</p>{lineage_svg(graph)}"
-        if graph
-        else ""
+    return render(
+        "scenarios",
+        "scenarios.html.j2",
+        results=results,
+        status="All scenarios passed" if not failed else f"{len(failed)} scenario(s) failed",
+        seed=seed,
+        generated_at=generated_at.isoformat(timespec="seconds"),
+        passed=len(results) - len(failed),
+        checks=checks,
+        held=checks - sum(not v.passed for result in results for v in result.verdicts),
+        seconds=sum(result.seconds for result in results),
+        lineage=Markup(lineage_svg(graph)),
+        charts=[Markup(_ledger_chart(result.ledger)) for result in results],
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Scenario report: {_e(status)}</title><style>{_CSS}</style></head>
-<body><main>
-<h1>Scenario report</h1>
-<div class="meta">{_e(status)} · seed {seed} · {_e(generated_at.isoformat(timespec="seconds"))}
-</div>
-<div class="summary">
-  <div class="tile"><b>{len(results)}</b>scenarios</div>
-  <div class="tile"><b>{len(results) - len(failed)}</b>passed</div>
-  <div class="tile"><b>{checks - failed_checks}/{checks}</b>invariants held</div>
-  <div class="tile"><b>{sum(r.seconds for r in results):.0f} s</b>run time</div>
-</div>
-<nav>{navigation}</nav>
-{lineage}
-{sections}
-</main></body></html>
-"""
