@@ -470,9 +470,8 @@ def _up_to_date(args: argparse.Namespace) -> bool:
 
 def _run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    from pipeline.config import parse_delay
+    from pipeline.config import parse_delay, require_classic
     from pipeline.preflight import check_landing
-    from pipeline.session import require_classic
     from pipeline.writer_lock import writer_lock
 
     pii_key = _pii_key(args.pii_key_file)
@@ -645,7 +644,8 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _spark(args: argparse.Namespace) -> SparkSession:
-    from pipeline.session import build_session, require_classic
+    from pipeline.config import require_classic
+    from pipeline.session import build_session
 
     require_classic(_spark_settings(args), f"`clickstream {args.command}`")
     print("starting Spark ...", file=sys.stderr, flush=True)

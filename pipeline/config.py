@@ -10,8 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.errors import ConfigurationError, MissingPiiKeyError
+from pipeline.errors import ConfigurationError, MissingPiiKeyError, UnsupportedModeError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 __all__ = [
     "DEFAULT_MAX_FILES_PER_TRIGGER",
@@ -37,6 +41,7 @@ __all__ = [
     "pii_key_from_environment",
     "pii_key_from_file",
     "pii_key_from_reference",
+    "require_classic",
     "spark_settings_from_environment",
     "subprocess_environment",
 ]
@@ -305,3 +310,37 @@ def parse_delay(text: str) -> timedelta:
     if total <= timedelta():
         raise ConfigurationError(f"The watermark delay must be positive, got {text!r}.")
     return total
+
+
+def require_classic(spark: SparkSession | SparkSettings, command: str) -> None:
+    """Refuse to run `command` over Spark Connect, saying why and what to run instead.
+
+    The runner's micro-batch functions (`foreachBatch`) run in this process: they keep the
+    run's progress, expectation counts and typed errors, read the tables' Delta logs and hold
+    the key relation. Spark Connect would pickle them to its server and run them there. Its
+    Delta operations use the `DeltaTable` API, which over Spark Connect needs Delta's Connect
+    plugins on the server (`io.delta:delta-connect-server`), not published for Delta 4.4.
+
+    Raises:
+        UnsupportedModeError: `spark` is a Spark Connect session, or the settings name a
+            Spark Connect server.
+    """
+    if isinstance(spark, SparkSettings):
+        remote = spark.remote
+    else:
+        remote = "this Spark Connect session" if _is_connect(spark) else None
+    if remote:
+        raise UnsupportedModeError(
+            f"{command} cannot run over Spark Connect ({remote}): its micro-batch functions "
+            "(foreachBatch) must run in this process, and its MERGEs use Delta's DeltaTable "
+            "API, which over Spark Connect needs Delta's Connect plugins on the server. Run it "
+            "on local Spark, or on a cluster with --master spark://HOST:PORT "
+            "($CLICKSTREAM_MASTER); over a Spark Connect server, run the pipeline's Lakeflow "
+            "definitions instead: python -m pipeline.lakeflow run --remote sc://HOST:PORT."
+        )
+
+
+def _is_connect(spark: SparkSession) -> bool:
+    # The class's module, not an import of pyspark: the command line checks its settings
+    # before pyspark loads.
+    return type(spark).__module__.startswith("pyspark.sql.connect")

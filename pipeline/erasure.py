@@ -47,11 +47,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import delta_log, key_registry, landing_scrub, pii_scan, run_state
-from pipeline.config import PiiKey
+from pipeline.config import PiiKey, require_classic
 from pipeline.errors import UnknownPersonError
 from pipeline.gold_stage import refresh_gold
 from pipeline.pseudonymize import keyed_hash
-from pipeline.session import require_classic
 from pipeline.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,

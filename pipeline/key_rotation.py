@@ -25,13 +25,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import delta_log, key_registry, pii_scan, run_state
-from pipeline.config import PiiKey
+from pipeline.config import PiiKey, require_classic
 from pipeline.erasure import DEFAULT_RETENTION_HOURS, tables_with_removed_files, vacuum_tables
 from pipeline.errors import ConfigurationError, DamagedStateError, PiiKeyMismatchError
 from pipeline.gold_stage import refresh_gold
 from pipeline.pseudonymize import hmac_sha256, key_frame, with_key
 from pipeline.schemas import USER_CHANGE_SCHEMA
-from pipeline.session import require_classic
 from pipeline.tables import (
     BRONZE_EVENTS,
     GOLD_TABLES,

@@ -42,6 +42,7 @@ from pipeline.config import (
     DEFAULT_WATERMARK_DELAY,
     PiiKey,
     parse_delay,
+    require_classic,
 )
 from pipeline.enforcement import Contract, contracts_for
 from pipeline.errors import StorageFullError
@@ -61,7 +62,7 @@ from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
 from pipeline.progress import Progress
 from pipeline.pseudonymize import key_frame
 from pipeline.run_state import RunSummary, TableCount
-from pipeline.session import INTERPRETED_EXPRESSIONS, require_classic
+from pipeline.session import INTERPRETED_EXPRESSIONS
 from pipeline.silver_stage import run_silver
 from pipeline.streaming import BatchReport, in_parallel
 from pipeline.tables import (

@@ -29,7 +29,6 @@ from pipeline.errors import (
     DeltaJarsUnavailableError,
     IncompatibleVersionsError,
     JavaNotFoundError,
-    UnsupportedModeError,
 )
 
 __all__ = [
@@ -43,7 +42,6 @@ __all__ = [
     "delta_artifacts",
     "jvm_output_to",
     "local_server_conf",
-    "require_classic",
     "resolve_delta_jars",
 ]
 
@@ -96,38 +94,6 @@ def delta_artifacts() -> tuple[str, ...]:
         f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{delta_version}",
         f"io.delta:delta-storage:{delta_version}",
     )
-
-
-def require_classic(spark: SparkSession | SparkSettings, command: str) -> None:
-    """Refuse to run `command` over Spark Connect, saying why and what to run instead.
-
-    The runner's micro-batch functions (`foreachBatch`) run in this process: they keep the
-    run's progress, expectation counts and typed errors, read the tables' Delta logs and hold
-    the key relation. Spark Connect would pickle them to its server and run them there. Its
-    Delta operations use the `DeltaTable` API, which over Spark Connect needs Delta's Connect
-    plugins on the server (`io.delta:delta-connect-server`), not published for Delta 4.4.
-
-    Raises:
-        UnsupportedModeError: `spark` is a Spark Connect session, or the settings name a
-            Spark Connect server.
-    """
-    if isinstance(spark, SparkSettings):
-        remote = spark.remote
-    else:
-        remote = "this Spark Connect session" if _is_connect(spark) else None
-    if remote:
-        raise UnsupportedModeError(
-            f"{command} cannot run over Spark Connect ({remote}): its micro-batch functions "
-            "(foreachBatch) must run in this process, and its MERGEs use Delta's DeltaTable "
-            "API, which over Spark Connect needs Delta's Connect plugins on the server. Run it "
-            "on local Spark, or on a cluster with --master spark://HOST:PORT "
-            "($CLICKSTREAM_MASTER); over a Spark Connect server, run the pipeline's Lakeflow "
-            "definitions instead: python -m pipeline.lakeflow run --remote sc://HOST:PORT."
-        )
-
-
-def _is_connect(spark: SparkSession) -> bool:
-    return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def check_versions() -> None:

@@ -132,13 +132,13 @@ def test_a_wrong_master_or_server_names_the_fix(
 def test_the_runner_refuses_spark_connect_naming_the_feature_and_the_way_out() -> None:
     settings = config.SparkSettings(remote="sc://127.0.0.1:15002", jar_cache=Path("unused"))
     with pytest.raises(UnsupportedModeError) as raised:
-        session.require_classic(settings, "`clickstream run`")
+        config.require_classic(settings, "`clickstream run`")
     message = str(raised.value)
     assert "sc://127.0.0.1:15002" in message
     assert "foreachBatch" in message
     assert "--master spark://HOST:PORT" in message
     assert "python -m pipeline.lakeflow run --remote" in message
-    session.require_classic(config.SparkSettings(remote=None, jar_cache=Path("u")), "run")
+    config.require_classic(config.SparkSettings(remote=None, jar_cache=Path("u")), "run")
 
 
 def test_cluster_settings_ship_this_python_and_bind_loopback() -> None:
