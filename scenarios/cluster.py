@@ -316,6 +316,11 @@ def _parser() -> argparse.ArgumentParser:
         "--no-scenarios", action="store_true", help="compare the pipeline's tables only"
     )
     parser.add_argument(
+        "--no-contracts",
+        action="store_true",
+        help="leave out python -m contracts in each mode (Great Expectations: a JVM each)",
+    )
+    parser.add_argument(
         "--modes",
         default=",".join(MODES),
         help="modes to run, comma-separated (default local,standalone,connect)",
@@ -409,9 +414,11 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tu
                 _run_mode(mode, args, arrival, cluster, landing, root, server, executors)
         if "connect" in modes:
             refusal = _refusal(cluster, root)
-        quarantine = {
-            name: _contracts(name, cluster, modes["local"].warehouse, root) for name in modes
-        }
+        quarantine = (
+            {}
+            if args.no_contracts
+            else {name: _contracts(name, cluster, modes["local"].warehouse, root) for name in modes}
+        )
         scenario_roots = _scenarios(args, cluster, root, modes) if not args.no_scenarios else {}
     spark = build_session(settings, log_file=root / "spark.log")
     for key, value in INTERPRETED_EXPRESSIONS.items():
