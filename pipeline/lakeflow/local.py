@@ -269,8 +269,7 @@ def _run_recorded(
     return subprocess.CompletedProcess(arguments, returncode, "".join(printed), "")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m pipeline.lakeflow {run,dry-run} [--spec S] [--landing L] [--warehouse W]`."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.lakeflow",
         description="Run the pipeline's SDP definitions with spark-pipelines on local Spark.",
@@ -288,6 +287,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "local server of spark-pipelines' own)"
         ),
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pipeline.lakeflow {run,dry-run} [--spec S] [--landing L] [--warehouse W]`."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.spec.is_file():
         parser.error(f"no pipeline spec at {args.spec}")
