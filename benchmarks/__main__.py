@@ -2,27 +2,48 @@
 
     python -m benchmarks                      # smoke size, judged against baseline/smoke.json
     python -m benchmarks --size full          # 10k, 100k and 1M events (tens of minutes)
-    python -m benchmarks --save-baseline      # measure and make this run the baseline
+    python -m benchmarks --save-baseline      # measure 3 runs and make their ratios the baseline
+    python -m benchmarks --history            # also append this run to benchmarks/history/
 
-Exit status: 0 when every benchmark passed its correctness checks and no ratio regressed
-beyond the threshold; 1 otherwise. A benchmark that looks regressed is measured again, with
-its reference, in a second pytest run, and fails only if the fastest rounds of both runs
-still show the regression: a neighbour's burst of work rarely hits the same benchmark twice.
+Exit status: 0 when every benchmark passed its correctness checks and none regressed; 1
+otherwise. Each judged benchmark runs in rounds paired with its reference, and regresses
+only when its median ratio is beyond the threshold and a Mann-Whitney test against the
+baseline's ratios is significant (`benchmarks.verdict`). What looks regressed is measured
+again, with its reference, in a second pytest run, and both runs' rounds are judged together.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from benchmarks import report
-from benchmarks.conftest import SLOWDOWN_LAYERS
+from benchmarks.harness import parse_slowdown
 from benchmarks.profiles import PROFILES
+from benchmarks.verdict import (
+    DEFAULT_METRIC,
+    DEFAULT_THRESHOLD,
+    METRICS,
+    Result,
+    baseline_document,
+    compare,
+    history_entry,
+    load_baseline,
+    load_history,
+    load_results,
+    merge_runs,
+    regressions,
+)
+
+if TYPE_CHECKING:
+    from benchmarks.verdict import Comparison
 
 PROJECT = Path(__file__).resolve().parents[1]
 SUITES = ("bench_throughput.py", "bench_contracts.py", "bench_scd2.py", "bench_incremental.py")
@@ -37,19 +58,44 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=report.DEFAULT_THRESHOLD,
-        help="a ratio this much above the baseline's fails the run (default 0.15: 15%%)",
+        default=DEFAULT_THRESHOLD,
+        help=(
+            "a median ratio this much above the baseline's, if significant, fails the run "
+            "(default 0.15: 15%%)"
+        ),
     )
     parser.add_argument(
         "--metric",
-        choices=report.METRICS,
-        default=report.DEFAULT_METRIC,
+        choices=METRICS,
+        default=DEFAULT_METRIC,
         help="judge CPU seconds (default: steadier on a shared machine) or wall seconds",
     )
     parser.add_argument(
         "--save-baseline",
         action="store_true",
-        help="write this run's ratios to benchmarks/baseline/<size>.json (to commit)",
+        help=(
+            "measure --baseline-runs runs and write their ratios to "
+            "benchmarks/baseline/<size>.json (to commit)"
+        ),
+    )
+    parser.add_argument(
+        "--baseline-runs",
+        type=int,
+        default=3,
+        metavar="N",
+        help="runs pooled into a saved baseline (default 3: the spread between runs counts)",
+    )
+    parser.add_argument(
+        "--history",
+        type=Path,
+        nargs="?",
+        const=PROJECT / "benchmarks" / "history",
+        default=None,
+        metavar="DIR",
+        help=(
+            "append this run (commit, date, machine, ratios) to DIR (default "
+            "benchmarks/history) and draw each ratio over the runs there"
+        ),
     )
     parser.add_argument("--report-dir", type=Path, default=PROJECT / "reports" / "benchmarks")
     parser.add_argument("--baseline-dir", type=Path, default=PROJECT / "benchmarks" / "baseline")
@@ -69,16 +115,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--inject-slowdown",
-        choices=SLOWDOWN_LAYERS,
+        type=_slowdown,
         default=None,
-        help="give a layer an extra shuffle, to see the verdict catch it (a self-check)",
+        metavar="LAYER[:STRENGTH]",
+        help=(
+            "make a layer's benchmarks (bronze, silver, gold, scd2, contracts, generator, "
+            "incremental) cost STRENGTH more, 0.5 unless given: a self-check of the verdict"
+        ),
     )
     return parser
 
 
+def _slowdown(text: str) -> str:
+    try:
+        parse_slowdown(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
+
+
 def _pytest(
     args: argparse.Namespace, raw_json: Path, only: Sequence[str] = ()
-) -> tuple[int, dict[str, report.Result]]:
+) -> tuple[int, dict[str, Result]]:
     """Run the suites in a fresh interpreter; returns pytest's exit code and the results."""
     command = [
         sys.executable,
@@ -99,8 +157,65 @@ def _pytest(
         command.append(f"--inject-slowdown={args.inject_slowdown}")
     raw_json.unlink(missing_ok=True)
     code = subprocess.run(command, cwd=PROJECT, check=False).returncode
-    results = report.load_results(raw_json) if raw_json.is_file() else {}
+    results = load_results(raw_json) if raw_json.is_file() else {}
     return code, results
+
+
+def _commit() -> str:
+    completed = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True, text=True
+    )
+    return completed.stdout.strip() or "unknown"
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def _save_baseline(args: argparse.Namespace, baseline_path: Path) -> int:
+    """Measure `--baseline-runs` runs and write their pooled ratios as the baseline."""
+    runs = []
+    for number in range(1, args.baseline_runs + 1):
+        print(f"\nBaseline run {number} of {args.baseline_runs}", flush=True)
+        raw = args.report_dir / f"pytest-benchmark-baseline-{number}.json"
+        code, results = _pytest(args, raw)
+        if code != 0:
+            print(f"Not saving a baseline: run {number} failed (pytest exited {code}).")
+            return 1
+        runs.append(results)
+    args.baseline_dir.mkdir(parents=True, exist_ok=True)
+    document = baseline_document(runs, args.size, _commit())
+    baseline_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"Baseline saved: {baseline_path}, {len(runs)} runs pooled (commit it)")
+    return 0
+
+
+def _judged_run(
+    args: argparse.Namespace, baseline: dict[str, Any] | None
+) -> tuple[int, dict[str, Result], list[Comparison], list[str]]:
+    """One run, and a second of whatever looks regressed; the results and their verdicts."""
+    notes: list[str] = []
+    code, results = _pytest(args, args.report_dir / "pytest-benchmark.json")
+    comparisons = compare(results, baseline, args.threshold, args.metric)
+    suspects = regressions(comparisons)
+    if suspects and not args.no_confirm:
+        print(
+            "\nMeasuring again what looks regressed, with its reference:\n  "
+            + "\n  ".join(c.describe() for c in suspects),
+            flush=True,
+        )
+        keys = sorted(c.key for c in suspects)
+        again_code, again = _pytest(args, args.report_dir / "pytest-benchmark-confirm.json", keys)
+        code = code or again_code
+        results = merge_runs(results, again)
+        comparisons = compare(results, baseline, args.threshold, args.metric)
+        notes.append("measured again in a second run, both runs' rounds judged: " + ", ".join(keys))
+    return code, results, comparisons, notes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,32 +224,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     args.report_dir.mkdir(parents=True, exist_ok=True)
     baseline_path = args.baseline_dir / f"{args.size}.json"
-    baseline = report.load_baseline(baseline_path)
-    notes: list[str] = []
+    if args.save_baseline:
+        return _save_baseline(args, baseline_path)
+    baseline = load_baseline(baseline_path)
+    code, results, comparisons, notes = _judged_run(args, baseline)
     if args.inject_slowdown:
-        notes.append(f"deliberate slowdown injected: an extra shuffle in {args.inject_slowdown}")
-
-    code, results = _pytest(args, args.report_dir / "pytest-benchmark.json")
-    comparisons = report.compare(results, baseline, args.threshold, args.metric)
-    suspects = report.regressions(comparisons)
-    if suspects and not args.no_confirm and not args.save_baseline:
-        print(
-            "\nRe-measuring what looks regressed, with its reference:\n  "
-            + "\n  ".join(c.describe() for c in suspects),
-            flush=True,
-        )
-        keys = sorted({c.key for c in suspects} | {c.reference for c in suspects if c.reference})
-        again_code, again = _pytest(args, args.report_dir / "pytest-benchmark-confirm.json", keys)
-        code = code or again_code
-        results = report.merge_runs(results, again)
-        comparisons = report.compare(results, baseline, args.threshold, args.metric)
-        notes.append(
-            "re-measured in a second run (the fastest round of both counts): " + ", ".join(keys)
-        )
+        notes.insert(0, f"deliberate slowdown injected: {args.inject_slowdown} (a self-check)")
     if not any(result.name == "duckdb" for result in results.values()):
         notes.append("DuckDB reference: not installed (pip install duckdb)")
     if code != 0:
         notes.append(f"pytest exited {code}: a benchmark failed its correctness checks or errored")
+    failed = regressions(comparisons)
+    verdict = f"FAIL: {len(failed)} regression(s)" if failed else "PASS"
+    history: list[dict[str, Any]] = []
+    if args.history is not None:
+        entry = history_entry(
+            comparisons,
+            size=args.size,
+            metric=args.metric,
+            commit=_commit(),
+            machine=_machine(),
+            verdict=verdict,
+        )
+        args.history.mkdir(parents=True, exist_ok=True)
+        name = f"{entry['date'].replace(':', '')}-{entry['commit']}.json"
+        (args.history / name).write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
+        history = load_history(args.history, args.size)
+        notes.append(f"appended to the history: {args.history / name} ({len(history)} runs)")
+
+    from benchmarks import report  # matplotlib loads only when a report is drawn
 
     paths = report.write_report(
         args.report_dir,
@@ -146,25 +264,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline_path=baseline_path,
         baseline_found=baseline is not None,
         notes=notes,
+        history=history,
     )
     for what, figure in report.headline(results):
         print(f"{what:>55}: {figure}")
-    failed = report.regressions(comparisons)
-    for comparison in failed:
-        print(f"REGRESSION {comparison.describe()}")
-    if args.save_baseline:
-        if code != 0:
-            print("Not saving a baseline: the run failed.")
-            return 1
-        args.baseline_dir.mkdir(parents=True, exist_ok=True)
-        document = report.baseline_document(results, args.size)
-        baseline_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"Baseline saved: {baseline_path} (commit it)")
+    for comparison in comparisons:
+        if comparison.ratios:
+            print(("REGRESSION " if comparison in failed else "  ") + comparison.describe())
     print(f"Report: {paths['html']} and {paths['markdown']} ({time.monotonic() - started:.0f} s)")
     if code != 0:
         return 1
-    if failed and not args.save_baseline:
-        print(f"FAIL: {len(failed)} benchmark(s) regressed beyond {args.threshold:.0%}")
+    if failed:
+        layers = sorted({c.layer or c.key for c in failed})
+        print(f"FAIL: {len(failed)} benchmark(s) regressed, in: {', '.join(layers)}")
         return 1
     print("PASS" if baseline is not None else f"PASS (no baseline yet at {baseline_path})")
     return 0

@@ -22,7 +22,8 @@ from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.bench_throughput import DELAY, FILES, assert_bronze_ledger, assert_silver_ledger
-from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, record, rounds, timed
+from benchmarks.conftest import Warehouses
+from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measure, nothing, rounds
 from benchmarks.profiles import Profile
 from benchmarks.workloads import line_count
 from contracts import gx_suites, rules
@@ -64,18 +65,10 @@ def _silver_with(
     warehouses: Warehouses,
     workdir: Path,
     table_rules: tuple[Expectation, ...],
+    reference: Reference,
 ) -> Path:
     numbers = itertools.count()
     contract = Contract(tables.SILVER_EVENTS, table_rules)
-    record(
-        benchmark,
-        request,
-        reference=benchmark_key("plain_spark", events=events),
-        versus=benchmark_key("silver", events=events),
-        items=events,
-        unit="events",
-        family="contracts",
-    )
 
     def setup() -> Path:
         target = workdir / f"{request.node.originalname}-{events}-{next(numbers)}"
@@ -92,7 +85,19 @@ def _silver_with(
         )
         return warehouse
 
-    warehouse: Path = timed(benchmark, run, setup, rounds=rounds_, warmup=warmup)
+    warehouse: Path = measure(
+        benchmark,
+        request,
+        Workload(run, setup),
+        reference=reference,
+        rounds=rounds_,
+        warmup=warmup,
+        items=events,
+        unit="events",
+        family="contracts",
+        layer="silver",
+        versus=benchmark_key("silver", events=events),
+    )
     silver_rows = assert_silver_ledger(spark, warehouse)
     dropped = (
         tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
@@ -112,6 +117,7 @@ def bench_silver_with_rules(
     events: int,
     warehouses: Warehouses,
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """Silver enforcing its rules in the writing pass (the runner's one pass)."""
     _silver_with(
@@ -125,6 +131,7 @@ def bench_silver_with_rules(
         warehouses,
         workdir,
         SILVER_RULES,
+        plain_spark_reference(events),
     )
 
 
@@ -137,6 +144,7 @@ def bench_silver_with_drops(
     events: int,
     warehouses: Warehouses,
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """Silver with a rule that drops rows: the quarantine write's second pass is paid."""
     if not profile.drop_contract:
@@ -152,6 +160,7 @@ def bench_silver_with_drops(
         warehouses,
         workdir,
         (*SILVER_RULES, FEW_DROPPED),
+        plain_spark_reference(events),
     )
     quarantined = tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
     assert quarantined.where(F.array_contains("failed_expectations", FEW_DROPPED.name)).count() > 0
@@ -165,6 +174,7 @@ def bench_bronze_with_rules(
     events: int,
     landing: Callable[[int], Path],
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """Bronze enforcing its rules on each parsed object before it is written."""
     if not profile.bronze_contract:
@@ -172,15 +182,6 @@ def bench_bronze_with_rules(
     source = landing(events)
     numbers = itertools.count()
     contract = Contract(tables.BRONZE_EVENTS, rules.bronze_rules())
-    record(
-        benchmark,
-        request,
-        reference=benchmark_key("plain_spark", events=events),
-        versus=benchmark_key("bronze", events=events),
-        items=events,
-        unit="events",
-        family="contracts",
-    )
 
     def setup() -> Path:
         return fresh(workdir / f"bronze-with-rules-{events}-{next(numbers)}")
@@ -196,8 +197,18 @@ def bench_bronze_with_rules(
         )
         return warehouse
 
-    warehouse: Path = timed(
-        benchmark, run, setup, rounds=rounds(profile), warmup=profile.warmup_rounds
+    warehouse: Path = measure(
+        benchmark,
+        request,
+        Workload(run, setup),
+        reference=plain_spark_reference(events),
+        rounds=rounds(profile, "spark"),
+        warmup=profile.warmup_rounds,
+        items=events,
+        unit="events",
+        family="contracts",
+        layer="bronze",
+        versus=benchmark_key("bronze", events=events),
     )
     assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
     assert _logged(spark, warehouse) == {rule.name: events for rule in contract.rules}
@@ -219,28 +230,26 @@ def bench_rules_engine(
     events: int,
     warehouses: Warehouses,
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """Our engine counting the silver rules over the silver rows (GX's reference)."""
     frame = _silver_rows(warehouses, events, workdir, "rules-engine")
-    record(
-        benchmark,
-        request,
-        reference=benchmark_key("plain_spark", events=events),
-        items=events,
-        unit="rows",
-        family="contracts",
-    )
 
-    def measure() -> list[ExpectationMetric]:
+    def count() -> list[ExpectationMetric]:
         evaluated = expectations.evaluate(frame, SILVER_RULES)
         return expectations.measure(evaluated, tables.SILVER_EVENTS, SILVER_RULES)
 
-    metrics = timed(
+    metrics = measure(
         benchmark,
-        lambda _: measure(),
-        nothing,
-        rounds=rounds(profile, "reference"),
+        request,
+        Workload(lambda _: count(), nothing),
+        reference=plain_spark_reference(events),
+        rounds=rounds(profile),
         warmup=profile.warmup_rounds,
+        items=events,
+        unit="rows",
+        family="contracts",
+        layer="contracts",
     )
     assert {metric.passed + metric.failed for metric in metrics} == {frame.count()}
 
@@ -252,29 +261,27 @@ def bench_gx_validate(
     events: int,
     warehouses: Warehouses,
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """Great Expectations validating the suite built from the same rules, on the same rows."""
     frame = _silver_rows(warehouses, events, workdir, "gx-validate")
-    record(
-        benchmark,
-        request,
-        reference=benchmark_key("plain_spark", events=events),
-        versus=benchmark_key("rules_engine", events=events),
-        items=events,
-        unit="rows",
-        family="contracts",
-    )
     table_rules = {tables.SILVER_EVENTS: SILVER_RULES}
 
     def validate() -> gx_suites.GxReport:
         return gx_suites.validate({tables.SILVER_EVENTS: frame}, table_rules)
 
-    report = timed(
+    report = measure(
         benchmark,
-        lambda _: validate(),
-        nothing,
-        rounds=rounds(profile, "heavy"),
+        request,
+        Workload(lambda _: validate(), nothing),
+        reference=plain_spark_reference(events),
+        rounds=rounds(profile, "spark"),
         warmup=profile.warmup_rounds,
+        items=events,
+        unit="rows",
+        family="contracts",
+        layer="contracts",
+        versus=benchmark_key("rules_engine", events=events),
     )
     ours = expectations.measure(
         expectations.evaluate(frame, SILVER_RULES), tables.SILVER_EVENTS, SILVER_RULES

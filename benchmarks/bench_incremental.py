@@ -18,7 +18,6 @@ import itertools
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -28,7 +27,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.conftest import benchmark_key, fresh, record, rounds, timed
+from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measure, rounds
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import cached_landing
 from contracts import rules
@@ -81,39 +80,6 @@ def _delivered(new_file: Path, landing: Path) -> Iterator[None]:
         target.unlink()
 
 
-def bench_incremental_onto_empty(
-    benchmark: BenchmarkFixture,
-    request: pytest.FixtureRequest,
-    spark: SparkSession,
-    pii_key: PiiKey,
-    profile: Profile,
-    cache_dir: Path,
-    workdir: Path,
-) -> None:
-    """The reference: the 10k new events onto an empty warehouse."""
-    new_file = _new_events(cache_dir)
-    landing = fresh(workdir / "onto-empty-landing")
-    (landing / tables.EVENTS_DIR).mkdir()
-    numbers = itertools.count()
-    record(
-        benchmark, request, reference=None, items=NEW_EVENTS, unit="events", family="incremental"
-    )
-
-    def run(warehouse: Path) -> Path:
-        _run(spark, landing, warehouse, pii_key)
-        return warehouse
-
-    with _delivered(new_file, landing):
-        warehouse = timed(
-            benchmark,
-            run,
-            lambda: fresh(workdir / f"onto-empty-{next(numbers)}"),
-            rounds=rounds(profile, "spark"),
-            warmup=1,
-        )
-    assert tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS) == NEW_EVENTS
-
-
 def bench_incremental_onto_history(
     benchmark: BenchmarkFixture,
     request: pytest.FixtureRequest,
@@ -123,35 +89,47 @@ def bench_incremental_onto_history(
     cache_dir: Path,
     workdir: Path,
 ) -> None:
-    """The 10k new events onto a warehouse holding `profile.history_events` events."""
+    """The 10k new events onto a warehouse holding `profile.history_events` events, paired
+    with the reference `incremental_onto_empty`: the same 10k onto an empty warehouse."""
     history = profile.history_events
     landing = cached_landing(cache_dir, history, SEED)
     built = workdir / f"history-{history}"
     _run(spark, landing, built, pii_key)  # untimed: the history every round starts from
     new_file = _new_events(cache_dir)
+    empty_landing = fresh(workdir / "onto-empty-landing")
+    (empty_landing / tables.EVENTS_DIR).mkdir()
     numbers = itertools.count()
-    record(
-        benchmark,
-        request,
-        reference=benchmark_key("incremental_onto_empty"),
-        items=NEW_EVENTS,
-        unit="events",
-        family="incremental",
-        history_events=history,
-    )
 
-    def prepare() -> Path:
+    def copy_of_history() -> Path:
         copy = workdir / f"onto-history-{next(numbers)}"
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(built, copy, symlinks=True)
         return copy
 
-    def run(warehouse: Path) -> Path:
-        _run(spark, landing, warehouse, pii_key)
-        return warehouse
+    def onto(source: Path) -> Callable[[Path], Path]:
+        def run(warehouse: Path) -> Path:
+            _run(spark, source, warehouse, pii_key)
+            return warehouse
 
-    with _delivered(new_file, landing):
-        warehouse = timed(benchmark, run, prepare, rounds=rounds(profile, "spark"))
+        return run
+
+    onto_empty = Workload(
+        onto(empty_landing), lambda: fresh(workdir / f"onto-empty-{next(numbers)}")
+    )
+    with _delivered(new_file, landing), _delivered(new_file, empty_landing):
+        warehouse = measure(
+            benchmark,
+            request,
+            Workload(onto(landing), copy_of_history),
+            reference=Reference(benchmark_key("incremental_onto_empty"), onto_empty),
+            rounds=rounds(profile, "heavy"),
+            warmup=1,
+            items=NEW_EVENTS,
+            unit="events",
+            family="incremental",
+            layer="incremental",
+            history_events=history,
+        )
     facts = tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS)
     assert facts == tables.count_rows(spark, warehouse, tables.SILVER_EVENTS)
     assert facts == tables.count_rows(spark, built, tables.SILVER_EVENTS) + NEW_EVENTS
@@ -180,26 +158,16 @@ def process_env(pii_key: PiiKey) -> dict[str, str]:
     )
 
 
-def _timed_process(
-    benchmark: BenchmarkFixture,
-    command: Callable[[Path], list[str]],
-    prepare: Callable[[], Path],
-    env: dict[str, str],
-    *,
-    rounds_: int,
-) -> Path:
-    """Time a whole process per round; its wall time is also what the verdict judges."""
-    walls: list[float] = []
+def _process_workload(
+    command: Callable[[Path], list[str]], prepare: Callable[[], Path], env: dict[str, str]
+) -> Workload[Path, Path]:
+    """A whole process per round, run to its end from the project."""
 
     def run(directory: Path) -> Path:
-        started = time.perf_counter()
         _process(command(directory), env)
-        walls.append(time.perf_counter() - started)
         return directory
 
-    result = timed(benchmark, run, prepare, rounds=rounds_)
-    benchmark.extra_info["cpu_seconds"] = walls
-    return result
+    return Workload(run, prepare)
 
 
 CLICKSTREAM = [sys.executable, "-m", "clickstream"]
@@ -227,17 +195,11 @@ START_STOP: list[str] = [
 """What every whole-process benchmark pays at least: Python, pyspark, a JVM with Delta."""
 
 
-def bench_spark_start_stop(
-    benchmark: BenchmarkFixture,
-    request: pytest.FixtureRequest,
-    profile: Profile,
-    process_env: dict[str, str],
-    workdir: Path,
-) -> None:
-    """The reference: a process that starts and stops a SparkSession with Delta."""
-    record(benchmark, request, reference=None, items=1, unit="processes", family="process")
-    _timed_process(
-        benchmark, lambda _d: START_STOP, lambda: workdir, process_env, rounds_=rounds(profile)
+def _start_stop(env: dict[str, str], workdir: Path) -> Reference:
+    """The reference of the whole-process benchmarks: start and stop a SparkSession with Delta."""
+    return Reference(
+        benchmark_key("spark_start_stop"),
+        _process_workload(lambda _d: START_STOP, lambda: workdir, env),
     )
 
 
@@ -255,17 +217,17 @@ def bench_process_noop(
     landing = cached_landing(cache_dir, 2_000, SEED)
     warehouse = workdir / "noop"
     runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=pii_key)
-    record(
+    command = _clickstream_run(landing)(warehouse)
+    measure(
         benchmark,
         request,
-        reference=benchmark_key("spark_start_stop"),
+        _process_workload(lambda _d: command, lambda: warehouse, process_env),
+        reference=_start_stop(process_env, workdir),
+        rounds=rounds(profile, "heavy"),
         items=1,
         unit="processes",
         family="process",
-    )
-    command = _clickstream_run(landing)(warehouse)
-    _timed_process(
-        benchmark, lambda _d: command, lambda: warehouse, process_env, rounds_=rounds(profile)
+        wall_only=True,
     )
     assert "nothing new since the last run" in _process(command, process_env).stderr
 
@@ -287,20 +249,20 @@ def bench_process_first_run(
     _full_only(profile)
     landing = cached_landing(cache_dir, 2_000, SEED)
     numbers = itertools.count()
-    record(
+    warehouse = measure(
         benchmark,
         request,
-        reference=benchmark_key("spark_start_stop"),
+        _process_workload(
+            _clickstream_run(landing),
+            lambda: fresh(workdir / f"first-run-{next(numbers)}"),
+            process_env,
+        ),
+        reference=_start_stop(process_env, workdir),
+        rounds=rounds(profile, "heavy"),
         items=2_000,
         unit="events",
         family="process",
-    )
-    warehouse = _timed_process(
-        benchmark,
-        _clickstream_run(landing),
-        lambda: fresh(workdir / f"first-run-{next(numbers)}"),
-        process_env,
-        rounds_=rounds(profile, "heavy"),
+        wall_only=True,
     )
     assert (warehouse / tables.GOLD_FACT_EVENTS).is_dir()
 
@@ -322,14 +284,6 @@ def bench_process_incremental(
     _run(spark, landing, built, pii_key)
     new_file = _new_events(cache_dir)
     numbers = itertools.count()
-    record(
-        benchmark,
-        request,
-        reference=benchmark_key("spark_start_stop"),
-        items=NEW_EVENTS,
-        unit="events",
-        family="process",
-    )
 
     def prepare() -> Path:
         copy = workdir / f"process-incremental-{next(numbers)}"
@@ -338,12 +292,16 @@ def bench_process_incremental(
         return copy
 
     with _delivered(new_file, landing):
-        warehouse = _timed_process(
+        warehouse = measure(
             benchmark,
-            _clickstream_run(landing),
-            prepare,
-            process_env,
-            rounds_=rounds(profile, "heavy"),
+            request,
+            _process_workload(_clickstream_run(landing), prepare, process_env),
+            reference=_start_stop(process_env, workdir),
+            rounds=rounds(profile, "heavy"),
+            items=NEW_EVENTS,
+            unit="events",
+            family="process",
+            wall_only=True,
         )
     assert tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS) == 2_000 + NEW_EVENTS
 
@@ -355,28 +313,6 @@ PLAIN_SPARK_SCRIPT = (
     "spark = build_session(spark_settings_from_environment(Path('.cache/jars'))); "
     "plain_spark(spark, Path(sys.argv[1]), Path(sys.argv[2])); spark.stop()"
 )
-
-
-def bench_process_plain_spark(
-    benchmark: BenchmarkFixture,
-    request: pytest.FixtureRequest,
-    profile: Profile,
-    cache_dir: Path,
-    workdir: Path,
-    process_env: dict[str, str],
-) -> None:
-    """The reference: the plain-Spark pipeline of DESIGN.md as a script, on 1M events."""
-    _full_only(profile)
-    events = max(profile.events)
-    landing = cached_landing(cache_dir, events, SEED)
-    record(benchmark, request, reference=None, items=events, unit="events", family="process")
-    _timed_process(
-        benchmark,
-        lambda out: [sys.executable, "-c", PLAIN_SPARK_SCRIPT, str(landing), str(out)],
-        lambda: fresh(workdir / "process-plain-spark"),
-        process_env,
-        rounds_=rounds(profile, "heavy"),
-    )
 
 
 def bench_process_end_to_end(
@@ -392,19 +328,24 @@ def bench_process_end_to_end(
     events = max(profile.events)
     landing = cached_landing(cache_dir, events, SEED)
     numbers = itertools.count()
-    record(
+    plain = _process_workload(
+        lambda out: [sys.executable, "-c", PLAIN_SPARK_SCRIPT, str(landing), str(out)],
+        lambda: fresh(workdir / "process-plain-spark"),
+        process_env,
+    )
+    warehouse = measure(
         benchmark,
         request,
-        reference=benchmark_key("process_plain_spark"),
+        _process_workload(
+            _clickstream_run(landing),
+            lambda: fresh(workdir / f"process-end-to-end-{next(numbers)}"),
+            process_env,
+        ),
+        reference=Reference(benchmark_key("process_plain_spark"), plain),
+        rounds=rounds(profile, "heavy"),
         items=events,
         unit="events",
         family="process",
-    )
-    warehouse = _timed_process(
-        benchmark,
-        _clickstream_run(landing),
-        lambda: fresh(workdir / f"process-end-to-end-{next(numbers)}"),
-        process_env,
-        rounds_=rounds(profile, "heavy"),
+        wall_only=True,
     )
     assert (warehouse / tables.GOLD_FACT_EVENTS).is_dir()

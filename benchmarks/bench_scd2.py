@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks import histories
-from benchmarks.conftest import benchmark_key, fresh, record, rounds, timed, yardstick
+from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measure, rounds
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import (
     cached_dimension,
@@ -63,17 +63,22 @@ def bench_delta_upsert(
     """The reference: the batch as one plain Delta MERGE (SCD1 upsert and delete)."""
     source = cached_dimension(spark, cache_dir, dimension_rows, seed=SEED)
     batch = _batch(spark, batch_rows, dimension_rows)
-    record(
-        benchmark, request, reference=None, items=batch_rows, unit="changes", family="scd2_merge"
-    )
 
     def run(path: Path) -> Path:
         delta_upsert(spark, batch, path)
         return path
 
     copies = _copies(source, workdir, f"upsert-{dimension_rows}-{batch_rows}")
-    path = timed(
-        benchmark, run, copies, rounds=rounds(profile, "spark"), warmup=profile.warmup_rounds
+    path = measure(
+        benchmark,
+        request,
+        Workload(run, copies),
+        reference=None,
+        rounds=rounds(profile, "reference"),
+        warmup=profile.warmup_rounds,
+        items=batch_rows,
+        unit="changes",
+        family="scd2_merge",
     )
     original = spark.read.format("delta").load(str(source / "gold_dim_user"))
     known = batch.join(original, gold.USER_KEY, "left_semi")
@@ -92,27 +97,29 @@ def bench_scd2_merge(
     batch_rows: int,
     cache_dir: Path,
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """`merge_changes` of the batch into the SCD2 user dimension (late changes split versions)."""
     source = cached_dimension(spark, cache_dir, dimension_rows, seed=SEED)
     batch = _batch(spark, batch_rows, dimension_rows)
-    record(
-        benchmark,
-        request,
-        reference=yardstick(profile),
-        versus=benchmark_key("delta_upsert", dimension_rows=dimension_rows, batch_rows=batch_rows),
-        items=batch_rows,
-        unit="changes",
-        family="scd2_merge",
-    )
 
     def run(path: Path) -> Path:
         merge_user_changes(spark, batch, path)
         return path
 
     copies = _copies(source, workdir, f"scd2-{dimension_rows}-{batch_rows}")
-    path = timed(
-        benchmark, run, copies, rounds=rounds(profile, "spark"), warmup=profile.warmup_rounds
+    path = measure(
+        benchmark,
+        request,
+        Workload(run, copies),
+        reference=plain_spark_reference(max(profile.events)),
+        rounds=rounds(profile, "spark"),
+        warmup=profile.warmup_rounds,
+        items=batch_rows,
+        unit="changes",
+        family="scd2_merge",
+        layer="scd2",
+        versus=benchmark_key("delta_upsert", dimension_rows=dimension_rows, batch_rows=batch_rows),
     )
     table = spark.read.format("delta").load(str(path))
     log = spark.read.format("delta").load(scd2.change_log_path(str(path)))
@@ -146,16 +153,6 @@ def bench_scd2_correctness(
 ) -> None:
     """Random histories, out-of-order batches, merged incrementally; compared with the model."""
     feed = histories.random_feed(profile.histories, seed=SEED)
-    record(
-        benchmark,
-        request,
-        reference=None,
-        items=len(feed),
-        unit="changes",
-        family="scd2_correctness",
-        histories=profile.histories,
-        batches=profile.history_batches,
-    )
 
     def setup() -> Path:
         return fresh(workdir / "scd2-correctness") / "table"
@@ -164,7 +161,18 @@ def bench_scd2_correctness(
         histories.apply_incrementally(spark, feed, profile.history_batches, path)
         return path
 
-    path = timed(benchmark, run, setup, rounds=1)
+    path = measure(
+        benchmark,
+        request,
+        Workload(run, setup),
+        reference=None,
+        rounds=1,
+        items=len(feed),
+        unit="changes",
+        family="scd2_correctness",
+        histories=profile.histories,
+        batches=profile.history_batches,
+    )
     verdict = histories.check(spark, feed, path)
     benchmark.extra_info.update(checked=verdict.histories, wrong=verdict.wrong)
     assert verdict.histories == profile.histories

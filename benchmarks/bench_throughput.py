@@ -18,7 +18,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.conftest import Warehouses, benchmark_key, fresh, nothing, record, rounds, timed
+from benchmarks.conftest import Warehouses
+from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measure, nothing, rounds
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import (
     duckdb_installed,
@@ -41,8 +42,8 @@ FILES = runner.RunOptions().max_files_per_trigger
 DELAY = runner.RunOptions().watermark_delay
 
 
-def _plain_spark_key(events: int) -> str:
-    return benchmark_key("plain_spark", events=events)
+def _orjson_floor(source: Path) -> Workload[None, int]:
+    return Workload(lambda _: orjson_floor(source), nothing)
 
 
 def _counter() -> Callable[[], int]:
@@ -65,12 +66,15 @@ def bench_plain_spark(
     """The plain-Spark reference: read with the schema, dedup, sha2, write parquet."""
     source = landing(events)
     out = workdir / f"plain-spark-{events}"
-    record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
-    timed(
+    measure(
         benchmark,
-        lambda _: plain_spark(spark, source, out),
-        nothing,
+        request,
+        Workload(lambda _: plain_spark(spark, source, out), nothing),
+        reference=None,
         rounds=rounds(profile, "reference"),
+        items=events,
+        unit="events",
+        family="throughput",
     )
     assert spark.read.parquet(str(out)).count() == events
 
@@ -83,10 +87,15 @@ def bench_orjson_floor(
     landing: Callable[[int], Path],
 ) -> None:
     """The JSON decode floor: orjson over the same files, one core."""
-    source = landing(events)
-    record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
-    decoded = timed(
-        benchmark, lambda _: orjson_floor(source), nothing, rounds=rounds(profile, "reference")
+    decoded = measure(
+        benchmark,
+        request,
+        _orjson_floor(landing(events)),
+        reference=None,
+        rounds=rounds(profile, "reference"),
+        items=events,
+        unit="events",
+        family="throughput",
     )
     assert decoded == events
 
@@ -104,7 +113,6 @@ def bench_duckdb(
         pytest.skip("duckdb not installed (the optional dependency group `duckdb`)")
     source = landing(events)
     out = fresh(workdir / f"duckdb-{events}") / "events.parquet"
-    record(benchmark, request, reference=None, items=events, unit="events", family="throughput")
 
     def run(_: None) -> int:
         return duckdb_reference(source, out)
@@ -112,16 +120,18 @@ def bench_duckdb(
     def prepare() -> None:
         out.unlink(missing_ok=True)
 
-    assert (
-        timed(
-            benchmark,
-            run,
-            prepare,
-            rounds=rounds(profile, "reference"),
-            warmup=profile.warmup_rounds,
-        )
-        == events
+    written = measure(
+        benchmark,
+        request,
+        Workload(run, prepare),
+        reference=None,
+        rounds=rounds(profile, "reference"),
+        warmup=profile.warmup_rounds,
+        items=events,
+        unit="events",
+        family="throughput",
     )
+    assert written == events
 
 
 # ------------------------------------------------------------------------------ generator
@@ -138,14 +148,6 @@ def bench_generator(
     """`write_landing`: events and their CDC feed as JSON lines, byte-deterministic per seed."""
     expected = file_digests(landing(events))
     number = _counter()
-    record(
-        benchmark,
-        request,
-        reference=benchmark_key("orjson_floor", events=events),
-        items=events,
-        unit="events",
-        family="throughput",
-    )
 
     def setup() -> Path:
         return fresh(workdir / f"generator-{events}-{number()}") / "landing"
@@ -154,7 +156,20 @@ def bench_generator(
         generator.write_landing(out, events=events, seed=SEED, files=event_files(events))
         return out
 
-    written = timed(benchmark, write, setup, rounds=rounds(profile), warmup=profile.warmup_rounds)
+    written = measure(
+        benchmark,
+        request,
+        Workload(write, setup),
+        reference=Reference(
+            benchmark_key("orjson_floor", events=events), _orjson_floor(landing(events))
+        ),
+        rounds=rounds(profile),
+        warmup=profile.warmup_rounds,
+        items=events,
+        unit="events",
+        family="throughput",
+        layer="generator",
+    )
     assert file_digests(written) == expected
 
 
@@ -215,18 +230,11 @@ def bench_bronze(
     landing: Callable[[int], Path],
     warehouses: Warehouses,
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """The bronze stage: parse once, rescue, quarantine, an exactly-once Delta append."""
     source = landing(events)
     number = _counter()
-    record(
-        benchmark,
-        request,
-        reference=_plain_spark_key(events),
-        items=events,
-        unit="events",
-        family="throughput",
-    )
 
     def setup() -> Path:
         return fresh(workdir / f"bronze-{events}-{number()}")
@@ -235,7 +243,18 @@ def bench_bronze(
         run_bronze(spark, landing=source, warehouse=warehouse, max_files_per_trigger=FILES)
         return warehouse
 
-    warehouse = timed(benchmark, run, setup, rounds=rounds(profile), warmup=profile.warmup_rounds)
+    warehouse = measure(
+        benchmark,
+        request,
+        Workload(run, setup),
+        reference=plain_spark_reference(events),
+        rounds=rounds(profile, "spark"),
+        warmup=profile.warmup_rounds,
+        items=events,
+        unit="events",
+        family="throughput",
+        layer="bronze",
+    )
     assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
     warehouses.keep("bronze", events, warehouse)
 
@@ -249,17 +268,10 @@ def bench_silver(
     events: int,
     warehouses: Warehouses,
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """The silver stage: watermark, dedup, HMAC, quarantine and late rows, in one query."""
     number = _counter()
-    record(
-        benchmark,
-        request,
-        reference=_plain_spark_key(events),
-        items=events,
-        unit="events",
-        family="throughput",
-    )
 
     def setup() -> Path:
         return warehouses.with_table("bronze", events, workdir / f"silver-{events}-{number()}")
@@ -268,8 +280,17 @@ def bench_silver(
         run_silver(spark, warehouse=warehouse, keys=keys, watermark_delay=DELAY)
         return warehouse
 
-    warehouse = timed(
-        benchmark, run, setup, rounds=rounds(profile, "spark"), warmup=profile.warmup_rounds
+    warehouse = measure(
+        benchmark,
+        request,
+        Workload(run, setup),
+        reference=plain_spark_reference(events),
+        rounds=rounds(profile, "spark"),
+        warmup=profile.warmup_rounds,
+        items=events,
+        unit="events",
+        family="throughput",
+        layer="silver",
     )
     assert assert_silver_ledger(spark, warehouse) > 0
     warehouses.keep("silver", events, warehouse)
@@ -285,18 +306,11 @@ def bench_gold(
     landing: Callable[[int], Path],
     warehouses: Warehouses,
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """Gold: the SCD2 user dimension from the CDC feed, then the star schema and aggregates."""
     source = landing(events)
     number = _counter()
-    record(
-        benchmark,
-        request,
-        reference=_plain_spark_key(events),
-        items=events,
-        unit="events",
-        family="throughput",
-    )
 
     def setup() -> Path:
         return warehouses.with_table("silver", events, workdir / f"gold-{events}-{number()}")
@@ -309,8 +323,17 @@ def bench_gold(
         run_gold(spark, warehouse=warehouse)
         return warehouse
 
-    warehouse = timed(
-        benchmark, run, setup, rounds=rounds(profile, "heavy"), warmup=profile.warmup_rounds
+    warehouse = measure(
+        benchmark,
+        request,
+        Workload(run, setup),
+        reference=plain_spark_reference(events),
+        rounds=rounds(profile, "heavy"),
+        warmup=profile.warmup_rounds,
+        items=events,
+        unit="events",
+        family="throughput",
+        layer="gold",
     )
     assert_gold(spark, warehouse, _count(spark, warehouse, tables.SILVER_EVENTS))
 
@@ -324,20 +347,13 @@ def bench_end_to_end(
     events: int,
     landing: Callable[[int], Path],
     workdir: Path,
+    plain_spark_reference: Callable[[int], Reference],
 ) -> None:
     """`run_pipeline` on a fresh warehouse, with the rules of `contracts.rules`."""
     if not profile.end_to_end:
         pytest.skip("full size only: the smoke size times the layers one by one")
     source = landing(events)
     number = _counter()
-    record(
-        benchmark,
-        request,
-        reference=_plain_spark_key(events),
-        items=events,
-        unit="events",
-        family="throughput",
-    )
 
     def setup() -> Path:
         return fresh(workdir / f"end-to-end-{events}-{number()}")
@@ -352,8 +368,16 @@ def bench_end_to_end(
         )
         return warehouse
 
-    warehouse = timed(
-        benchmark, run, setup, rounds=rounds(profile, "heavy"), warmup=profile.warmup_rounds
+    warehouse = measure(
+        benchmark,
+        request,
+        Workload(run, setup),
+        reference=plain_spark_reference(events),
+        rounds=rounds(profile, "heavy"),
+        warmup=profile.warmup_rounds,
+        items=events,
+        unit="events",
+        family="throughput",
     )
     assert assert_bronze_ledger(spark, warehouse, line_count(source)) == events
     assert_gold(spark, warehouse, assert_silver_ledger(spark, warehouse))

@@ -1,40 +1,42 @@
-"""Fixtures of the benchmark suites: the size profile, one SparkSession, cached inputs.
+"""Fixtures of the benchmark suites: the size profile, one SparkSession, cached inputs, the
+plain-Spark reference, and the layer outputs the layer benchmarks hand on.
 
 Only `benchmarks/pytest.ini` collects these suites (`python -m benchmarks` uses it); the test
-session's `testpaths` never reaches them. Every benchmark records what it measured in
-`benchmark.extra_info` (see `record`): its key, the reference it is divided by, and the items
-it processed, which is all `benchmarks.report` needs.
+session's `testpaths` never reaches them. How a benchmark is measured is `benchmarks.harness`.
 """
 
 from __future__ import annotations
 
+import argparse
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
-from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.cpu import cpu_seconds, watch_jvm
+from benchmarks.cpu import watch_jvm
+from benchmarks.harness import (
+    Reference,
+    Slowdown,
+    Workload,
+    benchmark_key,
+    item_key,
+    nothing,
+    parse_slowdown,
+)
 from benchmarks.profiles import PROFILES, SEED, Profile
-from benchmarks.workloads import cached_landing
-from pipeline import bronze, gold, runner, silver, tables
+from benchmarks.workloads import cached_landing, plain_spark
+from pipeline import runner, tables
 from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey, SparkSettings, spark_settings_from_environment
 from pipeline.pseudonymize import key_frame
 from pipeline.session import build_session
 from pipeline.silver_stage import run_silver
 
-A = TypeVar("A")
-T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[1]
-SLOWDOWN_PARTITIONS = 32
-"""`--inject-slowdown`: an extra shuffle into this many partitions (and as many files)."""
-SLOWDOWN_LAYERS = ("bronze", "silver", "gold")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,10 +56,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--inject-slowdown",
-        choices=SLOWDOWN_LAYERS,
+        type=_slowdown,
         default=None,
-        help="add an extra shuffle to a layer: checks that the verdict catches a regression",
+        metavar="LAYER[:STRENGTH]",
+        help="make a layer's benchmarks cost STRENGTH more (default 0.5): a self-check",
     )
+
+
+def _slowdown(text: str) -> Slowdown:
+    try:
+        return parse_slowdown(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _profile(config: pytest.Config) -> Profile:
@@ -74,19 +84,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ):
         if name in metafunc.fixturenames:
             metafunc.parametrize(name, values, ids=[f"{name}={value}" for value in values])
-
-
-def benchmark_key(name: str, **params: int) -> str:
-    """A benchmark's name in results, baselines and reports: `silver[events=10000]`."""
-    return f"{name}[{','.join(f'{k}={v}' for k, v in params.items())}]" if params else name
-
-
-def item_key(item: pytest.Item) -> str:
-    """The key of the benchmark a test item records: `bench_<name>` with its sizes."""
-    name = getattr(item, "originalname", item.name).removeprefix("bench_")
-    callspec = getattr(item, "callspec", None)
-    params: dict[str, int] = dict(callspec.params) if callspec is not None else {}
-    return benchmark_key(name, **params)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -164,33 +161,6 @@ def landing(cache_dir: Path) -> Callable[[int], Path]:
     return lambda events: cached_landing(cache_dir, events, SEED)
 
 
-def _slower(function: Callable[..., DataFrame]) -> Callable[..., DataFrame]:
-    def extra_shuffle(*args: Any, **kwargs: Any) -> DataFrame:
-        return function(*args, **kwargs).repartition(SLOWDOWN_PARTITIONS)
-
-    return extra_shuffle
-
-
-@pytest.fixture(scope="session", autouse=True)
-def injected_slowdown(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """With `--inject-slowdown LAYER`, that layer's output gets an extra shuffle.
-
-    Only for checking the verdict: a deliberately slower layer must fail the run.
-    """
-    layer = request.config.getoption("--inject-slowdown")
-    patch = pytest.MonkeyPatch()
-    targets = {
-        "bronze": (bronze, "parse_lines"),
-        "silver": (silver, "pseudonymized"),
-        "gold": (gold, "fact_events"),
-    }
-    if layer is not None:
-        module, name = targets[layer]
-        patch.setattr(module, name, _slower(getattr(module, name)))
-    yield layer
-    patch.undo()
-
-
 @dataclass
 class Warehouses:
     """The last warehouse each layer benchmark left, per size, so the next layer reads it.
@@ -250,103 +220,21 @@ def warehouses(
     return Warehouses(spark, keys, workdir, landing)
 
 
-def record(
-    benchmark: BenchmarkFixture,
-    request: pytest.FixtureRequest,
-    *,
-    reference: str | None,
-    items: int,
-    unit: str,
-    family: str,
-    versus: str | None = None,
-    **details: Any,
-) -> str:
-    """Describe a benchmark for the report; returns its key (`item_key` of the test).
+@pytest.fixture(scope="session")
+def plain_spark_reference(
+    spark: SparkSession, landing: Callable[[int], Path], workdir: Path
+) -> Callable[[int], Reference]:
+    """The plain-Spark reference of a number of events: every Spark benchmark's yardstick.
 
-    Args:
-        benchmark: the pytest-benchmark fixture.
-        request: the test's request, whose name and sizes make the key.
-        reference: the key of the benchmark it is divided by for the verdict; None for a
-            reference itself.
-        versus: the key of a benchmark it is also read against in the report (a layer
-            without its rules, our engine for GX, a plain MERGE for SCD2), not judged.
-        items: what one round processed (events, changes, rows), for throughput.
-        unit: what `items` counts.
-        family: the plot it belongs to (`throughput`, `contracts`, `scd2_merge`, ...).
-        **details: further figures for the report (such as checked and wrong histories).
+    Read with the schema, dedup, sha2, write Parquet: the steadiest Spark work of the run,
+    so a Spark benchmark's ratio to it moves little between runs.
     """
-    key = item_key(request.node)
-    callspec = getattr(request.node, "callspec", None)
-    benchmark.extra_info.update(
-        key=key,
-        name=getattr(request.node, "originalname", key).removeprefix("bench_"),
-        reference=reference,
-        versus=versus,
-        items=items,
-        unit=unit,
-        family=family,
-        params=dict(callspec.params) if callspec is not None else {},
-        **details,
-    )
-    return key
 
+    def reference(events: int) -> Reference:
+        source, out = landing(events), workdir / f"plain-spark-reference-{events}"
+        return Reference(
+            benchmark_key("plain_spark", events=events),
+            Workload(lambda _: plain_spark(spark, source, out), nothing),
+        )
 
-def timed(
-    benchmark: BenchmarkFixture,
-    run: Callable[[A], T],
-    prepare: Callable[[], A],
-    *,
-    rounds: int,
-    warmup: int = 0,
-) -> T:
-    """Time `run(prepare())` for `rounds` rounds, `prepare` untimed; the last round's result.
-
-    pytest-benchmark records each round's wall time; the CPU seconds of each round (this
-    process and the Spark JVM) go to `extra_info["cpu_seconds"]`. The verdict uses the
-    fastest round's CPU time: the least disturbed by other work on the machine. `warmup`
-    untimed rounds go first.
-    """
-    spent: list[float] = []
-
-    def setup() -> tuple[tuple[A], dict[str, Any]]:
-        return (prepare(),), {}
-
-    def measured(argument: A) -> T:
-        before = cpu_seconds()
-        try:
-            return run(argument)
-        finally:
-            spent.append(cpu_seconds() - before)
-
-    result: T = benchmark.pedantic(  # type: ignore[no-untyped-call]
-        measured, setup=setup, rounds=rounds, warmup_rounds=warmup
-    )
-    benchmark.extra_info["cpu_seconds"] = spent[warmup:]
-    return result
-
-
-def nothing() -> None:
-    """`prepare` for a benchmark that needs nothing prepared."""
-
-
-def yardstick(profile: Profile) -> str:
-    """The plain-Spark reference that benchmarks without an events size are judged by."""
-    return benchmark_key("plain_spark", events=max(profile.events))
-
-
-def rounds(profile: Profile, cost: str = "quick") -> int:
-    """Timed rounds for a benchmark of this profile: `reference`, `quick`, `spark` or `heavy`."""
-    by_cost = {
-        "reference": profile.reference_rounds,
-        "quick": profile.rounds,
-        "spark": profile.spark_rounds,
-        "heavy": profile.heavy_rounds,
-    }
-    return by_cost[cost]
-
-
-def fresh(directory: Path) -> Path:
-    """An empty directory at `directory`."""
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    return directory
+    return reference

@@ -1,13 +1,10 @@
-"""Results, ratios, the regression verdict against the baseline, and the report files.
+"""The benchmark report: `results.json`, `report.md` and `report.html`, with their plots.
 
-Every benchmark's cost is its fastest round (the least disturbed by other work on a shared
-machine), in CPU seconds (this process and the Spark JVM, see `benchmarks.cpu`) or, with
-`metric="wall"`, in wall seconds. Its *ratio* is that cost divided by its reference's, measured in
-the same run (`extra_info["reference"]`): plain Spark for the Spark layers, the orjson floor
-for the generator, a plain Delta MERGE for the SCD2 merge, the same layer without rules for
-a contract, our engine for GX. A benchmark regresses when its ratio exceeds the baseline's
-ratio by more than the threshold. References themselves are not judged: a slower machine
-slows them and what they normalise alike.
+What the report shows is decided in `benchmarks.verdict`; here it is only drawn. Each judged
+benchmark's ratios (one per paired round) are drawn against its baseline band; with more than
+one data size (the full size), throughput and SCD2 merge cost against size too; with a
+history folder, each ratio over the runs of the history, so a slow drift shows, not only a
+step. Tables stay narrow: the verdicts in one, the times in another.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ import base64
 import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,237 +22,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen first, before pyplot loads
 
+from benchmarks.verdict import Comparison, Result, regressions
 from contracts.html import render
 
-__all__ = [
-    "DEFAULT_METRIC",
-    "DEFAULT_THRESHOLD",
-    "METRICS",
-    "Comparison",
-    "Result",
-    "baseline_document",
-    "compare",
-    "headline",
-    "load_baseline",
-    "load_results",
-    "merge_runs",
-    "ratios",
-    "regressions",
-    "write_report",
-]
-
-DEFAULT_THRESHOLD = 0.15
-METRICS = ("cpu", "wall")
-DEFAULT_METRIC = "cpu"
-_BASELINE_FIELD = {"cpu": "ratio", "wall": "wall_ratio"}
-
-
-@dataclass(frozen=True)
-class Result:
-    """One benchmark of a run: its round times and what `conftest.record` said about it."""
-
-    key: str
-    name: str
-    family: str
-    reference: str | None
-    versus: str | None
-    items: int
-    unit: str
-    params: Mapping[str, int]
-    times: tuple[float, ...]
-    cpu: tuple[float, ...] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def best(self) -> float:
-        """The fastest round, in seconds."""
-        return min(self.times)
-
-    @property
-    def best_cpu(self) -> float:
-        """The least CPU time of a round (wall time when CPU was not recorded)."""
-        return min(self.cpu) if self.cpu else self.best
-
-    def cost(self, metric: str) -> float:
-        """What the verdict compares: `best_cpu` or, for `wall`, `best`."""
-        return self.best_cpu if metric == "cpu" else self.best
-
-    @property
-    def median(self) -> float:
-        """The median round, in seconds."""
-        return statistics.median(self.times)
-
-    @property
-    def throughput(self) -> float:
-        """Items per second in the fastest round."""
-        return self.items / self.best
-
-    def with_rounds(self, other: Result) -> Result:
-        """The same benchmark with the rounds of another run added."""
-        return Result(
-            self.key,
-            self.name,
-            self.family,
-            self.reference,
-            self.versus,
-            self.items,
-            self.unit,
-            self.params,
-            (*self.times, *other.times),
-            (*self.cpu, *other.cpu),
-            self.details,
-        )
-
-
-_RECORDED = {
-    "key",
-    "name",
-    "family",
-    "reference",
-    "versus",
-    "items",
-    "unit",
-    "params",
-    "cpu_seconds",
-}
-
-
-def load_results(path: Path) -> dict[str, Result]:
-    """The results in a pytest-benchmark JSON file (`--benchmark-json`), by key."""
-    document = json.loads(path.read_text(encoding="utf-8"))
-    results: dict[str, Result] = {}
-    for entry in document.get("benchmarks", []):
-        info = entry["extra_info"]
-        results[info["key"]] = Result(
-            key=info["key"],
-            name=info["name"],
-            family=info["family"],
-            reference=info["reference"],
-            versus=info.get("versus"),
-            items=int(info["items"]),
-            unit=info["unit"],
-            params=dict(info["params"]),
-            times=tuple(float(t) for t in entry["stats"]["data"]),
-            cpu=tuple(float(t) for t in info.get("cpu_seconds", ())),
-            details={k: v for k, v in info.items() if k not in _RECORDED},
-        )
-    return results
-
-
-def merge_runs(first: Mapping[str, Result], second: Mapping[str, Result]) -> dict[str, Result]:
-    """Both runs' rounds per benchmark (the confirmation run re-measures a few)."""
-    merged = dict(first)
-    for key, result in second.items():
-        merged[key] = merged[key].with_rounds(result) if key in merged else result
-    return merged
-
-
-def ratios(results: Mapping[str, Result], metric: str = DEFAULT_METRIC) -> dict[str, float]:
-    """Each benchmark's cost over its reference's, where both were measured."""
-    return {
-        key: result.cost(metric) / results[result.reference].cost(metric)
-        for key, result in results.items()
-        if result.reference is not None and result.reference in results
-    }
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One benchmark against the baseline.
-
-    `status` is `regression`, `ok`, `faster` (beyond the threshold the other way), `new` (no
-    baseline ratio), `reference` (others are divided by it: not judged), `not judged` (no
-    reference, such as the correctness benchmark, whose assertions are its verdict) or
-    `no reference` (its reference did not run).
-    """
-
-    key: str
-    reference: str | None
-    seconds: float
-    ratio: float | None
-    baseline_ratio: float | None
-    status: str
-
-    @property
-    def change(self) -> float | None:
-        """The ratio's change against the baseline's: +0.20 is 20% slower."""
-        if self.ratio is None or self.baseline_ratio is None:
-            return None
-        return self.ratio / self.baseline_ratio - 1
-
-    def describe(self) -> str:
-        """One line for the console and the report."""
-        if self.ratio is None or self.baseline_ratio is None or self.change is None:
-            return f"{self.key}: {self.status}"
-        return (
-            f"{self.key}: {self.ratio:.3f}x {self.reference} now, {self.baseline_ratio:.3f}x in "
-            f"the baseline ({self.change:+.1%}): {self.status}"
-        )
-
-
-def compare(
-    results: Mapping[str, Result],
-    baseline: Mapping[str, Any] | None,
-    threshold: float,
-    metric: str = DEFAULT_METRIC,
-) -> list[Comparison]:
-    """Judge every benchmark of the run against the baseline's ratios of the same metric."""
-    now = ratios(results, metric)
-    known: Mapping[str, Any] = (baseline or {}).get("benchmarks", {})
-    comparisons = []
-    referenced = {r.reference for r in results.values()} | {r.versus for r in results.values()}
-    for key, result in sorted(results.items()):
-        ratio = now.get(key)
-        before = known.get(key, {}).get(_BASELINE_FIELD[metric])
-        if result.reference is None:
-            status = "reference" if key in referenced else "not judged"
-        elif ratio is None:
-            status = "no reference"
-        elif before is None:
-            status = "new"
-        elif ratio > before * (1 + threshold):
-            status = "regression"
-        elif ratio < before * (1 - threshold):
-            status = "faster"
-        else:
-            status = "ok"
-        comparisons.append(
-            Comparison(key, result.reference, result.cost(metric), ratio, before, status)
-        )
-    return comparisons
-
-
-def regressions(comparisons: Sequence[Comparison]) -> list[Comparison]:
-    """The comparisons that fail the run."""
-    return [comparison for comparison in comparisons if comparison.status == "regression"]
-
-
-def load_baseline(path: Path) -> dict[str, Any] | None:
-    """The committed baseline of a size, or None when there is none yet."""
-    if not path.is_file():
-        return None
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
-
-
-def baseline_document(results: Mapping[str, Result], size: str) -> dict[str, Any]:
-    """What `--save-baseline` commits: each benchmark's ratios, and its seconds for reading."""
-    cpu, wall = ratios(results, "cpu"), ratios(results, "wall")
-    return {
-        "size": size,
-        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "note": "ratios (CPU, and wall) are judged; seconds depend on the machine and its load",
-        "benchmarks": {
-            key: {
-                "ratio": cpu.get(key),
-                "wall_ratio": wall.get(key),
-                "reference": result.reference,
-                "cpu_seconds": round(result.best_cpu, 4),
-                "seconds": round(result.best, 4),
-            }
-            for key, result in sorted(results.items())
-        },
-    }
+__all__ = ["headline", "write_report"]
 
 
 # ------------------------------------------------------------------------------ headline
@@ -279,15 +48,15 @@ def headline(results: Mapping[str, Result]) -> list[tuple[str, str]]:
             lines.append(
                 (
                     "end-to-end / plain Spark",
-                    f"{end_to_end.best / plain.best:.2f}x wall, "
-                    f"{end_to_end.best_cpu / plain.best_cpu:.2f}x CPU",
+                    f"{end_to_end.median / plain.median:.2f}x wall, "
+                    f"{end_to_end.median_cpu / plain.median_cpu:.2f}x CPU",
                 )
             )
         duckdb = results.get(f"duckdb[events={events}]")
         lines.append(
             (
                 "end-to-end / DuckDB (wall)",
-                f"{end_to_end.best / duckdb.best:.1f}x" if duckdb else "DuckDB not installed",
+                f"{end_to_end.median / duckdb.median:.1f}x" if duckdb else "DuckDB not installed",
             )
         )
     for name in ("silver_with_rules", "bronze_with_rules", "silver_with_drops", "gx_validate"):
@@ -297,8 +66,8 @@ def headline(results: Mapping[str, Result]) -> list[tuple[str, str]]:
             lines.append(
                 (
                     f"{name} / {reference.name} at {result.items:,} rows",
-                    f"{result.best_cpu / reference.best_cpu:.2f}x CPU, "
-                    f"{result.best / reference.best:.2f}x wall",
+                    f"{result.median_cpu / reference.median_cpu:.2f}x CPU, "
+                    f"{result.median / reference.median:.2f}x wall",
                 )
             )
     for result in sorted(
@@ -309,7 +78,7 @@ def headline(results: Mapping[str, Result]) -> list[tuple[str, str]]:
             (
                 f"SCD2 merge of {result.params['batch_rows']:,} changes into "
                 f"{result.params['dimension_rows']:,} rows",
-                f"{result.best:.2f} s ({_versus_text(results, result) or 'no plain MERGE'})",
+                f"{result.median:.2f} s ({_versus_text(results, result) or 'no plain MERGE'})",
             )
         )
     correctness = results.get("scd2_correctness")
@@ -328,12 +97,17 @@ def headline(results: Mapping[str, Result]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------- plots
 
 
+def _sizes(results: Iterable[Result], family: str, param: str) -> int:
+    return len({r.params.get(param) for r in results if r.family == family})
+
+
 def _plot_throughput(results: Mapping[str, Result], out: Path) -> Path | None:
+    """Throughput against data size: only with more than one size (a curve, not a point)."""
     series: dict[str, list[Result]] = {}
     for result in results.values():
         if result.family in ("throughput", "contracts") and "events" in result.params:
             series.setdefault(result.name, []).append(result)
-    if not series:
+    if not series or _sizes(results.values(), "throughput", "events") < 2:
         return None
     figure, axes = plt.subplots(figsize=(8, 5))
     for name, points in sorted(series.items()):
@@ -342,82 +116,110 @@ def _plot_throughput(results: Mapping[str, Result], out: Path) -> Path | None:
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("events per run")
-    axes.set_ylabel("events per second (fastest round)")
+    axes.set_ylabel("events per second (median round)")
     axes.set_title("Throughput against data size")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="small", ncol=2)
-    figure.tight_layout()
-    figure.savefig(out)
-    plt.close(figure)
-    return out
+    return _save(figure, out)
 
 
 def _plot_scd2(results: Mapping[str, Result], out: Path) -> Path | None:
+    """SCD2 merge cost against the dimension's size: only with more than one size."""
     series: dict[str, list[Result]] = {}
     for result in results.values():
         if result.family == "scd2_merge":
             label = f"{result.name}, batch {result.params['batch_rows']:,}"
             series.setdefault(label, []).append(result)
-    if not series:
+    if not series or _sizes(results.values(), "scd2_merge", "dimension_rows") < 2:
         return None
     figure, axes = plt.subplots(figsize=(8, 5))
     for label, points in sorted(series.items()):
         points.sort(key=lambda result: result.params["dimension_rows"])
         axes.plot(
             [p.params["dimension_rows"] for p in points],
-            [p.best for p in points],
+            [p.median for p in points],
             marker="o",
             linestyle="-" if label.startswith("scd2") else "--",
             label=label,
         )
     axes.set_xscale("log")
     axes.set_xlabel("rows in the dimension")
-    axes.set_ylabel("seconds per merged batch (fastest round)")
+    axes.set_ylabel("seconds per merged batch (median round)")
     axes.set_title("SCD2 merge cost as the dimension and the batch grow")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(out)
-    plt.close(figure)
-    return out
+    return _save(figure, out)
+
+
+_COLOURS = {"regression": "tab:red", "faster": "tab:green", "not significant": "tab:orange"}
 
 
 def _plot_ratios(comparisons: Sequence[Comparison], threshold: float, out: Path) -> Path | None:
-    judged = [c for c in comparisons if c.ratio is not None]
+    """Each judged benchmark's ratios of this run (dots; the median a bar) against its
+    baseline's (the grey band: their range; the line: their median), on one scale: the
+    baseline median is 1, the dotted line the threshold."""
+    judged = [c for c in comparisons if c.ratios and c.baseline_ratio]
     if not judged:
         return None
-    figure, axes = plt.subplots(figsize=(11, 0.45 * len(judged) + 1.8))
-    positions = range(len(judged))
-    axes.barh(
-        [p + 0.2 for p in positions],
-        [c.ratio or 0 for c in judged],
-        height=0.4,
-        label="this run",
-        color=["tab:red" if c.status == "regression" else "tab:blue" for c in judged],
+    figure, axes = plt.subplots(figsize=(9, 0.5 * len(judged) + 1.6))
+    for row, comparison in enumerate(judged):
+        scale = comparison.baseline_ratio or 1.0
+        band = [r / scale for r in comparison.baseline_ratios]
+        axes.barh(row, max(band) - min(band), left=min(band), height=0.6, color="0.85")
+        axes.plot([1, 1], [row - 0.3, row + 0.3], color="0.4", linewidth=1)
+        axes.plot(
+            [1 + threshold] * 2, [row - 0.3, row + 0.3], color="0.4", linestyle=":", linewidth=1
+        )
+        colour = _COLOURS.get(comparison.status, "tab:blue")
+        now = [r / scale for r in comparison.ratios]
+        axes.scatter(now, [row] * len(now), s=14, color=colour, alpha=0.7, zorder=3)
+        axes.plot([statistics.median(now)] * 2, [row - 0.25, row + 0.25], color=colour, lw=2.5)
+    axes.set_yticks(range(len(judged)), [c.key for c in judged], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel(
+        "ratio to the reference in the same round / the baseline's median ratio "
+        f"(dotted: +{threshold:.0%})"
     )
-    axes.barh(
-        [p - 0.2 for p in positions],
-        [c.baseline_ratio or 0 for c in judged],
-        height=0.4,
-        label="baseline",
-        color="tab:gray",
-    )
-    axes.set_yticks(list(positions), [c.key for c in judged], fontsize=8)
-    for position, comparison in zip(positions, judged, strict=True):
-        if comparison.change is not None:
-            axes.annotate(
-                f"{comparison.change:+.0%}",
-                (comparison.ratio or 0, position + 0.2),
-                xytext=(4, -3),
-                textcoords="offset points",
-                fontsize=7,
-            )
-    axes.set_xscale("log")
-    axes.set_xlabel(f"cost / reference's cost (a regression is > baseline x {1 + threshold:.2f})")
-    axes.set_title("Ratio to the reference measured in the same run, against the baseline")
-    axes.legend(fontsize="small")
+    axes.set_title("This run's paired ratios against the baseline band", fontsize=10)
+    axes.grid(True, axis="x", alpha=0.3)
+    return _save(figure, out)
+
+
+def _plot_history(
+    history: Sequence[Mapping[str, Any]],
+    comparisons: Sequence[Comparison],
+    threshold: float,
+    out: Path,
+) -> Path | None:
+    """Each judged benchmark's median ratio over the runs of the history, divided by the
+    baseline's median, with the threshold band: a drift shows as a slope."""
+    judged = [c for c in comparisons if c.baseline_ratio]
+    if len(history) < 2 or not judged:
+        return None
+    figure, axes = plt.subplots(figsize=(9, 4.8))
+    axes.axhspan(1 - threshold, 1 + threshold, color="0.92", label=f"baseline ±{threshold:.0%}")
+    positions = range(len(history))
+    for comparison in judged:
+        points = [
+            (x, entry["benchmarks"][comparison.key]["ratio"] / (comparison.baseline_ratio or 1))
+            for x, entry in zip(positions, history, strict=True)
+            if entry["benchmarks"].get(comparison.key, {}).get("ratio")
+        ]
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="o", markersize=3, label=comparison.key)
+    labels = [f"{entry['commit']}\n{str(entry['date'])[5:10]}" for entry in history]
+    step = max(1, len(labels) // 12)
+    axes.set_xticks(list(positions)[::step], labels[::step], fontsize=7)
+    axes.set_ylabel("median ratio / baseline median")
+    axes.set_title("Ratios over the runs of the history", fontsize=10)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return _save(figure, out)
+
+
+def _save(figure: Any, out: Path) -> Path:
     figure.tight_layout()
-    figure.savefig(out)
+    figure.savefig(out, dpi=110)
     plt.close(figure)
     return out
 
@@ -431,58 +233,57 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
-def _ratio_text(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
+def _ratio_text(value: float | None, count: int) -> str:
+    return "" if value is None else f"{value:.3f} ({count})"
+
+
+_VERDICT_HEADER = (
+    "benchmark",
+    "layer",
+    "ratio now (rounds)",
+    "baseline (rounds)",
+    "change",
+    "p",
+    "verdict",
+)
+_TIMES_HEADER = ("benchmark", "median s", "median CPU s", "rounds", "throughput", "read against")
+
+
+def _verdict_rows(comparisons: Sequence[Comparison]) -> list[list[str]]:
+    return [
+        [
+            c.key,
+            c.layer or "",
+            _ratio_text(c.ratio, len(c.ratios)),
+            _ratio_text(c.baseline_ratio, len(c.baseline_ratios)),
+            "" if c.change is None else f"{c.change:+.1%}",
+            "" if c.p is None else (f"{c.p:.2g}" if c.tested else "(too few rounds)"),
+            c.status,
+        ]
+        for c in comparisons
+        if c.reference is not None
+    ]
 
 
 def _versus_text(results: Mapping[str, Result], result: Result) -> str:
     other = results.get(result.versus or "")
     if other is None:
         return ""
-    return f"{other.key}: {result.best_cpu / other.best_cpu:.2f}x"
+    return f"{other.key}: {result.median_cpu / other.median_cpu:.2f}x CPU"
 
 
-def _result_rows(
-    results: Mapping[str, Result], comparisons: Sequence[Comparison]
-) -> list[list[str]]:
-    by_key = {c.key: c for c in comparisons}
-    rows = []
-    for key, result in sorted(results.items()):
-        comparison = by_key[key]
-        change = comparison.change
-        rows.append(
-            [
-                key,
-                f"{result.best:.3f}",
-                f"{result.median:.3f}",
-                f"{result.best_cpu:.3f}",
-                str(len(result.times)),
-                f"{result.throughput:,.0f} {result.unit}/s",
-                result.reference or "",
-                _versus_text(results, result),
-                _ratio_text(comparison.ratio),
-                _ratio_text(comparison.baseline_ratio),
-                "" if change is None else f"{change:+.1%}",
-                comparison.status,
-            ]
-        )
-    return rows
-
-
-_HEADER = (
-    "benchmark",
-    "min s",
-    "median s",
-    "min CPU s",
-    "rounds",
-    "throughput",
-    "reference",
-    "read against (CPU)",
-    "ratio",
-    "baseline ratio",
-    "change",
-    "verdict",
-)
+def _time_rows(results: Mapping[str, Result]) -> list[list[str]]:
+    return [
+        [
+            key,
+            f"{result.median:.3f}",
+            f"{result.median_cpu:.3f}",
+            str(len(result.rounds)),
+            f"{result.throughput:,.0f} {result.unit}/s",
+            _versus_text(results, result),
+        ]
+        for key, result in sorted(results.items())
+    ]
 
 
 def write_report(
@@ -496,6 +297,7 @@ def write_report(
     baseline_path: Path,
     baseline_found: bool,
     notes: Sequence[str] = (),
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Path]:
     """Write `results.json`, `report.md`, `report.html` and the plots into `report_dir`."""
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -520,14 +322,14 @@ def write_report(
         "notes": list(notes),
         "results": {
             key: {
-                "seconds": list(result.times),
-                "cpu_seconds": list(result.cpu),
-                "min": result.best,
-                "median": result.median,
+                "rounds": [vars(round_) for round_ in result.rounds],
+                "median_seconds": result.median,
+                "median_cpu_seconds": result.median_cpu,
                 "items": result.items,
                 "unit": result.unit,
                 "throughput_per_s": result.throughput,
                 "reference": result.reference,
+                "layer": result.layer,
                 "params": dict(result.params),
                 **dict(result.details),
             }
@@ -537,9 +339,13 @@ def write_report(
             {
                 "key": c.key,
                 "reference": c.reference,
+                "layer": c.layer,
                 "ratio": c.ratio,
+                "ratios": list(c.ratios),
                 "baseline_ratio": c.baseline_ratio,
                 "change": c.change,
+                "p": c.p,
+                "tested": c.tested,
                 "status": c.status,
             }
             for c in comparisons
@@ -550,19 +356,24 @@ def write_report(
     plots = [
         plot
         for plot in (
+            _plot_ratios(comparisons, threshold, report_dir / "ratios.png"),
+            _plot_history(history, comparisons, threshold, report_dir / "history.png"),
             _plot_throughput(results, report_dir / "throughput.png"),
             _plot_scd2(results, report_dir / "scd2_merge.png"),
-            _plot_ratios(comparisons, threshold, report_dir / "ratios.png"),
         )
         if plot is not None
     ]
-    rows = _result_rows(results, comparisons)
+    verdict_rows, time_rows = _verdict_rows(comparisons), _time_rows(results)
+    method = (
+        f"Each ratio is a benchmark's {'CPU' if metric == 'cpu' else 'wall'} time over its "
+        "reference's in the same round (the two interleaved); a regression needs the median "
+        f"ratio more than {threshold:.0%} above the baseline's and a one-sided Mann-Whitney "
+        "test against the baseline's ratios at p < 1% / (benchmarks judged)."
+    )
     markdown = [
         f"# Benchmarks ({size})",
         "",
-        f"**{verdict}**. Baseline: `{baseline_path}`. Each ratio is the fastest round's "
-        f"{'CPU' if metric == 'cpu' else 'wall'} time over its reference's, measured in the "
-        "same run; throughput is from wall time.",
+        f"**{verdict}**. Baseline: `{baseline_path}`. {method}",
         "",
         *[f"* REGRESSION {c.describe()}" for c in failed],
         *[f"* {note}" for note in notes],
@@ -571,9 +382,13 @@ def write_report(
         "",
         *_table(("what", "figure"), figures),
         "",
-        "## Every benchmark",
+        "## Verdicts",
         "",
-        *_table(_HEADER, rows),
+        *_table(_VERDICT_HEADER, verdict_rows),
+        "",
+        "## Times",
+        "",
+        *_table(_TIMES_HEADER, time_rows),
         "",
         *[f"![{plot.stem}]({plot.name})" for plot in plots],
         "",
@@ -587,11 +402,14 @@ def write_report(
             "benchmarks.html.j2",
             size=size,
             verdict=verdict,
+            method=method,
             failed=failed,
             notes=notes,
             figures=figures,
-            header=_HEADER,
-            rows=rows,
+            verdict_header=_VERDICT_HEADER,
+            verdict_rows=verdict_rows,
+            times_header=_TIMES_HEADER,
+            time_rows=time_rows,
             images=[(plot.stem, base64.b64encode(plot.read_bytes()).decode()) for plot in plots],
         ),
         encoding="utf-8",

@@ -265,6 +265,7 @@ def merge_user_changes(spark: SparkSession, changes: DataFrame, path: Path) -> N
         changes,
         path=str(path),
         derived_columns=gold.user_derived_columns(),
+        cluster_by=(),  # as the gold stage: Delta keeps no statistics on pseudonyms to cluster by
         **gold.user_cdc_options(),
     )
 

@@ -1,0 +1,420 @@
+"""The regression verdict: this run's paired ratios against the baseline's distribution of them.
+
+Every judged benchmark ran in pairs with its reference (`benchmarks.harness`), so each round
+gives one ratio, subject cost over reference cost, in CPU seconds (or wall seconds with
+`metric="wall"`). The baseline stores the ratios of several runs, not one number. A benchmark
+regresses only when both hold:
+
+* its median ratio is more than `threshold` above the baseline's median, and
+* a one-sided Mann-Whitney test says its ratios are larger than the baseline's with
+  p < `alpha` / k, k being the number of benchmarks judged (Bonferroni).
+
+So when nothing changed, the chance that a run reports any regression is at most `alpha`
+(1%), as long as the rounds of a run are like those of the baseline; the threshold guards the
+rest. A benchmark with so few rounds that no outcome could reach that p (the full size, where
+a round takes minutes) is judged by the threshold alone, and says so.
+
+Pure Python: tested without a JVM.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ALPHA",
+    "DEFAULT_METRIC",
+    "DEFAULT_THRESHOLD",
+    "METRICS",
+    "Comparison",
+    "Result",
+    "Round",
+    "baseline_document",
+    "compare",
+    "history_entry",
+    "load_baseline",
+    "load_history",
+    "load_results",
+    "mann_whitney_greater",
+    "merge_runs",
+    "regressions",
+    "smallest_p",
+]
+
+DEFAULT_THRESHOLD = 0.15
+METRICS = ("cpu", "wall")
+DEFAULT_METRIC = "cpu"
+ALPHA = 0.01
+"""The chance of any false alarm in a run when nothing changed, split over the judged benchmarks."""
+
+
+@dataclass(frozen=True)
+class Round:
+    """One timed round: the subject's CPU and wall seconds, and its reference's (if judged)."""
+
+    cpu: float
+    wall: float
+    reference_cpu: float | None = None
+    reference_wall: float | None = None
+
+    def ratio(self, metric: str) -> float | None:
+        """Subject cost over reference cost in this round; None without a reference."""
+        subject, reference = (
+            (self.cpu, self.reference_cpu) if metric == "cpu" else (self.wall, self.reference_wall)
+        )
+        if reference is None or reference <= 0:
+            return None
+        return subject / reference
+
+
+@dataclass(frozen=True)
+class Result:
+    """One benchmark of a run: its rounds and what `harness.measure` said about it."""
+
+    key: str
+    name: str
+    family: str
+    reference: str | None
+    items: int
+    unit: str
+    rounds: tuple[Round, ...]
+    layer: str | None = None
+    versus: str | None = None
+    params: Mapping[str, int] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def times(self) -> tuple[float, ...]:
+        """Wall seconds per round."""
+        return tuple(r.wall for r in self.rounds)
+
+    @property
+    def median(self) -> float:
+        """The median round, wall seconds."""
+        return statistics.median(self.times)
+
+    @property
+    def median_cpu(self) -> float:
+        """The median round, CPU seconds."""
+        return statistics.median(r.cpu for r in self.rounds)
+
+    @property
+    def throughput(self) -> float:
+        """Items per second in the median round."""
+        return self.items / self.median
+
+    def ratios(self, metric: str) -> tuple[float, ...]:
+        """One ratio per paired round."""
+        return tuple(r for r in (round_.ratio(metric) for round_ in self.rounds) if r is not None)
+
+    def with_rounds(self, other: Result) -> Result:
+        """The same benchmark with the rounds of another run added (the confirmation run)."""
+        return Result(
+            self.key,
+            self.name,
+            self.family,
+            self.reference,
+            self.items,
+            self.unit,
+            (*self.rounds, *other.rounds),
+            self.layer,
+            self.versus,
+            self.params,
+            self.details,
+        )
+
+
+_RECORDED = {
+    "key",
+    "name",
+    "family",
+    "reference",
+    "versus",
+    "layer",
+    "items",
+    "unit",
+    "params",
+    "rounds",
+}
+
+
+def load_results(path: Path) -> dict[str, Result]:
+    """The results in a pytest-benchmark JSON file (`--benchmark-json`), by key."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    results: dict[str, Result] = {}
+    for entry in document.get("benchmarks", []):
+        info = entry["extra_info"]
+        results[info["key"]] = Result(
+            key=info["key"],
+            name=info["name"],
+            family=info["family"],
+            reference=info["reference"],
+            items=int(info["items"]),
+            unit=info["unit"],
+            rounds=tuple(Round(**round_) for round_ in info["rounds"]),
+            layer=info.get("layer"),
+            versus=info.get("versus"),
+            params=dict(info["params"]),
+            details={k: v for k, v in info.items() if k not in _RECORDED},
+        )
+    return results
+
+
+def merge_runs(first: Mapping[str, Result], second: Mapping[str, Result]) -> dict[str, Result]:
+    """Both runs' rounds per benchmark (the confirmation run re-measures a few)."""
+    merged = dict(first)
+    for key, result in second.items():
+        merged[key] = merged[key].with_rounds(result) if key in merged else result
+    return merged
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def smallest_p(n: int, m: int) -> float:
+    """The smallest one-sided p-value a rank test of `n` against `m` values can give."""
+    return 1 / math.comb(n + m, n) if n and m else 1.0
+
+
+def _exact_upper_tail(n: int, m: int, rank_sum: int) -> float:
+    """P(sum of `n` ranks drawn from 1..n+m >= rank_sum), every draw equally likely."""
+    total = n + m
+    # ways[k][s]: ways to choose k of the ranks seen so far with sum s
+    ways = [[0] * (total * (total + 1) // 2 + 1) for _ in range(n + 1)]
+    ways[0][0] = 1
+    for rank in range(1, total + 1):
+        for chosen in range(min(rank, n), 0, -1):
+            row, previous = ways[chosen], ways[chosen - 1]
+            for s in range(len(row) - 1, rank - 1, -1):
+                row[s] += previous[s - rank]
+    return sum(ways[n][rank_sum:]) / math.comb(total, n)
+
+
+def mann_whitney_greater(sample: Sequence[float], baseline: Sequence[float]) -> float:
+    """One-sided Mann-Whitney p-value that `sample` tends to be larger than `baseline`.
+
+    Exact when there are no ties and at most 40 values in all; otherwise the normal
+    approximation with the tie and continuity corrections.
+    """
+    n, m = len(sample), len(baseline)
+    if not n or not m:
+        return 1.0
+    values = sorted([(value, 0) for value in sample] + [(value, 1) for value in baseline])
+    ranks: list[float] = [0.0] * len(values)
+    ties: list[int] = []
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and values[end + 1][0] == values[start][0]:
+            end += 1
+        for index in range(start, end + 1):
+            ranks[index] = (start + end) / 2 + 1
+        ties.append(end - start + 1)
+        start = end + 1
+    rank_sum = sum(rank for rank, (_, side) in zip(ranks, values, strict=True) if side == 0)
+    if all(count == 1 for count in ties) and n + m <= 40:
+        return _exact_upper_tail(n, m, int(rank_sum))
+    u = rank_sum - n * (n + 1) / 2
+    mean = n * m / 2
+    total = n + m
+    variance = n * m / 12 * (total + 1 - sum(t**3 - t for t in ties) / (total * (total - 1)))
+    if variance <= 0:
+        return 1.0
+    z = (u - mean - 0.5) / math.sqrt(variance)
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+# -------------------------------------------------------------------------------- verdict
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One benchmark against the baseline.
+
+    `status` is `regression`, `faster`, `ok`, `not significant` (its median moved beyond the
+    threshold, but the test cannot tell it from the baseline's spread), `new` (no baseline
+    ratios), `reference` (others are divided by it), `not judged` (no reference, such as the
+    correctness benchmark, whose assertions are its verdict) or `no reference`.
+    """
+
+    key: str
+    reference: str | None
+    layer: str | None
+    ratios: tuple[float, ...]
+    baseline_ratios: tuple[float, ...]
+    p: float | None
+    tested: bool
+    status: str
+
+    @property
+    def ratio(self) -> float | None:
+        """This run's median ratio."""
+        return statistics.median(self.ratios) if self.ratios else None
+
+    @property
+    def baseline_ratio(self) -> float | None:
+        """The baseline's median ratio."""
+        return statistics.median(self.baseline_ratios) if self.baseline_ratios else None
+
+    @property
+    def change(self) -> float | None:
+        """The median ratio's change against the baseline's: +0.20 is 20% slower."""
+        if self.ratio is None or self.baseline_ratio is None:
+            return None
+        return self.ratio / self.baseline_ratio - 1
+
+    def describe(self) -> str:
+        """One line for the console and the report; a regression names its layer."""
+        if self.ratio is None or self.baseline_ratio is None or self.change is None:
+            return f"{self.key}: {self.status}"
+        layer = f" (layer {self.layer})" if self.layer else ""
+        test = f"p={self.p:.2g}" if self.tested and self.p is not None else "threshold only"
+        return (
+            f"{self.key}{layer}: {self.ratio:.3f}x {self.reference} now (median of "
+            f"{len(self.ratios)}), {self.baseline_ratio:.3f}x in the baseline (median of "
+            f"{len(self.baseline_ratios)}): {self.change:+.1%}, {test}: {self.status}"
+        )
+
+
+def _baseline_ratios(
+    baseline: Mapping[str, Any] | None, key: str, metric: str
+) -> tuple[float, ...]:
+    entry = (baseline or {}).get("benchmarks", {}).get(key, {})
+    return tuple(float(value) for value in entry.get("ratios", {}).get(metric, ()))
+
+
+def compare(
+    results: Mapping[str, Result],
+    baseline: Mapping[str, Any] | None,
+    threshold: float,
+    metric: str = DEFAULT_METRIC,
+    alpha: float = ALPHA,
+) -> list[Comparison]:
+    """Judge every benchmark of the run against the baseline's ratios of the same metric."""
+    referenced = {r.reference for r in results.values()} | {r.versus for r in results.values()}
+    judged = [
+        key
+        for key, result in results.items()
+        if result.ratios(metric) and _baseline_ratios(baseline, key, metric)
+    ]
+    alpha_each = alpha / max(len(judged), 1)
+    comparisons = []
+    for key, result in sorted(results.items()):
+        now = result.ratios(metric)
+        before = _baseline_ratios(baseline, key, metric)
+        p: float | None = None
+        tested = bool(now and before) and smallest_p(len(now), len(before)) < alpha_each
+        if result.reference is None:
+            status = "reference" if key in referenced else "not judged"
+        elif not now:
+            status = "no reference"
+        elif not before:
+            status = "new"
+        else:
+            change = statistics.median(now) / statistics.median(before) - 1
+            p_slower = mann_whitney_greater(now, before)
+            p_faster = mann_whitney_greater([-r for r in now], [-r for r in before])
+            if change > threshold:
+                p = p_slower
+                status = "regression" if not tested or p < alpha_each else "not significant"
+            elif change < -threshold:
+                p = p_faster
+                status = "faster" if not tested or p < alpha_each else "not significant"
+            else:
+                p = p_slower
+                status = "ok"
+        comparisons.append(
+            Comparison(key, result.reference, result.layer, now, before, p, tested, status)
+        )
+    return comparisons
+
+
+def regressions(comparisons: Sequence[Comparison]) -> list[Comparison]:
+    """The comparisons that fail the run."""
+    return [comparison for comparison in comparisons if comparison.status == "regression"]
+
+
+# ------------------------------------------------------------------------------- baseline
+
+
+def load_baseline(path: Path) -> dict[str, Any] | None:
+    """The committed baseline of a size, or None when there is none yet."""
+    if not path.is_file():
+        return None
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+def baseline_document(
+    runs: Sequence[Mapping[str, Result]], size: str, commit: str
+) -> dict[str, Any]:
+    """What `--save-baseline` commits: every paired ratio of each benchmark over `runs` (the
+    distribution a later run is tested against), and median seconds for reading."""
+    keys = sorted({key for run in runs for key in run})
+    benchmarks: dict[str, Any] = {}
+    for key in keys:
+        measured = [run[key] for run in runs if key in run]
+        first = measured[0]
+        rounds = [round_ for result in measured for round_ in result.rounds]
+        pooled = Result(first.key, first.name, first.family, first.reference, first.items,
+                        first.unit, tuple(rounds), first.layer)  # fmt: skip
+        benchmarks[key] = {
+            "reference": first.reference,
+            "layer": first.layer,
+            "ratios": {metric: [round(r, 5) for r in pooled.ratios(metric)] for metric in METRICS},
+            "cpu_seconds": round(pooled.median_cpu, 4),
+            "seconds": round(pooled.median, 4),
+        }
+    return {
+        "size": size,
+        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "runs": len(runs),
+        "note": "each benchmark's paired ratios over all runs are judged; seconds are for reading",
+        "benchmarks": benchmarks,
+    }
+
+
+# -------------------------------------------------------------------------------- history
+
+
+def history_entry(
+    comparisons: Iterable[Comparison],
+    *,
+    size: str,
+    metric: str,
+    commit: str,
+    machine: Mapping[str, Any],
+    verdict: str,
+) -> dict[str, Any]:
+    """One run for the history folder: when, where, which commit, and each ratio."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "machine": dict(machine),
+        "size": size,
+        "metric": metric,
+        "verdict": verdict,
+        "benchmarks": {
+            c.key: {"ratio": c.ratio, "ratios": list(c.ratios), "status": c.status}
+            for c in comparisons
+            if c.ratios
+        },
+    }
+
+
+def load_history(folder: Path, size: str) -> list[dict[str, Any]]:
+    """The history entries of one size in `folder`, oldest first."""
+    entries = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if entry.get("size") == size:
+            entries.append(entry)
+    return sorted(entries, key=lambda entry: str(entry.get("date")))

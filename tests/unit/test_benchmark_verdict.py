@@ -1,0 +1,164 @@
+"""The benchmark verdict without a JVM: the rank test, the decision, the baseline, the history."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from scipy import stats  # type: ignore[import-untyped]
+
+from benchmarks.harness import DEFAULT_SLOWDOWN, Slowdown, parse_slowdown
+from benchmarks.verdict import (
+    ALPHA,
+    Result,
+    Round,
+    baseline_document,
+    compare,
+    history_entry,
+    load_history,
+    mann_whitney_greater,
+    regressions,
+    smallest_p,
+)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_rank_test_agrees_with_scipy(seed: int) -> None:
+    rng = random.Random(seed)
+    sample = [rng.gauss(1.1, 0.1) for _ in range(rng.randint(3, 9))]
+    baseline = [rng.gauss(1.0, 0.1) for _ in range(rng.randint(6, 30))]
+    exact = stats.mannwhitneyu(sample, baseline, alternative="greater", method="exact").pvalue
+    assert mann_whitney_greater(sample, baseline) == pytest.approx(exact, rel=1e-9)
+    tied = [round(value, 1) for value in sample], [round(value, 1) for value in baseline]
+    normal = stats.mannwhitneyu(*tied, alternative="greater", method="asymptotic").pvalue
+    assert mann_whitney_greater(*tied) == pytest.approx(normal, rel=1e-9)
+
+
+def test_the_smallest_p_is_one_over_the_arrangements() -> None:
+    assert smallest_p(4, 12) == pytest.approx(1 / 1820)
+    assert mann_whitney_greater([20, 21, 22, 23], list(range(12))) == pytest.approx(1 / 1820)
+    assert smallest_p(0, 5) == 1.0
+
+
+def _result(key: str, ratios: list[float], *, layer: str = "silver") -> Result:
+    rounds = tuple(
+        Round(cpu=ratio, wall=ratio, reference_cpu=1.0, reference_wall=1.0) for ratio in ratios
+    )
+    return Result(key, key, "throughput", "plain_spark", 10, "events", rounds, layer)
+
+
+def _baseline(key: str, ratios: list[float]) -> dict[str, object]:
+    return {"benchmarks": {key: {"ratios": {"cpu": ratios, "wall": ratios}}}}
+
+
+def _noisy(rng: random.Random, centre: float, count: int, spread: float = 0.03) -> list[float]:
+    return [centre * (1 + rng.gauss(0, spread)) for _ in range(count)]
+
+
+def test_an_unchanged_benchmark_passes_and_a_slower_one_fails_naming_its_layer() -> None:
+    rng = random.Random(1)
+    baseline = _baseline("silver", _noisy(rng, 4.0, 15))
+    [same] = compare({"silver": _result("silver", _noisy(rng, 4.0, 5))}, baseline, 0.15)
+    assert same.status == "ok" and same.tested
+    [slower] = compare({"silver": _result("silver", _noisy(rng, 5.2, 5))}, baseline, 0.15)
+    assert slower.status == "regression" and slower.p is not None and slower.p < ALPHA
+    assert "(layer silver)" in slower.describe() and "+3" in slower.describe()
+    [faster] = compare({"silver": _result("silver", _noisy(rng, 3.0, 5))}, baseline, 0.15)
+    assert faster.status == "faster"
+
+
+def test_a_shift_beyond_the_threshold_inside_the_baselines_spread_is_not_significant() -> None:
+    baseline = _baseline("gold", [1.0, 1.3, 1.6, 0.7, 1.1, 1.5, 0.8, 1.2, 0.9, 1.4, 1.0, 1.25])
+    [judged] = compare({"gold": _result("gold", [1.5, 0.9, 1.6, 1.2])}, baseline, 0.15)
+    assert judged.change is not None and judged.change > 0.15
+    assert judged.status == "not significant" and not regressions([judged])
+
+
+def test_a_significant_shift_below_the_threshold_is_ok() -> None:
+    baseline = _baseline("bronze", [1.0 + i / 1000 for i in range(15)])
+    [judged] = compare(
+        {"bronze": _result("bronze", [1.10 + i / 1000 for i in range(5)])}, baseline, 0.15
+    )
+    assert judged.p is not None and judged.p < 0.001 and judged.status == "ok"
+
+
+def test_too_few_rounds_for_the_test_are_judged_by_the_threshold_and_say_so() -> None:
+    baseline = _baseline("end_to_end", [2.0, 2.1])
+    [judged] = compare({"end_to_end": _result("end_to_end", [2.6, 2.7])}, baseline, 0.15)
+    assert not judged.tested and judged.status == "regression"
+    assert "threshold only" in judged.describe()
+
+
+def test_the_significance_level_is_shared_by_the_benchmarks_judged() -> None:
+    """With k benchmarks each is tested at ALPHA / k: a p that passes alone fails among many."""
+    rng = random.Random(3)
+    ratios = _noisy(rng, 1.0, 12, 0.01)
+    shifted = [1.2, 1.21, 1.22, 1.23, 1.0]
+    assert 0.01 / 20 < mann_whitney_greater(shifted, ratios) < 0.01
+    alone = compare({"a": _result("a", shifted)}, _baseline("a", ratios), 0.15)
+    many_results = {f"b{i}": _result(f"b{i}", _noisy(rng, 1.0, 4, 0.01)) for i in range(19)}
+    many_baseline = {"benchmarks": {f"b{i}": {"ratios": {"cpu": ratios}} for i in range(19)}}
+    many_baseline["benchmarks"]["a"] = {"ratios": {"cpu": ratios}}
+    among = compare({"a": _result("a", shifted), **many_results}, many_baseline, 0.15)
+    assert alone[0].status == "regression"
+    assert next(c for c in among if c.key == "a").status == "not significant"
+
+
+def test_references_and_correctness_benchmarks_are_not_judged() -> None:
+    reference = Result(
+        "plain_spark", "plain_spark", "throughput", None, 10, "events", (Round(1, 1),)
+    )
+    checks = Result(
+        "scd2_correctness", "scd2_correctness", "scd2", None, 10, "changes", (Round(1, 1),)
+    )
+    statuses = {
+        c.key: c.status
+        for c in compare(
+            {
+                "plain_spark": reference,
+                "scd2_correctness": checks,
+                "silver": _result("silver", [1.0]),
+            },
+            None,
+            0.15,
+        )
+    }
+    assert statuses == {
+        "plain_spark": "reference",
+        "scd2_correctness": "not judged",
+        "silver": "new",
+    }
+
+
+def test_a_saved_baseline_pools_every_round_of_every_run() -> None:
+    runs = [
+        {"silver": _result("silver", [4.0, 4.1])},
+        {"silver": _result("silver", [4.2, 4.3, 4.4])},
+    ]
+    document = baseline_document(runs, "smoke", "abc1234")
+    assert document["runs"] == 2 and document["commit"] == "abc1234"
+    assert document["benchmarks"]["silver"]["ratios"]["cpu"] == [4.0, 4.1, 4.2, 4.3, 4.4]
+    assert document["benchmarks"]["silver"]["layer"] == "silver"
+
+
+def test_the_history_reads_back_one_size_in_date_order(tmp_path: Path) -> None:
+    comparisons = compare({"silver": _result("silver", [4.0, 4.1, 4.2])}, None, 0.15)
+    for date, size in (("2026-12-02", "smoke"), ("2026-12-01", "smoke"), ("2026-12-03", "full")):
+        entry = history_entry(
+            comparisons, size=size, metric="cpu", commit=date[-2:], machine={}, verdict="PASS"
+        )
+        entry["date"] = date
+        (tmp_path / f"{date}.json").write_text(json.dumps(entry))
+    history = load_history(tmp_path, "smoke")
+    assert [entry["commit"] for entry in history] == ["01", "02"]
+    assert history[0]["benchmarks"]["silver"]["ratio"] == pytest.approx(4.1)
+
+
+def test_an_injected_slowdown_names_a_layer_and_a_strength() -> None:
+    assert parse_slowdown("silver") == Slowdown("silver", DEFAULT_SLOWDOWN)
+    assert parse_slowdown("gold:0.25") == Slowdown("gold", 0.25)
+    for text in ("silverr", "silver:-1", "silver:fast", "silver:0"):
+        with pytest.raises(ValueError, match="LAYER:STRENGTH"):
+            parse_slowdown(text)
