@@ -1,4 +1,4 @@
-"""The scenario catalog: each scenario generates its input, runs the pipeline, and checks.
+"""The scenario catalog: each scenario generates its input, runs the pipeline, checks invariants.
 
 A scenario is a fault generator from `scenarios.faults` applied to clean generated events,
 the pipeline runs it needs (one per delivery of files), and the invariants it must keep:
@@ -25,7 +25,7 @@ from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, PiiKeyMismatchError
 from pipeline.expectations import Expectation
 from pipeline.pseudonymize import key_frame, keyed_hash
-from scenarios import checks, faults, generator, invariants
+from scenarios import faults, generator, invariants, scenario_invariants
 from scenarios.faults import Injection
 from scenarios.faults.contract import inject_contract_violations
 from scenarios.invariants import Verdict
@@ -169,12 +169,12 @@ def common_checks(
         *invariants.ledger(
             spark, warehouse, input_records=injection.records, duplicates=duplicates
         ),
-        checks.bronze_split(spark, warehouse, injection),
-        *checks.placement(spark, warehouse, injection),
-        checks.duplicate_count(duplicates, injection),
+        scenario_invariants.bronze_split(spark, warehouse, injection),
+        *scenario_invariants.placement(spark, warehouse, injection),
+        scenario_invariants.duplicate_count(duplicates, injection),
         invariants.unique_event_ids(spark, warehouse),
         invariants.no_clear_pii(spark, warehouse, PII_FREE_TABLES, _user_pii(events)),
-        checks.gold_equals_full_refresh(spark, warehouse),
+        scenario_invariants.gold_equals_full_refresh(spark, warehouse),
         *invariants.event_log_reconciles(
             warehouse,
             input_records=injection.records if logged_records is None else logged_records,
@@ -251,20 +251,20 @@ def _baseline(context: ScenarioContext) -> Outcome:
 
 
 def _drift_checks(context: ScenarioContext, injection: Injection) -> list[Verdict]:
-    return [checks.drift_recoverable(context.spark, context.warehouse, injection)]
+    return [scenario_invariants.drift_recoverable(context.spark, context.warehouse, injection)]
 
 
 def _clock_checks(context: ScenarioContext, injection: Injection) -> list[Verdict]:
-    return [checks.clock_instants(context.spark, context.warehouse, injection)]
+    return [scenario_invariants.clock_instants(context.spark, context.warehouse, injection)]
 
 
 def _duplicate_checks(context: ScenarioContext, injection: Injection) -> list[Verdict]:
-    return [checks.first_payload_kept(context.spark, context.warehouse, injection)]
+    return [scenario_invariants.first_payload_kept(context.spark, context.warehouse, injection)]
 
 
 def _pii_checks(context: ScenarioContext, injection: Injection) -> list[Verdict]:
     return [
-        checks.no_planted_pii(
+        scenario_invariants.no_planted_pii(
             context.spark, context.warehouse, PII_FREE_TABLES, injection.pii_values
         )
     ]
@@ -333,7 +333,7 @@ def _contract_violations_checks(context: ScenarioContext) -> list[Verdict]:
         ),
         *invariants.event_log_reconciles(context.warehouse, input_records=len(injected.events)),
         invariants.unique_event_ids(context.spark, context.warehouse),
-        checks.gold_equals_full_refresh(context.spark, context.warehouse),
+        scenario_invariants.gold_equals_full_refresh(context.spark, context.warehouse),
         Verdict(
             "a second run over the same files adds no rows and does no Spark work",
             not added and rerun.skipped,
@@ -410,7 +410,7 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
             duplicates=invariants.dropped_duplicates(context.spark, context.warehouse),
         ),
         *invariants.event_log_reconciles(context.warehouse, input_records=len(injected.events)),
-        checks.gold_equals_full_refresh(context.spark, context.warehouse),
+        scenario_invariants.gold_equals_full_refresh(context.spark, context.warehouse),
     ]
 
 
@@ -428,7 +428,9 @@ def _out_of_order_changes(context: ScenarioContext) -> Outcome:
         faults.describe(injection),
         [
             *common_checks(context, injection, events),
-            *checks.dimension_equals_batch(context.spark, context.warehouse, context.landing, keys),
+            *scenario_invariants.dimension_equals_batch(
+                context.spark, context.warehouse, context.landing, keys
+            ),
             invariants.no_clear_pii(
                 context.spark,
                 context.warehouse,
@@ -520,7 +522,7 @@ def _erasure_checks(context: ScenarioContext, person: str) -> list[Verdict]:
 
 def _rotation_checks(context: ScenarioContext, new_key: PiiKey) -> list[Verdict]:
     """`rotate-key --purge-now`: every pseudonym re-keyed, the joins intact, the old key out."""
-    joined = checks.facts_joining_a_user(context.spark, context.warehouse)
+    joined = scenario_invariants.facts_joining_a_user(context.spark, context.warehouse)
     result = key_rotation.rotate_key(
         context.spark,
         landing=context.landing,
@@ -539,7 +541,7 @@ def _rotation_checks(context: ScenarioContext, new_key: PiiKey) -> list[Verdict]
         .collect()
     )
     wrong = [row.user_id for row in pairs if row.user_key != keyed_hash(new_key, row.user_id)]
-    rejoined = checks.facts_joining_a_user(context.spark, context.warehouse)
+    rejoined = scenario_invariants.facts_joining_a_user(context.spark, context.warehouse)
     try:
         runner.run_pipeline(
             context.spark,

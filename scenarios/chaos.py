@@ -48,7 +48,7 @@ from pyspark.sql import functions as F
 from pipeline import tables
 from pipeline.config import pii_key_from_environment, spark_settings_from_environment
 from pipeline.session import build_session
-from scenarios import checks, generator, invariants
+from scenarios import generator, invariants, scenario_invariants
 from scenarios.kill_points import POINTS, Files, KillPoint
 
 __all__ = [
@@ -314,7 +314,7 @@ def verify(
         *invariants.ledger(
             spark, workspace.warehouse, input_records=input_records, duplicates=duplicates
         ),
-        checks.gold_equals_full_refresh(spark, workspace.warehouse),
+        scenario_invariants.gold_equals_full_refresh(spark, workspace.warehouse),
     ]
     problems += [f"{v.name}: {v.evidence}" for v in verdicts if not v.passed]
     return Comparison(lost, twice, problems)

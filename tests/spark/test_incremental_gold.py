@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 from pipeline import runner, tables
 from pipeline.config import PiiKey
 from scenarios import generator
-from scenarios.checks import gold_equals_full_refresh
+from scenarios.scenario_invariants import gold_equals_full_refresh
 from tests.budget import examples
 
 EVENTS = 40

@@ -15,7 +15,7 @@ from pipeline.config import PiiKey
 from pipeline.errors import PiiKeyMismatchError, UnknownPersonError
 from pipeline.pseudonymize import keyed_hash
 from scenarios import generator
-from scenarios.checks import facts_joining_a_user, gold_equals_full_refresh
+from scenarios.scenario_invariants import facts_joining_a_user, gold_equals_full_refresh
 
 PERSON = "u-000002"
 NEW_KEY = PiiKey(b"rotated-test-key-0123456789abcdef")

@@ -8,17 +8,17 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from pipeline import tables
-from scenarios import checks, invariants
+from scenarios import invariants, scenario_invariants
 
 
 def test_multiset_difference_names_extra_and_missing_rows(spark: SparkSession) -> None:
     actual = spark.createDataFrame([(1, "a"), (1, "a"), (3, "c")], "k int, v string")
     expected = spark.createDataFrame([(3, "c"), (1, "a"), (2, "b")], "k int, v string")
-    assert checks.multiset_difference(actual, expected) == [
+    assert scenario_invariants.multiset_difference(actual, expected) == [
         "extra {'k': 1, 'v': 'a'}",
         "missing {'k': 2, 'v': 'b'}",
     ]
-    assert checks.multiset_difference(expected, expected.select("v", "k")) == []
+    assert scenario_invariants.multiset_difference(expected, expected.select("v", "k")) == []
 
 
 def test_no_clear_pii_finds_a_value_or_its_unkeyed_hash_in_any_table(
