@@ -7,7 +7,8 @@ regresses only when both hold:
 
 * its median ratio is more than `threshold` above the baseline's median, and
 * a one-sided Mann-Whitney test says its ratios are larger than the baseline's with
-  p < `alpha` / k, k being the number of benchmarks judged (Bonferroni).
+  p < `alpha` / k, k being the number of benchmarks the baseline judges (Bonferroni; the
+  same k for a run of a few of them).
 
 So when nothing changed, the chance that a run reports any regression is at most `alpha`
 (1%), as long as the rounds of a run are like those of the baseline; the threshold guards the
@@ -299,11 +300,11 @@ def compare(
 ) -> list[Comparison]:
     """Judge every benchmark of the run against the baseline's ratios of the same metric."""
     referenced = {r.reference for r in results.values()} | {r.versus for r in results.values()}
-    judged = [
-        key
-        for key, result in results.items()
-        if result.ratios(metric) and _baseline_ratios(baseline, key, metric)
-    ]
+    # The family is the suite the baseline judges, not this run's selection: a run of a few
+    # benchmarks (-k) tests each as strictly as a whole run does.
+    judged = {key for key, result in results.items() if result.ratios(metric)}
+    known = (baseline or {}).get("benchmarks", {})
+    judged |= {key for key in known if _baseline_ratios(baseline, key, metric)}
     alpha_each = alpha / max(len(judged), 1)
     comparisons = []
     for key, result in sorted(results.items()):

@@ -162,3 +162,12 @@ def test_an_injected_slowdown_names_a_layer_and_a_strength() -> None:
     for text in ("silverr", "silver:-1", "silver:fast", "silver:0"):
         with pytest.raises(ValueError, match="LAYER:STRENGTH"):
             parse_slowdown(text)
+
+
+def test_a_run_of_a_few_benchmarks_is_tested_as_strictly_as_the_whole_suite() -> None:
+    rng = random.Random(5)
+    ratios = _noisy(rng, 1.0, 12, 0.01)
+    shifted = [1.2, 1.21, 1.22, 1.23, 1.0]  # p about 0.007: enough alone, not among 20
+    suite = {"benchmarks": {f"b{i}": {"ratios": {"cpu": ratios}} for i in range(20)}}
+    [judged] = compare({"b0": _result("b0", shifted)}, suite, 0.15)
+    assert judged.status == "not significant"
