@@ -265,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline_found=baseline is not None,
         notes=notes,
         history=history,
+        errored=code != 0,
     )
     for what, figure in report.headline(results):
         print(f"{what:>55}: {figure}")

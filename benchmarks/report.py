@@ -272,6 +272,10 @@ def _versus_text(results: Mapping[str, Result], result: Result) -> str:
     return f"{other.key}: {result.median_cpu / other.median_cpu:.2f}x CPU"
 
 
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2f}"
+
+
 def _time_rows(results: Mapping[str, Result]) -> list[list[str]]:
     return [
         [
@@ -279,7 +283,7 @@ def _time_rows(results: Mapping[str, Result]) -> list[list[str]]:
             f"{result.median:.3f}",
             f"{result.median_cpu:.3f}",
             str(len(result.rounds)),
-            f"{result.throughput:,.0f} {result.unit}/s",
+            f"{_figure(result.throughput)} {result.unit}/s",
             _versus_text(results, result),
         ]
         for key, result in sorted(results.items())
@@ -298,6 +302,7 @@ def write_report(
     baseline_found: bool,
     notes: Sequence[str] = (),
     history: Sequence[Mapping[str, Any]] = (),
+    errored: bool = False,
 ) -> dict[str, Path]:
     """Write `results.json`, `report.md`, `report.html` and the plots into `report_dir`."""
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -307,6 +312,8 @@ def write_report(
         if failed
         else f"PASS: no regression beyond {threshold:.0%}"
     )
+    if errored:
+        verdict = "FAIL: a benchmark failed its correctness checks or errored; " + verdict
     if not baseline_found:
         verdict += f" (no baseline at {baseline_path}: nothing judged)"
     figures = headline(results)
