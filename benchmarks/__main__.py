@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import parse_slowdown
-from benchmarks.profiles import PROFILES
+from benchmarks.harness import slowdown_option
+from benchmarks.profiles import PROFILES, SLOWDOWN_LAYERS
 from benchmarks.verdict import (
     DEFAULT_METRIC,
     DEFAULT_THRESHOLD,
@@ -115,23 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--inject-slowdown",
-        type=_slowdown,
+        type=slowdown_option,
         default=None,
         metavar="LAYER[:STRENGTH]",
         help=(
-            "make a layer's benchmarks (bronze, silver, gold, scd2, contracts, generator, "
-            "incremental) cost STRENGTH more, 0.5 unless given: a self-check of the verdict"
+            f"make a layer's benchmarks ({', '.join(SLOWDOWN_LAYERS)}) cost STRENGTH more, "
+            "0.5 unless given: a self-check of the verdict"
         ),
     )
     return parser
-
-
-def _slowdown(text: str) -> str:
-    try:
-        parse_slowdown(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-    return text
 
 
 def _pytest(

@@ -7,7 +7,6 @@ session's `testpaths` never reaches them. How a benchmark is measured is `benchm
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -20,12 +19,11 @@ from pyspark.sql import DataFrame, SparkSession
 from benchmarks.cpu import watch_jvm
 from benchmarks.harness import (
     Reference,
-    Slowdown,
     Workload,
     benchmark_key,
     item_key,
     nothing,
-    parse_slowdown,
+    slowdown_option,
 )
 from benchmarks.profiles import PROFILES, SEED, Profile
 from benchmarks.workloads import cached_landing, plain_spark
@@ -56,18 +54,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--inject-slowdown",
-        type=_slowdown,
+        type=slowdown_option,
         default=None,
         metavar="LAYER[:STRENGTH]",
         help="make a layer's benchmarks cost STRENGTH more (default 0.5): a self-check",
     )
-
-
-def _slowdown(text: str) -> Slowdown:
-    try:
-        return parse_slowdown(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _profile(config: pytest.Config) -> Profile:

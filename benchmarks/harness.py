@@ -18,6 +18,7 @@ regression of a known size, for checking that the verdict catches it.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ __all__ = [
     "nothing",
     "parse_slowdown",
     "rounds",
+    "slowdown_option",
 ]
 
 A = TypeVar("A")
@@ -80,6 +82,18 @@ class Slowdown:
 
     layer: str
     strength: float
+
+    def __str__(self) -> str:
+        """As `--inject-slowdown` takes it: `silver:0.25`."""
+        return f"{self.layer}:{self.strength:g}"
+
+
+def slowdown_option(text: str) -> Slowdown:
+    """`parse_slowdown` for an argument parser: its message becomes the usage error."""
+    try:
+        return parse_slowdown(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def parse_slowdown(text: str) -> Slowdown:

@@ -320,17 +320,15 @@ def compare(
             status = "new"
         else:
             change = statistics.median(now) / statistics.median(before) - 1
-            p_slower = mann_whitney_greater(now, before)
-            p_faster = mann_whitney_greater([-r for r in now], [-r for r in before])
-            if change > threshold:
-                p = p_slower
-                status = "regression" if not tested or p < alpha_each else "not significant"
-            elif change < -threshold:
-                p = p_faster
+            if change < -threshold:
+                p = mann_whitney_greater([-r for r in now], [-r for r in before])
                 status = "faster" if not tested or p < alpha_each else "not significant"
             else:
-                p = p_slower
-                status = "ok"
+                p = mann_whitney_greater(now, before)
+                if change <= threshold:
+                    status = "ok"
+                else:
+                    status = "regression" if not tested or p < alpha_each else "not significant"
         comparisons.append(
             Comparison(key, result.reference, result.layer, now, before, p, tested, status)
         )
