@@ -8,8 +8,9 @@
 Exit status: 0 when every benchmark passed its correctness checks and none regressed; 1
 otherwise. Each judged benchmark runs in rounds paired with its reference, and regresses
 only when its median ratio is beyond the threshold and a Mann-Whitney test against the
-baseline's ratios is significant (`benchmarks.verdict`). What looks regressed is measured
-again, with its reference, in a second pytest run, and both runs' rounds are judged together.
+baseline's ratios is significant (`benchmarks.verdict`). A benchmark that looks slower after
+its rounds gets as many again, at once, in the same session (`benchmarks.harness`), and all
+of its rounds are judged together.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from benchmarks.verdict import (
     load_baseline,
     load_history,
     load_results,
-    merge_runs,
     regressions,
 )
 
@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-confirm",
         action="store_true",
-        help="fail at the first measurement of a regression, without measuring it again",
+        help="judge the first rounds only: what looks slower is not measured again at once",
     )
     parser.add_argument(
         "--inject-slowdown",
@@ -127,9 +127,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _pytest(
-    args: argparse.Namespace, raw_json: Path, only: Sequence[str] = ()
+    args: argparse.Namespace, raw_json: Path, baseline_path: Path | None = None
 ) -> tuple[int, dict[str, Result]]:
-    """Run the suites in a fresh interpreter; returns pytest's exit code and the results."""
+    """Run the suites in a fresh interpreter; returns pytest's exit code and the results.
+
+    With `baseline_path`, what looks slower than that baseline is measured again at once.
+    """
     command = [
         sys.executable,
         "-m",
@@ -143,8 +146,12 @@ def _pytest(
     ]
     if args.select:
         command += ["-k", args.select]
-    if only:
-        command.append(f"--bench-only={';'.join(only)}")
+    if baseline_path is not None:
+        command += [
+            f"--judge-against={baseline_path}",
+            f"--threshold={args.threshold}",
+            f"--metric={args.metric}",
+        ]
     if args.inject_slowdown:
         command.append(f"--inject-slowdown={args.inject_slowdown}")
     raw_json.unlink(missing_ok=True)
@@ -188,31 +195,14 @@ def _save_baseline(args: argparse.Namespace, baseline_path: Path) -> int:
 
 
 def _judged_run(
-    args: argparse.Namespace, baseline: dict[str, Any] | None
+    args: argparse.Namespace, baseline_path: Path, baseline: dict[str, Any] | None
 ) -> tuple[int, dict[str, Result], list[Comparison], list[str]]:
-    """One run, and a second of whatever looks regressed; the results and their verdicts."""
-    notes: list[str] = []
-    code, results = _pytest(args, args.report_dir / "pytest-benchmark.json")
+    """One run, judged against the baseline; the results, their verdicts and notes."""
+    judging = baseline_path if baseline is not None and not args.no_confirm else None
+    code, results = _pytest(args, args.report_dir / "pytest-benchmark.json", judging)
     comparisons = compare(results, baseline, args.threshold, args.metric)
-    # Measured again: what regressed, and what moved beyond the threshold without the rounds
-    # to show it (more rounds give the test its power; a noisy first run then passes).
-    suspects = [
-        c
-        for c in comparisons
-        if c.status == "regression" or (c.status == "not significant" and (c.change or 0) > 0)
-    ]
-    if suspects and not args.no_confirm:
-        print(
-            "\nMeasuring again what looks slower, with its reference:\n  "
-            + "\n  ".join(c.describe() for c in suspects),
-            flush=True,
-        )
-        keys = sorted(c.key for c in suspects)
-        again_code, again = _pytest(args, args.report_dir / "pytest-benchmark-confirm.json", keys)
-        code = code or again_code
-        results = merge_runs(results, again)
-        comparisons = compare(results, baseline, args.threshold, args.metric)
-        notes.append("measured again in a second run, both runs' rounds judged: " + ", ".join(keys))
+    again = sorted(key for key, result in results.items() if result.details.get("measured_again"))
+    notes = ["measured again at once, all rounds judged: " + ", ".join(again)] if again else []
     return code, results, comparisons, notes
 
 
@@ -225,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.save_baseline:
         return _save_baseline(args, baseline_path)
     baseline = load_baseline(baseline_path)
-    code, results, comparisons, notes = _judged_run(args, baseline)
+    code, results, comparisons, notes = _judged_run(args, baseline_path, baseline)
     if args.inject_slowdown:
         notes.insert(0, f"deliberate slowdown injected: {args.inject_slowdown} (a self-check)")
     if not any(result.name == "duckdb" for result in results.values()):
@@ -267,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for what, figure in report.headline(results):
         print(f"{what:>55}: {figure}")
+    for note in notes:
+        if note.startswith("measured again"):
+            print(note)
     for comparison in comparisons:
         if comparison.ratios:
             print(("REGRESSION " if comparison in failed else "  ") + comparison.describe())

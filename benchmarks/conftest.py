@@ -18,14 +18,15 @@ from pyspark.sql import DataFrame, SparkSession
 
 from benchmarks.cpu import watch_jvm
 from benchmarks.harness import (
+    JUDGE,
     Reference,
     Workload,
     benchmark_key,
-    item_key,
     nothing,
     slowdown_option,
 )
 from benchmarks.profiles import PROFILES, SEED, Profile
+from benchmarks.verdict import DEFAULT_METRIC, DEFAULT_THRESHOLD, METRICS, Judge, load_baseline
 from benchmarks.workloads import cached_landing, plain_spark
 from pipeline import runner, tables
 from pipeline.bronze_stage import run_bronze
@@ -48,10 +49,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="generated inputs, kept between runs, keyed by size and seed",
     )
     group.addoption(
-        "--bench-only",
-        default="",
-        help="benchmark keys to run, separated by ';' (the others are deselected)",
+        "--judge-against",
+        type=Path,
+        default=None,
+        metavar="BASELINE",
+        help="a baseline file: what looks slower than it gets as many rounds again, at once",
     )
+    group.addoption(
+        "--threshold", type=float, default=DEFAULT_THRESHOLD, help="the verdict's threshold"
+    )
+    group.addoption("--metric", choices=METRICS, default=DEFAULT_METRIC, help="the judged metric")
     group.addoption(
         "--inject-slowdown",
         type=slowdown_option,
@@ -77,17 +84,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(name, values, ids=[f"{name}={value}" for value in values])
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep only the benchmarks named by `--bench-only` (the verdict's confirmation run)."""
-    wanted = {key for key in str(config.getoption("--bench-only")).split(";") if key}
-    if not wanted:
-        return
-    kept: list[pytest.Item] = []
-    dropped: list[pytest.Item] = []
-    for item in items:
-        (kept if item_key(item) in wanted else dropped).append(item)
-    config.hook.pytest_deselected(items=dropped)
-    items[:] = kept
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the `Judge` of a judged run where `harness.measure` finds it."""
+    path: Path | None = config.getoption("--judge-against", None)
+    baseline = load_baseline(path) if path is not None else None
+    if baseline is not None:
+        config.stash[JUDGE] = Judge(
+            baseline, float(config.getoption("--threshold")), str(config.getoption("--metric"))
+        )
 
 
 @pytest.fixture(scope="session")

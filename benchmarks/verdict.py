@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "METRICS",
     "Comparison",
+    "Judge",
     "Result",
     "Round",
     "baseline_document",
@@ -43,8 +44,8 @@ __all__ = [
     "load_baseline",
     "load_history",
     "load_results",
+    "looks_slower",
     "mann_whitney_greater",
-    "merge_runs",
     "regressions",
     "smallest_p",
 ]
@@ -115,22 +116,6 @@ class Result:
         """One ratio per paired round."""
         return tuple(r for r in (round_.ratio(metric) for round_ in self.rounds) if r is not None)
 
-    def with_rounds(self, other: Result) -> Result:
-        """The same benchmark with the rounds of another run added (the confirmation run)."""
-        return Result(
-            self.key,
-            self.name,
-            self.family,
-            self.reference,
-            self.items,
-            self.unit,
-            (*self.rounds, *other.rounds),
-            self.layer,
-            self.versus,
-            self.params,
-            self.details,
-        )
-
 
 _RECORDED = {
     "key",
@@ -166,14 +151,6 @@ def load_results(path: Path) -> dict[str, Result]:
             details={k: v for k, v in info.items() if k not in _RECORDED},
         )
     return results
-
-
-def merge_runs(first: Mapping[str, Result], second: Mapping[str, Result]) -> dict[str, Result]:
-    """Both runs' rounds per benchmark (the confirmation run re-measures a few)."""
-    merged = dict(first)
-    for key, result in second.items():
-        merged[key] = merged[key].with_rounds(result) if key in merged else result
-    return merged
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -338,6 +315,32 @@ def compare(
 def regressions(comparisons: Sequence[Comparison]) -> list[Comparison]:
     """The comparisons that fail the run."""
     return [comparison for comparison in comparisons if comparison.status == "regression"]
+
+
+def looks_slower(comparison: Comparison) -> bool:
+    """A regression, or a move beyond the threshold that its rounds cannot yet tell from the
+    baseline's spread: more rounds give the test its power, or show a noisy start."""
+    return comparison.status == "regression" or (
+        comparison.status == "not significant" and (comparison.change or 0) > 0
+    )
+
+
+@dataclass(frozen=True)
+class Judge:
+    """The verdict's settings in a judged run, for the benchmarks to ask as they measure."""
+
+    baseline: Mapping[str, Any]
+    threshold: float = DEFAULT_THRESHOLD
+    metric: str = DEFAULT_METRIC
+    alpha: float = ALPHA
+
+    def looks_slower(self, result: Result) -> bool:
+        """Whether `result` so far `looks_slower` against the baseline (its rounds get as
+        many again)."""
+        [comparison] = compare(
+            {result.key: result}, self.baseline, self.threshold, self.metric, self.alpha
+        )
+        return looks_slower(comparison)
 
 
 # ------------------------------------------------------------------------------- baseline

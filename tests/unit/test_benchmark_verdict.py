@@ -12,6 +12,7 @@ from scipy import stats  # type: ignore[import-untyped]
 from benchmarks.harness import DEFAULT_SLOWDOWN, Slowdown, parse_slowdown
 from benchmarks.verdict import (
     ALPHA,
+    Judge,
     Result,
     Round,
     baseline_document,
@@ -82,6 +83,21 @@ def test_a_significant_shift_below_the_threshold_is_ok() -> None:
         {"bronze": _result("bronze", [1.10 + i / 1000 for i in range(5)])}, baseline, 0.15
     )
     assert judged.p is not None and judged.p < 0.001 and judged.status == "ok"
+
+
+def test_what_looks_slower_is_what_more_rounds_could_still_decide() -> None:
+    """A regression or an unproven move up gets more rounds; within the threshold, or faster,
+    it does not; and more rounds of the same shift turn 'not significant' into a regression."""
+    rng = random.Random(5)
+    judge = Judge(_baseline("silver", _noisy(rng, 4.0, 15, 0.08)), alpha=ALPHA / 10)
+    assert not judge.looks_slower(_result("silver", [4.0, 4.1, 3.9, 4.2, 3.8]))
+    assert not judge.looks_slower(_result("silver", [3.0, 3.1, 2.9, 3.2, 2.8]))
+    few = _result("silver", [4.9, 4.1, 5.6, 4.3, 5.0])
+    [first] = compare({"silver": few}, judge.baseline, judge.threshold, alpha=judge.alpha)
+    assert first.status == "not significant" and judge.looks_slower(few)
+    more = _result("silver", [4.9, 4.1, 5.6, 4.3, 5.0, 5.1, 5.3, 4.9, 5.2, 5.5])
+    [both] = compare({"silver": more}, judge.baseline, judge.threshold, alpha=judge.alpha)
+    assert both.status == "regression" and judge.looks_slower(more)
 
 
 def test_too_few_rounds_for_the_test_are_judged_by_the_threshold_and_say_so() -> None:
