@@ -177,8 +177,9 @@ def _plot_ratios(comparisons: Sequence[Comparison], threshold: float, out: Path)
     axes.set_yticks(range(len(judged)), [c.key for c in judged], fontsize=8)
     axes.invert_yaxis()
     axes.set_xlabel(
-        "ratio to the reference in the same round / the baseline's median ratio "
-        f"(dotted: +{threshold:.0%})"
+        "paired ratio / the baseline's median ratio\n"
+        f"(grey: the baseline's range; dotted: the threshold, +{threshold:.0%})",
+        fontsize=9,
     )
     axes.set_title("This run's paired ratios against the baseline band", fontsize=10)
     axes.grid(True, axis="x", alpha=0.3)
