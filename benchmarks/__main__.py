@@ -258,8 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for what, figure in report.headline(results):
         print(f"{what:>55}: {figure}")
     for note in notes:
-        if note.startswith("measured again"):
-            print(note)
+        print(note)
     for comparison in comparisons:
         if comparison.ratios:
             print(("REGRESSION " if comparison in failed else "  ") + comparison.describe())

@@ -218,7 +218,6 @@ def measure(
     callspec = getattr(request.node, "callspec", None)
     recorded: list[dict[str, float]] = []
     last: list[T] = []
-    again: list[int] = []
 
     def subject_round() -> tuple[float, float]:
         result, cpu, wall = _time(subject, wall_only=wall_only, slower=slower)
@@ -261,7 +260,6 @@ def measure(
             so_far = Result(key, key, family, reference.key, items, unit,
                             tuple(Round(**round_) for round_ in recorded), layer)  # fmt: skip
             if judge.looks_slower(so_far):
-                again.append(rounds)
                 timed_rounds(rounds)
 
     benchmark.pedantic(all_rounds, rounds=1, iterations=1)  # type: ignore[no-untyped-call]
@@ -277,7 +275,7 @@ def measure(
         params=dict(callspec.params) if callspec is not None else {},
         rounds=recorded,
         slowed=slower,
-        measured_again=sum(again),
+        measured_again=len(recorded) - rounds,
         **details,
     )
     return last[0]
