@@ -3,6 +3,7 @@
     python -m benchmarks                      # smoke size, judged against baseline/smoke.json
     python -m benchmarks --size full          # 10k, 100k and 1M events (tens of minutes)
     python -m benchmarks --save-baseline      # measure 3 runs and make their ratios the baseline
+    python -m benchmarks --add-to-baseline    # measure 3 runs and add their ratios to it
     python -m benchmarks --history            # also append this run to benchmarks/history/
 
 Exit status: 0 when every benchmark passed its correctness checks and none regressed; 1
@@ -40,6 +41,7 @@ from benchmarks.verdict import (
     load_baseline,
     load_history,
     load_results,
+    pooled_baseline,
     regressions,
 )
 
@@ -77,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
         help=(
             "measure --baseline-runs runs and write their ratios to "
             "benchmarks/baseline/<size>.json (to commit)"
+        ),
+    )
+    parser.add_argument(
+        "--add-to-baseline",
+        action="store_true",
+        help=(
+            "measure --baseline-runs runs and add their ratios to the baseline's (runs from "
+            "several sessions put the spread between sessions in it)"
         ),
     )
     parser.add_argument(
@@ -178,7 +188,15 @@ def _machine() -> dict[str, Any]:
 
 
 def _save_baseline(args: argparse.Namespace, baseline_path: Path) -> int:
-    """Measure `--baseline-runs` runs and write their pooled ratios as the baseline."""
+    """Measure `--baseline-runs` runs and write their pooled ratios as the baseline, or with
+    `--add-to-baseline` add them to the baseline's."""
+    existing = load_baseline(baseline_path)
+    if args.add_to_baseline and existing is None:
+        print(
+            f"No baseline at {baseline_path} to add to: save one first with --save-baseline.",
+            file=sys.stderr,
+        )
+        return 2
     runs = []
     for number in range(1, args.baseline_runs + 1):
         print(f"\nBaseline run {number} of {args.baseline_runs}", flush=True)
@@ -190,8 +208,14 @@ def _save_baseline(args: argparse.Namespace, baseline_path: Path) -> int:
         runs.append(results)
     args.baseline_dir.mkdir(parents=True, exist_ok=True)
     document = baseline_document(runs, args.size, _commit())
+    if args.add_to_baseline and existing is not None:
+        document = pooled_baseline(existing, document)
     baseline_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    print(f"Baseline saved: {baseline_path}, {len(runs)} runs pooled (commit it)")
+    sessions = len(document["sessions"])
+    print(
+        f"Baseline saved: {baseline_path}, {document['runs']} runs from {sessions} session(s) "
+        "pooled (commit it)"
+    )
     return 0
 
 
@@ -213,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     args.report_dir.mkdir(parents=True, exist_ok=True)
     baseline_path = args.baseline_dir / f"{args.size}.json"
-    if args.save_baseline:
+    if args.save_baseline or args.add_to_baseline:
         return _save_baseline(args, baseline_path)
     baseline = load_baseline(baseline_path)
     code, results, comparisons, notes = _judged_run(args, baseline_path, baseline)

@@ -46,6 +46,7 @@ __all__ = [
     "load_results",
     "looks_slower",
     "mann_whitney_greater",
+    "pooled_baseline",
     "regressions",
     "smallest_p",
 ]
@@ -374,12 +375,54 @@ def baseline_document(
             "cpu_seconds": round(pooled.median_cpu, 4),
             "seconds": round(pooled.median, 4),
         }
+    saved_at = datetime.now(UTC).isoformat(timespec="seconds")
     return {
         "size": size,
-        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "saved_at": saved_at,
         "commit": commit,
         "runs": len(runs),
+        "sessions": [{"commit": commit, "saved_at": saved_at, "runs": len(runs)}],
         "note": "each benchmark's paired ratios over all runs are judged; seconds are for reading",
+        "benchmarks": benchmarks,
+    }
+
+
+def pooled_baseline(existing: Mapping[str, Any], added: Mapping[str, Any]) -> dict[str, Any]:
+    """`added` (a `baseline_document` of new runs) pooled with the `existing` baseline: every
+    ratio of both, and the sessions they were measured in (`--add-to-baseline`).
+
+    A benchmark's median moves between runs more than its rounds move within one, and runs
+    close together in time tend to agree; runs from several sessions put that spread in the
+    baseline. The seconds shown for reading are the newest session's.
+
+    Raises:
+        ValueError: the two are of different sizes.
+    """
+    if existing.get("size") != added.get("size"):
+        raise ValueError(
+            f"cannot pool a {added.get('size')} baseline into a {existing.get('size')} one"
+        )
+    sessions = existing.get("sessions") or [
+        {key: existing.get(key) for key in ("commit", "saved_at", "runs")}
+    ]
+    benchmarks: dict[str, Any] = {}
+    for key in sorted({*existing["benchmarks"], *added["benchmarks"]}):
+        old, new = existing["benchmarks"].get(key, {}), added["benchmarks"].get(key, {})
+        benchmarks[key] = {
+            **old,
+            **new,
+            "ratios": {
+                metric: [
+                    *old.get("ratios", {}).get(metric, ()),
+                    *new.get("ratios", {}).get(metric, ()),
+                ]
+                for metric in METRICS
+            },
+        }
+    return {
+        **added,
+        "runs": int(existing.get("runs", 0)) + int(added["runs"]),
+        "sessions": [*sessions, *added["sessions"]],
         "benchmarks": benchmarks,
     }
 

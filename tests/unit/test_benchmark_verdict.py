@@ -20,6 +20,7 @@ from benchmarks.verdict import (
     history_entry,
     load_history,
     mann_whitney_greater,
+    pooled_baseline,
     regressions,
     smallest_p,
 )
@@ -157,6 +158,22 @@ def test_a_saved_baseline_pools_every_round_of_every_run() -> None:
     assert document["runs"] == 2 and document["commit"] == "abc1234"
     assert document["benchmarks"]["silver"]["ratios"]["cpu"] == [4.0, 4.1, 4.2, 4.3, 4.4]
     assert document["benchmarks"]["silver"]["layer"] == "silver"
+
+
+def test_runs_added_to_a_baseline_pool_with_its_ratios_and_sessions() -> None:
+    morning = baseline_document([{"silver": _result("silver", [4.0, 4.1])}], "smoke", "aaa1111")
+    evening = baseline_document(
+        [{"silver": _result("silver", [5.0]), "gold": _result("gold", [9.0])}], "smoke", "bbb2222"
+    )
+    pooled = pooled_baseline(morning, evening)
+    assert pooled["benchmarks"]["silver"]["ratios"]["cpu"] == [4.0, 4.1, 5.0]
+    assert pooled["benchmarks"]["gold"]["ratios"]["cpu"] == [9.0]
+    assert pooled["runs"] == 2 and pooled["commit"] == "bbb2222"
+    assert [session["commit"] for session in pooled["sessions"]] == ["aaa1111", "bbb2222"]
+    older = {key: value for key, value in morning.items() if key != "sessions"}
+    assert pooled_baseline(older, evening)["sessions"][0]["commit"] == "aaa1111"
+    with pytest.raises(ValueError, match="cannot pool a full baseline into a smoke one"):
+        pooled_baseline(morning, {**evening, "size": "full"})
 
 
 def test_the_history_reads_back_one_size_in_date_order(tmp_path: Path) -> None:
