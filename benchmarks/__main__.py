@@ -10,8 +10,8 @@ Exit status: 0 when every benchmark passed its correctness checks and none regre
 otherwise. Each judged benchmark runs in rounds paired with its reference, and regresses
 only when its median ratio is beyond the threshold and a Mann-Whitney test against the
 baseline's ratios is significant (`benchmarks.verdict`). A benchmark that looks slower after
-its rounds gets as many again, at once, in the same session (`benchmarks.harness`), and all
-of its rounds are judged together.
+its rounds gets as many again, at once, in the same session, up to three batches in all
+(`benchmarks.harness`), and all of its rounds are judged together.
 """
 
 from __future__ import annotations

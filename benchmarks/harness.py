@@ -8,8 +8,9 @@ drift of the machine hits both sides of a pair alike. Each pair gives one ratio;
 
 When the run is judged (`python -m benchmarks` passes the baseline), a benchmark that looks
 slower after its rounds (`verdict.looks_slower`) gets as many rounds again, at once, in the
-same session: the JVM is then as warm as it was for the first rounds and for the baseline's,
-and the verdict judges all of them together.
+same session, and again while it still looks slower, up to `verdict.BATCHES` batches: the
+JVM is then as warm as it was for the first rounds and for the baseline's, and the verdict
+judges all of them together.
 
 Each round records the CPU seconds (this process and the Spark JVM, `benchmarks.cpu`) and the
 wall seconds of both sides in `benchmark.extra_info["rounds"]`, with what `benchmarks.verdict`
@@ -267,11 +268,14 @@ def measure(
             if reference is not None:
                 reference_round()
         timed_rounds(rounds)
-        if judge is not None and reference is not None:
+        batches = 1
+        while judge is not None and reference is not None:
             so_far = Result(key, key, family, reference.key, items, unit,
                             tuple(Round(**round_) for round_ in recorded), layer)  # fmt: skip
-            if judge.looks_slower(so_far):
-                timed_rounds(rounds)
+            if not judge.more_rounds(so_far, batches):
+                break
+            timed_rounds(rounds)
+            batches += 1
 
     benchmark.pedantic(all_rounds, rounds=1, iterations=1)  # type: ignore[no-untyped-call]
     benchmark.extra_info.update(

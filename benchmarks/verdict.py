@@ -11,7 +11,8 @@ regresses only when both hold:
   same k for a run of a few of them).
 
 So when nothing changed, the chance that a run reports any regression is at most `alpha`
-(1%), as long as the rounds of a run are like those of the baseline; the threshold guards the
+(1%) at each look, and 3% over the three looks a benchmark that keeps looking slower gets
+(`BATCHES`), as long as the rounds of a run are like those of the baseline; the threshold guards the
 rest. A benchmark with so few rounds that no outcome could reach that p (the full size, where
 a round takes minutes) is judged by the threshold alone, and says so.
 
@@ -31,6 +32,7 @@ from typing import Any
 
 __all__ = [
     "ALPHA",
+    "BATCHES",
     "DEFAULT_METRIC",
     "DEFAULT_THRESHOLD",
     "METRICS",
@@ -56,6 +58,10 @@ METRICS = ("cpu", "wall")
 DEFAULT_METRIC = "cpu"
 ALPHA = 0.01
 """The chance of any false alarm in a run when nothing changed, split over the judged benchmarks."""
+BATCHES = 3
+"""Batches of rounds at most: what still looks slower after a batch gets another, at once.
+Ten rounds of silver slowed by 25% (+21% and +25% measured) gave p = 0.001, just short of
+1% / 10; the third batch is for such a change, beyond the threshold but not yet proven."""
 
 
 @dataclass(frozen=True)
@@ -336,12 +342,16 @@ class Judge:
     alpha: float = ALPHA
 
     def looks_slower(self, result: Result) -> bool:
-        """Whether `result` so far `looks_slower` against the baseline (its rounds get as
-        many again)."""
+        """Whether `result` so far `looks_slower` against the baseline."""
         [comparison] = compare(
             {result.key: result}, self.baseline, self.threshold, self.metric, self.alpha
         )
         return looks_slower(comparison)
+
+    def more_rounds(self, result: Result, batches: int) -> bool:
+        """Whether a benchmark that has had `batches` batches of rounds gets another: while
+        it `looks_slower`, up to `BATCHES` in all."""
+        return batches < BATCHES and self.looks_slower(result)
 
 
 # ------------------------------------------------------------------------------- baseline

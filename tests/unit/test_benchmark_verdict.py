@@ -12,6 +12,7 @@ from scipy import stats  # type: ignore[import-untyped]
 from benchmarks.harness import DEFAULT_SLOWDOWN, Slowdown, parse_slowdown
 from benchmarks.verdict import (
     ALPHA,
+    BATCHES,
     Judge,
     Result,
     Round,
@@ -99,6 +100,9 @@ def test_what_looks_slower_is_what_more_rounds_could_still_decide() -> None:
     more = _result("silver", [4.9, 4.1, 5.6, 4.3, 5.0, 5.1, 5.3, 4.9, 5.2, 5.5])
     [both] = compare({"silver": more}, judge.baseline, judge.threshold, alpha=judge.alpha)
     assert both.status == "regression" and judge.looks_slower(more)
+    assert judge.more_rounds(few, batches=1) and judge.more_rounds(more, batches=BATCHES - 1)
+    assert not judge.more_rounds(more, batches=BATCHES)
+    assert not judge.more_rounds(_result("silver", [4.0, 4.1, 3.9, 4.2, 3.8]), batches=1)
 
 
 def test_too_few_rounds_for_the_test_are_judged_by_the_threshold_and_say_so() -> None:
