@@ -8,9 +8,10 @@ drift of the machine hits both sides of a pair alike. Each pair gives one ratio;
 
 When the run is judged (`python -m benchmarks` passes the baseline), a benchmark that looks
 slower after its rounds (`verdict.looks_slower`) gets as many rounds again, at once, in the
-same session, and again while it still looks slower, up to `verdict.BATCHES` batches: the
-JVM is then as warm as it was for the first rounds and for the baseline's, and the verdict
-judges all of them together.
+same session (`verdict.Judge.more_rounds`: a first batch's regression is confirmed by a
+second; a move not yet significant gets up to `verdict.BATCHES` batches): the JVM is then as
+warm as it was for the first rounds and for the baseline's, and the verdict judges all of
+them together.
 
 Each round records the CPU seconds (this process and the Spark JVM, `benchmarks.cpu`) and the
 wall seconds of both sides in `benchmark.extra_info["rounds"]`, with what `benchmarks.verdict`

@@ -10,11 +10,12 @@ regresses only when both hold:
   p < `alpha` / k, k being the number of benchmarks the baseline judges (Bonferroni; the
   same k for a run of a few of them).
 
-So when nothing changed, the chance that a run reports any regression is at most `alpha`
-(1%) at each look, and 3% over the three looks a benchmark that keeps looking slower gets
-(`BATCHES`), as long as the rounds of a run are like those of the baseline; the threshold guards the
-rest. A benchmark with so few rounds that no outcome could reach that p (the full size, where
-a round takes minutes) is judged by the threshold alone, and says so.
+A first batch's verdict never fails a run alone: what looks slower gets another batch, and a
+move not yet significant a third (`Judge.more_rounds`, `BATCHES`). So when nothing changed,
+the chance that a run reports any regression is at most `alpha` (1%) at each look, and 3%
+over the three looks, as long as the rounds of a run are like those of the baseline; the
+threshold guards the rest. A benchmark with so few rounds that no outcome could reach that
+p (the full size, where a round takes minutes) is judged by the threshold alone, and says so.
 
 Pure Python: tested without a JVM.
 """
@@ -59,9 +60,9 @@ DEFAULT_METRIC = "cpu"
 ALPHA = 0.01
 """The chance of any false alarm in a run when nothing changed, split over the judged benchmarks."""
 BATCHES = 3
-"""Batches of rounds at most: what still looks slower after a batch gets another, at once.
-Ten rounds of silver slowed by 25% (+21% and +25% measured) gave p = 0.001, just short of
-1% / 10; the third batch is for such a change, beyond the threshold but not yet proven."""
+"""Batches of rounds at most (`Judge.more_rounds`). Ten rounds of silver slowed by 25% (+21%
+and +25% measured) gave p = 0.001, just short of 1% / 10; the third batch is for such a
+change, beyond the threshold but not yet proven."""
 
 
 @dataclass(frozen=True)
@@ -349,9 +350,18 @@ class Judge:
         return looks_slower(comparison)
 
     def more_rounds(self, result: Result, batches: int) -> bool:
-        """Whether a benchmark that has had `batches` batches of rounds gets another: while
-        it `looks_slower`, up to `BATCHES` in all."""
-        return batches < BATCHES and self.looks_slower(result)
+        """Whether a benchmark that has had `batches` batches of rounds gets another, up to
+        `BATCHES` in all: a regression in its first batch, to confirm it (a noisy start
+        fails no run), and a move beyond the threshold not yet significant. A regression
+        over two batches or more is the verdict: a third batch would only re-judge it."""
+        if batches >= BATCHES:
+            return False
+        [comparison] = compare(
+            {result.key: result}, self.baseline, self.threshold, self.metric, self.alpha
+        )
+        if comparison.status == "regression":
+            return batches == 1
+        return looks_slower(comparison)
 
 
 # ------------------------------------------------------------------------------- baseline

@@ -100,9 +100,24 @@ def test_what_looks_slower_is_what_more_rounds_could_still_decide() -> None:
     more = _result("silver", [4.9, 4.1, 5.6, 4.3, 5.0, 5.1, 5.3, 4.9, 5.2, 5.5])
     [both] = compare({"silver": more}, judge.baseline, judge.threshold, alpha=judge.alpha)
     assert both.status == "regression" and judge.looks_slower(more)
-    assert judge.more_rounds(few, batches=1) and judge.more_rounds(more, batches=BATCHES - 1)
-    assert not judge.more_rounds(more, batches=BATCHES)
+    assert judge.more_rounds(few, batches=1) and judge.more_rounds(few, batches=BATCHES - 1)
+    assert not judge.more_rounds(few, batches=BATCHES)
     assert not judge.more_rounds(_result("silver", [4.0, 4.1, 3.9, 4.2, 3.8]), batches=1)
+
+
+def test_a_regression_is_confirmed_by_one_more_batch_and_then_stands() -> None:
+    """A first batch's regression gets a second batch (a noisy start fails no run); a
+    regression over two batches is the verdict, with no third batch to re-judge it."""
+    rng = random.Random(5)
+    judge = Judge(_baseline("silver", _noisy(rng, 4.0, 15, 0.08)), alpha=ALPHA / 10)
+    first = _result("silver", [5.6, 5.8, 5.5, 5.9, 5.7])
+    [judged] = compare({"silver": first}, judge.baseline, judge.threshold, alpha=judge.alpha)
+    assert judged.status == "regression" and judge.more_rounds(first, batches=1)
+    both = _result("silver", [5.6, 5.8, 5.5, 5.9, 5.7, 5.4, 5.6, 5.8, 5.5, 5.7])
+    assert not judge.more_rounds(both, batches=2)
+    unproven = _result("silver", [4.9, 3.9, 5.6, 4.0, 5.0, 4.1, 4.8, 3.8, 5.1, 4.6])
+    [judged] = compare({"silver": unproven}, judge.baseline, judge.threshold, alpha=judge.alpha)
+    assert judged.status == "not significant" and judge.more_rounds(unproven, batches=2)
 
 
 def test_too_few_rounds_for_the_test_are_judged_by_the_threshold_and_say_so() -> None:
