@@ -342,12 +342,16 @@ class Judge:
     metric: str = DEFAULT_METRIC
     alpha: float = ALPHA
 
-    def looks_slower(self, result: Result) -> bool:
-        """Whether `result` so far `looks_slower` against the baseline."""
+    def compare(self, result: Result) -> Comparison:
+        """`result` so far against the baseline."""
         [comparison] = compare(
             {result.key: result}, self.baseline, self.threshold, self.metric, self.alpha
         )
-        return looks_slower(comparison)
+        return comparison
+
+    def looks_slower(self, result: Result) -> bool:
+        """Whether `result` so far `looks_slower` against the baseline."""
+        return looks_slower(self.compare(result))
 
     def more_rounds(self, result: Result, batches: int) -> bool:
         """Whether a benchmark that has had `batches` batches of rounds gets another, up to
@@ -356,9 +360,7 @@ class Judge:
         over two batches or more is the verdict: a third batch would only re-judge it."""
         if batches >= BATCHES:
             return False
-        [comparison] = compare(
-            {result.key: result}, self.baseline, self.threshold, self.metric, self.alpha
-        )
+        comparison = self.compare(result)
         if comparison.status == "regression":
             return batches == 1
         return looks_slower(comparison)
