@@ -44,6 +44,7 @@ from benchmarks.verdict import (
     pooled_baseline,
     regressions,
 )
+from pipeline.config import with_java_options
 
 if TYPE_CHECKING:
     from benchmarks.verdict import Comparison
@@ -166,7 +167,8 @@ def _pytest(
     if args.inject_slowdown:
         command.append(f"--inject-slowdown={args.inject_slowdown}")
     raw_json.unlink(missing_ok=True)
-    code = subprocess.run(command, cwd=PROJECT, check=False).returncode
+    environment = with_java_options(PROFILES[args.size].jvm_options)
+    code = subprocess.run(command, cwd=PROJECT, env=environment, check=False).returncode
     results = load_results(raw_json) if raw_json.is_file() else {}
     return code, results
 

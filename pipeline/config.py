@@ -44,6 +44,7 @@ __all__ = [
     "require_classic",
     "spark_settings_from_environment",
     "subprocess_environment",
+    "with_java_options",
 ]
 
 PII_KEY_ENV = "CLICKSTREAM_PII_KEY"
@@ -190,6 +191,15 @@ def subprocess_environment(
     """This process's environment plus `extra` and less `without`, for a child process such
     as `spark-pipelines`."""
     return {k: v for k, v in os.environ.items() if k not in without} | dict(extra)
+
+
+def with_java_options(options: str) -> dict[str, str]:
+    """This process's environment, with `options` added to the Java options every JVM started
+    from it picks up (`JAVA_TOOL_OPTIONS`)."""
+    if not options:
+        return subprocess_environment({})
+    inherited = os.environ.get("JAVA_TOOL_OPTIONS", "")
+    return subprocess_environment({"JAVA_TOOL_OPTIONS": f"{inherited} {options}".strip()})
 
 
 DEFAULT_WATERMARK_DELAY = "1 hour"

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats  # type: ignore[import-untyped]
 
 from benchmarks.harness import DEFAULT_SLOWDOWN, Slowdown, parse_slowdown
+from benchmarks.profiles import PROFILES, STEADY_JIT
 from benchmarks.verdict import (
     ALPHA,
     BATCHES,
@@ -25,6 +26,7 @@ from benchmarks.verdict import (
     regressions,
     smallest_p,
 )
+from pipeline.config import with_java_options
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -223,3 +225,15 @@ def test_a_run_of_a_few_benchmarks_is_tested_as_strictly_as_the_whole_suite() ->
     suite = {"benchmarks": {f"b{i}": {"ratios": {"cpu": ratios}} for i in range(20)}}
     [judged] = compare({"b0": _result("b0", shifted)}, suite, 0.15)
     assert judged.status == "not significant"
+
+
+def test_the_smoke_size_steadies_every_jvm_and_keeps_the_users_java_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    smoke, full = PROFILES["smoke"].jvm_options, PROFILES["full"].jvm_options
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xss4m")
+    assert with_java_options(smoke)["JAVA_TOOL_OPTIONS"] == f"-Xss4m {STEADY_JIT}"
+    assert with_java_options(full)["JAVA_TOOL_OPTIONS"] == "-Xss4m"
+    monkeypatch.delenv("JAVA_TOOL_OPTIONS")
+    assert with_java_options(smoke)["JAVA_TOOL_OPTIONS"] == STEADY_JIT
+    assert "JAVA_TOOL_OPTIONS" not in with_java_options(full)
