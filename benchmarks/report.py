@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # the backend is chosen first, before pyplot lo
 from benchmarks.verdict import Comparison, Result, regressions
 from contracts.html import render
 
-__all__ = ["headline", "write_report"]
+__all__ = ["headline", "run_label", "write_report"]
 
 
 # ------------------------------------------------------------------------------ headline
@@ -186,6 +186,12 @@ def _plot_ratios(comparisons: Sequence[Comparison], threshold: float, out: Path)
     return _save(figure, out)
 
 
+def run_label(entry: Mapping[str, Any]) -> str:
+    """A run of the history on the x axis: its commit, then month-day and time (UTC), so that
+    runs of one commit on one day stay apart."""
+    return f"{entry['commit']}\n{str(entry['date'])[5:16].replace('T', ' ')}"
+
+
 def _plot_history(
     history: Sequence[Mapping[str, Any]],
     comparisons: Sequence[Comparison],
@@ -197,7 +203,7 @@ def _plot_history(
     judged = [c for c in comparisons if c.baseline_ratio]
     if len(history) < 2 or not judged:
         return None
-    figure, axes = plt.subplots(figsize=(9, 4.8))
+    figure, axes = plt.subplots(figsize=(9, 5.6))
     axes.axhspan(1 - threshold, 1 + threshold, color="0.92", label=f"baseline ±{threshold:.0%}")
     positions = range(len(history))
     for comparison in judged:
@@ -208,19 +214,20 @@ def _plot_history(
         ]
         if points:
             axes.plot(*zip(*points, strict=True), marker="o", markersize=3, label=comparison.key)
-    labels = [f"{entry['commit']}\n{str(entry['date'])[5:10]}" for entry in history]
+    labels = [run_label(entry) for entry in history]
     step = max(1, len(labels) // 12)
     axes.set_xticks(list(positions)[::step], labels[::step], fontsize=7)
     axes.set_ylabel("median ratio / baseline median")
     axes.set_title("Ratios over the runs of the history", fontsize=10)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1))
+    # below the plot, so the plot keeps the page's width and long names are not cut off
+    axes.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     return _save(figure, out)
 
 
 def _save(figure: Any, out: Path) -> Path:
     figure.tight_layout()
-    figure.savefig(out, dpi=110)
+    figure.savefig(out, dpi=110, bbox_inches="tight")  # a legend outside the axes included
     plt.close(figure)
     return out
 

@@ -80,3 +80,10 @@ def test_a_failed_correctness_check_fails_the_headline_even_without_a_regression
         errored=True,
     )
     assert "FAIL: a benchmark failed its correctness checks" in paths["markdown"].read_text()
+
+
+def test_runs_of_one_commit_on_one_day_get_their_own_label_on_the_history_axis() -> None:
+    morning = {"commit": "7d5464e", "date": "2026-12-02T07:38:02+00:00"}
+    noon = {"commit": "7d5464e", "date": "2026-12-02T11:27:41+00:00"}
+    assert report.run_label(morning) == "7d5464e\n12-02 07:38"
+    assert report.run_label(morning) != report.run_label(noon)
