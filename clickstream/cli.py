@@ -554,6 +554,7 @@ def _run_locked(args: argparse.Namespace, pii_key: PiiKey, started: float) -> No
         warehouse, update_id, flows=FLOWS, full_refresh=args.full_refresh, runner=RUNNER
     ) as update:
         _run_update(args, pii_key, update)
+    print(update.cost.summary())
     print(f"update {update_id}: `clickstream history --warehouse {args.warehouse}` shows it")
     print(f"done in {time.perf_counter() - started:.1f} s")
 
@@ -576,7 +577,9 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
         file=sys.stderr,
         flush=True,
     )
+    starting = time.perf_counter()
     spark = build_session(_spark_settings(args), log_file=log_file)
+    update.spark_started(time.perf_counter() - starting)
     display = Progress(sys.stderr)
     try:
         summary = run_pipeline(

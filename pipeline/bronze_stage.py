@@ -61,7 +61,9 @@ def run_bronze(
         )
         report_batch(on_batch, batch_id, lines, {BRONZE_EVENTS: metrics})
 
-    run_stream(lines, write_batch, checkpoint=checkpoint_path(warehouse, BRONZE_STREAM))
+    run_stream(
+        lines, write_batch, checkpoint=checkpoint_path(warehouse, BRONZE_STREAM), flow=BRONZE_EVENTS
+    )
 
 
 def _write_batch(
@@ -109,26 +111,22 @@ def _write_batch(
     # (or skip it too, if that was committed as well) without knowing its size.
     not_objects = int(counting.get["not_objects"]) if wrote[-1] else None
     quarantine = _quarantine(parsed, ingested_at, not_objects, contract, metrics)
-    writes: list[Callable[[], object]] = []
+    writes: dict[str, Callable[[], object]] = {}
     if quarantine is None and not table_exists(warehouse, BRONZE_QUARANTINE):
         # The quarantine exists from the first run on, empty until a line needs it.
         empty = bronze.quarantine_rows(parsed, ingested_at=ingested_at)
-        writes.append(
-            lambda: create_table_if_absent(
-                spark, table_path(warehouse, BRONZE_QUARANTINE), empty.schema
-            )
+        writes[BRONZE_QUARANTINE] = lambda: create_table_if_absent(
+            spark, table_path(warehouse, BRONZE_QUARANTINE), empty.schema
         )
     if quarantine is not None:
-        writes.append(
-            lambda: append_once(
-                quarantine,
-                table_path(warehouse, BRONZE_QUARANTINE),
-                query=BRONZE_STREAM,
-                batch_id=batch_id,
-                merge_schema=True,
-            )
+        writes[BRONZE_QUARANTINE] = lambda: append_once(
+            quarantine,
+            table_path(warehouse, BRONZE_QUARANTINE),
+            query=BRONZE_STREAM,
+            batch_id=batch_id,
+            merge_schema=True,
         )
-    in_parallel(writes)
+    in_parallel(spark, writes)
     # A replay whose bronze write was skipped never ran the counting pass: count the lines.
     return (int(counting.get["lines"]) if wrote[-1] else parsed.count()), metrics
 

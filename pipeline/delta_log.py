@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Commit",
     "TableState",
     "batch_marker",
     "batch_output_rows",
     "commit_marker",
+    "commits",
     "committed_batch",
     "data_files_by_version",
     "marked_output_rows",
@@ -287,3 +289,41 @@ def marked_output_rows(path: Path) -> dict[tuple[str, int], list[int]]:
         if marker is not None:
             found.setdefault(marker, []).append(_output_rows(info))
     return found
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit: its operation (`WRITE`, `MERGE`, ...) and the data files it added.
+
+    A file a deletion vector marks is added again with the vector and removed in the same
+    commit: it is not counted, since no data file was written for it.
+    """
+
+    operation: str
+    files: int
+    bytes: int
+
+
+def _commit(log: Path, version: int) -> Commit:
+    operation = ""
+    added: dict[str, int] = {}
+    removed: set[str] = set()
+    for action in _commit_actions(log, version):
+        if "commitInfo" in action:
+            operation = str(action["commitInfo"].get("operation", ""))
+        elif "add" in action:
+            added[str(action["add"]["path"])] = int(action["add"].get("size", 0))
+        elif "remove" in action:
+            removed.add(str(action["remove"]["path"]))
+    written = [size for path, size in added.items() if path not in removed]
+    return Commit(operation, len(written), sum(written))
+
+
+def commits(path: Path, after: int | None, up_to: int | None) -> list[Commit]:
+    """The commits of versions `after` (exclusive) to `up_to` of the table at `path`;
+    `after` None counts from the table's first version, `up_to` None means none."""
+    if up_to is None:
+        return []
+    log = _log(path)
+    first = -1 if after is None else after
+    return [_commit(log, version) for version in range(first + 1, up_to + 1)]

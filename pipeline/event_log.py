@@ -22,6 +22,7 @@ views the Databricks queries need (`event_log_raw`, `latest_update`, ...).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -39,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import delta_log
+from pipeline.cost import COST_KEY, FlowCost, UpdateCost
 from pipeline.errors import ClickstreamError, ExpectationFailedError
 from pipeline.flows import Flow, flows_of_stage
 from pipeline.tables import EVENT_LOG, table_path
@@ -51,12 +53,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CANCELED",
     "COMPLETED",
+    "COST_KEY",
     "EVENT_SCHEMA",
     "FAILED",
     "RUNNER",
     "TERMINAL_STATES",
     "UpdateLog",
     "details",
+    "engine_cost",
     "error_summary",
     "expectation_metrics",
     "new_update_id",
@@ -116,8 +120,15 @@ EVENT_SCHEMA = pa.schema(
 _WRITE_LOCK = threading.Lock()
 
 
-def _details_json(kind: str, body: Mapping[str, Any]) -> str:
-    return json.dumps({kind: body}, sort_keys=True)
+def _details_json(
+    kind: str, body: Mapping[str, Any], spent: Mapping[str, Any] | None = None
+) -> str:
+    """`details` as Databricks writes it (one object under the event type), and our
+    extension beside it: what the engine did (`pipeline.cost`)."""
+    document: dict[str, Any] = {kind: body}
+    if spent is not None:
+        document[COST_KEY] = spent
+    return json.dumps(document, sort_keys=True)
 
 
 SPARK_CONDITION = re.compile(r"\[([A-Z][A-Z0-9_.]+)\]")
@@ -211,6 +222,8 @@ class UpdateLog:
         self._origin = _Origin(pipeline_id(warehouse), update_id, socket.gethostname())
         self._instance = uuid.uuid4().hex
         self._sequence = itertools.count()
+        self._cost = UpdateCost()
+        self._commits = 0
 
     # ------------------------------------------------------------------ event rows
 
@@ -256,6 +269,7 @@ class UpdateLog:
                         return False
                 properties = CommitProperties(app_transactions=[Transaction(txn[0], txn[1])])
             write_deltalake(str(self.path), table, mode="append", commit_properties=properties)
+            self._commits += 1
         return True
 
     # ------------------------------------------------------------------ lifecycle
@@ -294,14 +308,21 @@ class UpdateLog:
         events.append(self._progress(RUNNING))
         self._append(events)
 
-    def _progress(self, state: str, error: tuple[str, str] | None = None) -> dict[str, Any]:
+    def _progress(
+        self,
+        state: str,
+        error: tuple[str, str] | None = None,
+        spent: UpdateCost | None = None,
+    ) -> dict[str, Any]:
         message = f"Update {self.update_id} is {state}."
         if error is not None:
             message = f"Update {self.update_id} is {state}: {error[0]}: {error[1]}"
         return self._event(
             "update_progress",
             message,
-            _details_json("update_progress", {"state": state}),
+            _details_json(
+                "update_progress", {"state": state}, None if spent is None else spent.to_json()
+            ),
             level="ERROR" if state == FAILED else "INFO",
             error=error,
         )
@@ -379,6 +400,7 @@ class UpdateLog:
         *,
         output_rows: Mapping[str, int] | None = None,
         error: tuple[str, str] | None = None,
+        costs: Mapping[str, FlowCost] | None = None,
     ) -> None:
         """One `flow_progress` event per flow as its stage ends.
 
@@ -388,6 +410,7 @@ class UpdateLog:
             output_rows: rows written per flow not reported per micro-batch (flows whose
                 commits carry no batch markers, and a full refresh).
             error: the class and message of the failure.
+            costs: what each flow cost the engine in this stage (`pipeline.cost`).
         """
         events = []
         for flow in flows:
@@ -398,11 +421,14 @@ class UpdateLog:
             if metrics:
                 body["metrics"] = metrics
             verb = "has" if status in TERMINAL_STATES else "is"
+            spent = None if costs is None or flow.name not in costs else costs[flow.name]
             events.append(
                 self._event(
                     "flow_progress",
                     f"Flow '{flow.name}' {verb} {status}.",
-                    _details_json("flow_progress", body),
+                    _details_json(
+                        "flow_progress", body, None if spent is None else spent.to_json()
+                    ),
                     flow=flow,
                     level="ERROR" if status == FAILED else "INFO",
                     error=error,
@@ -411,9 +437,25 @@ class UpdateLog:
         if events:
             self._append(events)
 
+    def spark_started(self, seconds: float) -> None:
+        """Record how long starting Spark took, for the update's cost."""
+        self._cost = dataclasses.replace(self._cost, spark_start_seconds=seconds)
+
+    def record_cost(self, spent: UpdateCost) -> None:
+        """Record what the update's flows and the rest of it cost the engine."""
+        self._cost = dataclasses.replace(spent, spark_start_seconds=self._cost.spark_start_seconds)
+
+    @property
+    def cost(self) -> UpdateCost:
+        """What the update cost the engine so far, with the event log's own commits."""
+        return dataclasses.replace(self._cost, event_log_commits=self._commits)
+
     def finished(self, state: str, error: BaseException | None = None) -> None:
-        """The update's end state: `COMPLETED`, `FAILED` (with the error) or `CANCELED`."""
-        self._append([self._progress(state, None if error is None else error_summary(error))])
+        """The update's end state: `COMPLETED`, `FAILED` (with the error) or `CANCELED`,
+        with what it cost the engine (counting this last commit to the event log)."""
+        spent = dataclasses.replace(self.cost, event_log_commits=self._commits + 1)
+        summary = None if error is None else error_summary(error)
+        self._append([self._progress(state, summary, spent)])
 
 
 @contextmanager
@@ -482,6 +524,12 @@ def details(event: Mapping[str, Any]) -> dict[str, Any]:
     """An event's `details` JSON, parsed, under its event type."""
     parsed = json.loads(event["details"] or "{}")
     return dict(parsed.get(event["event_type"], {}))
+
+
+def engine_cost(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An event's cost extension (`pipeline.cost`), parsed; None when it has none."""
+    found = json.loads(event["details"] or "{}").get(COST_KEY)
+    return None if found is None else dict(found)
 
 
 EXPECTATIONS_TYPE = (

@@ -26,6 +26,7 @@ from pipeline.tables import (
     GOLD_DIM_DEVICE,
     GOLD_DIM_PAGE,
     GOLD_DIM_USER,
+    GOLD_DIM_USER_CHANGES,
     GOLD_FACT_EVENTS,
     GOLD_FUNNEL_DAILY,
     GOLD_SESSIONS,
@@ -47,6 +48,7 @@ __all__ = [
     "edges",
     "flows_of_stage",
     "layers",
+    "stage_tables",
 ]
 
 LANDING_EVENTS = f"landing/{EVENTS_DIR}"
@@ -110,6 +112,16 @@ def flows_of_stage(stage: str) -> tuple[Flow, ...]:
     if stage == REFRESH_STAGE:
         return tuple(flow for flow in FLOWS if flow.stage in (USER_STREAM, GOLD_STREAM))
     return tuple(flow for flow in FLOWS if flow.stage == stage)
+
+
+def stage_tables(stage: str) -> dict[str, str]:
+    """The tables a stage writes, each with the flow its commits count for
+    (`pipeline.cost`): a flow's own table, and for the user dimension also its change log
+    and the facts its changes re-key."""
+    tables = {flow.output: flow.name for flow in flows_of_stage(stage)}
+    if stage == USER_STREAM:
+        tables |= {GOLD_DIM_USER_CHANGES: GOLD_DIM_USER, GOLD_FACT_EVENTS: GOLD_DIM_USER}
+    return tables
 
 
 def edges(definitions: Iterable[tuple[str, Sequence[str]]]) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import delta_log, gold, scd2
+from pipeline import cost, delta_log, gold, scd2
 from pipeline import expectations as rules_engine
 from pipeline.delta_tables import create_table_if_absent, replace_rows, replace_table
 from pipeline.enforcement import Contract, dim_user_view, write_checked
@@ -121,7 +121,9 @@ def run_user_dimension(
         else:
             _check_users(users, changed, contract, batch_id, changes_read, on_batch)
 
-    run_stream(changes, merge_batch, checkpoint=checkpoint_path(warehouse, USER_STREAM))
+    run_stream(
+        changes, merge_batch, checkpoint=checkpoint_path(warehouse, USER_STREAM), flow=GOLD_DIM_USER
+    )
 
 
 def _unknown_member_missing(path: Path) -> bool:
@@ -216,6 +218,7 @@ def run_gold(
         .load(table_path(warehouse, SILVER_EVENTS)),
         write_batch,
         checkpoint=checkpoint_path(warehouse, GOLD_STREAM),
+        flow=GOLD_FACT_EVENTS,
     )
 
 
@@ -226,14 +229,17 @@ def _ensure_tables(warehouse: Path, shapes: dict[str, DataFrame]) -> None:
     """
     missing = [table for table in shapes if not table_exists(warehouse, table)]
     in_parallel(
-        functools.partial(
-            create_table_if_absent,
-            shapes[table].sparkSession,
-            table_path(warehouse, table),
-            shapes[table].schema,
-            cluster_by=gold.CLUSTERING.get(table, ()),
-        )
-        for table in missing
+        next(iter(shapes.values())).sparkSession,
+        {
+            table: functools.partial(
+                create_table_if_absent,
+                shapes[table].sparkSession,
+                table_path(warehouse, table),
+                shapes[table].schema,
+                cluster_by=gold.CLUSTERING.get(table, ()),
+            )
+            for table in missing
+        },
     )
 
 
@@ -267,14 +273,16 @@ def _write_batch(
                 contract,
             )
     dates = sorted(row.event_date for row in events.select("event_date").distinct().collect())
-    writes: list[Callable[[], None]] = [
-        lambda: _merge_pages(warehouse, events),
-        lambda: _add_members(warehouse, GOLD_DIM_DEVICE, gold.dim_device(events), gold.DEVICE_SK),
-        lambda: _add_dates(spark, warehouse, dates),
-        lambda: _refresh_daily_active_users(spark, warehouse, dates),
-        lambda: _refresh_sessions_and_funnel(spark, warehouse, events, dates),
-    ]
-    in_parallel(writes)
+    writes: dict[str, Callable[[], None]] = {
+        GOLD_DIM_PAGE: lambda: _merge_pages(warehouse, events),
+        GOLD_DIM_DEVICE: lambda: _add_members(
+            warehouse, GOLD_DIM_DEVICE, gold.dim_device(events), gold.DEVICE_SK
+        ),
+        GOLD_DIM_DATE: lambda: _add_dates(spark, warehouse, dates),
+        GOLD_DAILY_ACTIVE_USERS: lambda: _refresh_daily_active_users(spark, warehouse, dates),
+        GOLD_SESSIONS: lambda: _refresh_sessions_and_funnel(spark, warehouse, events, dates),
+    }
+    in_parallel(spark, writes)
     return events.count(), metrics
 
 
@@ -402,10 +410,11 @@ def _refresh_sessions_and_funnel(
         {row.session_date for row in rows.select("session_date").distinct().collect()} | old_days
     )
     if funnel_days:
-        started = read_table(spark, warehouse, GOLD_SESSIONS).where(
-            F.col("session_date").isin(funnel_days)
-        )
-        _rewrite_days(warehouse, GOLD_FUNNEL_DAILY, gold.funnel_daily(started), funnel_days)
+        with cost.flow(spark, GOLD_FUNNEL_DAILY):
+            started = read_table(spark, warehouse, GOLD_SESSIONS).where(
+                F.col("session_date").isin(funnel_days)
+            )
+            _rewrite_days(warehouse, GOLD_FUNNEL_DAILY, gold.funnel_daily(started), funnel_days)
 
 
 # ------------------------------------------------------------------------------ full refresh
@@ -448,13 +457,15 @@ def refresh_gold(spark: SparkSession, warehouse: Path) -> None:
 
     Run after the streaming stages, so that their checkpoints and the tables agree.
     """
-    users = _logged_user_dimension(spark, warehouse).localCheckpoint()
-    if table_exists(warehouse, GOLD_DIM_USER):
-        replace_table(users, table_path(warehouse, GOLD_DIM_USER))
+    with cost.flow(spark, GOLD_DIM_USER):
+        users = _logged_user_dimension(spark, warehouse).localCheckpoint()
+        if table_exists(warehouse, GOLD_DIM_USER):
+            replace_table(users, table_path(warehouse, GOLD_DIM_USER))
     if not table_exists(warehouse, SILVER_EVENTS):
         return
     tables = gold.gold_tables(read_table(spark, warehouse, SILVER_EVENTS), users)
     for table, frame in tables.items():
-        replace_table(
-            frame, table_path(warehouse, table), cluster_by=gold.CLUSTERING.get(table, ())
-        )
+        with cost.flow(spark, table):
+            replace_table(
+                frame, table_path(warehouse, table), cluster_by=gold.CLUSTERING.get(table, ())
+            )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import delta_log
+from pipeline.cost import UpdateCost
 from pipeline.tables import (
     CHECKPOINTS_DIR,
     EVENTS_DIR,
@@ -239,6 +240,8 @@ class RunSummary:
     run_id: str | None = None
     update_id: str | None = None
     """The event log's update: the run's id, also for a run that had nothing to do."""
+    cost: UpdateCost | None = None
+    """What the run cost the engine (`pipeline.cost`); None when it did no Spark work."""
 
     def __post_init__(self) -> None:
         if self.update_id is None and self.run_id is not None:
@@ -264,10 +267,18 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def summary(before: dict[str, int], after: dict[str, int], run_id: str | None) -> RunSummary:
+def summary(
+    before: dict[str, int],
+    after: dict[str, int],
+    run_id: str | None,
+    *,
+    cost: UpdateCost | None = None,
+) -> RunSummary:
     """The summary of a run from the row counts before and after it."""
     return RunSummary(
-        tuple(TableCount(table, before[table], after[table]) for table in TABLES), run_id
+        tuple(TableCount(table, before[table], after[table]) for table in TABLES),
+        run_id,
+        cost=cost,
     )
 
 

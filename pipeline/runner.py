@@ -30,12 +30,12 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import delta_log, key_registry, preflight, run_state
+from pipeline import cost, delta_log, key_registry, preflight, run_state
 from pipeline.bronze_stage import run_bronze
 from pipeline.config import (
     DEFAULT_MAX_FILES_PER_TRIGGER,
@@ -57,7 +57,7 @@ from pipeline.event_log import (
     recorded_update,
 )
 from pipeline.expectations import Expectation, ExpectationMetric
-from pipeline.flows import FLOWS, REFRESH_STAGE, flows_of_stage
+from pipeline.flows import FLOWS, REFRESH_STAGE, flows_of_stage, stage_tables
 from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
 from pipeline.progress import Progress
 from pipeline.pseudonymize import key_frame
@@ -204,6 +204,17 @@ def run_pipeline(
             return run.execute(pii_key)
 
 
+def _quietly(
+    count: Callable[[], dict[str, cost.FlowCost]],
+) -> dict[str, cost.FlowCost] | None:
+    """What a failed stage cost, or None when it cannot be counted (the error that stopped
+    the stage matters more than its counts)."""
+    try:
+        return count()
+    except Exception:
+        return None
+
+
 NO_SPACE = "No space left on device"
 
 
@@ -237,6 +248,10 @@ class _Run:
     report: Callable[[str], None]
     display: Progress | None
     update: UpdateLog
+    flow_costs: dict[str, cost.FlowCost] = field(default_factory=dict)
+    """What each flow cost the engine so far, added up stage by stage."""
+    micro_batches: dict[str, int] = field(default_factory=dict)
+    """The micro-batches each stage ran."""
 
     def execute(self, pii_key: PiiKey) -> RunSummary:
         key_registry.admit(self.warehouse, pii_key)
@@ -247,6 +262,8 @@ class _Run:
         if not self.options.full_refresh and run_state.is_up_to_date(self.landing, self.warehouse):
             self.report("nothing new since the last run: no Spark work")
             return run_state.unchanged_summary(self.warehouse, self.update.update_id)
+        work = cost.SparkWork(self.spark)
+        versions_before = run_state.table_versions(self.warehouse)
         with _storage_errors(self.warehouse):
             before = row_counts(self.spark, self.warehouse)
             unseen = run_state.unseen_files(self.warehouse, files)
@@ -257,7 +274,16 @@ class _Run:
             versions = run_state.table_versions(self.warehouse)
             run_state.save_state(self.warehouse, run_state.RunState(seen, versions))
             after = row_counts(self.spark, self.warehouse)
-        return run_state.summary(before, after, self.update.update_id)
+        commits = [
+            commit
+            for table, version in versions.items()
+            for commit in delta_log.commits(self.warehouse / table, versions_before[table], version)
+        ]
+        spent = cost.update_cost(
+            work.by_flow(), self.flow_costs, commits, micro_batches=sum(self.micro_batches.values())
+        )
+        self.update.record_cost(spent)
+        return run_state.summary(before, after, self.update.update_id, cost=spent)
 
     def _stage(self, stage: str, run: Callable[[BatchReport], None], files: int | None) -> None:
         """Run one stage, reporting its micro-batches and its flows' end to the event log.
@@ -268,17 +294,20 @@ class _Run:
         stage will read, for the display, when it reads files.
         """
         flows = flows_of_stage(stage)
-        windowed = [f for f in flows if f.marker is None or stage == REFRESH_STAGE]
-        before = {f.output: delta_log.table_version(self.warehouse / f.output) for f in windowed}
+        windowed = {f.output for f in flows if f.marker is None or stage == REFRESH_STAGE}
+        tables = stage_tables(stage)
+        before = {t: delta_log.table_version(self.warehouse / t) for t in tables}
         to_log = self.update.reporter(stage)
         checkpoint = Path(checkpoint_path(self.warehouse, stage))
-        done = {"files": 0, "rows": 0}
+        done = {"files": 0, "rows": 0, "batches": 0}
+        work = cost.SparkWork(self.spark)
 
         def on_batch(
             batch_id: int,
             input_rows: int | None,
             metrics: Mapping[str, Sequence[ExpectationMetric]],
         ) -> None:
+            done["batches"] += 1
             to_log(batch_id, input_rows, metrics)
             if self.display is not None:
                 if files is not None:
@@ -287,14 +316,31 @@ class _Run:
                     stage, done["files"] if files is not None else None, files, input_rows or 0
                 )
 
+        def spent() -> dict[str, cost.FlowCost]:
+            after = {t: delta_log.table_version(self.warehouse / t) for t in tables}
+            costs = cost.stage_costs(
+                work.by_flow(),
+                {
+                    table: delta_log.commits(self.warehouse / table, before[table], version)
+                    for table, version in after.items()
+                },
+                tables,
+                micro_batches=done["batches"],
+            )
+            for name, flow_cost in costs.items():
+                self.flow_costs[name] = self.flow_costs.get(name, cost.FlowCost()) + flow_cost
+            self.micro_batches[stage] = done["batches"]
+            return costs
+
         if self.display is not None:
             self.display.stage(stage)
         try:
-            run(on_batch)
+            with cost.flow(self.spark, flows[0].name):
+                run(on_batch)
         except BaseException as error:
             status = CANCELED if isinstance(error, KeyboardInterrupt) else FAILED
             summary = None if status == CANCELED else error_summary(error)
-            self.update.flows_ended(flows, status, error=summary)
+            self.update.flows_ended(flows, status, error=summary, costs=_quietly(spent))
             raise
         finally:
             if self.display is not None:
@@ -304,8 +350,9 @@ class _Run:
                 self.warehouse / table, version, delta_log.table_version(self.warehouse / table)
             )
             for table, version in before.items()
+            if table in windowed
         }
-        self.update.flows_ended(flows, COMPLETED, output_rows=written)
+        self.update.flows_ended(flows, COMPLETED, output_rows=written, costs=spent())
 
     def _stages(self, keys: DataFrame, unseen: Sequence[str]) -> None:
         """Bronze then silver, beside them the user dimension (it reads no events), then
@@ -362,7 +409,13 @@ class _Run:
             )
 
         has_changes = (landing / USER_CHANGES_DIR).is_dir()
-        in_parallel([events_to_silver, *([changes_to_user_dimension] if has_changes else [])])
+        in_parallel(
+            spark,
+            {
+                BRONZE_EVENTS: events_to_silver,
+                **({GOLD_DIM_USER: changes_to_user_dimension} if has_changes else {}),
+            },
+        )
         if table_exists(warehouse, SILVER_EVENTS):
             self.report("gold: new facts, dimension members, and the days and sessions they touch")
             self._stage(

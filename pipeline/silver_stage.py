@@ -92,6 +92,7 @@ def run_silver(
         .load(table_path(warehouse, BRONZE_EVENTS)),
         write_batch,
         checkpoint=checkpoint,
+        flow=SILVER_EVENTS,
     )
 
 
@@ -151,7 +152,7 @@ def _write(
     """Write one batch: silver first (its rules may stop the batch), then the rest at once."""
     silver_path = table_path(warehouse, SILVER_EVENTS)
     quarantine = [split.unplaceable] if summary["unplaceable"] else []
-    writes: list[Callable[[], object]] = []
+    writes: dict[str, Callable[[], object]] = {}
     metrics: list[expectations.ExpectationMetric] = []
     if contract is None:
         append_once(split.events, silver_path, query=SILVER_STREAM, batch_id=batch_id)
@@ -171,40 +172,32 @@ def _write(
             quarantine.append(expectations.dropped_rows(evaluated, contract.rules))
     if quarantine:
         rows = quarantine[0] if len(quarantine) == 1 else quarantine[0].unionByName(quarantine[1])
-        writes.append(
-            functools.partial(
-                append_once,
-                rows,
-                table_path(warehouse, SILVER_QUARANTINE),
-                query=SILVER_STREAM,
-                batch_id=batch_id,
-                merge_schema=True,
-            )
+        writes[SILVER_QUARANTINE] = functools.partial(
+            append_once,
+            rows,
+            table_path(warehouse, SILVER_QUARANTINE),
+            query=SILVER_STREAM,
+            batch_id=batch_id,
+            merge_schema=True,
         )
     if summary["behind"]:
-        writes.append(
-            functools.partial(
-                append_once,
-                split.late,
-                table_path(warehouse, SILVER_LATE_EVENTS),
-                query=SILVER_STREAM,
-                batch_id=batch_id,
-            )
+        writes[SILVER_LATE_EVENTS] = functools.partial(
+            append_once,
+            split.late,
+            table_path(warehouse, SILVER_LATE_EVENTS),
+            query=SILVER_STREAM,
+            batch_id=batch_id,
         )
     # Both tables exist from the first run on, empty until a row needs them.
-    empty_tables = [
-        (table_path(warehouse, table), shape.schema)
-        for table, shape, written in (
-            (SILVER_QUARANTINE, split.unplaceable, bool(quarantine)),
-            (SILVER_LATE_EVENTS, split.late, bool(summary["behind"])),
-        )
-        if not written and not table_exists(warehouse, table)
-    ]
-    writes += [
-        functools.partial(create_table_if_absent, spark, path, schema)
-        for path, schema in empty_tables
-    ]
-    in_parallel(writes)
+    for table, shape, written in (
+        (SILVER_QUARANTINE, split.unplaceable, bool(quarantine)),
+        (SILVER_LATE_EVENTS, split.late, bool(summary["behind"])),
+    ):
+        if not written and not table_exists(warehouse, table):
+            writes[table] = functools.partial(
+                create_table_if_absent, spark, table_path(warehouse, table), shape.schema
+            )
+    in_parallel(spark, writes)
     return metrics
 
 

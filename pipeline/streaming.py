@@ -8,15 +8,15 @@ already committed, and recomputes the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from pipeline import delta_log
+from pipeline import cost, delta_log
 from pipeline.delta_tables import table_properties
 from pipeline.errors import ExpectationFailedError
 from pipeline.expectations import ExpectationMetric
@@ -82,13 +82,22 @@ def append_once(
     return True
 
 
-def in_parallel(writes: Iterable[Callable[[], object]]) -> None:
+def in_parallel(spark: SparkSession, writes: Mapping[str, Callable[[], object]]) -> None:
     """Run independent writes (to different tables) at once; raise the first failure.
 
-    Each Delta commit spends most of its time on the driver (log, checksum, small jobs), so
-    two at once on two cores take little longer than one.
+    `writes` maps each write to the flow whose work it is (`pipeline.cost.flow`). Each Delta
+    commit spends most of its time on the driver (log, checksum, small jobs), so two at once
+    on two cores take little longer than one.
     """
-    tasks = list(writes)
+
+    def counted(name: str, task: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with cost.flow(spark, name):
+                return task()
+
+        return run
+
+    tasks = [counted(name, task) for name, task in writes.items()]
     if len(tasks) <= 1:
         for task in tasks:
             task()
@@ -131,8 +140,12 @@ def recording(write_batch: BatchFunction, failures: list[ExpectationFailedError]
     return run
 
 
-def run_stream(source: DataFrame, write_batch: BatchFunction, *, checkpoint: str) -> None:
+def run_stream(
+    source: DataFrame, write_batch: BatchFunction, *, checkpoint: str, flow: str
+) -> None:
     """Run `write_batch` over every micro-batch `source` has now, then stop.
+
+    The query's work counts for `flow` (`pipeline.cost`), unless `write_batch` says otherwise.
 
     Raises:
         ExpectationFailedError: a batch failed an `expect_or_fail` rule; it stays uncommitted.
@@ -140,6 +153,7 @@ def run_stream(source: DataFrame, write_batch: BatchFunction, *, checkpoint: str
     failures: list[ExpectationFailedError] = []
     query = (
         source.writeStream.foreachBatch(recording(write_batch, failures))
+        .queryName(cost.query_name(flow))
         .option("checkpointLocation", checkpoint)
         .trigger(availableNow=True)
         .start()
