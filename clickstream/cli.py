@@ -5,6 +5,7 @@ its privacy promises."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -578,7 +579,10 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
         flush=True,
     )
     starting = time.perf_counter()
-    spark = build_session(_spark_settings(args), log_file=log_file)
+    settings = _spark_settings(args)
+    if _small_input(args):
+        settings = dataclasses.replace(settings, short_lived=True)
+    spark = build_session(settings, log_file=log_file)
     update.spark_started(time.perf_counter() - starting)
     display = Progress(sys.stderr)
     try:
@@ -597,6 +601,17 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
         display.close()
         spark.stop()
     print(summary.render())
+
+
+def _small_input(args: argparse.Namespace) -> bool:
+    """Whether the run has little new input (`pipeline.runner.INTERPRETED_BELOW_BYTES`):
+    decided before Spark starts, which then compiles with the quick compiler only."""
+    from pipeline import run_state
+    from pipeline.runner import INTERPRETED_BELOW_BYTES
+
+    landing, warehouse = args.landing.resolve(), args.warehouse.resolve()
+    files = run_state.landing_files(landing)
+    return run_state.new_bytes(landing, warehouse, files) < INTERPRETED_BELOW_BYTES
 
 
 def _existing_warehouse(warehouse: Path) -> Path:

@@ -36,6 +36,7 @@ __all__ = [
     "ca_bundle_from_environment",
     "exposed_key_file",
     "java_home_from_environment",
+    "java_tool_options",
     "managed_identity_endpoint",
     "parse_delay",
     "pii_key_from_environment",
@@ -223,6 +224,9 @@ class SparkSettings:
     master: str = LOCAL_MASTER
     shuffle_partitions: int = 4
     driver_memory: str = "4g"
+    short_lived: bool = False
+    """A JVM for one small piece of work (a run with little new input, a command): it
+    compiles with the quick compiler only, which costs less than it saves there."""
 
     @property
     def mode(self) -> str:
@@ -283,6 +287,11 @@ def managed_identity_endpoint() -> str | None:
 def java_home_from_environment() -> str | None:
     """$JAVA_HOME, when set."""
     return os.environ.get("JAVA_HOME") or None
+
+
+def java_tool_options() -> str:
+    """$JAVA_TOOL_OPTIONS: options every JVM started here takes first (empty when unset)."""
+    return os.environ.get("JAVA_TOOL_OPTIONS", "")
 
 
 _UNITS = {
