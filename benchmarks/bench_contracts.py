@@ -21,17 +21,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.bench_throughput import DELAY, FILES, assert_bronze_ledger, assert_silver_ledger
+from benchmarks.bench_throughput import DELAY, assert_bronze_ledger, assert_silver_ledger
 from benchmarks.conftest import Warehouses
 from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measure, nothing, rounds
+from benchmarks.layers import run_bronze, run_silver
 from benchmarks.profiles import Profile
 from benchmarks.workloads import line_count
 from contracts import gx_suites, rules
 from pipeline import event_log, expectations, tables
-from pipeline.bronze_stage import run_bronze
 from pipeline.enforcement import Contract
 from pipeline.expectations import Expectation, ExpectationMetric
-from pipeline.silver_stage import run_silver
 from scenarios import generator
 
 CLOCK_NOW = generator.DEFAULT_START + timedelta(days=2)
@@ -81,7 +80,7 @@ def _silver_with(
             keys=keys,
             watermark_delay=DELAY,
             contract=contract,
-            on_batch=event_log.UpdateLog(warehouse, "benchmark").reporter(tables.SILVER_STREAM),
+            log=True,
         )
         return warehouse
 
@@ -191,9 +190,8 @@ def bench_bronze_with_rules(
             spark,
             landing=source,
             warehouse=warehouse,
-            max_files_per_trigger=FILES,
             contract=contract,
-            on_batch=event_log.UpdateLog(warehouse, "benchmark").reporter(tables.BRONZE_STREAM),
+            log=True,
         )
         return warehouse
 

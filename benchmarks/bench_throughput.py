@@ -20,6 +20,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.conftest import Warehouses
 from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measure, nothing, rounds
+from benchmarks.layers import run_bronze, run_gold, run_silver
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import (
     duckdb_installed,
@@ -32,10 +33,8 @@ from benchmarks.workloads import (
 )
 from contracts import rules
 from pipeline import gold, runner, tables
-from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey
-from pipeline.gold_stage import run_gold, run_user_dimension
-from pipeline.silver_stage import run_silver
+from pipeline.gold_stage import run_user_dimension
 from scenarios import generator
 
 FILES = runner.RunOptions().max_files_per_trigger
@@ -240,7 +239,7 @@ def bench_bronze(
         return fresh(workdir / f"bronze-{events}-{number()}")
 
     def run(warehouse: Path) -> Path:
-        run_bronze(spark, landing=source, warehouse=warehouse, max_files_per_trigger=FILES)
+        run_bronze(spark, landing=source, warehouse=warehouse)
         return warehouse
 
     warehouse = measure(

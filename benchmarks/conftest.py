@@ -25,15 +25,14 @@ from benchmarks.harness import (
     nothing,
     slowdown_option,
 )
+from benchmarks.layers import run_bronze, run_silver
 from benchmarks.profiles import PROFILES, SEED, Profile
 from benchmarks.verdict import DEFAULT_METRIC, DEFAULT_THRESHOLD, METRICS, Judge, load_baseline
 from benchmarks.workloads import cached_landing, plain_spark
 from pipeline import runner, tables
-from pipeline.bronze_stage import run_bronze
 from pipeline.config import PiiKey, SparkSettings, spark_settings_from_environment
 from pipeline.pseudonymize import key_frame
 from pipeline.session import build_session
-from pipeline.silver_stage import run_silver
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -190,7 +189,6 @@ class Warehouses:
                     self.spark,
                     landing=self.landing(events),
                     warehouse=source,
-                    max_files_per_trigger=options.max_files_per_trigger,
                 )
             else:
                 linked = self.with_table("bronze", events, source)

@@ -41,6 +41,7 @@ __all__ = [
     "flow_of",
     "operation",
     "query_name",
+    "size",
     "stage_costs",
     "update_cost",
 ]
@@ -186,7 +187,7 @@ class FlowCost:
         return (
             f"{self.spark_jobs:,} Spark jobs, {self.delta_commits:,} Delta commits, "
             f"{self.sql_executions:,} SQL executions, {self.files_written:,} files "
-            f"({_size(self.bytes_written)}) written, {self.micro_batches:,} micro-batches"
+            f"({size(self.bytes_written)}) written, {self.micro_batches:,} micro-batches"
         )
 
 
@@ -200,7 +201,8 @@ _COUNTS = (
 )
 
 
-def _size(count: int) -> str:
+def size(count: int) -> str:
+    """A byte count for people: `130.7 kB`."""
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
         if count >= scale:
             return f"{count / scale:.1f} {unit}"

@@ -24,6 +24,7 @@ __all__ = [
     "TableState",
     "batch_marker",
     "batch_output_rows",
+    "column_bounds",
     "commit_marker",
     "commits",
     "committed_batch",
@@ -151,6 +152,59 @@ def read_state(path: Path) -> TableState | None:
     if any(count is None for count in counts):
         return TableState(latest, None)
     return TableState(latest, sum(count for count in counts if count is not None))
+
+
+def _live_files(path: Path) -> dict[tuple[str, str], dict[str, Any]] | None:
+    """The live `add` actions of the table at `path`, replayed from its log; None when absent
+    or when commits were cleaned up without a usable checkpoint."""
+    log = _log(path)
+    versions = _commit_versions(log)
+    if not versions:
+        return None
+    latest = versions[-1]
+    checkpoint = _checkpoint_parts(log, latest)
+    live: dict[tuple[str, str], dict[str, Any]] = {}
+    first = 0
+    if checkpoint is not None:
+        checkpoint_version, files = checkpoint
+        live = {_file_key(add): add for add in _checkpoint_adds(files)}
+        first = checkpoint_version + 1
+    known = set(versions)
+    if any(version not in known for version in range(first, latest + 1)):
+        return None
+    for version in range(first, latest + 1):
+        for action in _commit_actions(log, version):
+            if "add" in action:
+                live[_file_key(action["add"])] = action["add"]
+            elif "remove" in action:
+                live.pop(_file_key(action["remove"]), None)
+    return live
+
+
+def column_bounds(path: Path, column: str) -> tuple[str, str] | None:
+    """The least and greatest value of a top-level column of the table at `path`, as its
+    log's file statistics write them (JSON text: dates as `2026-11-01`); None when the table
+    is absent, holds no value of the column, or a live file has no statistics for it."""
+    live = _live_files(path)
+    if live is None:
+        return None
+    lows, highs = [], []
+    for add in live.values():
+        stats = json.loads(add.get("stats") or "{}")
+        rows, nulls = stats.get("numRecords"), (stats.get("nullCount") or {}).get(column)
+        if rows is not None and rows == nulls:
+            continue  # only nulls of the column here
+        low, high = (
+            (stats.get("minValues") or {}).get(column),
+            (stats.get("maxValues") or {}).get(column),
+        )
+        if low is None or high is None:
+            return None
+        lows.append(str(low))
+        highs.append(str(high))
+    if not lows:
+        return None
+    return min(lows), max(highs)
 
 
 def data_files_by_version(path: Path) -> dict[int, frozenset[str]] | None:

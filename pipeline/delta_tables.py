@@ -12,6 +12,7 @@ import functools
 import operator
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -29,14 +30,16 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from pipeline import delta_log
 from pipeline.schemas import PERSONAL_COLUMNS
 
 __all__ = [
     "DELETION_VECTORS",
     "STATS_COLUMNS",
     "create_table_if_absent",
-    "replace_rows",
+    "key_condition",
     "replace_table",
+    "replace_where",
     "stats_columns",
     "table_exists",
     "table_properties",
@@ -168,47 +171,53 @@ def replace_table(
         frame.sparkSession.catalog.dropTempView(view)
 
 
-_ACTION = "__replace_action"
-_DELETE, _INSERT = 0, 1
-
-
-def replace_rows(
+def replace_where(
     rows: DataFrame,
     path: str,
+    condition: Column,
     *,
-    keys: Sequence[str],
-    touched: DataFrame,
-    target_filter: Column | None = None,
+    cluster_by: Sequence[str] = (),
+    properties: Mapping[str, str] | None = None,
+    user_metadata: str | None = None,
 ) -> None:
-    """Replace every row of the table at `path` whose `keys` are in `touched` by `rows`.
+    """Replace the rows of the table at `path` that meet `condition` by `rows`, in one commit.
 
-    One `MERGE` that deletes by key (deletion vectors: no file rewrite) and inserts `rows`,
-    so it never reads the table's other columns and never diffs old against new. Repeating
-    it gives the same table, so a batch replayed after a crash may simply run it again.
+    Delta's overwrite by condition (`replaceWhere`): it deletes the matching rows (the
+    files whose statistics rule them out are not read) and appends `rows`, each of which
+    must meet `condition` too. Repeating it gives the same table, so a batch replayed after
+    a crash may simply run it again. A table that does not exist yet is created with `rows`
+    (`replace_table`: clustering and properties as given).
 
     Args:
-        rows: the new rows of the touched keys (keys absent from `rows` end up deleted).
+        rows: the new rows of the part `condition` selects.
         path: the Delta table.
-        keys: the key columns.
-        touched: the keys to replace (other columns are ignored).
-        target_filter: a condition on the target's columns (`t.<column>`) that every row of
-            a touched key meets, such as the dates they lie in: Delta then reads only the
-            files that can hold them, so the cost follows the touched keys, not the table.
+        condition: over the table's columns, such as the dates a batch touched.
+        cluster_by: liquid clustering columns, for a table created here.
+        properties: table properties for a table created here (`table_properties` of
+            `rows` when None).
+        user_metadata: the commit's `userMetadata`, such as a batch marker.
     """
-    source = touched.select(*keys).distinct().select("*", F.lit(_DELETE).alias(_ACTION))
-    source = source.unionByName(
-        rows.select("*", F.lit(_INSERT).alias(_ACTION)), allowMissingColumns=True
-    )
-    same_key = [F.col(f"t.{_quoted(k)}") == F.col(f"s.{_quoted(k)}") for k in keys]
-    matched = functools.reduce(operator.and_, same_key, F.col(f"s.{_ACTION}") == _DELETE)
-    if target_filter is not None:
-        matched = matched & target_filter
-    values: dict[str, str | Column] = {_quoted(c): F.col(f"s.{_quoted(c)}") for c in rows.columns}
-    (
-        DeltaTable.forPath(rows.sparkSession, path)
-        .alias("t")
-        .merge(source.alias("s"), matched)
-        .whenMatchedDelete()
-        .whenNotMatchedInsert(condition=F.col(f"s.{_ACTION}") == _INSERT, values=values)
-        .execute()
+    if delta_log.table_version(Path(path)) is not None:
+        writer = rows.writeTo(_table_identifier(path))
+        if user_metadata is not None:
+            writer = writer.option("userMetadata", user_metadata)
+        writer.overwrite(condition)
+    else:
+        replace_table(rows, path, cluster_by=cluster_by, properties=properties)
+
+
+def key_condition(keys: Sequence[str], values: Sequence[Sequence[object]]) -> Column:
+    """True for the rows whose `keys` columns hold one of `values` (tuples in key order)."""
+    if len(keys) == 1:
+        return F.col(_quoted(keys[0])).isin([value[0] for value in values])
+    return functools.reduce(
+        operator.or_,
+        [
+            functools.reduce(
+                operator.and_,
+                [F.col(_quoted(k)) == F.lit(v) for k, v in zip(keys, value, strict=True)],
+            )
+            for value in values
+        ],
+        F.lit(False),
     )

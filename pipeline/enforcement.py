@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -33,11 +34,15 @@ from pipeline.tables import (
     SILVER_EVENTS,
 )
 
+T = TypeVar("T")
+
 __all__ = [
     "Contract",
+    "checked_rows",
     "contracts_for",
     "dim_user_view",
     "dropped_any",
+    "in_memory",
     "write_checked",
 ]
 
@@ -82,11 +87,64 @@ def write_checked(
     Returns:
         The metrics of every rule over the whole batch.
     """
+    written, observed = _enforced(evaluated, write, contract, key_columns, hidden_columns)
+    if not written:
+        return expectations.measure(evaluated, contract.table, contract.rules)
+    return observed()
+
+
+def checked_rows(
+    evaluated: DataFrame,
+    contract: Contract,
+    *,
+    key_columns: Sequence[str] = ("event_id",),
+    hidden_columns: Sequence[str] = (),
+    measures: Mapping[str, Column] | None = None,
+) -> tuple[DataFrame, dict[str, Any], list[ExpectationMetric]]:
+    """The rows of an evaluated batch that no drop rule rejects, kept in memory (a local
+    checkpoint, still carrying the evaluation columns), `measures` of them (aggregates by
+    name; `rows` always), and every rule's counts: all in one pass.
+
+    As in `write_checked`, a row failing a `fail` rule stops the pass with
+    `ExpectationFailedError`, before anything is written. The kept rows can then be written,
+    and handed to the next layer, without evaluating the rules again.
+    """
+    kept, observed = _enforced(
+        evaluated,
+        lambda rows: in_memory(rows, measures),
+        contract,
+        key_columns,
+        hidden_columns,
+    )
+    return kept[0], kept[1], observed()
+
+
+def in_memory(
+    rows: DataFrame, measures: Mapping[str, Column] | None = None
+) -> tuple[DataFrame, dict[str, Any]]:
+    """`rows` kept in memory (a local checkpoint: one pass), and `measures` of them
+    (aggregates by name, computed in that pass), with `rows`, how many there are."""
+    observation = Observation(f"rows:{uuid.uuid4().hex}")
+    aggregates = [F.count(F.lit(1)).alias("rows")]
+    aggregates += [column.alias(name) for name, column in (measures or {}).items()]
+    kept = rows.observe(observation, *aggregates).localCheckpoint()
+    return kept, dict(observation.get)
+
+
+def _enforced(
+    evaluated: DataFrame,
+    act: Callable[[DataFrame], T],
+    contract: Contract,
+    key_columns: Sequence[str],
+    hidden_columns: Sequence[str],
+) -> tuple[T, Callable[[], list[ExpectationMetric]]]:
+    """`act` on the kept rows, in the pass that counts every rule and stops at a `fail` rule;
+    what it returned, and the counts (once the pass ran)."""
     rules = contract.rules
     observation = Observation(f"expectations:{contract.table}:{uuid.uuid4().hex}")
     watched = evaluated.observe(observation, *expectations.metric_columns(rules))
     try:
-        written = write(watched.where(expectations.kept_or_stop(rules)))
+        result = act(watched.where(expectations.kept_or_stop(rules)))
     except Exception as error:
         if not expectations.stopped_by_fail_rule(error):
             raise
@@ -100,9 +158,7 @@ def write_checked(
             hidden_columns=hidden_columns,
         )
         raise
-    if not written:
-        return expectations.measure(evaluated, contract.table, rules)
-    return expectations.metrics_from(observation.get, contract.table, rules)
+    return result, lambda: expectations.metrics_from(observation.get, contract.table, rules)
 
 
 @contextmanager

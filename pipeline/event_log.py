@@ -332,7 +332,7 @@ class UpdateLog:
         stage: str,
         batch_id: int,
         flows: Sequence[Flow],
-        input_rows: int | None,
+        input_rows: Mapping[str, int | None],
         metrics: Mapping[str, Sequence[ExpectationMetric]],
     ) -> bool:
         """The `flow_progress` events of one micro-batch of `stage`, appended once.
@@ -340,19 +340,22 @@ class UpdateLog:
         Args:
             stage: the streaming query.
             batch_id: its micro-batch.
-            flows: the stage's flows. Each reports the rows the batch held; those whose
-                commits carry batch markers the rows written; those with rules their counts.
-            input_rows: the rows the micro-batch held (None: not counted, on a replay).
+            flows: the stage's flows. Those in `input_rows` report the rows they read of the
+                batch; those whose commits carry batch markers the rows written; those with
+                rules their counts.
+            input_rows: the rows each flow reported read (None: not counted, on a replay).
             metrics: the expectation metrics of the batch, per output table.
 
         Returns:
             Whether they were appended (False: this batch's events were, before a crash).
         """
         events = []
+        flows = [flow for flow in flows if flow.name in input_rows]
         for flow in flows:
             counts: dict[str, int] = {}
-            if input_rows is not None:
-                counts["num_input_rows"] = input_rows
+            read = input_rows.get(flow.name)
+            if read is not None:
+                counts["num_input_rows"] = read
             written = None
             if flow.marker is not None:
                 written = delta_log.batch_output_rows(
@@ -376,17 +379,18 @@ class UpdateLog:
                     level="METRICS",
                 )
             )
-        return self._append(events, txn=(stage, batch_id)) if events else False
+        # Once per (flow, batch): a stage reports the flows of each layer as it writes them.
+        return self._append(events, txn=(f"{stage}:{flows[0].name}", batch_id)) if events else False
 
     def reporter(
         self, stage: str
-    ) -> Callable[[int, int | None, Mapping[str, Sequence[ExpectationMetric]]], None]:
+    ) -> Callable[[int, Mapping[str, int | None], Mapping[str, Sequence[ExpectationMetric]]], None]:
         """The function a stage calls after each micro-batch (`pipeline.streaming.BatchReport`)."""
         flows = flows_of_stage(stage)
 
         def report(
             batch_id: int,
-            input_rows: int | None,
+            input_rows: Mapping[str, int | None],
             metrics: Mapping[str, Sequence[ExpectationMetric]],
         ) -> None:
             self.batch(stage, batch_id, flows, input_rows, metrics)

@@ -1,10 +1,13 @@
 """The pipeline's flows: what each one reads and writes, declared once.
 
 A flow writes one table (its output dataset) from the datasets it reads (its inputs): the
-landing folders, or tables written by other flows. The runner records each flow's definition
-in the event log at the start of every update (`pipeline.event_log`), which is where the
-lineage graph (`clickstream lineage`, the scenario report) is read from, as Databricks users
-read theirs from `flow_definition` events.
+landing folders, or tables written by other flows. The flows of bronze, silver and gold all
+run in one streaming query (`events`): each micro-batch of new landing files goes through
+them in turn, so a flow's input is the rows the flow before it wrote in the same batch.
+
+The runner records each flow's definition in the event log at the start of every update
+(`pipeline.event_log`), which is where the lineage graph (`clickstream lineage`, the scenario
+report) is read from, as Databricks users read theirs from `flow_definition` events.
 
 Flows of a streaming stage that mark their commits with the stage's batch markers
 (`pipeline.streaming.append_once`) report the rows of each micro-batch; the others (the SCD2
@@ -19,8 +22,8 @@ from dataclasses import dataclass
 from pipeline.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
-    BRONZE_STREAM,
     EVENTS_DIR,
+    EVENTS_STREAM,
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
     GOLD_DIM_DEVICE,
@@ -30,11 +33,10 @@ from pipeline.tables import (
     GOLD_FACT_EVENTS,
     GOLD_FUNNEL_DAILY,
     GOLD_SESSIONS,
-    GOLD_STREAM,
+    GOLD_TABLES,
     SILVER_EVENTS,
     SILVER_LATE_EVENTS,
     SILVER_QUARANTINE,
-    SILVER_STREAM,
     USER_CHANGES_DIR,
     USER_STREAM,
 )
@@ -90,27 +92,28 @@ def _flow(output: str, inputs: Sequence[str], stage: str, marker: str | None = N
 
 
 FLOWS: tuple[Flow, ...] = (
-    _flow(BRONZE_EVENTS, [LANDING_EVENTS], BRONZE_STREAM, BRONZE_STREAM),
-    _flow(BRONZE_QUARANTINE, [LANDING_EVENTS], BRONZE_STREAM, BRONZE_STREAM),
-    _flow(SILVER_EVENTS, [BRONZE_EVENTS], SILVER_STREAM, SILVER_STREAM),
-    _flow(SILVER_QUARANTINE, [BRONZE_EVENTS], SILVER_STREAM, SILVER_STREAM),
-    _flow(SILVER_LATE_EVENTS, [BRONZE_EVENTS], SILVER_STREAM, SILVER_STREAM),
     _flow(GOLD_DIM_USER, [LANDING_USER_CHANGES], USER_STREAM),
-    _flow(GOLD_FACT_EVENTS, [SILVER_EVENTS, GOLD_DIM_USER], GOLD_STREAM, GOLD_STREAM),
-    _flow(GOLD_DIM_PAGE, [SILVER_EVENTS], GOLD_STREAM),
-    _flow(GOLD_DIM_DEVICE, [SILVER_EVENTS], GOLD_STREAM),
-    _flow(GOLD_DIM_DATE, [SILVER_EVENTS], GOLD_STREAM),
-    _flow(GOLD_DAILY_ACTIVE_USERS, [GOLD_FACT_EVENTS], GOLD_STREAM),
-    _flow(GOLD_SESSIONS, [GOLD_FACT_EVENTS], GOLD_STREAM),
-    _flow(GOLD_FUNNEL_DAILY, [GOLD_SESSIONS], GOLD_STREAM),
+    _flow(BRONZE_EVENTS, [LANDING_EVENTS], EVENTS_STREAM, EVENTS_STREAM),
+    _flow(BRONZE_QUARANTINE, [LANDING_EVENTS], EVENTS_STREAM, EVENTS_STREAM),
+    _flow(SILVER_EVENTS, [BRONZE_EVENTS], EVENTS_STREAM, EVENTS_STREAM),
+    _flow(SILVER_QUARANTINE, [BRONZE_EVENTS], EVENTS_STREAM, EVENTS_STREAM),
+    _flow(SILVER_LATE_EVENTS, [BRONZE_EVENTS], EVENTS_STREAM, EVENTS_STREAM),
+    _flow(GOLD_FACT_EVENTS, [SILVER_EVENTS, GOLD_DIM_USER], EVENTS_STREAM, EVENTS_STREAM),
+    _flow(GOLD_DIM_PAGE, [SILVER_EVENTS], EVENTS_STREAM),
+    _flow(GOLD_DIM_DEVICE, [SILVER_EVENTS], EVENTS_STREAM),
+    _flow(GOLD_DIM_DATE, [SILVER_EVENTS], EVENTS_STREAM),
+    _flow(GOLD_DAILY_ACTIVE_USERS, [GOLD_FACT_EVENTS], EVENTS_STREAM),
+    _flow(GOLD_SESSIONS, [GOLD_FACT_EVENTS], EVENTS_STREAM),
+    _flow(GOLD_FUNNEL_DAILY, [GOLD_SESSIONS], EVENTS_STREAM),
 )
-"""Every flow `clickstream run` runs, in the order of its stages."""
+"""Every flow `clickstream run` runs, in the order of its stages: the user dimension first
+(facts join the user versions valid at their time), then the events."""
 
 
 def flows_of_stage(stage: str) -> tuple[Flow, ...]:
     """The flows a stage runs; a full refresh runs every gold flow."""
     if stage == REFRESH_STAGE:
-        return tuple(flow for flow in FLOWS if flow.stage in (USER_STREAM, GOLD_STREAM))
+        return tuple(flow for flow in FLOWS if flow.output in GOLD_TABLES)
     return tuple(flow for flow in FLOWS if flow.stage == stage)
 
 

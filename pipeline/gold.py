@@ -47,6 +47,7 @@ __all__ = [
     "VERSION_USER_SK",
     "daily_active_users",
     "date_key",
+    "date_members",
     "dim_date",
     "dim_device",
     "dim_page",
@@ -263,7 +264,14 @@ def dim_date(events: DataFrame) -> DataFrame:
     """`gold_dim_date`: every day from the first to the last event date, with calendar fields."""
     span = events.agg(F.min("event_date").alias("first"), F.max("event_date").alias("last"))
     days = span.select(F.explode(F.sequence("first", "last")).alias("date"))
-    return _with_unknown_member(days.select(*_date_columns()), DATE_SK)
+    return date_members(days, unknown_member=True)
+
+
+def date_members(days: DataFrame, *, unknown_member: bool) -> DataFrame:
+    """`gold_dim_date` rows of the dates in `days`' column `date`, with calendar fields, and
+    the unknown member when asked (a dimension's first rows)."""
+    members = days.select(*_date_columns())
+    return _with_unknown_member(members, DATE_SK) if unknown_member else members
 
 
 @built_once

@@ -1,14 +1,14 @@
-"""The gold stages: the SCD2 user dimension, then the star schema and aggregates, incrementally.
+"""Gold: the SCD2 user dimension, then the star schema and aggregates, incrementally.
 
 * `run_user_dimension`: one streaming query over the CDC files of `<landing>/user_changes`
   (checkpoint `gold_dim_user`); each micro-batch is merged into `gold_dim_user` by
   `pipeline.scd2.merge_changes` (which touches only the batch's users), and the facts those
   changes re-key (a late change that splits a version, a user whose events came before
   their first change) get their new `user_sk`.
-* `run_gold`: one streaming query over the Delta table `silver_events` (checkpoint `gold`);
-  each micro-batch of new silver rows becomes new facts, new dimension members, and the
-  aggregates of the days and sessions it touches, recomputed from the facts and merged by key,
-  as Lakeflow refreshes a materialized view incrementally. Nothing reads the whole history.
+* `write_gold`: gold's part of an `events` micro-batch. The silver rows it wrote become new
+  facts, new dimension members, and the aggregates of the days and sessions they touch,
+  recomputed from the facts and written over those days, as Lakeflow refreshes a
+  materialized view incrementally. Nothing reads the whole history.
 * `refresh_gold` recomputes every gold table from silver and the user change log
   (`full_refresh`), as a Lakeflow full refresh does: the oracle the incremental tables equal.
 
@@ -20,20 +20,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
-from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from pipeline import cost, delta_log, gold, scd2
 from pipeline import expectations as rules_engine
-from pipeline.delta_tables import create_table_if_absent, replace_rows, replace_table
+from pipeline.delta_tables import create_table_if_absent, replace_table, replace_where
 from pipeline.enforcement import Contract, dim_user_view, write_checked
 from pipeline.schemas import USER_CHANGE_SCHEMA
 from pipeline.streaming import BatchReport, append_once, in_parallel, report_batch, run_stream
 from pipeline.tables import (
+    EVENTS_STREAM,
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
     GOLD_DIM_DEVICE,
@@ -42,7 +43,6 @@ from pipeline.tables import (
     GOLD_FACT_EVENTS,
     GOLD_FUNNEL_DAILY,
     GOLD_SESSIONS,
-    GOLD_STREAM,
     SILVER_EVENTS,
     USER_CHANGES_DIR,
     USER_MERGE_WRITER,
@@ -53,9 +53,13 @@ from pipeline.tables import (
     table_path,
 )
 
-__all__ = ["full_refresh", "refresh_gold", "run_gold", "run_user_dimension", "user_dimension"]
-
-UNKNOWN_WRITER = f"{USER_STREAM}:unknown"
+__all__ = [
+    "full_refresh",
+    "refresh_gold",
+    "run_user_dimension",
+    "user_dimension",
+    "write_gold",
+]
 
 
 # --------------------------------------------------------------------------- user dimension
@@ -95,79 +99,71 @@ def run_user_dimension(
 
     def merge_batch(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession  # temporary views (the rules' gold_dim_user) live there
-        created = not table_exists(warehouse, GOLD_DIM_USER)
-        pseudonymized = gold.user_changes(batch, keys=keys).localCheckpoint()
-        changes_read = pseudonymized.count()
-        scd2.merge_changes(
+        pseudonymized = gold.user_changes(batch, keys=keys)
+        merged = scd2.merge_changes(
             spark,
             pseudonymized,
             path=path,
             derived_columns=gold.user_derived_columns(),
-            # Not clustered by `user_key`: clustering needs statistics, and Delta keeps none on
-            # pseudonyms (`pipeline.schemas.PERSONAL_COLUMNS`).
+            # Not clustered by `user_key`: clustering needs statistics, and Delta keeps
+            # none on pseudonyms (`pipeline.schemas.PERSONAL_COLUMNS`).
             cluster_by=(),
             batch_id=batch_id,
             app_id=USER_MERGE_WRITER,
+            on_create=gold.with_unknown_user,
             **gold.user_cdc_options(),
         )
-        if created or _unknown_member_missing(Path(path)):
-            unknown = gold.with_unknown_user(read_table(spark, warehouse, GOLD_DIM_USER).limit(0))
-            append_once(unknown, path, query=UNKNOWN_WRITER, batch_id=0)
         changed = pseudonymized.groupBy(gold.USER_KEY).agg(F.min("changed_at").alias("since"))
         users = read_table(spark, warehouse, GOLD_DIM_USER)
-        _rekey_facts(spark, warehouse, changed, users)
+        if merged.first is not None:
+            earliest = merged.first["changed_at"]  # type: ignore[index]  # a Row
+            _rekey_facts(spark, warehouse, changed, users, earliest.astimezone(UTC).date())
         if contract is None:
-            report_batch(on_batch, batch_id, changes_read)
+            report_batch(on_batch, batch_id, {GOLD_DIM_USER: merged.changes})
         else:
-            _check_users(users, changed, contract, batch_id, changes_read, on_batch)
+            _check_users(users, changed, contract, batch_id, merged.changes, on_batch)
 
     run_stream(
         changes, merge_batch, checkpoint=checkpoint_path(warehouse, USER_STREAM), flow=GOLD_DIM_USER
     )
 
 
-def _unknown_member_missing(path: Path) -> bool:
-    """Whether the batch that created `gold_dim_user` was killed before adding the unknown
-    member (its replay finds the table, so it cannot tell by the table's absence).
-
-    Read from the member's commit marker. The creating batch's commits are among the table's
-    first, and its replay is the stream's next batch, so while the log is shorter than the
-    markers `committed_batch` reads the answer is exact; past that, the member is there.
-    """
-    version = delta_log.table_version(path)
-    if version is None or version >= delta_log.MARKER_SCAN_LIMIT:
-        return False
-    return delta_log.committed_batch(path, UNKNOWN_WRITER) is None
-
-
 def _rekey_facts(
-    spark: SparkSession, warehouse: Path, changed: DataFrame, users: DataFrame
+    spark: SparkSession, warehouse: Path, changed: DataFrame, users: DataFrame, earliest: date
 ) -> None:
     """Give the facts of the changed users, from each one's earliest change on, the version
-    now valid at their time. Facts before a user's earliest change of this batch keep theirs."""
+    now valid at their time. Facts before a user's earliest change of this batch keep theirs.
+
+    The facts of the users and days concerned are rewritten in one commit
+    (`replace_where`); none when no fact's version changed.
+    """
     if not table_exists(warehouse, GOLD_FACT_EVENTS):
-        return
-    earliest = changed.agg(F.min(F.to_date("since")).alias("day")).first()
-    if earliest is None or earliest["day"] is None:
         return
     facts = read_table(spark, warehouse, GOLD_FACT_EVENTS)
     candidates = (
-        facts.where(F.col("event_date") >= F.lit(earliest["day"]))
-        .join(changed, gold.USER_KEY)
+        facts.where(F.col("event_date") >= F.lit(earliest))
+        .join(F.broadcast(changed), gold.USER_KEY)
         .where(F.col("event_time") >= F.col("since"))
     )
-    rekeyed = gold.rekeyed_facts(candidates, users)
-    dates = sorted(row.event_date for row in rekeyed.select("event_date").distinct().collect())
-    if not dates:
-        return
-    target = F.col("t.event_date").isin(dates)
-    (
-        DeltaTable.forPath(spark, table_path(warehouse, GOLD_FACT_EVENTS))
-        .alias("t")
-        .merge(rekeyed.alias("s"), (F.col("t.event_id") == F.col("s.event_id")) & target)
-        .whenMatchedUpdate(set={gold.USER_SK: F.col(f"s.{gold.USER_SK}")})
-        .execute()
+    current = gold.with_user_version(
+        candidates.select("event_id", "event_date", "event_time", gold.USER_KEY, gold.USER_SK),
+        users,
     )
+    moved = (
+        current.where(F.col(gold.VERSION_USER_SK) != F.col(gold.USER_SK))
+        .select("event_date", gold.USER_KEY)
+        .distinct()
+        .collect()
+    )
+    if not moved:
+        return
+    dates = sorted({row["event_date"] for row in moved})
+    keys = sorted({row[gold.USER_KEY] for row in moved})
+    concerned = F.col("event_date").isin(dates) & F.col(gold.USER_KEY).isin(keys)
+    rows = gold.with_user_version(facts.where(concerned), users).withColumn(
+        gold.USER_SK, F.col(gold.VERSION_USER_SK)
+    )
+    replace_where(rows.select(*facts.columns), table_path(warehouse, GOLD_FACT_EVENTS), concerned)
 
 
 def _check_users(
@@ -184,7 +180,7 @@ def _check_users(
     with dim_user_view(users):
         evaluated = rules_engine.evaluate(touched, contract.rules)
         metrics = rules_engine.measure(evaluated, GOLD_DIM_USER, contract.rules)
-        report_batch(on_batch, batch_id, changes_read, {GOLD_DIM_USER: metrics})
+        report_batch(on_batch, batch_id, {GOLD_DIM_USER: changes_read}, {GOLD_DIM_USER: metrics})
         rules_engine.raise_on_failures(
             evaluated, GOLD_DIM_USER, contract.rules, metrics, key_columns=(gold.USER_SK,)
         )
@@ -193,97 +189,89 @@ def _check_users(
 # ------------------------------------------------------------------- facts and aggregates
 
 
-def run_gold(
+def write_gold(
     spark: SparkSession,
-    *,
     warehouse: Path,
+    events: DataFrame,
+    *,
+    dates: list[date],
+    users: DataFrame,
+    batch_id: int,
     contract: Contract | None = None,
-    on_batch: BatchReport | None = None,
-) -> None:
-    """Bring the star schema and the aggregates up to date with the new silver rows.
+) -> list[rules_engine.ExpectationMetric]:
+    """Bring the star schema and the aggregates up to date with a batch's new silver rows.
+
+    Args:
+        spark: the batch's session (temporary views, such as the rules' `gold_dim_user`,
+            live there).
+        warehouse: the warehouse.
+        events: the silver rows the batch wrote.
+        dates: event dates covering every one of `events`.
+        users: the user dimension (`user_dimension`), read once for the run.
+        batch_id: the micro-batch.
+        contract: the facts' rules.
+
+    Returns:
+        The expectation metrics of the facts' rules.
 
     Raises:
-        ExpectationFailedError: a new fact fails an `expect_or_fail` rule; nothing of that
-            micro-batch is written, and the next run retries it.
+        ExpectationFailedError: a new fact fails an `expect_or_fail` rule; nothing of the
+            batch's gold part is written, and the next run retries it.
     """
-
-    def write_batch(events: DataFrame, batch_id: int) -> None:
-        # The batch's own session: temporary views (the rules' gold_dim_user) live there.
-        rows, metrics = _write_batch(events.sparkSession, warehouse, events, batch_id, contract)
-        report_batch(on_batch, batch_id, rows, {GOLD_FACT_EVENTS: metrics})
-
-    run_stream(
-        spark.readStream.format("delta")
-        .option("skipChangeCommits", "true")  # erasures and key rotations: nothing new
-        .load(table_path(warehouse, SILVER_EVENTS)),
-        write_batch,
-        checkpoint=checkpoint_path(warehouse, GOLD_STREAM),
-        flow=GOLD_FACT_EVENTS,
-    )
-
-
-def _ensure_tables(warehouse: Path, shapes: dict[str, DataFrame]) -> None:
-    """Create the gold tables that do not exist yet, empty and clustered, from their shapes.
-
-    Every gold table exists after the first run, even one no row has reached yet.
-    """
-    missing = [table for table in shapes if not table_exists(warehouse, table)]
-    in_parallel(
-        next(iter(shapes.values())).sparkSession,
-        {
-            table: functools.partial(
-                create_table_if_absent,
-                shapes[table].sparkSession,
-                table_path(warehouse, table),
-                shapes[table].schema,
-                cluster_by=gold.CLUSTERING.get(table, ()),
-            )
-            for table in missing
-        },
-    )
-
-
-def _write_batch(
-    spark: SparkSession,
-    warehouse: Path,
-    batch: DataFrame,
-    batch_id: int,
-    contract: Contract | None,
-) -> tuple[int, list[rules_engine.ExpectationMetric]]:
-    """Write one batch of silver rows to gold; return how many it held, and the facts'
-    expectation metrics."""
-    events = batch.localCheckpoint()  # read the new silver rows once, for every table below
-    users = user_dimension(spark, warehouse)
     facts_path = table_path(warehouse, GOLD_FACT_EVENTS)
     new_facts = gold.fact_events(events, users=users)
-    _ensure_tables(warehouse, gold.gold_tables(events, users))
+    if not table_exists(warehouse, GOLD_FACT_EVENTS):
+        create_table_if_absent(
+            spark, facts_path, new_facts.schema, cluster_by=gold.CLUSTERING[GOLD_FACT_EVENTS]
+        )
     metrics: list[rules_engine.ExpectationMetric] = []
     with dim_user_view(users):
         if contract is None:
-            append_once(new_facts, facts_path, query=GOLD_STREAM, batch_id=batch_id)
+            append_once(new_facts, facts_path, query=EVENTS_STREAM, batch_id=batch_id)
         else:
             metrics = write_checked(
                 rules_engine.evaluate(new_facts, contract.rules),
                 lambda kept: append_once(
                     rules_engine.without_evaluation(kept, contract.rules),
                     facts_path,
-                    query=GOLD_STREAM,
+                    query=EVENTS_STREAM,
                     batch_id=batch_id,
                 ),
                 contract,
             )
-    dates = sorted(row.event_date for row in events.select("event_date").distinct().collect())
     writes: dict[str, Callable[[], None]] = {
         GOLD_DIM_PAGE: lambda: _merge_pages(warehouse, events),
-        GOLD_DIM_DEVICE: lambda: _add_members(
-            warehouse, GOLD_DIM_DEVICE, gold.dim_device(events), gold.DEVICE_SK
-        ),
+        GOLD_DIM_DEVICE: lambda: _add_devices(warehouse, events),
         GOLD_DIM_DATE: lambda: _add_dates(spark, warehouse, dates),
-        GOLD_DAILY_ACTIVE_USERS: lambda: _refresh_daily_active_users(spark, warehouse, dates),
-        GOLD_SESSIONS: lambda: _refresh_sessions_and_funnel(spark, warehouse, events, dates),
+        GOLD_SESSIONS: lambda: _refresh_aggregates(spark, warehouse, events, dates),
     }
     in_parallel(spark, writes)
-    return events.count(), metrics
+    return metrics
+
+
+def ensure_tables(spark: SparkSession, warehouse: Path, silver: StructType) -> None:
+    """Create the gold tables that do not exist yet, empty (and clustered): every gold table
+    exists after the first run, even when no event has reached gold yet.
+
+    `silver` is the schema of `silver_events`' rows.
+    """
+    users = gold.empty_user_dimension(spark)
+    events = spark.createDataFrame([], silver)
+    shapes = gold.gold_tables(events, users)
+    in_parallel(
+        spark,
+        {
+            table: functools.partial(
+                create_table_if_absent,
+                spark,
+                table_path(warehouse, table),
+                shapes[table].schema,
+                cluster_by=gold.CLUSTERING.get(table, ()),
+            )
+            for table in shapes
+            if not table_exists(warehouse, table)
+        },
+    )
 
 
 def _facts(spark: SparkSession, warehouse: Path, dates: Iterable[date]) -> DataFrame:
@@ -294,127 +282,144 @@ def _facts(spark: SparkSession, warehouse: Path, dates: Iterable[date]) -> DataF
 
 
 def _merge_pages(warehouse: Path, events: DataFrame) -> None:
-    """New pages join `gold_dim_page`; a title seen later than the stored one replaces it."""
-    pages = gold.dim_page(events)
+    """New pages join `gold_dim_page`; a title seen later than the stored one replaces it.
+
+    The stored rows of the batch's pages and the batch's own are reduced to one row per page
+    (the title seen last), and written over those pages.
+    """
+    spark = events.sparkSession
     path = table_path(warehouse, GOLD_DIM_PAGE)
-    newer = F.struct(F.col(f"s.{gold.PAGE_TITLE_AT}"), F.col("s.page_title")) > F.struct(
-        F.col(f"t.{gold.PAGE_TITLE_AT}"), F.col("t.page_title")
-    )
-    (
-        DeltaTable.forPath(events.sparkSession, path)
-        .alias("t")
-        .merge(pages.alias("s"), F.col(f"t.{gold.PAGE_SK}") == F.col(f"s.{gold.PAGE_SK}"))
-        .whenMatchedUpdate(
-            condition=newer,
-            set={
-                "page_title": F.col("s.page_title"),
-                gold.PAGE_TITLE_AT: F.col(f"s.{gold.PAGE_TITLE_AT}"),
-            },
+    pages = gold.dim_page(events)
+    if not table_exists(warehouse, GOLD_DIM_PAGE):
+        replace_table(pages, path, cluster_by=gold.CLUSTERING[GOLD_DIM_PAGE])
+        return
+    touched = sorted(row[0] for row in pages.select(gold.PAGE_SK).collect())
+    concerned = F.col(gold.PAGE_SK).isin(touched)
+    stored = read_table(spark, warehouse, GOLD_DIM_PAGE).where(concerned)
+    latest = F.max(F.struct(F.col(gold.PAGE_TITLE_AT), F.col("page_title")))
+    merged = (
+        stored.unionByName(pages)
+        .groupBy(gold.PAGE_SK)
+        .agg(
+            F.first("page_url", ignorenulls=True).alias("page_url"),
+            latest.getField("page_title").alias("page_title"),
+            F.first("page_host", ignorenulls=True).alias("page_host"),
+            F.first("page_path", ignorenulls=True).alias("page_path"),
+            latest.getField(gold.PAGE_TITLE_AT).alias(gold.PAGE_TITLE_AT),
         )
-        .whenNotMatchedInsertAll()
-        .execute()
     )
+    replace_where(merged.select(*pages.columns), path, concerned)
 
 
-def _add_members(warehouse: Path, table: str, members: DataFrame, key: str) -> None:
-    """Append the members of a small dimension that it does not hold yet."""
-    spark = members.sparkSession
-    if table_exists(warehouse, table):
-        members = members.join(read_table(spark, warehouse, table).select(key), key, "left_anti")
+def _add_devices(warehouse: Path, events: DataFrame) -> None:
+    """Append the devices `gold_dim_device` does not hold yet (its unknown member first)."""
+    spark = events.sparkSession
+    members = gold.dim_device(events)
+    if table_exists(warehouse, GOLD_DIM_DEVICE):
+        stored = read_table(spark, warehouse, GOLD_DIM_DEVICE).select(gold.DEVICE_SK)
+        members = members.join(stored, gold.DEVICE_SK, "left_anti")
     rows = members.collect()
     if rows:
         spark.createDataFrame(rows, members.schema).write.format("delta").mode("append").save(
-            table_path(warehouse, table)
+            table_path(warehouse, GOLD_DIM_DEVICE)
         )
 
 
 def _add_dates(spark: SparkSession, warehouse: Path, dates: list[date]) -> None:
     """Extend `gold_dim_date` to span the first to the last event date (and hold the unknown
-    member, even before any event)."""
-    span = list(dates)
-    if table_exists(warehouse, GOLD_DIM_DATE):
-        known = read_table(spark, warehouse, GOLD_DIM_DATE).agg(
-            F.min("date").alias("first"), F.max("date").alias("last")
-        )
-        span += [value for row in known.collect() for value in row if value is not None]
-    ends = [(min(span),), (max(span),)] if span else []
-    calendar = spark.createDataFrame(ends, "event_date date")
-    _add_members(warehouse, GOLD_DIM_DATE, gold.dim_date(calendar), gold.DATE_SK)
+    member, even before any event).
 
-
-def _rewrite_days(warehouse: Path, table: str, rows: DataFrame, days: list[date]) -> None:
-    """Replace the rows of the given days (column `event_date`) of a small table by `rows`.
-
-    One row per day: the table is rewritten whole, which costs less than a MERGE.
+    The span it covers is read from its Delta log's statistics: no Spark job.
     """
-    path = table_path(warehouse, table)
-    spark = rows.sparkSession
-    if table_exists(warehouse, table):
-        kept = read_table(spark, warehouse, table).where(~F.col("event_date").isin(days))
-        rows = kept.unionByName(rows)
-    rows.localCheckpoint().write.format("delta").mode("overwrite").save(path)
-
-
-def _refresh_daily_active_users(spark: SparkSession, warehouse: Path, dates: list[date]) -> None:
-    """Recompute the touched days of `gold_daily_active_users` from their facts."""
-    if dates:
-        rows = gold.daily_active_users(_facts(spark, warehouse, dates))
-        _rewrite_days(warehouse, GOLD_DAILY_ACTIVE_USERS, rows, dates)
+    path = Path(table_path(warehouse, GOLD_DIM_DATE))
+    known = (
+        delta_log.column_bounds(path, "date") if table_exists(warehouse, GOLD_DIM_DATE) else None
+    )
+    if known is None and table_exists(warehouse, GOLD_DIM_DATE):
+        bounds = (
+            read_table(spark, warehouse, GOLD_DIM_DATE)
+            .agg(F.min("date").cast("string"), F.max("date").cast("string"))
+            .first()
+        )
+        known = None if bounds is None or bounds[0] is None else (bounds[0], bounds[1])
+    span = sorted(dates)
+    new_days: list[date] = []
+    if known is None:
+        new_days = _days(span[0], span[-1]) if span else []
+    elif span:
+        first, last = date.fromisoformat(known[0]), date.fromisoformat(known[1])
+        new_days = [
+            d for d in _days(min(first, span[0]), max(last, span[-1])) if not first <= d <= last
+        ]
+    created = not table_exists(warehouse, GOLD_DIM_DATE)
+    if not new_days and not created:
+        return
+    calendar = spark.createDataFrame([(day,) for day in new_days], "date date")
+    rows = gold.date_members(calendar, unknown_member=created)
+    rows.write.format("delta").mode("append").save(str(path))
 
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def _refresh_sessions_and_funnel(
+def _refresh_aggregates(
     spark: SparkSession, warehouse: Path, events: DataFrame, dates: list[date]
 ) -> None:
-    """Recompute the sessions the new events touch, then the funnel of their start days.
+    """Recompute the sessions the new events touch, and the days they lie on: the sessions,
+    the funnel and the daily active users of those days, each written over them.
 
-    A touched session's facts lie on its known days (from its stored start to its end) or
-    on the batch's days, so only those days' facts are read.
+    A touched session's facts lie on its stored days (from its stored start to its end) or
+    on the batch's days, so only those days' facts and sessions are read.
     """
     touched = events.where(F.col("session_id").isNotNull()).select("session_id").distinct()
-    sessions_path = table_path(warehouse, GOLD_SESSIONS)
-    stored: list[Row] = []
+    stored_days: set[date] = set()
     if table_exists(warehouse, GOLD_SESSIONS):
-        stored = (
+        spans = (
             read_table(spark, warehouse, GOLD_SESSIONS)
             .join(touched, "session_id", "left_semi")
-            .select(
-                "session_id",
-                F.to_date("started_at").alias("first"),
-                F.to_date("ended_at").alias("last"),
-            )
+            .select(F.to_date("started_at").alias("first"), F.to_date("ended_at").alias("last"))
+            .distinct()
             .collect()
         )
-    old_days = {day for row in stored for day in _days(row["first"], row["last"])}
-    session_facts = _facts(spark, warehouse, old_days | set(dates)).join(
-        touched, "session_id", "left_semi"
-    )
-    rows = gold.sessions(session_facts).localCheckpoint()
-    known = [row.session_id for row in stored]
-    # New sessions are appended; only the sessions already stored are replaced, by a MERGE.
-    rows.where(~F.col("session_id").isin(known)).write.format("delta").mode("append").save(
-        sessions_path
-    )
-    if known:
-        replace_rows(
-            rows.where(F.col("session_id").isin(known)),
-            sessions_path,
-            keys=["session_id"],
-            touched=spark.createDataFrame([(key,) for key in known], "session_id string"),
-            target_filter=F.col("t.session_date").isin(sorted(old_days)),
-        )
-    funnel_days = sorted(
-        {row.session_date for row in rows.select("session_date").distinct().collect()} | old_days
-    )
-    if funnel_days:
-        with cost.flow(spark, GOLD_FUNNEL_DAILY):
-            started = read_table(spark, warehouse, GOLD_SESSIONS).where(
-                F.col("session_date").isin(funnel_days)
+        stored_days = {day for row in spans for day in _days(row["first"], row["last"])}
+    days = sorted(stored_days | set(dates))
+    on_days = F.col("event_date").isin(days)
+    # Kept in memory: it feeds two writes, and a Delta write computes its input again.
+    facts = _facts(spark, warehouse, days).localCheckpoint()
+
+    def sessions_and_funnel() -> None:
+        renewed = gold.sessions(facts.join(touched, "session_id", "left_semi"))
+        if table_exists(warehouse, GOLD_SESSIONS):
+            kept = (
+                read_table(spark, warehouse, GOLD_SESSIONS)
+                .where(F.col("session_date").isin(days))
+                .join(touched, "session_id", "left_anti")
             )
-            _rewrite_days(warehouse, GOLD_FUNNEL_DAILY, gold.funnel_daily(started), funnel_days)
+            renewed = kept.unionByName(renewed)
+        sessions = renewed.localCheckpoint()
+        replace_where(
+            sessions,
+            table_path(warehouse, GOLD_SESSIONS),
+            F.col("session_date").isin(days),
+            cluster_by=gold.CLUSTERING[GOLD_SESSIONS],
+        )
+        with cost.flow(spark, GOLD_FUNNEL_DAILY):
+            replace_where(
+                gold.funnel_daily(sessions), table_path(warehouse, GOLD_FUNNEL_DAILY), on_days
+            )
+
+    in_parallel(
+        spark,
+        {
+            GOLD_SESSIONS: sessions_and_funnel,
+            GOLD_DAILY_ACTIVE_USERS: lambda: replace_where(
+                gold.daily_active_users(facts),
+                table_path(warehouse, GOLD_DAILY_ACTIVE_USERS),
+                on_days,
+            ),
+        },
+    )
 
 
 # ------------------------------------------------------------------------------ full refresh

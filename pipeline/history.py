@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline.event_log import details
+from pipeline.cost import FlowCost, UpdateCost, size
+from pipeline.event_log import details, engine_cost
 from pipeline.flows import edges, layers
 
 __all__ = [
@@ -40,6 +41,9 @@ class FlowRun:
     dropped_records: int = 0
     expectations: dict[str, dict[str, int]] = field(default_factory=dict)
     error: str | None = None
+    cost: FlowCost | None = None
+    """What the flow cost the engine (`pipeline.cost`), added up over the stages it ran in;
+    None when its events record none (an update written before costs were counted)."""
 
     @property
     def failed_expectations(self) -> dict[str, int]:
@@ -64,6 +68,8 @@ class Update:
     error: str | None = None
     flows: dict[str, FlowRun] = field(default_factory=dict)
     definitions: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    cost: UpdateCost | None = None
+    """What the whole update cost the engine, from its end state's event."""
 
     @property
     def seconds(self) -> float | None:
@@ -105,6 +111,9 @@ def _apply(update: Update, event: Mapping[str, Any]) -> None:
             update.state = NO_END_STATE
         if event.get("error"):
             update.error = _error_text(event["error"])
+        spent = engine_cost(event)
+        if spent is not None:
+            update.cost = UpdateCost.from_json(spent)
     elif kind == "flow_definition":
         update.definitions[origin["flow_name"]] = (
             str(body["output_dataset"]),
@@ -138,6 +147,9 @@ def _apply_flow(flow: FlowRun, event: Mapping[str, Any], body: Mapping[str, Any]
         flow.status = status
     if event.get("error"):
         flow.error = _error_text(event["error"])
+    spent = engine_cost(event)
+    if spent is not None:
+        flow.cost = FlowCost.from_json(spent) + (flow.cost or FlowCost())
 
 
 def _error_text(error: Mapping[str, Any]) -> str:
@@ -199,14 +211,31 @@ def render_update(update: Update) -> str:
     ]
     if update.error:
         lines.append(f"error: {update.error}")
+    if update.cost is not None:
+        lines.append(f"engine: {update.cost.summary()}")
     if not update.flows:
         lines.append("no flow ran (nothing new, or it stopped before the first stage)")
         return "\n".join(lines)
-    rows = [("flow", "status", "batches", "rows in", "rows out", "dropped", "failed expectations")]
+    rows = [
+        (
+            "flow",
+            "status",
+            "batches",
+            "rows in",
+            "rows out",
+            "dropped",
+            "Spark jobs",
+            "SQL",
+            "commits",
+            "written",
+            "failed expectations",
+        )
+    ]
     for name, flow in update.flows.items():
         failed = ", ".join(
             f"{rule} ({count:,})" for rule, count in flow.failed_expectations.items()
         )
+        spent = flow.cost
         rows.append(
             (
                 name,
@@ -215,7 +244,32 @@ def render_update(update: Update) -> str:
                 "" if flow.input_rows is None else f"{flow.input_rows:,}",
                 f"{flow.output_rows:,}",
                 f"{flow.dropped_records:,}",
+                "" if spent is None else f"{spent.spark_jobs:,}",
+                "" if spent is None else f"{spent.sql_executions:,}",
+                "" if spent is None else f"{spent.delta_commits:,}",
+                ""
+                if spent is None
+                else f"{spent.files_written:,} files, {size(spent.bytes_written)}",
                 failed,
+            )
+        )
+    if update.cost is not None and (
+        update.cost.outside_flows.spark_jobs or update.cost.outside_flows.delta_commits
+    ):
+        outside = update.cost.outside_flows
+        rows.append(
+            (
+                "(outside the flows)",
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"{outside.spark_jobs:,}",
+                f"{outside.sql_executions:,}",
+                f"{outside.delta_commits:,}",
+                f"{outside.files_written:,} files, {size(outside.bytes_written)}",
+                "",
             )
         )
     lines += ["", _table(rows)]

@@ -16,6 +16,7 @@ would fail with a stack trace, or worse, silently reprocess input into existing 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,28 +24,79 @@ from pipeline import delta_log, run_state
 from pipeline.errors import DamagedStateError, InputError
 from pipeline.tables import (
     BRONZE_EVENTS,
-    BRONZE_STREAM,
     CHECKPOINTS_DIR,
     EVENTS_DIR,
+    EVENTS_STREAM,
     GOLD_DIM_USER_CHANGES,
-    GOLD_FACT_EVENTS,
-    GOLD_STREAM,
-    SILVER_EVENTS,
-    SILVER_STREAM,
     USER_MERGE_WRITER,
     USER_STREAM,
 )
 
-__all__ = ["STREAMS", "check", "check_landing", "remove_interrupted_writes"]
+__all__ = [
+    "EARLIER_STREAMS",
+    "STREAMS",
+    "adopt_earlier_layout",
+    "check",
+    "check_landing",
+    "remove_interrupted_writes",
+]
 
 STREAMS: dict[str, tuple[str, str]] = {
-    BRONZE_STREAM: (BRONZE_EVENTS, BRONZE_STREAM),
-    SILVER_STREAM: (SILVER_EVENTS, SILVER_STREAM),
-    GOLD_STREAM: (GOLD_FACT_EVENTS, GOLD_STREAM),
+    EVENTS_STREAM: (BRONZE_EVENTS, EVENTS_STREAM),
     USER_STREAM: (GOLD_DIM_USER_CHANGES, USER_MERGE_WRITER),
 }
 """Each streaming query (its checkpoint folder) -> the table every one of its batches
 appends to, and the writer name of its batch markers there (`pipeline.streaming.append_once`)."""
+
+
+EARLIER_STREAMS = ("bronze", "silver", "gold")
+"""The queries of warehouses written before the events stage: one per layer, the first of
+which read the landing files (its checkpoint is the events stage's now)."""
+NEWEST_DIR = "newest_event_time"
+
+
+def adopt_earlier_layout(warehouse: Path) -> str | None:
+    """Move a warehouse written with one query per layer to the `events` query; say so.
+
+    The landing files its `bronze` query read stay read (its checkpoint becomes the events
+    query's), and silver's watermark carries over. That is only safe when its last run
+    finished: then silver and gold hold everything bronze does. Hold the writer lock.
+
+    Raises:
+        DamagedStateError: the warehouse was left in the middle of a run.
+    """
+    checkpoints = warehouse / CHECKPOINTS_DIR
+    bronze, events = checkpoints / EARLIER_STREAMS[0], checkpoints / EVENTS_STREAM
+    if not bronze.is_dir() or events.exists():
+        return None
+    unfinished = [
+        name
+        for name in EARLIER_STREAMS
+        if run_state.highest_batch(checkpoints / name / "offsets")
+        > run_state.highest_batch(checkpoints / name / "commits")
+    ]
+    if unfinished or not run_state.last_run_finished(warehouse):
+        raise DamagedStateError(
+            f"The warehouse {warehouse} was written by an earlier version of this pipeline "
+            "(one streaming query per layer), and its last run did not finish "
+            f"({', '.join(unfinished) or 'its tables changed after it'}), so its layers may "
+            "not hold the same events. Nothing was run. Way out: rebuild every table from the "
+            f"landing files: move the warehouse aside (mv {warehouse} {warehouse}.earlier) "
+            "and run again."
+        )
+    newest = sorted((int(p.name), p) for p in (checkpoints / "silver" / NEWEST_DIR).glob("[0-9]*"))
+    bronze.rename(events)
+    if newest:
+        state = events / NEWEST_DIR
+        state.mkdir(exist_ok=True)
+        last = run_state.highest_batch(events / "commits")
+        (state / str(last)).write_text(newest[-1][1].read_text(encoding="utf-8"), "utf-8")
+    for name in EARLIER_STREAMS[1:]:
+        shutil.rmtree(checkpoints / name, ignore_errors=True)
+    return (
+        f"adopted a warehouse written with one query per layer: its checkpoint {bronze} is "
+        f"now {events}"
+    )
 
 
 def check_landing(landing: Path) -> None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline import delta_log
 from pipeline.cost import UpdateCost
+from pipeline.errors import DamagedStateError
 from pipeline.tables import (
     CHECKPOINTS_DIR,
     EVENTS_DIR,
@@ -31,11 +33,13 @@ __all__ = [
     "RunSummary",
     "TableCount",
     "batch_files",
+    "batch_timestamp",
     "changed_files",
     "fingerprints",
     "highest_batch",
     "is_up_to_date",
     "landing_files",
+    "last_run_finished",
     "new_bytes",
     "record_maintenance",
     "save_state",
@@ -205,6 +209,12 @@ def _half_done_batches(warehouse: Path) -> list[str]:
     ]
 
 
+def last_run_finished(warehouse: Path) -> bool:
+    """Whether the last run recorded its end, and no table changed since."""
+    state = _load_state(warehouse)
+    return state is not None and state.versions == table_versions(warehouse)
+
+
 def is_up_to_date(landing: Path, warehouse: Path) -> bool:
     """True when the last successful run already processed everything in `landing`.
 
@@ -299,3 +309,23 @@ def batch_files(checkpoint: Path, batch_id: int) -> int | None:
             lines = path.read_text(encoding="utf-8").splitlines()[1:]
             return sum(1 for line in lines if f'"batchId":{batch_id}' in line)
     return None
+
+
+def batch_timestamp(checkpoint: Path, batch_id: int) -> datetime:
+    """The time Spark gave micro-batch `batch_id` when it planned it, from its offset log.
+
+    A replayed batch gets the time of its first attempt: what it writes does not change.
+
+    Raises:
+        DamagedStateError: the offset log has no entry for the batch, or one without a time.
+    """
+    path = checkpoint / "offsets" / str(batch_id)
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8").splitlines()[1])
+        return datetime.fromtimestamp(int(metadata["batchTimestampMs"]) / 1000, UTC)
+    except (OSError, IndexError, ValueError, KeyError, TypeError) as exc:
+        raise DamagedStateError(
+            f"The offset log entry {path} of the batch being written has no batch time "
+            f"({exc}). Restore the checkpoint from a backup, or rebuild the warehouse from the "
+            "landing files."
+        ) from exc

@@ -36,7 +36,6 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline import cost, delta_log, key_registry, preflight, run_state
-from pipeline.bronze_stage import run_bronze
 from pipeline.config import (
     DEFAULT_MAX_FILES_PER_TRIGGER,
     DEFAULT_WATERMARK_DELAY,
@@ -56,29 +55,23 @@ from pipeline.event_log import (
     new_update_id,
     recorded_update,
 )
+from pipeline.events_stage import run_events
 from pipeline.expectations import Expectation, ExpectationMetric
 from pipeline.flows import FLOWS, REFRESH_STAGE, flows_of_stage, stage_tables
-from pipeline.gold_stage import refresh_gold, run_gold, run_user_dimension
+from pipeline.gold_stage import refresh_gold, run_user_dimension
 from pipeline.progress import Progress
 from pipeline.pseudonymize import key_frame
 from pipeline.run_state import RunSummary, TableCount
-from pipeline.session import INTERPRETED_EXPRESSIONS
-from pipeline.silver_stage import run_silver
-from pipeline.streaming import BatchReport, in_parallel
+from pipeline.session import SMALL_INPUT
+from pipeline.streaming import BatchReport
 from pipeline.tables import (
-    BRONZE_EVENTS,
-    BRONZE_STREAM,
     EVENTS_DIR,
+    EVENTS_STREAM,
     GOLD_DIM_USER,
-    GOLD_FACT_EVENTS,
-    GOLD_STREAM,
-    SILVER_EVENTS,
-    SILVER_STREAM,
     USER_CHANGES_DIR,
     USER_STREAM,
     checkpoint_path,
     row_counts,
-    table_exists,
 )
 from pipeline.writer_lock import writer_lock
 
@@ -100,8 +93,8 @@ def _expression_evaluation(spark: SparkSession, interpreted: bool) -> Iterator[N
     if not interpreted:
         yield
         return
-    saved = {key: spark.conf.get(key, None) for key in INTERPRETED_EXPRESSIONS}
-    for key, value in INTERPRETED_EXPRESSIONS.items():
+    saved = {key: spark.conf.get(key, None) for key in SMALL_INPUT}
+    for key, value in SMALL_INPUT.items():
         spark.conf.set(key, value)
     try:
         yield
@@ -255,6 +248,9 @@ class _Run:
 
     def execute(self, pii_key: PiiKey) -> RunSummary:
         key_registry.admit(self.warehouse, pii_key)
+        adopted = preflight.adopt_earlier_layout(self.warehouse)
+        if adopted:
+            self.report(adopted)
         for warning in preflight.check(self.landing, self.warehouse):
             self.report(warning)
         preflight.remove_interrupted_writes(self.warehouse)
@@ -299,22 +295,26 @@ class _Run:
         before = {t: delta_log.table_version(self.warehouse / t) for t in tables}
         to_log = self.update.reporter(stage)
         checkpoint = Path(checkpoint_path(self.warehouse, stage))
-        done = {"files": 0, "rows": 0, "batches": 0}
+        done = {"files": 0}
+        reported: dict[str, set[int]] = {}
         work = cost.SparkWork(self.spark)
 
         def on_batch(
             batch_id: int,
-            input_rows: int | None,
+            input_rows: Mapping[str, int | None],
             metrics: Mapping[str, Sequence[ExpectationMetric]],
         ) -> None:
-            done["batches"] += 1
+            for name in input_rows:
+                reported.setdefault(name, set()).add(batch_id)
             to_log(batch_id, input_rows, metrics)
-            if self.display is not None:
+            if self.display is not None and flows[0].name in input_rows:
                 if files is not None:
                     done["files"] += run_state.batch_files(checkpoint, batch_id) or 0
-                self.display.batch(
-                    stage, done["files"] if files is not None else None, files, input_rows or 0
-                )
+                rows = input_rows.get(flows[0].name) or 0
+                self.display.batch(stage, done["files"] if files is not None else None, files, rows)
+
+        def batches() -> int:
+            return len(set().union(*reported.values())) if reported else 0
 
         def spent() -> dict[str, cost.FlowCost]:
             after = {t: delta_log.table_version(self.warehouse / t) for t in tables}
@@ -325,11 +325,11 @@ class _Run:
                     for table, version in after.items()
                 },
                 tables,
-                micro_batches=done["batches"],
+                micro_batches=batches(),
             )
             for name, flow_cost in costs.items():
                 self.flow_costs[name] = self.flow_costs.get(name, cost.FlowCost()) + flow_cost
-            self.micro_batches[stage] = done["batches"]
+            self.micro_batches[stage] = batches()
             return costs
 
         if self.display is not None:
@@ -340,7 +340,16 @@ class _Run:
         except BaseException as error:
             status = CANCELED if isinstance(error, KeyboardInterrupt) else FAILED
             summary = None if status == CANCELED else error_summary(error)
-            self.update.flows_ended(flows, status, error=summary, costs=_quietly(spent))
+            costs = _quietly(spent)
+            # The flows that wrote their part of the batch the stage stopped in are done.
+            stopped = run_state.highest_batch(checkpoint / "offsets")
+            if stopped <= run_state.highest_batch(checkpoint / "commits"):
+                stopped = -1
+            ended = [f for f in flows if stopped in reported.get(f.name, ())]
+            if ended:
+                self.update.flows_ended(ended, COMPLETED, costs=costs)
+            rest = [f for f in flows if f not in ended]
+            self.update.flows_ended(rest, status, error=summary, costs=costs)
             raise
         finally:
             if self.display is not None:
@@ -355,45 +364,24 @@ class _Run:
         self.update.flows_ended(flows, COMPLETED, output_rows=written, costs=spent())
 
     def _stages(self, keys: DataFrame, unseen: Sequence[str]) -> None:
-        """Bronze then silver, beside them the user dimension (it reads no events), then
-        gold."""
+        """The user dimension (facts join the versions valid at their time), then the events
+        through bronze, silver and gold; a stage with no new file and no batch to finish
+        starts no query."""
         spark, landing, warehouse, options = self.spark, self.landing, self.warehouse, self.options
         contracts = self.contracts
 
         def new_files(folder: str) -> int:
             return sum(1 for name in unseen if name.startswith(f"{folder}/"))
 
-        def events_to_silver() -> None:
-            self.report(f"bronze: reading new files in {landing / EVENTS_DIR}")
-            self._stage(
-                BRONZE_STREAM,
-                lambda on_batch: run_bronze(
-                    spark,
-                    landing=landing,
-                    warehouse=warehouse,
-                    max_files_per_trigger=options.max_files_per_trigger,
-                    contract=contracts.get(BRONZE_EVENTS),
-                    on_batch=on_batch,
-                ),
-                new_files(EVENTS_DIR),
+        def pending(stage: str, folder: str) -> bool:
+            checkpoint = Path(checkpoint_path(warehouse, stage))
+            unfinished = run_state.highest_batch(checkpoint / "offsets") > run_state.highest_batch(
+                checkpoint / "commits"
             )
-            if table_exists(warehouse, BRONZE_EVENTS):
-                self.report(f"silver: deduplicating within a {options.watermark_delay} watermark")
-                self._stage(
-                    SILVER_STREAM,
-                    lambda on_batch: run_silver(
-                        spark,
-                        warehouse=warehouse,
-                        keys=keys,
-                        watermark_delay=options.watermark_delay,
-                        contract=contracts.get(SILVER_EVENTS),
-                        on_batch=on_batch,
-                    ),
-                    None,
-                )
+            return new_files(folder) > 0 or unfinished
 
-        def changes_to_user_dimension() -> None:
-            self.report(f"gold: merging new user changes into {GOLD_DIM_USER} (SCD type 2)")
+        if (landing / USER_CHANGES_DIR).is_dir() and pending(USER_STREAM, USER_CHANGES_DIR):
+            self.report(f"{GOLD_DIM_USER}: merging new user changes (SCD type 2)")
             self._stage(
                 USER_STREAM,
                 lambda on_batch: run_user_dimension(
@@ -407,26 +395,24 @@ class _Run:
                 ),
                 new_files(USER_CHANGES_DIR),
             )
-
-        has_changes = (landing / USER_CHANGES_DIR).is_dir()
-        in_parallel(
-            spark,
-            {
-                BRONZE_EVENTS: events_to_silver,
-                **({GOLD_DIM_USER: changes_to_user_dimension} if has_changes else {}),
-            },
-        )
-        if table_exists(warehouse, SILVER_EVENTS):
-            self.report("gold: new facts, dimension members, and the days and sessions they touch")
+        if pending(EVENTS_STREAM, EVENTS_DIR):
+            self.report(
+                f"events: new files in {landing / EVENTS_DIR} through bronze, silver (a "
+                f"{options.watermark_delay} watermark) and gold"
+            )
             self._stage(
-                GOLD_STREAM,
-                lambda on_batch: run_gold(
+                EVENTS_STREAM,
+                lambda on_batch: run_events(
                     spark,
+                    landing=landing,
                     warehouse=warehouse,
-                    contract=contracts.get(GOLD_FACT_EVENTS),
+                    keys=keys,
+                    delay=parse_delay(options.watermark_delay),
+                    max_files_per_trigger=options.max_files_per_trigger,
+                    contracts=contracts,
                     on_batch=on_batch,
                 ),
-                None,
+                new_files(EVENTS_DIR),
             )
         if options.full_refresh:
             self.report("gold: full refresh from silver and the user change log")

@@ -24,6 +24,7 @@ from pipeline.expectations import ExpectationMetric
 __all__ = [
     "BatchFunction",
     "BatchReport",
+    "InputRows",
     "append_once",
     "in_parallel",
     "report_batch",
@@ -31,15 +32,16 @@ __all__ = [
 ]
 
 BatchFunction = Callable[[DataFrame, int], None]
-BatchReport = Callable[[int, int | None, Mapping[str, Sequence[ExpectationMetric]]], None]
-"""Called after a micro-batch's writes with its id, the rows it read (None when a replayed
-batch did not count them) and its expectation metrics per table."""
+InputRows = Mapping[str, int | None]
+BatchReport = Callable[[int, InputRows, Mapping[str, Sequence[ExpectationMetric]]], None]
+"""Called after a micro-batch's writes with its id, the rows each flow read (None when a
+replayed batch did not count them) and its expectation metrics per table."""
 
 
 def report_batch(
     report: BatchReport | None,
     batch_id: int,
-    input_rows: int | None,
+    input_rows: InputRows,
     metrics: Mapping[str, Sequence[ExpectationMetric]] | None = None,
 ) -> None:
     """Report a written micro-batch, when a report is wanted."""

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BRONZE_EVENTS",
     "BRONZE_QUARANTINE",
-    "BRONZE_STREAM",
     "CHECKPOINTS_DIR",
     "ENFORCED_TABLES",
     "EVENTS_DIR",
+    "EVENTS_STREAM",
     "EVENT_LOG",
     "GOLD_DAILY_ACTIVE_USERS",
     "GOLD_DIM_DATE",
@@ -34,13 +34,11 @@ __all__ = [
     "GOLD_FACT_EVENTS",
     "GOLD_FUNNEL_DAILY",
     "GOLD_SESSIONS",
-    "GOLD_STREAM",
     "GOLD_TABLES",
     "PSEUDONYMIZED_TABLES",
     "SILVER_EVENTS",
     "SILVER_LATE_EVENTS",
     "SILVER_QUARANTINE",
-    "SILVER_STREAM",
     "TABLES",
     "USER_CHANGES_DIR",
     "USER_MERGE_WRITER",
@@ -82,12 +80,12 @@ GOLD_DIM_USER_CHANGES = f"{GOLD_DIM_USER}__changes"
 USER_MERGE_WRITER = f"clickstream:{GOLD_DIM_USER}"
 """The writer name of the SCD engine's batch markers in `gold_dim_user` and its change log."""
 
-BRONZE_STREAM = "bronze"
-SILVER_STREAM = "silver"
-GOLD_STREAM = "gold"
+EVENTS_STREAM = "events"
 USER_STREAM = GOLD_DIM_USER
 """The streaming queries: each one's checkpoint is `<warehouse>/_checkpoints/<stream>`, and
-its name is the writer of its batch markers (`pipeline.streaming.append_once`)."""
+its name is the writer of its batch markers (`pipeline.streaming.append_once`). `events`
+takes each micro-batch of new landing event files through bronze, silver and gold;
+`gold_dim_user` merges the user change files into the SCD2 dimension."""
 
 GOLD_TABLES: tuple[str, ...] = (
     GOLD_DIM_USER,

@@ -22,9 +22,9 @@ from pipeline import delta_log
 from pipeline.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
-    BRONZE_STREAM,
     CHECKPOINTS_DIR,
     EVENT_LOG,
+    EVENTS_STREAM,
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
     GOLD_DIM_DEVICE,
@@ -34,12 +34,10 @@ from pipeline.tables import (
     GOLD_FACT_EVENTS,
     GOLD_FUNNEL_DAILY,
     GOLD_SESSIONS,
-    GOLD_STREAM,
     GOLD_TABLES,
     SILVER_EVENTS,
     SILVER_LATE_EVENTS,
     SILVER_QUARANTINE,
-    SILVER_STREAM,
     USER_MERGE_WRITER,
     USER_STREAM,
 )
@@ -188,6 +186,23 @@ def _between_writes(query: str, first: str, then: tuple[str, ...]) -> Predicate:
     return holds
 
 
+def _one_layer_written(files: Files) -> str | None:
+    """Batch N of `events` is in bronze_events or in silver_events, not in both (the layers
+    write at once), and not committed."""
+    for batch in files.uncommitted(EVENTS_STREAM):
+        marker = (EVENTS_STREAM, batch)
+        bronze, silver = (
+            marker in files.markers(BRONZE_EVENTS),
+            marker in files.markers(SILVER_EVENTS),
+        )
+        if bronze != silver:
+            written, missing = (
+                (BRONZE_EVENTS, SILVER_EVENTS) if bronze else (SILVER_EVENTS, BRONZE_EVENTS)
+            )
+            return f"events batch {batch} in {written}, not yet in {missing}"
+    return None
+
+
 def _scd2_before_change_log(files: Files) -> str | None:
     """The MERGE (or first append) into gold_dim_user is committed, its change log is not."""
     for batch in files.uncommitted(USER_STREAM):
@@ -208,13 +223,13 @@ GOLD_STAGE_TABLES = (
 
 
 def _gold_stage_midway(files: Files) -> str | None:
-    """Facts of gold batch N written, some of its dimension and aggregate writes too."""
-    for batch in files.uncommitted(GOLD_STREAM):
-        if (GOLD_STREAM, batch) not in files.markers(GOLD_FACT_EVENTS):
+    """Facts of events batch N written, some of its dimension and aggregate writes too."""
+    for batch in files.uncommitted(EVENTS_STREAM):
+        if (EVENTS_STREAM, batch) not in files.markers(GOLD_FACT_EVENTS):
             continue
         written = [t for t in GOLD_STAGE_TABLES if files.commits(t)]
         if written:
-            return f"gold batch {batch}: facts and {', '.join(written)} written, not committed"
+            return f"events batch {batch}: facts and {', '.join(written)} written, not committed"
     return None
 
 
@@ -232,14 +247,14 @@ def _refresh_midway(files: Files) -> str | None:
 
 POINTS: tuple[KillPoint, ...] = (
     KillPoint(
-        "offset-logged:bronze",
-        "bronze planned a batch (offset log entry), not committed it",
-        _offset_logged(BRONZE_STREAM),
+        "offset-logged:events",
+        "the events query planned a batch (offset log entry), not committed it",
+        _offset_logged(EVENTS_STREAM),
     ),
     KillPoint(
-        "offset-logged:silver",
-        "silver planned a batch (offset log entry), not committed it",
-        _offset_logged(SILVER_STREAM),
+        "offset-logged:gold_dim_user",
+        "the user dimension's query planned a batch (offset log entry), not committed it",
+        _offset_logged(USER_STREAM),
     ),
     KillPoint(
         "data-files-before-log:bronze_events",
@@ -253,13 +268,18 @@ POINTS: tuple[KillPoint, ...] = (
     ),
     KillPoint(
         "between-writes:bronze",
-        "a bronze batch in bronze_events, not yet in bronze_quarantine",
-        _between_writes(BRONZE_STREAM, BRONZE_EVENTS, (BRONZE_QUARANTINE,)),
+        "an events batch in bronze_events, not yet in bronze_quarantine",
+        _between_writes(EVENTS_STREAM, BRONZE_EVENTS, (BRONZE_QUARANTINE,)),
     ),
     KillPoint(
         "between-writes:silver",
-        "a silver batch in silver_events, not yet in its quarantine or late table",
-        _between_writes(SILVER_STREAM, SILVER_EVENTS, (SILVER_QUARANTINE, SILVER_LATE_EVENTS)),
+        "an events batch in silver_events, not yet in its quarantine or late table",
+        _between_writes(EVENTS_STREAM, SILVER_EVENTS, (SILVER_QUARANTINE, SILVER_LATE_EVENTS)),
+    ),
+    KillPoint(
+        "between-layers:events",
+        "an events batch in bronze_events or silver_events, not in both",
+        _one_layer_written,
     ),
     KillPoint(
         "scd2-merge:data-files",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -18,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from pipeline import tables
-from pipeline.bronze_stage import run_bronze
+from pipeline.bronze_stage import check_bronze, write_bronze
 from scenarios.faults.model import count_records
 from tests.budget import examples
 
@@ -104,7 +106,15 @@ def test_hostile_lines_each_land_in_exactly_one_bronze_table(
         landing, warehouse = root / "landing", root / "warehouse"
         (landing / tables.EVENTS_DIR).mkdir(parents=True)
         (landing / tables.EVENTS_DIR / "hostile.json").write_bytes(content)
-        run_bronze(spark, landing=landing, warehouse=warehouse, max_files_per_trigger=1)
+        text = spark.read.text(str(landing / tables.EVENTS_DIR)).select(
+            "value", F.col("_metadata.file_path").alias("_source_file")
+        )
+        write_bronze(
+            spark,
+            warehouse,
+            check_bronze(text, ingested_at=datetime.now(UTC)),
+            batch_id=0,
+        )
         events = tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS)
         quarantined = tables.count_rows(spark, warehouse, tables.BRONZE_QUARANTINE)
         assert events + quarantined == count_records(content)

@@ -58,7 +58,7 @@ def test_runs_are_incremental_conserve_every_line_and_refuse_a_lost_checkpoint(
     assert first.events == 400
     assert any(f"{read_before} changed after a run read it" in line for line in said)
 
-    checkpoint = tmp_path / "warehouse" / tables.CHECKPOINTS_DIR / "bronze"
+    checkpoint = tmp_path / "warehouse" / tables.CHECKPOINTS_DIR / tables.EVENTS_STREAM
     shutil.rmtree(checkpoint)  # the tables stay: running now would read every file again
     with pytest.raises(DamagedStateError, match=f"{checkpoint} is missing"):
         _run(spark, tmp_path, pii_key)

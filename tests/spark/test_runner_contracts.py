@@ -211,7 +211,7 @@ def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
     real_batch = event_log.UpdateLog.batch
 
     def crash_on_silver(self: event_log.UpdateLog, stage: str, *args: Any) -> bool:
-        if stage == tables.SILVER_STREAM:
+        if stage == tables.EVENTS_STREAM:
             raise RuntimeError("simulated crash after silver_events and its quarantine")
         return real_batch(self, stage, *args)
 

@@ -13,7 +13,7 @@ from pipeline.expectations import ExpectationMetric
 
 
 def _bronze_commit(warehouse: Path, batch_id: int, rows: int) -> None:
-    """A Delta commit of `bronze_events` carrying the bronze stream's batch marker."""
+    """A Delta commit of `bronze_events` carrying the events stream's batch marker."""
     from pipeline import delta_log
 
     log = warehouse / tables.BRONZE_EVENTS / "_delta_log"
@@ -22,7 +22,7 @@ def _bronze_commit(warehouse: Path, batch_id: int, rows: int) -> None:
         "commitInfo": {
             "operation": "WRITE",
             "operationMetrics": {"numOutputRows": str(rows)},
-            "userMetadata": delta_log.batch_marker(tables.BRONZE_STREAM, batch_id),
+            "userMetadata": delta_log.batch_marker(tables.EVENTS_STREAM, batch_id),
         }
     }
     (log / f"{batch_id:020d}.json").write_text(json.dumps(info) + "\n", encoding="utf-8")
@@ -36,13 +36,14 @@ def test_an_update_records_definitions_batches_once_and_its_end(tmp_path: Path) 
     update = event_log.UpdateLog(tmp_path, "u-1")
     update.started(flows.FLOWS, cause="USER_ACTION", full_refresh=False, runner="test")
     _bronze_commit(tmp_path, 0, rows=9)
-    report = update.reporter(tables.BRONZE_STREAM)
-    report(0, 10, {tables.BRONZE_EVENTS: _metrics(passed=9, failed=1)})
+    read = {tables.BRONZE_EVENTS: 10, tables.BRONZE_QUARANTINE: 10}
+    report = update.reporter(tables.EVENTS_STREAM)
+    report(0, read, {tables.BRONZE_EVENTS: _metrics(passed=9, failed=1)})
     # A replay of the same batch (after a crash) adds nothing.
     assert not update.batch(
-        tables.BRONZE_STREAM, 0, flows.flows_of_stage(tables.BRONZE_STREAM), 10, {}
+        tables.EVENTS_STREAM, 0, flows.flows_of_stage(tables.EVENTS_STREAM), read, {}
     )
-    update.flows_ended(flows.flows_of_stage(tables.BRONZE_STREAM), event_log.COMPLETED)
+    update.flows_ended(flows.flows_of_stage(tables.EVENTS_STREAM), event_log.COMPLETED)
     update.finished(event_log.COMPLETED)
 
     events = event_log.read_events(tmp_path)

@@ -45,16 +45,16 @@ def _run_start() -> int:
 
 def test_an_offset_without_its_commit_is_the_offset_logged_point(tmp_path: Path) -> None:
     files = Files(tmp_path, _run_start())
-    assert POINT["offset-logged:silver"].holds(files) is None
-    _batch_file(tmp_path, "silver", "offsets", 3)
-    assert POINT["offset-logged:silver"].holds(files) == "silver offsets/3 without commits/3"
-    _batch_file(tmp_path, "silver", "commits", 3)
-    assert POINT["offset-logged:silver"].holds(files) is None
+    assert POINT["offset-logged:events"].holds(files) is None
+    _batch_file(tmp_path, "events", "offsets", 3)
+    assert POINT["offset-logged:events"].holds(files) == "events offsets/3 without commits/3"
+    _batch_file(tmp_path, "events", "commits", 3)
+    assert POINT["offset-logged:events"].holds(files) is None
 
 
 def test_files_older_than_the_run_do_not_fire(tmp_path: Path) -> None:
-    _batch_file(tmp_path, "bronze", "offsets", 0)  # left by a run killed before this one
-    assert POINT["offset-logged:bronze"].holds(Files(tmp_path, time.time_ns() + 10**9)) is None
+    _batch_file(tmp_path, "events", "offsets", 0)  # left by a run killed before this one
+    assert POINT["offset-logged:events"].holds(Files(tmp_path, time.time_ns() + 10**9)) is None
 
 
 def test_data_files_not_yet_in_the_log_are_the_data_files_point(tmp_path: Path) -> None:
@@ -71,10 +71,22 @@ def test_data_files_not_yet_in_the_log_are_the_data_files_point(tmp_path: Path) 
 def test_one_table_of_a_batch_written_and_not_the_next_is_between_writes(tmp_path: Path) -> None:
     files = Files(tmp_path, _run_start())
     point = POINT["between-writes:bronze"]
-    _batch_file(tmp_path, "bronze", "offsets", 1)
-    _commit(tmp_path, tables.BRONZE_EVENTS, 1, marker=("bronze", 1))
-    assert point.holds(files) == "bronze batch 1 in bronze_events, not yet in bronze_quarantine"
-    _commit(tmp_path, tables.BRONZE_QUARANTINE, 1, marker=("bronze", 1))
+    _batch_file(tmp_path, "events", "offsets", 1)
+    _commit(tmp_path, tables.BRONZE_EVENTS, 1, marker=("events", 1))
+    assert point.holds(files) == "events batch 1 in bronze_events, not yet in bronze_quarantine"
+    _commit(tmp_path, tables.BRONZE_QUARANTINE, 1, marker=("events", 1))
+    assert point.holds(files) is None
+
+
+def test_one_layer_of_a_batch_written_and_not_the_other_is_between_layers(
+    tmp_path: Path,
+) -> None:
+    files = Files(tmp_path, _run_start())
+    point = POINT["between-layers:events"]
+    _batch_file(tmp_path, "events", "offsets", 1)
+    _commit(tmp_path, tables.SILVER_EVENTS, 1, marker=("events", 1))
+    assert point.holds(files) == "events batch 1 in silver_events, not yet in bronze_events"
+    _commit(tmp_path, tables.BRONZE_EVENTS, 1, marker=("events", 1))
     assert point.holds(files) is None
 
 
@@ -84,7 +96,7 @@ def test_a_merged_dimension_without_its_change_log_is_inside_the_scd2_merge(
     files = Files(tmp_path, _run_start())
     point = POINT["scd2-merge:before-change-log"]
     _batch_file(tmp_path, tables.GOLD_DIM_USER, "offsets", 2)
-    _commit(tmp_path, tables.GOLD_DIM_USER, 5, operation="MERGE")
+    _commit(tmp_path, tables.GOLD_DIM_USER, 5, operation="WRITE")
     assert point.holds(files) is not None
     _commit(
         tmp_path, f"{tables.GOLD_DIM_USER}__changes", 3, marker=("clickstream:gold_dim_user", 2)

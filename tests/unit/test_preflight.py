@@ -43,8 +43,8 @@ def _checkpoint(warehouse: Path, query: str, batches: int) -> Path:
 
 def _warehouse(tmp_path: Path) -> Path:
     warehouse = tmp_path / "warehouse"
-    _marked_table(warehouse, tables.BRONZE_EVENTS, "bronze", 1)
-    _checkpoint(warehouse, "bronze", 2)
+    _marked_table(warehouse, tables.BRONZE_EVENTS, tables.EVENTS_STREAM, 1)
+    _checkpoint(warehouse, tables.EVENTS_STREAM, 2)
     return warehouse
 
 
@@ -66,7 +66,7 @@ def test_a_damaged_checkpoint_file_is_named_with_the_way_out(
     tmp_path: Path, name: str, text: str, problem: str
 ) -> None:
     landing, warehouse = _landing(tmp_path), _warehouse(tmp_path)
-    damaged = warehouse / tables.CHECKPOINTS_DIR / "bronze" / name
+    damaged = warehouse / tables.CHECKPOINTS_DIR / tables.EVENTS_STREAM / name
     damaged.write_text(text)
     with pytest.raises(DamagedStateError) as error:
         preflight.check(landing, warehouse)
@@ -77,18 +77,18 @@ def test_a_damaged_checkpoint_file_is_named_with_the_way_out(
 
 def test_spark_temporary_files_are_not_checked(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), _warehouse(tmp_path)
-    offsets = warehouse / tables.CHECKPOINTS_DIR / "bronze" / "offsets"
+    offsets = warehouse / tables.CHECKPOINTS_DIR / tables.EVENTS_STREAM / "offsets"
     (offsets / ".2.5f2c.tmp").write_text("v1\n{")  # a write a crash interrupted
     assert preflight.check(landing, warehouse) == []
 
 
 def test_a_missing_checkpoint_beside_its_tables_is_refused(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), _warehouse(tmp_path)
-    checkpoint = warehouse / tables.CHECKPOINTS_DIR / "bronze"
+    checkpoint = warehouse / tables.CHECKPOINTS_DIR / tables.EVENTS_STREAM
     for path in sorted(checkpoint.rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
     checkpoint.rmdir()
-    with pytest.raises(DamagedStateError, match="holds batch 1 of the 'bronze' stream") as error:
+    with pytest.raises(DamagedStateError, match="holds batch 1 of the 'events' stream") as error:
         preflight.check(landing, warehouse)
     assert f"{checkpoint} is missing" in str(error.value)
     assert "restore the checkpoint folder" in str(error.value)
@@ -96,17 +96,54 @@ def test_a_missing_checkpoint_beside_its_tables_is_refused(tmp_path: Path) -> No
 
 def test_a_checkpoint_older_than_its_tables_is_refused(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), tmp_path / "warehouse"
-    _marked_table(warehouse, tables.SILVER_EVENTS, "silver", 5)
-    _checkpoint(warehouse, "silver", 3)  # a backup from before batches 3 to 5
+    _marked_table(warehouse, tables.BRONZE_EVENTS, tables.EVENTS_STREAM, 5)
+    _checkpoint(warehouse, tables.EVENTS_STREAM, 3)  # a backup from before batches 3 to 5
     with pytest.raises(DamagedStateError, match="has planned batches only up to 2"):
         preflight.check(landing, warehouse)
 
 
 def test_a_missing_table_behind_a_checkpoint_is_refused(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), tmp_path / "warehouse"
-    _checkpoint(warehouse, "gold", 2)
+    _checkpoint(warehouse, tables.EVENTS_STREAM, 2)
     with pytest.raises(DamagedStateError, match="batches 0 to 1 were written, but the table"):
         preflight.check(landing, warehouse)
+
+
+def _earlier_layout(tmp_path: Path) -> Path:
+    """A warehouse written with one query per layer, its last run finished."""
+    warehouse = tmp_path / "warehouse"
+    for query in preflight.EARLIER_STREAMS:
+        _checkpoint(warehouse, query, 3)
+    newest = warehouse / tables.CHECKPOINTS_DIR / "silver" / "newest_event_time"
+    newest.mkdir()
+    (newest / "1").write_text('{"newest": "2026-11-01T10:00:00+00:00"}')
+    (newest / "4").write_text('{"newest": "2026-11-01T12:00:00+00:00"}')
+    run_state.save_state(warehouse, run_state.RunState({}, run_state.table_versions(warehouse)))
+    return warehouse
+
+
+def test_a_warehouse_of_one_query_per_layer_is_adopted_once_keeping_what_it_read(
+    tmp_path: Path,
+) -> None:
+    warehouse = _earlier_layout(tmp_path)
+    checkpoints = warehouse / tables.CHECKPOINTS_DIR
+    message = preflight.adopt_earlier_layout(warehouse)
+    assert message is not None and "one query per layer" in message
+    assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == [tables.EVENTS_STREAM]
+    assert run_state.highest_batch(checkpoints / tables.EVENTS_STREAM / "commits") == 2
+    # silver's newest event time carries over, as the state of the last events batch
+    newest = checkpoints / tables.EVENTS_STREAM / "newest_event_time" / "2"
+    assert "12:00:00" in newest.read_text()
+    assert preflight.adopt_earlier_layout(warehouse) is None
+
+
+def test_a_warehouse_of_one_query_per_layer_left_mid_run_is_refused(tmp_path: Path) -> None:
+    warehouse = _earlier_layout(tmp_path)
+    silver = warehouse / tables.CHECKPOINTS_DIR / "silver"
+    (silver / "offsets" / "3").write_text('v1\n{"batchWatermarkMs":0}\n{"index":3}')
+    with pytest.raises(DamagedStateError, match="last run did not finish"):
+        preflight.adopt_earlier_layout(warehouse)
+    assert (silver / "offsets" / "3").exists()
 
 
 def _unreadable_check(landing: Path, warehouse: Path) -> subprocess.CompletedProcess[str]:
