@@ -109,6 +109,13 @@ def cluster(session: nox.Session) -> None:
     session.run("python", "-m", "scenarios.cluster", *session.posargs, env=_with_key())
 
 
+@nox.session(python="3.11")
+def cost(session: nox.Session) -> None:
+    """Count each flow's Spark jobs and Delta commits on a fixed workload; fail when one grew."""
+    _install(session)
+    session.run("python", "-m", "benchmarks.cost_gate", *session.posargs, env=ENV)
+
+
 @nox.session(python="3.11", default=False)
 def benchmarks(session: nox.Session) -> None:
     """Time the pipeline against same-run references; fail on a regression (`-- --size full`)."""
