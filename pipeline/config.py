@@ -351,8 +351,9 @@ def require_classic(spark: SparkSession | SparkSettings, command: str) -> None:
     if remote:
         raise UnsupportedModeError(
             f"{command} cannot run over Spark Connect ({remote}): its micro-batch functions "
-            "(foreachBatch) must run in this process, and its MERGEs use Delta's DeltaTable "
-            "API, which over Spark Connect needs Delta's Connect plugins on the server. Run it "
+            "(foreachBatch) must run in this process, and it creates tables with Delta's "
+            "DeltaTable API, which over Spark Connect needs Delta's Connect plugins on the "
+            "server. Run it "
             "on local Spark, or on a cluster with --master spark://HOST:PORT "
             "($CLICKSTREAM_MASTER); over a Spark Connect server, run the pipeline's Lakeflow "
             "definitions instead: python -m pipeline.lakeflow run --remote sc://HOST:PORT."

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ __all__ = [
     "committed_batch",
     "data_files_by_version",
     "marked_output_rows",
+    "may_hold",
     "output_rows",
     "read_state",
     "row_count",
@@ -179,6 +180,29 @@ def _live_files(path: Path) -> dict[tuple[str, str], dict[str, Any]] | None:
             elif "remove" in action:
                 live.pop(_file_key(action["remove"]), None)
     return live
+
+
+def may_hold(path: Path, column: str, values: Iterable[str]) -> bool:
+    """Whether the table at `path` may hold a row whose top-level `column` is one of `values`
+    (as its log's statistics write them: dates as `2026-11-01`), by the live files' min/max
+    statistics: False only when every file's range leaves them all out. True when a file has
+    no statistics for the column, or the log cannot be read without Spark."""
+    wanted = sorted(set(values))
+    live = _live_files(path)
+    if live is None:
+        return path.is_dir()
+    for add in live.values():
+        stats = json.loads(add.get("stats") or "{}")
+        rows, nulls = stats.get("numRecords"), (stats.get("nullCount") or {}).get(column)
+        if rows is not None and rows == nulls:
+            continue  # only nulls of the column here
+        low = (stats.get("minValues") or {}).get(column)
+        high = (stats.get("maxValues") or {}).get(column)
+        if low is None or high is None:
+            return True
+        if any(str(low) <= value <= str(high) for value in wanted):
+            return True
+    return False
 
 
 def column_bounds(path: Path, column: str) -> tuple[str, str] | None:

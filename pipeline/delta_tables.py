@@ -12,6 +12,7 @@ import functools
 import operator
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -179,6 +180,7 @@ def replace_where(
     cluster_by: Sequence[str] = (),
     properties: Mapping[str, str] | None = None,
     user_metadata: str | None = None,
+    days: tuple[str, Sequence[date]] | None = None,
 ) -> None:
     """Replace the rows of the table at `path` that meet `condition` by `rows`, in one commit.
 
@@ -196,12 +198,24 @@ def replace_where(
         properties: table properties for a table created here (`table_properties` of
             `rows` when None).
         user_metadata: the commit's `userMetadata`, such as a batch marker.
+        days: when `condition` selects days, `(date column, days)`: if the table's log shows
+            that no file can hold them (its min/max statistics), the rows are appended, which
+            reads nothing (a later repeat finds them and replaces them).
     """
-    if delta_log.table_version(Path(path)) is not None:
-        writer = rows.writeTo(_table_identifier(path))
+    exists = delta_log.table_version(Path(path)) is not None
+    if exists and days is not None:
+        column, dates = days
+        if not delta_log.may_hold(Path(path), column, [day.isoformat() for day in dates]):
+            appending = rows.write.format("delta").mode("append")
+            if user_metadata is not None:
+                appending = appending.option("userMetadata", user_metadata)
+            appending.save(path)
+            return
+    if exists:
+        overwriting = rows.writeTo(_table_identifier(path))
         if user_metadata is not None:
-            writer = writer.option("userMetadata", user_metadata)
-        writer.overwrite(condition)
+            overwriting = overwriting.option("userMetadata", user_metadata)
+        overwriting.overwrite(condition)
     else:
         replace_table(rows, path, cluster_by=cluster_by, properties=properties)
 

@@ -49,13 +49,6 @@ from pipeline.tables import (
 __all__ = ["run_events"]
 
 
-def _users(spark: SparkSession, warehouse: Path) -> DataFrame:
-    """The user dimension, in memory (the unknown member alone before any user change)."""
-    if table_exists(warehouse, GOLD_DIM_USER):
-        return user_dimension(spark, warehouse).localCheckpoint()
-    return user_dimension(spark, warehouse)
-
-
 def run_events(
     spark: SparkSession,
     *,
@@ -91,8 +84,8 @@ def run_events(
     flows = flows_of_stage(EVENTS_STREAM)
     silver_flows = [f.name for f in flows if f.inputs == (BRONZE_EVENTS,)]
     gold_flows = [f.name for f in flows if f.output in GOLD_TABLES]
-    # The user dimension, read once for the run in the session of the query's batches, where
-    # temporary views (the rules' gold_dim_user) must live, and kept in memory.
+    # The user dimension, read in the session of the query's batches, where temporary views
+    # (the rules' gold_dim_user) must live.
     users: list[DataFrame] = []
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
@@ -143,7 +136,7 @@ def run_events(
                 metrics: list[ExpectationMetric] = []
                 if silver_part.events is not None and silver_part.new_events:
                     if not users:
-                        users.append(_users(session, warehouse))
+                        users.append(user_dimension(session, warehouse))
                     metrics = write_gold(
                         session,
                         warehouse,

@@ -403,10 +403,14 @@ def _refresh_aggregates(
             table_path(warehouse, GOLD_SESSIONS),
             F.col("session_date").isin(days),
             cluster_by=gold.CLUSTERING[GOLD_SESSIONS],
+            days=("session_date", days),
         )
         with cost.flow(spark, GOLD_FUNNEL_DAILY):
             replace_where(
-                gold.funnel_daily(sessions), table_path(warehouse, GOLD_FUNNEL_DAILY), on_days
+                gold.funnel_daily(sessions),
+                table_path(warehouse, GOLD_FUNNEL_DAILY),
+                on_days,
+                days=("event_date", days),
             )
 
     in_parallel(
@@ -417,6 +421,7 @@ def _refresh_aggregates(
                 gold.daily_active_users(facts),
                 table_path(warehouse, GOLD_DAILY_ACTIVE_USERS),
                 on_days,
+                days=("event_date", days),
             ),
         },
     )
