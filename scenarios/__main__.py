@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 from pipeline import event_log, history
 from pipeline.config import PiiKey, pii_key_from_environment, spark_settings_from_environment
 from pipeline.errors import ClickstreamError
-from pipeline.session import build_session
+from pipeline.session import SMALL_INPUT, build_session
 from scenarios import invariants
 from scenarios.catalog import CATALOG, Scenario, ScenarioContext
 from scenarios.fuzz import FuzzCase, fuzz, run_case
@@ -26,6 +26,10 @@ from scenarios.report import ScenarioResult, write_reports
 
 DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 DEFAULT_WORKERS = 2
+SMALL_SCENARIO_EVENTS = 20_000
+"""Scenarios of at most this many events run on the settings of a small run (`SMALL_INPUT`),
+their checks too, not only the pipeline's runs: measured on the checks of one scenario's
+warehouse (warm), 20-35% less time than the default settings."""
 
 
 def _positive(text: str) -> int:
@@ -225,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"starting Spark ... (its log: {log_file})", flush=True)
         settings = spark_settings_from_environment(DEFAULT_JAR_CACHE, master=args.master)
         spark = build_session(settings, log_file=log_file)
+        if args.events <= SMALL_SCENARIO_EVENTS:
+            for key, value in SMALL_INPUT.items():
+                spark.conf.set(key, value)
     except ClickstreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from pipeline.config import PiiKey, SparkSettings, spark_settings_from_environment
 from pipeline.pseudonymize import key_frame
-from pipeline.session import INTERPRETED_EXPRESSIONS, build_session
+from pipeline.session import SMALL_INPUT, build_session
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEST_KEY = PiiKey(b"test-key-for-unit-tests-only-0123456789")
@@ -27,8 +27,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def spark() -> SparkSession:
     """Local Spark with Delta: two cores, three shuffle partitions (order bugs show), UTC.
 
-    Expressions are evaluated interpreted, as the runner does for small runs: on test-sized
-    data, generating and compiling Java code for each new plan was a quarter of the time.
+    Otherwise the settings of a small run (`SMALL_INPUT`: expressions interpreted, no adaptive
+    execution, no broadcast joins), which the runner sets for its runs anyway: on test-sized
+    data, generating Java code and planning adaptive stages took more time than they saved.
     """
     defaults = spark_settings_from_environment(PROJECT / ".cache" / "jars")
     settings = SparkSettings(
@@ -39,8 +40,9 @@ def spark() -> SparkSession:
         driver_memory="2g",
     )
     session = build_session(settings)
-    for key, value in INTERPRETED_EXPRESSIONS.items():
-        session.conf.set(key, value)
+    for key, value in SMALL_INPUT.items():
+        if key != "spark.sql.shuffle.partitions":
+            session.conf.set(key, value)
     return session
 
 
