@@ -128,36 +128,22 @@ def read_state(path: Path) -> TableState | None:
 
     `rows` is None when the log cannot give it without reading data (see the module doc).
     """
-    log = _log(path)
-    versions = _commit_versions(log)
-    if not versions:
+    replayed = _replay(path)
+    if replayed is None:
         return None
-    latest = versions[-1]
-    checkpoint = _checkpoint_parts(log, latest)
-    live: dict[tuple[str, str], dict[str, Any]] = {}
-    first = 0
-    if checkpoint is not None:
-        checkpoint_version, files = checkpoint
-        live = {_file_key(add): add for add in _checkpoint_adds(files)}
-        first = checkpoint_version + 1
-    known = set(versions)
-    if any(version not in known for version in range(first, latest + 1)):
-        return TableState(latest, None)  # commits cleaned up without a usable checkpoint
-    for version in range(first, latest + 1):
-        for action in _commit_actions(log, version):
-            if "add" in action:
-                live[_file_key(action["add"])] = action["add"]
-            elif "remove" in action:
-                live.pop(_file_key(action["remove"]), None)
+    latest, live = replayed
+    if live is None:
+        return TableState(latest, None)
     counts = [_rows(add) for add in live.values()]
     if any(count is None for count in counts):
         return TableState(latest, None)
     return TableState(latest, sum(count for count in counts if count is not None))
 
 
-def _live_files(path: Path) -> dict[tuple[str, str], dict[str, Any]] | None:
-    """The live `add` actions of the table at `path`, replayed from its log; None when absent
-    or when commits were cleaned up without a usable checkpoint."""
+def _replay(path: Path) -> tuple[int, dict[tuple[str, str], dict[str, Any]] | None] | None:
+    """The latest version of the table at `path` and its live `add` actions, replayed from its
+    log; None when absent, no actions when commits were cleaned up without a usable
+    checkpoint."""
     log = _log(path)
     versions = _commit_versions(log)
     if not versions:
@@ -172,14 +158,34 @@ def _live_files(path: Path) -> dict[tuple[str, str], dict[str, Any]] | None:
         first = checkpoint_version + 1
     known = set(versions)
     if any(version not in known for version in range(first, latest + 1)):
-        return None
+        return latest, None
     for version in range(first, latest + 1):
         for action in _commit_actions(log, version):
             if "add" in action:
                 live[_file_key(action["add"])] = action["add"]
             elif "remove" in action:
                 live.pop(_file_key(action["remove"]), None)
-    return live
+    return latest, live
+
+
+def _column_ranges(path: Path, column: str) -> list[tuple[str, str] | None] | None:
+    """Per live file of the table at `path` holding a value of the top-level `column`, its
+    least and greatest value as the log's statistics write them (None for a file without
+    them); None when the log cannot be replayed without Spark."""
+    replayed = _replay(path)
+    live = None if replayed is None else replayed[1]
+    if live is None:
+        return None
+    ranges: list[tuple[str, str] | None] = []
+    for add in live.values():
+        stats = json.loads(add.get("stats") or "{}")
+        rows, nulls = stats.get("numRecords"), (stats.get("nullCount") or {}).get(column)
+        if rows is not None and rows == nulls:
+            continue  # only nulls of the column here
+        low = (stats.get("minValues") or {}).get(column)
+        high = (stats.get("maxValues") or {}).get(column)
+        ranges.append(None if low is None or high is None else (str(low), str(high)))
+    return ranges
 
 
 def may_hold(path: Path, column: str, values: Iterable[str]) -> bool:
@@ -188,47 +194,22 @@ def may_hold(path: Path, column: str, values: Iterable[str]) -> bool:
     statistics: False only when every file's range leaves them all out. True when a file has
     no statistics for the column, or the log cannot be read without Spark."""
     wanted = sorted(set(values))
-    live = _live_files(path)
-    if live is None:
+    ranges = _column_ranges(path, column)
+    if ranges is None:
         return path.is_dir()
-    for add in live.values():
-        stats = json.loads(add.get("stats") or "{}")
-        rows, nulls = stats.get("numRecords"), (stats.get("nullCount") or {}).get(column)
-        if rows is not None and rows == nulls:
-            continue  # only nulls of the column here
-        low = (stats.get("minValues") or {}).get(column)
-        high = (stats.get("maxValues") or {}).get(column)
-        if low is None or high is None:
-            return True
-        if any(str(low) <= value <= str(high) for value in wanted):
-            return True
-    return False
+    return any(
+        found is None or any(found[0] <= value <= found[1] for value in wanted) for found in ranges
+    )
 
 
 def column_bounds(path: Path, column: str) -> tuple[str, str] | None:
     """The least and greatest value of a top-level column of the table at `path`, as its
     log's file statistics write them (JSON text: dates as `2026-11-01`); None when the table
     is absent, holds no value of the column, or a live file has no statistics for it."""
-    live = _live_files(path)
-    if live is None:
+    ranges = _column_ranges(path, column)
+    if not ranges or any(found is None for found in ranges):
         return None
-    lows, highs = [], []
-    for add in live.values():
-        stats = json.loads(add.get("stats") or "{}")
-        rows, nulls = stats.get("numRecords"), (stats.get("nullCount") or {}).get(column)
-        if rows is not None and rows == nulls:
-            continue  # only nulls of the column here
-        low, high = (
-            (stats.get("minValues") or {}).get(column),
-            (stats.get("maxValues") or {}).get(column),
-        )
-        if low is None or high is None:
-            return None
-        lows.append(str(low))
-        highs.append(str(high))
-    if not lows:
-        return None
-    return min(lows), max(highs)
+    return min(found[0] for found in ranges if found), max(found[1] for found in ranges if found)
 
 
 def data_files_by_version(path: Path) -> dict[int, frozenset[str]] | None:
