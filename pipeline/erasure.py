@@ -34,8 +34,7 @@ import hmac
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +51,7 @@ from pipeline.config import PiiKey, require_classic
 from pipeline.errors import UnknownPersonError
 from pipeline.gold_stage import refresh_gold
 from pipeline.pseudonymize import keyed_hash
+from pipeline.session import session_settings
 from pipeline.streaming import in_parallel
 from pipeline.tables import (
     BRONZE_EVENTS,
@@ -455,23 +455,9 @@ def tables_with_removed_files(warehouse: Path, retention_hours: int = 0) -> list
     return found
 
 
-@contextmanager
-def _retention_check_off(spark: SparkSession, retention_hours: int) -> Iterator[None]:
-    """Delta refuses a VACUUM below its retention unless its check is switched off: only for
-    this command, and only when asked for zero retention."""
-    setting = "spark.databricks.delta.retentionDurationCheck.enabled"
-    if retention_hours >= DEFAULT_RETENTION_HOURS:
-        yield
-        return
-    before = spark.conf.get(setting, None)
-    spark.conf.set(setting, "false")
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(setting)
-        else:
-            spark.conf.set(setting, before)
+_RETENTION_CHECK_OFF = {"spark.databricks.delta.retentionDurationCheck.enabled": "false"}
+"""Delta refuses a VACUUM below its retention unless its check is switched off: only for
+that command, and only when asked for less than the default retention."""
 
 
 def vacuum_tables(
@@ -480,7 +466,8 @@ def vacuum_tables(
     """VACUUM the tables, at once (`in_parallel`: each spends most of its second listing
     files and reading the log on the driver); returns the data files deleted."""
     before = _data_files(warehouse, tables)
-    with _retention_check_off(spark, retention_hours):
+    below_default = retention_hours < DEFAULT_RETENTION_HOURS
+    with session_settings(spark, _RETENTION_CHECK_OFF if below_default else {}):
         in_parallel(
             spark,
             {

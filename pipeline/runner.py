@@ -62,7 +62,7 @@ from pipeline.gold_stage import refresh_gold, run_user_dimension
 from pipeline.progress import Progress
 from pipeline.pseudonymize import key_frame
 from pipeline.run_state import RunSummary, TableCount
-from pipeline.session import SMALL_INPUT
+from pipeline.session import SMALL_INPUT, session_settings
 from pipeline.streaming import BatchReport
 from pipeline.tables import (
     EVENTS_DIR,
@@ -85,25 +85,6 @@ Measured here (warm, 2 cores, default rules): 5,000 events ran 15-25% faster int
 100,000 events 10-15% slower. A small incremental run spends its time compiling the Java
 code Spark generates for each new plan (a quarter of its CPU in a profile), not running it.
 """
-
-
-@contextmanager
-def _expression_evaluation(spark: SparkSession, interpreted: bool) -> Iterator[None]:
-    """Evaluate expressions interpreted (no code generation) for the run, then restore."""
-    if not interpreted:
-        yield
-        return
-    saved = {key: spark.conf.get(key, None) for key in SMALL_INPUT}
-    for key, value in SMALL_INPUT.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, before in saved.items():
-            if before is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, before)
 
 
 @dataclass(frozen=True)
@@ -265,7 +246,9 @@ class _Run:
             unseen = run_state.unseen_files(self.warehouse, files)
             new_bytes = run_state.new_bytes(self.landing, self.warehouse, files)
             seen = run_state.fingerprints(self.landing, files)
-            with _expression_evaluation(self.spark, new_bytes < INTERPRETED_BELOW_BYTES):
+            with session_settings(
+                self.spark, SMALL_INPUT if new_bytes < INTERPRETED_BELOW_BYTES else {}
+            ):
                 self._stages(key_frame(self.spark, pii_key), unseen)
             versions = run_state.table_versions(self.warehouse)
             run_state.save_state(self.warehouse, run_state.RunState(seen, versions))

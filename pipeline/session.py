@@ -23,7 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
@@ -54,6 +54,7 @@ __all__ = [
     "jvm_output_to",
     "local_server_conf",
     "resolve_delta_jars",
+    "session_settings",
 ]
 
 SCALA_VERSION = "2.13"
@@ -311,6 +312,22 @@ def _local_builder(settings: SparkSettings, jars: list[Path] | None) -> SparkSes
     return builder.config("spark.jars.packages", ",".join(delta_artifacts())).config(
         "spark.jars.ivy", str(settings.jar_cache / "ivy")
     )
+
+
+@contextmanager
+def session_settings(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """Set `settings` on the session for the block, then put back what was there before."""
+    saved = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, before in saved.items():
+            if before is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, before)
 
 
 @contextmanager
