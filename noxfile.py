@@ -9,6 +9,10 @@ import nox
 
 # uv when installed (CI installs it: pyspark and GX install in seconds from its cache), else venv.
 nox.options.default_venv_backend = "uv|venv"
+# uv writes no bytecode unless asked (pip does), and where PYTHONDONTWRITEBYTECODE is set, as on
+# CI's machines, every process then compiles what it imports from source: 9.1 s to import GX,
+# 1.6 s pandas, about 2 s of a 200-event `clickstream run`. Compiled once at install: 3.7, 0.4.
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
