@@ -744,7 +744,8 @@ def render_verification(verification: Mapping[str, Any]) -> list[str]:
     for table, history in verification["time_travel"].items():
         returning = history["versions_returning_person"]
         lines.append(
-            f"  {table}: {history['versions']} versions, "
+            f"  {table}: {history['versions']} versions, {history['versions_read']} read "
+            "(the others hold only files a version read without the person holds), "
             f"{len(history['versions_unreadable'])} unreadable (files vacuumed), "
             f"{len(returning)} returning the person"
             + (f": versions {returning}" if returning else "")

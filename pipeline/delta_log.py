@@ -212,21 +212,22 @@ def column_bounds(path: Path, column: str) -> tuple[str, str] | None:
     return min(found[0] for found in ranges if found), max(found[1] for found in ranges if found)
 
 
-def data_files_by_version(path: Path) -> dict[int, frozenset[str]] | None:
-    """The data files (relative paths) each version of the table at `path` reads, replayed
+def data_files_by_version(path: Path) -> dict[int, frozenset[tuple[str, str]]] | None:
+    """The data files each version of the table at `path` reads, as (relative path, deletion
+    vector) pairs: a file read with another deletion vector is another set of rows. Replayed
     from its JSON commits; None when a commit is gone (cleaned up after a checkpoint)."""
     log = _log(path)
     versions = _commit_versions(log)
     if not versions or versions != list(range(versions[-1] + 1)):
         return None
-    live: set[str] = set()
-    files: dict[int, frozenset[str]] = {}
+    live: set[tuple[str, str]] = set()
+    files: dict[int, frozenset[tuple[str, str]]] = {}
     for version in versions:
         for action in _commit_actions(log, version):
             if "add" in action:
-                live.add(str(action["add"]["path"]))
+                live.add(_file_key(action["add"]))
             elif "remove" in action:
-                live.discard(str(action["remove"]["path"]))
+                live.discard(_file_key(action["remove"]))
         files[version] = frozenset(live)
     return files
 

@@ -125,6 +125,7 @@ def _verification(returning: list[int], findings: int) -> dict[str, object]:
         "time_travel": {
             "silver_events": {
                 "versions": 3,
+                "versions_read": 2,
                 "versions_unreadable": [0],
                 "versions_returning_person": returning,
             }

@@ -112,3 +112,23 @@ def test_markers_that_are_not_ours_are_ignored(tmp_path: Path) -> None:
     _commit(table, 0, {"add": _add("a", 1)}, marker="written by a notebook")
     _commit(table, 1, {"add": _add("b", 1)}, marker=json.dumps({"clickstream": "odd"}))
     assert delta_log.committed_batch(table, "silver") is None
+
+
+def test_each_version_reads_its_files_with_their_deletion_vectors(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    _commit(table, 0)
+    _commit(table, 1, {"add": _add("a", 10)}, {"add": _add("b", 5)})
+    # a delete marks 2 rows of a: the same path, read with a deletion vector, is other rows
+    _commit(table, 2, {"add": _add("a", 10, dv=2)}, {"remove": {"path": "a"}})
+    _commit(table, 3, {"remove": {"path": "b"}})
+    versions = delta_log.data_files_by_version(table)
+    assert versions is not None
+    a, a_deleted, b = ("a", "@"), ("a", "udv-a@1"), ("b", "@")
+    assert versions == {
+        0: frozenset(),
+        1: frozenset({a, b}),
+        2: frozenset({a_deleted, b}),
+        3: frozenset({a_deleted}),
+    }
+    (table / delta_log.LOG_DIR / f"{1:020d}.json").unlink()  # cleaned up: not replayable
+    assert delta_log.data_files_by_version(table) is None
