@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EXPECTATIONS_MODULE",
-    "DEFAULT_JAR_CACHE",
     "LANDING_CACHE",
     "SPARK_LOG",
     "main",
@@ -34,7 +33,6 @@ __all__ = [
     "render_verification",
 ]
 
-DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 DEFAULT_EXPECTATIONS_MODULE = "contracts.rules"
 LANDING_CACHE = "_landing"
 """Where `run --landing abfs://...` copies the landing's files, under the warehouse."""
@@ -195,7 +193,7 @@ def _spark_settings(args: argparse.Namespace) -> SparkSettings:
     from pipeline.config import spark_settings_from_environment
 
     master, remote = getattr(args, "master", None), getattr(args, "remote", None)
-    return spark_settings_from_environment(DEFAULT_JAR_CACHE, master=master, remote=remote)
+    return spark_settings_from_environment(master=master, remote=remote)
 
 
 def _add_storage_options(command: argparse.ArgumentParser) -> None:

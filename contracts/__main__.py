@@ -13,8 +13,6 @@ from pipeline.config import spark_settings_from_environment
 from pipeline.errors import ClickstreamError
 from pipeline.session import build_session
 
-DEFAULT_JAR_CACHE = Path(".cache") / "jars"
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m contracts", description=__doc__)
@@ -44,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        spark = build_session(spark_settings_from_environment(DEFAULT_JAR_CACHE))
+        spark = build_session(spark_settings_from_environment())
     except ClickstreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

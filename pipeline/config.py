@@ -53,6 +53,9 @@ PII_KEY_FILE_ENV = "CLICKSTREAM_PII_KEY_FILE"
 SPARK_REMOTE_ENV = "SPARK_REMOTE"
 MASTER_ENV = "CLICKSTREAM_MASTER"
 JAR_CACHE_ENV = "CLICKSTREAM_JAR_CACHE"
+DEFAULT_JAR_CACHE = Path(".cache") / "jars"
+"""Where the Delta jars are fetched to once (relative to the working directory), unless
+$CLICKSTREAM_JAR_CACHE names another folder."""
 MIN_PII_KEY_BYTES = 16
 
 
@@ -237,10 +240,14 @@ class SparkSettings:
 
 
 def spark_settings_from_environment(
-    default_jar_cache: Path, *, master: str | None = None, remote: str | None = None
+    default_jar_cache: Path = DEFAULT_JAR_CACHE,
+    *,
+    master: str | None = None,
+    remote: str | None = None,
 ) -> SparkSettings:
     """Spark settings: `remote`, else $SPARK_REMOTE, selects Spark Connect; `master`, else
-    $CLICKSTREAM_MASTER, else local[2], the master; $CLICKSTREAM_JAR_CACHE the jar cache.
+    $CLICKSTREAM_MASTER, else local[2], the master; $CLICKSTREAM_JAR_CACHE, else
+    `default_jar_cache`, the jar cache.
 
     Raises:
         ConfigurationError: both a master and a Spark Connect server are given, or the master

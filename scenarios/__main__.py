@@ -24,7 +24,6 @@ from scenarios.catalog import CATALOG, Scenario, ScenarioContext
 from scenarios.fuzz import FuzzCase, fuzz, run_case
 from scenarios.report import ScenarioResult, write_reports
 
-DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 DEFAULT_WORKERS = 2
 SMALL_SCENARIO_EVENTS = 20_000
 """Scenarios of at most this many events run on the settings of a small run (`SMALL_INPUT`),
@@ -227,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pii_key = pii_key_from_environment()
         log_file = args.report_dir / "spark.log"
         print(f"starting Spark ... (its log: {log_file})", flush=True)
-        settings = spark_settings_from_environment(DEFAULT_JAR_CACHE, master=args.master)
+        settings = spark_settings_from_environment(master=args.master)
         spark = build_session(settings, log_file=log_file)
         if args.events <= SMALL_SCENARIO_EVENTS:
             for key, value in SMALL_INPUT.items():

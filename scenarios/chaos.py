@@ -52,7 +52,6 @@ from scenarios import generator, invariants, scenario_invariants
 from scenarios.kill_points import POINTS, Files, KillPoint
 
 __all__ = [
-    "DEFAULT_JAR_CACHE",
     "FULL_DISK_SCRIPT",
     "KEYS",
     "MARKED_TABLES",
@@ -81,7 +80,6 @@ __all__ = [
     "write_arrivals",
 ]
 
-DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 RANDOM = "random"
 MAX_TRIALS_PER_KILL = 2
 POLL_SECONDS = 0.003
@@ -631,9 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.0f} s] {message}", file=sys.stderr, flush=True)
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="chaos-"))
-    spark = build_session(
-        spark_settings_from_environment(DEFAULT_JAR_CACHE), log_file=root / "spark.log"
-    )
+    spark = build_session(spark_settings_from_environment(), log_file=root / "spark.log")
     try:
         harness = Harness(root, spark, args.seed, args.events)
         stages |= {"incremental"} if args.full_disk else set()

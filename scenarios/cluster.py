@@ -59,7 +59,6 @@ from scenarios.spark_cluster import LocalCluster, Process, tree_rss_bytes
 __all__ = ["main"]
 
 PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_JAR_CACHE = Path(".cache") / "jars"
 SCENARIOS = ("baseline", "late_data", "out_of_order_changes")
 IGNORED_COLUMNS = ("_ingested_at",)
 """When each run read a line: differs by construction."""
@@ -377,7 +376,7 @@ def _each_size(args: argparse.Namespace, root: Path, modes: list[str]) -> int:
 def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tuple[str, bool]:
     """Build the landing in each mode and compare; the report's section, and whether equal."""
     started = time.monotonic()
-    settings = spark_settings_from_environment(DEFAULT_JAR_CACHE, master=LOCAL_MASTER)
+    settings = spark_settings_from_environment(master=LOCAL_MASTER)
     landing = root / "landing"
     modes = {name: Mode(name, root / name) for name in names}
     lakeflow = LocalRun(

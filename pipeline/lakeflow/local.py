@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.spec.is_file():
         parser.error(f"no pipeline spec at {args.spec}")
     try:
-        settings = spark_settings_from_environment(Path(".cache") / "jars", remote=args.remote)
+        settings = spark_settings_from_environment(remote=args.remote)
         server_url(settings)
     except ConfigurationError as error:
         parser.error(str(error))
