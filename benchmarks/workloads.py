@@ -45,7 +45,6 @@ __all__ = [
     "merge_user_changes",
     "orjson_floor",
     "plain_spark",
-    "rows_of",
     "user_change_batch",
     "user_inserts",
 ]
@@ -315,11 +314,6 @@ def delta_upsert(spark: SparkSession, changes: DataFrame, path: Path) -> None:
         )
         .execute()
     )
-
-
-def rows_of(frame: DataFrame) -> list[tuple[Any, ...]]:
-    """The rows of a small frame as plain tuples, sorted: for equality checks."""
-    return sorted((tuple(row) for row in frame.collect()), key=repr)
 
 
 def differences(left: DataFrame, right: DataFrame) -> int:

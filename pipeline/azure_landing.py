@@ -259,8 +259,9 @@ class BlobLanding:
     Args:
         location: The container folder.
         identity: Gets the tokens.
-        initial_backoff: Seconds before the first retry of a throttled (503, 500) or failed
-            request; later retries wait longer (exponential, 5 retries).
+        initial_backoff: The base of the waits before the 5 retries of a throttled (503,
+            500) or failed request: the n-th waits `initial_backoff` + 2**n s, give or take
+            up to 3 s of jitter (about 3, 5, 9, 17, 33 s with the default 1).
     """
 
     def __init__(
@@ -425,9 +426,10 @@ class BlobLanding:
 
 
 def _retry_policy(initial_backoff: float) -> Any:
-    """Exponential retries (5; `initial_backoff` s, then +2**n s) of throttling, server errors,
-    timeouts and dropped connections, but not of a certificate nobody trusts: that will not
-    change by waiting."""
+    """Exponential retries (5; the n-th after `initial_backoff` + 2**n s, +-3 s of the SDK's
+    jitter: the SDK counts a retry before its wait, so 2**0 is never added) of throttling,
+    server errors, timeouts and dropped connections, but not of a certificate nobody trusts:
+    that will not change by waiting."""
     from azure.storage.blob import ExponentialRetry
 
     class Retry(ExponentialRetry):

@@ -64,6 +64,7 @@ from pipeline.tables import (
     SILVER_EVENTS,
     SILVER_LATE_EVENTS,
     SILVER_QUARANTINE,
+    table_exists,
     table_path,
 )
 from pipeline.writer_lock import writer_lock
@@ -129,10 +130,6 @@ def needles(person: Person, key: PiiKey) -> list[pii_scan.Needle]:
     return clear + hashed
 
 
-def _exists(warehouse: Path, table: str) -> bool:
-    return delta_log.table_version(warehouse / table) is not None
-
-
 def find_person(
     spark: SparkSession,
     warehouse: Path,
@@ -142,7 +139,7 @@ def find_person(
     """The person's values, from bronze's typed columns and what the landing files' records
     carry (`in_landing`, from `landing_scrub.scan_landing`), without the shared ones."""
     found = in_landing or landing_scrub.PersonValues()
-    if _exists(warehouse, BRONZE_EVENTS):
+    if table_exists(warehouse, BRONZE_EVENTS):
         users = (
             spark.read.format("delta")
             .load(table_path(warehouse, BRONZE_EVENTS))
@@ -381,7 +378,7 @@ def forget(
 
 
 def _tables(warehouse: Path) -> list[str]:
-    return [t for t in run_state.VERSIONED_TABLES if _exists(warehouse, t)]
+    return [t for t in run_state.VERSIONED_TABLES if table_exists(warehouse, t)]
 
 
 def _row_counts(warehouse: Path) -> dict[str, int | None]:
@@ -391,7 +388,7 @@ def _row_counts(warehouse: Path) -> dict[str, int | None]:
 def _rows_holding(spark: SparkSession, warehouse: Path, person: DataFrame) -> dict[str, int]:
     """Rows of the person per table, now: one query over every table (each count of its own
     was a Spark job and a plan of its own)."""
-    present = [table for table in PERSON_CONDITIONS if _exists(warehouse, table)]
+    present = [table for table in PERSON_CONDITIONS if table_exists(warehouse, table)]
     found = functools.reduce(
         DataFrame.unionAll,
         [
@@ -533,7 +530,7 @@ def verify(spark: SparkSession, warehouse: Path, person: Person, key: PiiKey) ->
     """
     scanned = pii_scan.scan_tree(warehouse, needles(person, key))
     rows = person_frame(spark, person, key)
-    present = [table for table in PERSON_CONDITIONS if _exists(warehouse, table)]
+    present = [table for table in PERSON_CONDITIONS if table_exists(warehouse, table)]
     # Two tables at a time: a read of a version spends most of its time on the driver
     # (replaying the log to that version, planning), which leaves a core idle.
     with ThreadPoolExecutor(max_workers=2) as pool:

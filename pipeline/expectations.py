@@ -70,7 +70,6 @@ __all__ = [
     "evaluate",
     "failing_samples",
     "kept_or_stop",
-    "kept_rows",
     "load_expectations",
     "measure",
     "metric_columns",
@@ -289,11 +288,6 @@ def without_evaluation(
     Spark Declarative Pipelines requires inside a query function.
     """
     return evaluated.drop(*_evaluation_columns(evaluated, rules))
-
-
-def kept_rows(evaluated: DataFrame) -> DataFrame:
-    """Rows that failed no drop rule (warn failures included), as the input columns."""
-    return without_evaluation(evaluated.where(F.col(KEPT_COLUMN)))
 
 
 def dropped_rows(evaluated: DataFrame, rules: Sequence[Expectation] | None = None) -> DataFrame:

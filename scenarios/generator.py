@@ -37,6 +37,7 @@ from pipeline.errors import InputError
 
 __all__ = [
     "DEFAULT_START",
+    "EPOCH",
     "LandingSlice",
     "LandingSummary",
     "events_name",
@@ -51,7 +52,7 @@ __all__ = [
 
 DEFAULT_START = datetime(2026, 11, 1, tzinfo=UTC)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _DAY_MS = 86_400_000
 _SCHEMA_VERSION = 1
@@ -561,7 +562,7 @@ def _iso_ms(ms: int) -> str:
 
 @lru_cache(maxsize=1_024)
 def _iso_date(days_since_epoch: int) -> str:
-    return (_EPOCH + timedelta(days=days_since_epoch)).date().isoformat()
+    return (EPOCH + timedelta(days=days_since_epoch)).date().isoformat()
 
 
 def _render_event(rng: random.Random, planned: _Planned) -> dict[str, Any]:
@@ -658,7 +659,7 @@ def _validate(
 def _simulation(
     *, seed: int, users: int, start: datetime, duration: timedelta
 ) -> tuple[random.Random, _World]:
-    start_ms = -((_EPOCH - start) // _MS)  # ceiling, so no timestamp precedes `start`
+    start_ms = -((EPOCH - start) // _MS)  # ceiling, so no timestamp precedes `start`
     rng = random.Random(_seed_material(seed))
     world = _build_world(
         rng, _faker_pools(seed), users=users, start_ms=start_ms, end_ms=start_ms + duration // _MS

@@ -42,9 +42,7 @@ from pipeline.tables import (
     USER_STREAM,
 )
 
-__all__ = ["FULL_REFRESH_POINTS", "POINTS", "Files", "KillPoint"]
-
-LOG_DIR = "_delta_log"
+__all__ = ["POINTS", "Files", "KillPoint"]
 
 
 @dataclass
@@ -98,7 +96,7 @@ class Files:
     def commits(self, table: str) -> list[Commit]:
         """The table's Delta commits written since start."""
         found = []
-        for entry in self._new(self.warehouse / table / LOG_DIR):
+        for entry in self._new(self.warehouse / table / delta_log.LOG_DIR):
             if not entry.name.endswith(".json"):
                 continue
             path = Path(entry.path)
@@ -308,4 +306,3 @@ POINTS: tuple[KillPoint, ...] = (
         full_refresh=True,
     ),
 )
-FULL_REFRESH_POINTS = tuple(point for point in POINTS if point.full_refresh)

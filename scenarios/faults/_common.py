@@ -44,7 +44,6 @@ __all__ = [
     "seeded",
     "share",
     "spread",
-    "whole_ms",
 ]
 
 MILLISECOND = timedelta(milliseconds=1)
@@ -136,11 +135,6 @@ def parse_ts(text: str) -> datetime:
 def iso_ms(instant: datetime) -> str:
     """ISO-8601 UTC with milliseconds and 'Z', as the clean generator writes it."""
     return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def whole_ms(instant: datetime) -> datetime:
-    """`instant` truncated to the millisecond (the resolution of the data)."""
-    return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
 
 
 def human(duration: timedelta) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from scenarios.faults._common import (
     spread,
 )
 from scenarios.faults.model import ClockCase, Delivery, Injection
+from scenarios.generator import EPOCH
 
 __all__ = ["CLOCK_KINDS", "FORMAT_KINDS", "ZONE_OFFSETS", "clock_skew"]
 
@@ -44,8 +45,6 @@ CLOCK_KINDS = ("future", "zone_offset", *FORMAT_KINDS)
 
 ZONE_OFFSETS = ("+05:30", "-08:00", "+09:45", "-03:30")
 """The UTC offsets of re-zoned timestamps (same instant, other wall-clock text)."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _zone(offset: str) -> timezone:
@@ -82,7 +81,7 @@ def _case(
         written = true.replace(tzinfo=None).isoformat(timespec="milliseconds")
         case = ClockCase(kind, event_id, written, None, true, "silver_quarantine", None)
     elif kind == "format_epoch_millis":  # a JSON number
-        written = (true - _EPOCH) // MILLISECOND
+        written = (true - EPOCH) // MILLISECOND
         case = ClockCase(kind, event_id, written, true, true, "silver", true)
     else:  # format_rfc1123: "Sun, 01 Nov 2026 10:00:00 GMT"
         written = format_datetime(true, usegmt=True)

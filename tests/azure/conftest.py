@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from scenarios.spark_cluster import free_port
+
 PROJECT = Path(__file__).resolve().parents[2]
 AZURITE_BIN = Path(
     os.environ.get("AZURITE_BIN", PROJECT / ".cache/azurite/node_modules/.bin/azurite-blob")
@@ -163,12 +165,6 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -204,7 +200,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         )
     directory = tmp_path_factory.mktemp("azurite")
     cert_file, key_file = _certificate(directory)
-    port = _free_port()
+    port = free_port()
     log = directory / "azurite.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

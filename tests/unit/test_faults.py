@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import find, given
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
@@ -814,11 +814,10 @@ def fuzz_inputs() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return generate_events(events=300, seed=SEED), generate_user_changes(seed=SEED, users=20)
 
 
-SMALL = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 fraction = st.floats(min_value=0, max_value=1)
 
 
-@SMALL
+@pytest.mark.property
 @given(
     seed=st.integers(-(2**40), 2**40),
     corrupt=fraction,
@@ -872,7 +871,7 @@ def every_fault(seed: int) -> tuple[faults.FaultDraw, ...]:
     )
 
 
-@SMALL
+@pytest.mark.property
 @given(draws=fault_draws(max_faults=4))
 def test_drawn_combinations_are_consistent_and_deterministic(
     draws: tuple[faults.FaultDraw, ...],

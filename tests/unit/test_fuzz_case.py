@@ -6,13 +6,13 @@ import argparse
 import shlex
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 
 from scenarios import __main__ as scenarios_cli
 from scenarios.fuzz import FuzzCase, fuzz_cases
 
 
-@settings(max_examples=25, deadline=None)
+@pytest.mark.property
 @given(case=fuzz_cases(base_seed=7))
 def test_a_case_reads_back_from_its_command_exactly(case: FuzzCase) -> None:
     argument = shlex.split(case.command())[-1]
