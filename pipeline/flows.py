@@ -16,6 +16,7 @@ merge, the gold tables maintained from what a batch touched) report their rows o
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -143,18 +144,14 @@ def layers(graph: Iterable[tuple[str, str]]) -> list[list[str]]:
     for source, output in graph:
         inputs.setdefault(source, set())
         inputs.setdefault(output, set()).add(source)
+    try:
+        order = list(graphlib.TopologicalSorter(inputs).static_order())
+    except graphlib.CycleError as cycle:
+        raise ValueError(
+            f"the lineage graph has a cycle among {sorted(set(cycle.args[1]))}"
+        ) from None
     depth: dict[str, int] = {}
-    while len(depth) < len(inputs):
-        ready = [
-            node
-            for node, sources in inputs.items()
-            if node not in depth and all(s in depth for s in sources)
-        ]
-        if not ready:
-            raise ValueError(
-                f"the lineage graph has a cycle among {sorted(set(inputs) - set(depth))}"
-            )
-        for node in ready:
-            depth[node] = 1 + max((depth[s] for s in inputs[node]), default=-1)
+    for node in order:  # every input comes before the datasets it feeds
+        depth[node] = 1 + max((depth[s] for s in inputs[node]), default=-1)
     count = 1 + max(depth.values(), default=-1)
     return [sorted(n for n, d in depth.items() if d == layer) for layer in range(count)]
