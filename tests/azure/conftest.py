@@ -231,7 +231,9 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
             key_file=key_file,
             environment=environment,
         )
-        with _Environment(environment):
+        with pytest.MonkeyPatch.context() as patch:  # a session fixture has no monkeypatch
+            for key, value in environment.items():
+                patch.setenv(key, value)
             _create_container(emulator)
         yield emulator
     finally:
@@ -244,26 +246,6 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         shutil.rmtree(directory / "data", ignore_errors=True)
-
-
-class _Environment:
-    """Set environment variables for a block (a session fixture cannot use monkeypatch)."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-        self.saved: dict[str, str | None] = {}
-
-    def __enter__(self) -> None:
-        for key, value in self.values.items():
-            self.saved[key] = os.environ.get(key)
-            os.environ[key] = value
-
-    def __exit__(self, *exc: object) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _create_container(emulator: Emulator) -> None:
