@@ -320,50 +320,26 @@ def forget(
         key_registry.admit(warehouse, pii_key)
         certificate = _Certificate(warehouse, _subject(pii_key, user_id), request_id)
         report("finding the person in bronze and the landing files")
-        values, in_landing = (
-            landing_scrub.scan_landing(landing, user_id)
-            if landing is not None
-            else (landing_scrub.PersonValues(), [])
-        )
-        person = find_person(spark, warehouse, user_id, values)
-        rows = person_frame(spark, person, pii_key)
-        holding = _rows_holding(spark, warehouse, rows)
+        person, in_landing, holding = _find(spark, landing, warehouse, user_id, pii_key)
         if not certificate.resumed and not any(holding.values()) and not in_landing:
             raise UnknownPersonError(
                 f"No table of {warehouse} and no landing file holds user id {user_id!r} (nor "
                 "its keyed hash under the current key): nothing was changed. Check the id; "
                 "ids are case-sensitive, like 'u-000042'."
             )
-        versions_before = run_state.table_versions(warehouse)
         if "rows_of_person" not in certificate.document:  # a resumed erasure keeps its record
             certificate.record(
                 searched=person.searched,
                 shared_not_searched=dict(person.shared),
                 rows_before=_row_counts(warehouse),
-                versions_before=versions_before,
+                versions_before=run_state.table_versions(warehouse),
                 rows_of_person=holding,
             )
-        deleting = [t for t, n in holding.items() if n]
-        _delete(spark, warehouse, rows, [t for t in DELETED_FIRST if t in deleting], report)
-        report("gold: recomputing every gold table from silver and the user change log")
-        refresh_gold(spark, warehouse)
-        _delete(spark, warehouse, rows, [t for t in DELETED_LAST if t in deleting], report)
+        _erase_rows(spark, warehouse, person_frame(spark, person, pii_key), holding, report)
         certificate.done("deleted")
-        recorded = certificate.document["rows_of_person"]
-        purged = [t for t in (*DELETED_FIRST, *DELETED_LAST) if recorded.get(t) or holding.get(t)]
-        report(f"purging deletion vectors: REORG TABLE ... APPLY (PURGE) of {len(purged)} tables")
-        for table in purged:
-            spark.sql(f"REORG TABLE delta.`{table_path(warehouse, table)}` APPLY (PURGE)")
+        _purge(spark, warehouse, certificate, holding, report)
         certificate.done("purged")
-        retention = 0 if purge_now else DEFAULT_RETENTION_HOURS
-        holding_files = tables_with_removed_files(warehouse, retention)
-        report(f"VACUUM of {len(holding_files)} tables at {retention} hours' retention")
-        deleted = vacuum_tables(spark, warehouse, retention, holding_files)
-        certificate.record(
-            vacuum={"retention_hours": retention, "files_deleted": deleted},
-            rows_after=_row_counts(warehouse),
-            versions_after=run_state.table_versions(warehouse),
-        )
+        _vacuum(spark, warehouse, certificate, purge_now, report)
         certificate.done("vacuumed")
         rewritten = _landing_step(landing, person, in_landing, include_landing, certificate)
         # The versions when the erasure began, also when this run resumes it.
@@ -375,6 +351,71 @@ def forget(
             verification=verification, status="completed", completed_at=_now(), purge_now=purge_now
         )
         return ErasureResult(certificate.path, certificate.document)
+
+
+def _find(
+    spark: SparkSession, landing: Path | None, warehouse: Path, user_id: str, key: PiiKey
+) -> tuple[Person, list[landing_scrub.LandingMatch], dict[str, int]]:
+    """The person's values, the landing files holding them, and their rows per table."""
+    values, in_landing = (
+        landing_scrub.scan_landing(landing, user_id)
+        if landing is not None
+        else (landing_scrub.PersonValues(), [])
+    )
+    person = find_person(spark, warehouse, user_id, values)
+    return person, in_landing, _rows_holding(spark, warehouse, person_frame(spark, person, key))
+
+
+def _erase_rows(
+    spark: SparkSession,
+    warehouse: Path,
+    rows: DataFrame,
+    holding: dict[str, int],
+    report: Callable[[str], None],
+) -> None:
+    """Delete the person's rows: silver and the change log, gold recomputed from them, then
+    bronze (until then a resumed erasure still finds the person's values there)."""
+    deleting = [t for t, n in holding.items() if n]
+    _delete(spark, warehouse, rows, [t for t in DELETED_FIRST if t in deleting], report)
+    report("gold: recomputing every gold table from silver and the user change log")
+    refresh_gold(spark, warehouse)
+    _delete(spark, warehouse, rows, [t for t in DELETED_LAST if t in deleting], report)
+
+
+def _purge(
+    spark: SparkSession,
+    warehouse: Path,
+    certificate: _Certificate,
+    holding: dict[str, int],
+    report: Callable[[str], None],
+) -> None:
+    """Rewrite the files whose deletion vectors hide the person's rows (also those of an
+    earlier, interrupted attempt), so that no live file holds them."""
+    recorded = certificate.document["rows_of_person"]
+    purged = [t for t in (*DELETED_FIRST, *DELETED_LAST) if recorded.get(t) or holding.get(t)]
+    report(f"purging deletion vectors: REORG TABLE ... APPLY (PURGE) of {len(purged)} tables")
+    for table in purged:
+        spark.sql(f"REORG TABLE delta.`{table_path(warehouse, table)}` APPLY (PURGE)")
+
+
+def _vacuum(
+    spark: SparkSession,
+    warehouse: Path,
+    certificate: _Certificate,
+    purge_now: bool,
+    report: Callable[[str], None],
+) -> None:
+    """VACUUM the tables holding removed files, at zero retention with `purge_now`, else at
+    Delta's default; record what it deleted."""
+    retention = 0 if purge_now else DEFAULT_RETENTION_HOURS
+    holding_files = tables_with_removed_files(warehouse, retention)
+    report(f"VACUUM of {len(holding_files)} tables at {retention} hours' retention")
+    deleted = vacuum_tables(spark, warehouse, retention, holding_files)
+    certificate.record(
+        vacuum={"retention_hours": retention, "files_deleted": deleted},
+        rows_after=_row_counts(warehouse),
+        versions_after=run_state.table_versions(warehouse),
+    )
 
 
 def _tables(warehouse: Path) -> list[str]:
