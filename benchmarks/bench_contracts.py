@@ -28,9 +28,11 @@ from benchmarks.layers import run_bronze, run_silver
 from benchmarks.profiles import Profile
 from benchmarks.workloads import line_count
 from contracts import gx_suites, rules
-from pipeline import event_log, expectations, tables
-from pipeline.enforcement import Contract
-from pipeline.expectations import Expectation, ExpectationMetric
+from pipeline.observe import event_log
+from pipeline.run.enforcement import Contract
+from pipeline.storage import tables
+from pipeline.transforms import expectations
+from pipeline.transforms.expectations import Expectation, ExpectationMetric
 from scenarios import generator
 
 CLOCK_NOW = generator.DEFAULT_START + timedelta(days=2)

@@ -31,8 +31,9 @@ from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measur
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import cached_landing
 from contracts import rules
-from pipeline import runner, tables
 from pipeline.config import JAR_CACHE_ENV, PII_KEY_ENV, PiiKey, subprocess_environment
+from pipeline.run import runner
+from pipeline.storage import tables
 from scenarios import generator
 
 NEW_EVENTS = 10_000
@@ -189,7 +190,7 @@ START_STOP: list[str] = [
     sys.executable,
     "-c",
     "from pathlib import Path; from pipeline.config import spark_settings_from_environment; "
-    "from pipeline.session import build_session; "
+    "from pipeline.run.session import build_session; "
     "build_session(spark_settings_from_environment(Path('.cache/jars'))).stop()",
 ]
 """What every whole-process benchmark pays at least: Python, pyspark, a JVM with Delta."""
@@ -309,7 +310,7 @@ def bench_process_incremental(
 PLAIN_SPARK_SCRIPT = (
     "import sys; from pathlib import Path; "
     "from pipeline.config import spark_settings_from_environment; "
-    "from pipeline.session import build_session; from benchmarks.workloads import plain_spark; "
+    "from pipeline.run.session import build_session; from benchmarks.workloads import plain_spark; "
     "spark = build_session(spark_settings_from_environment(Path('.cache/jars'))); "
     "plain_spark(spark, Path(sys.argv[1]), Path(sys.argv[2])); spark.stop()"
 )

@@ -31,7 +31,7 @@ from benchmarks.workloads import (
     user_change_batch,
     user_inserts,
 )
-from pipeline import gold, scd2
+from pipeline.transforms import gold, scd2
 
 FULL_CHECK_UP_TO = 100_000
 """Dimensions up to this size are compared row for row with `apply_changes` over the union;

@@ -32,9 +32,11 @@ from benchmarks.workloads import (
     plain_spark,
 )
 from contracts import rules
-from pipeline import gold, runner, tables
 from pipeline.config import PiiKey
-from pipeline.gold_stage import run_user_dimension
+from pipeline.run import runner
+from pipeline.run.gold_stage import run_user_dimension
+from pipeline.storage import tables
+from pipeline.transforms import gold
 from scenarios import generator
 
 FILES = runner.RunOptions().max_files_per_trigger

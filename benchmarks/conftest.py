@@ -29,10 +29,11 @@ from benchmarks.layers import run_bronze, run_silver
 from benchmarks.profiles import PROFILES, SEED, Profile
 from benchmarks.verdict import DEFAULT_METRIC, DEFAULT_THRESHOLD, METRICS, Judge, load_baseline
 from benchmarks.workloads import cached_landing, plain_spark
-from pipeline import runner, tables
 from pipeline.config import PiiKey, SparkSettings, spark_settings_from_environment
-from pipeline.pseudonymize import key_frame
-from pipeline.session import build_session
+from pipeline.run import runner
+from pipeline.run.session import build_session
+from pipeline.storage import tables
+from pipeline.transforms.pseudonymize import key_frame
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ counted per flow and compared with a committed baseline.
 The workload is four `clickstream run` processes, as a user runs them: a first run of 200
 events (with user changes), a second run of 200 more of the next day (with changes), a run
 with nothing new, and a `--full-refresh`. Each records what it cost the engine in the
-warehouse's event log (`pipeline.cost`); the gate reads it back and compares, per run and per
+warehouse's event log (`pipeline.run.cost`); the gate reads it back and compares, per run and per
 flow, the Spark jobs and Delta commits with `benchmarks/baseline/counts.json`. More than the
 baseline fails, naming the run, the flow, the count and the operations that grew; fewer
 passes and says "improved", with the command that updates the baseline. Counts do not move
@@ -32,12 +32,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline import cost
 from pipeline.config import JAR_CACHE_ENV, PII_KEY_ENV, subprocess_environment
-from pipeline.cost import FlowCost
-from pipeline.event_log import read_events
-from pipeline.history import updates
-from pipeline.tables import table_path
+from pipeline.observe.event_log import read_events
+from pipeline.observe.history import updates
+from pipeline.run import cost
+from pipeline.run.cost import FlowCost
+from pipeline.storage.tables import table_path
 
 __all__ = [
     "BASELINE",

@@ -20,7 +20,7 @@ from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 
 from benchmarks.workloads import chunks
-from pipeline import scd2
+from pipeline.transforms import scd2
 from tests.change_feeds import DELETES, KEYS, SCHEMA, FeedRow, Layout, model_changes
 from tests.scd_model import scd2 as model_scd2
 

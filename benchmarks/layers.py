@@ -1,7 +1,7 @@
 """Each layer of the pipeline on its own, as one batch, for the layer benchmarks.
 
 A run takes each micro-batch through bronze, silver and gold in one query
-(`pipeline.events_stage`); timing a layer alone needs its input already there. These take
+(`pipeline.run.events_stage`); timing a layer alone needs its input already there. These take
 the whole input as micro-batch 0 of the layer's pure part (`check_*`) and its writes
 (`write_*`), with the event log reporting it when asked, as the runner would.
 """
@@ -16,20 +16,20 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import event_log
-from pipeline.bronze_stage import check_bronze, write_bronze
 from pipeline.config import parse_delay
-from pipeline.enforcement import Contract
-from pipeline.expectations import ExpectationMetric
-from pipeline.gold_stage import user_dimension, write_gold
-from pipeline.silver_stage import check_silver, write_silver
-from pipeline.tables import (
+from pipeline.observe import event_log
+from pipeline.run.bronze_stage import check_bronze, write_bronze
+from pipeline.run.enforcement import Contract
+from pipeline.run.gold_stage import user_dimension, write_gold
+from pipeline.run.silver_stage import check_silver, write_silver
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     EVENTS_DIR,
     EVENTS_STREAM,
     SILVER_EVENTS,
     read_table,
 )
+from pipeline.transforms.expectations import ExpectationMetric
 
 __all__ = ["run_bronze", "run_gold", "run_silver"]
 

@@ -25,9 +25,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import gold, scd2
-from pipeline.schemas import EVENT_SCHEMA
-from pipeline.tables import EVENTS_DIR
+from pipeline.storage.tables import EVENTS_DIR
+from pipeline.transforms import gold, scd2
+from pipeline.transforms.schemas import EVENT_SCHEMA
 from scenarios import generator
 
 __all__ = [

@@ -19,9 +19,9 @@ from pipeline.errors import ClickstreamError, ConfigurationError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from pipeline.azure_landing import BlobLanding
     from pipeline.config import PiiKey, SparkSettings
-    from pipeline.event_log import UpdateLog
+    from pipeline.landing.azure_landing import BlobLanding
+    from pipeline.observe.event_log import UpdateLog
     from scenarios.producer import LandingStore
 
 __all__ = [
@@ -312,7 +312,7 @@ _WAIT_HELP = (
 
 
 def _blob_landing(args: argparse.Namespace, location: str) -> BlobLanding:
-    from pipeline.azure_landing import BlobLanding, Identity, parse_location
+    from pipeline.landing.azure_landing import BlobLanding, Identity, parse_location
 
     return BlobLanding(
         parse_location(
@@ -325,7 +325,7 @@ def _blob_landing(args: argparse.Namespace, location: str) -> BlobLanding:
 
 
 def _landing_store(args: argparse.Namespace) -> LandingStore:
-    from pipeline.azure_landing import is_remote
+    from pipeline.landing.azure_landing import is_remote
     from scenarios.producer import LocalLanding
 
     if is_remote(args.out):
@@ -448,7 +448,7 @@ def _up_to_date(args: argparse.Namespace) -> bool:
 
     Plain Python (file listings and Delta logs): no JVM starts for a run with nothing new.
     """
-    from pipeline import preflight, run_state
+    from pipeline.run import preflight, run_state
 
     if args.full_refresh:
         return False
@@ -470,8 +470,8 @@ def _up_to_date(args: argparse.Namespace) -> bool:
 def _run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     from pipeline.config import parse_delay, require_classic
-    from pipeline.preflight import check_landing
-    from pipeline.writer_lock import writer_lock
+    from pipeline.run.preflight import check_landing
+    from pipeline.run.writer_lock import writer_lock
 
     pii_key = _pii_key(args.pii_key_file)
     parse_delay(args.watermark)
@@ -490,7 +490,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _remote_landing(args: argparse.Namespace) -> BlobLanding | None:
-    from pipeline.azure_landing import is_remote
+    from pipeline.landing.azure_landing import is_remote
 
     if is_remote(args.landing):
         return _blob_landing(args, args.landing)
@@ -504,7 +504,7 @@ def _remote_landing(args: argparse.Namespace) -> BlobLanding | None:
 
 def _copy_landing(args: argparse.Namespace, remote: BlobLanding) -> Path:
     """Copy the remote landing's new files into the warehouse's cache; the cache's path."""
-    from pipeline.azure_landing import copy_new_files
+    from pipeline.landing.azure_landing import copy_new_files
 
     location = remote.location
     cache: Path = args.warehouse.resolve() / LANDING_CACHE / location.account / location.container
@@ -543,8 +543,8 @@ def _pii_key(key_file: Path | None) -> PiiKey:
 
 
 def _run_locked(args: argparse.Namespace, pii_key: PiiKey, started: float) -> None:
-    from pipeline.event_log import RUNNER, new_update_id, recorded_update
-    from pipeline.flows import FLOWS
+    from pipeline.observe.event_log import RUNNER, new_update_id, recorded_update
+    from pipeline.observe.flows import FLOWS
 
     warehouse = args.warehouse.resolve()
     update_id = new_update_id()
@@ -559,15 +559,15 @@ def _run_locked(args: argparse.Namespace, pii_key: PiiKey, started: float) -> No
 
 
 def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) -> None:
-    from pipeline.key_registry import admit
+    from pipeline.privacy.key_registry import admit
 
     admit(args.warehouse.resolve(), pii_key)
     if _up_to_date(args):
         return
-    from pipeline.expectations import load_expectations
-    from pipeline.progress import Progress
-    from pipeline.runner import RunOptions, run_pipeline
-    from pipeline.session import build_session
+    from pipeline.run.progress import Progress
+    from pipeline.run.runner import RunOptions, run_pipeline
+    from pipeline.run.session import build_session
+    from pipeline.transforms.expectations import load_expectations
 
     rules = load_expectations(args.expectations)
     log_file = None if args.verbose else args.warehouse.resolve() / SPARK_LOG
@@ -602,10 +602,10 @@ def _run_update(args: argparse.Namespace, pii_key: PiiKey, update: UpdateLog) ->
 
 
 def _small_input(args: argparse.Namespace) -> bool:
-    """Whether the run has little new input (`pipeline.runner.INTERPRETED_BELOW_BYTES`):
+    """Whether the run has little new input (`pipeline.run.runner.INTERPRETED_BELOW_BYTES`):
     decided before Spark starts, which then compiles with the quick compiler only."""
-    from pipeline import run_state
-    from pipeline.runner import INTERPRETED_BELOW_BYTES
+    from pipeline.run import run_state
+    from pipeline.run.runner import INTERPRETED_BELOW_BYTES
 
     landing, warehouse = args.landing.resolve(), args.warehouse.resolve()
     files = run_state.landing_files(landing)
@@ -623,8 +623,8 @@ def _existing_warehouse(warehouse: Path) -> Path:
 def _history(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.event_log import read_events
-    from pipeline.history import render_update, render_updates, updates
+    from pipeline.observe.event_log import read_events
+    from pipeline.observe.history import render_update, render_updates, updates
 
     found = updates(read_events(_existing_warehouse(args.warehouse)))
     if args.update is not None:
@@ -648,8 +648,8 @@ def _history(args: argparse.Namespace) -> int:
 def _lineage(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.event_log import read_events
-    from pipeline.history import lineage, render_lineage, updates
+    from pipeline.observe.event_log import read_events
+    from pipeline.observe.history import lineage, render_lineage, updates
 
     graph = lineage(updates(read_events(_existing_warehouse(args.warehouse))))
     if args.json:
@@ -661,7 +661,7 @@ def _lineage(args: argparse.Namespace) -> int:
 
 def _spark(args: argparse.Namespace) -> SparkSession:
     from pipeline.config import require_classic
-    from pipeline.session import build_session
+    from pipeline.run.session import build_session
 
     require_classic(_spark_settings(args), f"`clickstream {args.command}`")
     print("starting Spark ...", file=sys.stderr, flush=True)
@@ -669,7 +669,7 @@ def _spark(args: argparse.Namespace) -> SparkSession:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from pipeline.erasure import forget
+    from pipeline.privacy.erasure import forget
 
     started = time.perf_counter()
     pii_key = _pii_key(args.pii_key_file)
@@ -769,8 +769,8 @@ def render_verification(verification: Mapping[str, Any]) -> list[str]:
 
 
 def _verify_erasure(args: argparse.Namespace) -> int:
-    from pipeline.erasure import Person, find_person, verify
-    from pipeline.landing_scrub import scan_landing
+    from pipeline.privacy.erasure import Person, find_person, verify
+    from pipeline.privacy.landing_scrub import scan_landing
 
     pii_key = _pii_key(args.pii_key_file)
     spark = _spark(args)
@@ -794,7 +794,7 @@ def _verify_erasure(args: argparse.Namespace) -> int:
 
 def _rotate_key(args: argparse.Namespace) -> int:
     from pipeline.config import exposed_key_file, pii_key_from_file
-    from pipeline.key_rotation import rotate_key
+    from pipeline.privacy.key_rotation import rotate_key
 
     started = time.perf_counter()
     old_key = _pii_key(args.pii_key_file)

@@ -11,7 +11,7 @@ from contracts import rules
 from contracts.report import write_reports
 from pipeline.config import spark_settings_from_environment
 from pipeline.errors import ClickstreamError
-from pipeline.session import build_session
+from pipeline.run.session import build_session
 
 
 def _parser() -> argparse.ArgumentParser:

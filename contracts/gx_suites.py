@@ -38,7 +38,7 @@ from pyspark.sql import DataFrame
 
 from contracts.checks import Between, Check, InSet, LengthEquals, MatchesRegex, NotAfter, NotNull
 from pipeline.errors import InvalidExpectationError
-from pipeline.expectations import Expectation
+from pipeline.transforms.expectations import Expectation
 
 __all__ = [
     "DATASOURCE_NAME",

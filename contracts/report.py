@@ -26,13 +26,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts.html import render
-from pipeline import event_log, tables
-from pipeline import expectations as engine
-from pipeline.bronze_stage import BRONZE_HIDDEN_COLUMNS
-from pipeline.enforcement import dim_user_view
-from pipeline.expectations import Expectation
-from pipeline.gold_stage import user_dimension
-from pipeline.schemas import EVENT_SCHEMA
+from pipeline.observe import event_log
+from pipeline.run.bronze_stage import BRONZE_HIDDEN_COLUMNS
+from pipeline.run.enforcement import dim_user_view
+from pipeline.run.gold_stage import user_dimension
+from pipeline.storage import tables
+from pipeline.transforms import expectations as engine
+from pipeline.transforms.expectations import Expectation
+from pipeline.transforms.schemas import EVENT_SCHEMA
 
 if TYPE_CHECKING:
     from contracts.gx_suites import GxReport

@@ -1,7 +1,7 @@
 """The contract of each table: named rules with an action, a description and examples.
 
 This module is the single source of truth: the runner enforces these rules (pass them to
-`pipeline.runner.run_pipeline(expectations=...)`; `clickstream run` loads `EXPECTATIONS` from
+`pipeline.run.runner.run_pipeline(expectations=...)`; `clickstream run` loads `EXPECTATIONS` from
 here by default), and `contracts.gx_suites` turns the same rules into Great Expectations suites.
 
 Bronze keeps every parsed line, so its rules only warn: silver quarantines what it cannot
@@ -24,10 +24,10 @@ from contracts.checks import (
     is_not_null,
     matches_regex,
 )
-from pipeline.expectations import Expectation, TableExpectations
-from pipeline.gold import UNKNOWN_KEY
-from pipeline.silver import event_time_sql
-from pipeline.tables import BRONZE_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS, SILVER_EVENTS
+from pipeline.storage.tables import BRONZE_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS, SILVER_EVENTS
+from pipeline.transforms.expectations import Expectation, TableExpectations
+from pipeline.transforms.gold import UNKNOWN_KEY
+from pipeline.transforms.silver import event_time_sql
 
 __all__ = [
     "DEFAULT_FUTURE_TOLERANCE",

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from pipeline import event_log, history
 from pipeline.config import PiiKey, pii_key_from_environment, spark_settings_from_environment
 from pipeline.errors import ClickstreamError
-from pipeline.session import SMALL_INPUT, build_session
+from pipeline.observe import event_log, history
+from pipeline.run.session import SMALL_INPUT, build_session
 from scenarios import invariants
 from scenarios.catalog import CATALOG, Scenario, ScenarioContext
 from scenarios.fuzz import FuzzCase, fuzz, run_case

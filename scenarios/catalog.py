@@ -20,11 +20,13 @@ from pyspark.sql import SparkSession
 
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import erasure, key_rotation, landing_scrub, runner, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, PiiKeyMismatchError
-from pipeline.expectations import Expectation
-from pipeline.pseudonymize import key_frame, keyed_hash
+from pipeline.privacy import erasure, key_rotation, landing_scrub
+from pipeline.run import runner
+from pipeline.storage import tables
+from pipeline.transforms.expectations import Expectation
+from pipeline.transforms.pseudonymize import key_frame, keyed_hash
 from scenarios import faults, generator, invariants, scenario_invariants
 from scenarios.faults import Injection
 from scenarios.faults.contract import inject_contract_violations

@@ -45,9 +45,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import tables
 from pipeline.config import pii_key_from_environment, spark_settings_from_environment
-from pipeline.session import build_session
+from pipeline.run.session import build_session
+from pipeline.storage import tables
 from scenarios import generator, invariants, scenario_invariants
 from scenarios.kill_points import POINTS, Files, KillPoint
 

@@ -40,7 +40,6 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
-from pipeline import tables
 from pipeline.config import (
     LOCAL_MASTER,
     MASTER_ENV,
@@ -52,7 +51,8 @@ from pipeline.config import (
 from pipeline.errors import ClickstreamError
 from pipeline.lakeflow.local import LocalRun
 from pipeline.lakeflow.settings import EXPECTATIONS
-from pipeline.session import INTERPRETED_EXPRESSIONS, build_session
+from pipeline.run.session import INTERPRETED_EXPRESSIONS, build_session
+from pipeline.storage import tables
 from scenarios import generator
 from scenarios.spark_cluster import LocalCluster, Process, tree_rss_bytes
 

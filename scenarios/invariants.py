@@ -12,11 +12,12 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import delta_log, event_log, tables
-from pipeline.event_log import details
-from pipeline.expectations import QUARANTINE_RULES_COLUMN
-from pipeline.flows import FLOWS
-from pipeline.silver import with_event_time
+from pipeline.observe import event_log
+from pipeline.observe.event_log import details
+from pipeline.observe.flows import FLOWS
+from pipeline.storage import delta_log, tables
+from pipeline.transforms.expectations import QUARANTINE_RULES_COLUMN
+from pipeline.transforms.silver import with_event_time
 from scenarios.faults.model import count_records
 
 __all__ = [

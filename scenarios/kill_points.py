@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import delta_log
-from pipeline.tables import (
+from pipeline.storage import delta_log
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     CHECKPOINTS_DIR,

@@ -18,7 +18,7 @@ import orjson
 from markupsafe import Markup
 
 from contracts.html import render
-from pipeline.flows import layers
+from pipeline.observe.flows import layers
 from scenarios.invariants import Verdict
 
 __all__ = [

@@ -20,8 +20,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import gold, gold_stage, tables
-from pipeline.schemas import USER_CHANGE_SCHEMA
+from pipeline.run import gold_stage
+from pipeline.storage import tables
+from pipeline.transforms import gold
+from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 from scenarios.faults import Injection
 from scenarios.invariants import Verdict
 
@@ -340,7 +342,7 @@ def multiset_difference(actual: DataFrame, expected: DataFrame) -> list[str]:
 def gold_equals_full_refresh(spark: SparkSession, warehouse: Path) -> Verdict:
     """Every incrementally maintained gold table equals its full refresh, row for row.
 
-    The full refresh (`pipeline.gold_stage.full_refresh`) recomputes gold from all of silver
+    The full refresh (`pipeline.run.gold_stage.full_refresh`) recomputes gold from all of silver
     and the user change log, as Lakeflow's full refresh of a materialized view does; the
     tables the runs maintained batch by batch must hold exactly the same multiset of rows.
     Both sides are collected (scenario tables are small): per table, two small Spark jobs

@@ -2,7 +2,7 @@
 
 It replays the changes one by one in sequence order, as the Lakeflow documentation describes
 them, with no cleverness: a dict of current rows (SCD1) or of open versions (SCD2). It shares
-no code with `pipeline.scd2`, and it never starts a JVM.
+no code with `pipeline.transforms.scd2`, and it never starts a JVM.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class Capabilities:
         and Databricks may change them as queries show. Elsewhere: none, because open-source
         SDP 4.2 hands `cluster_by` to Delta 4.4 as a partition transform, which Delta refuses
         ("`Partitioning by expressions` is not supported for Delta tables"); the local runner
-        clusters its tables itself (`pipeline.delta_tables.replace_table`).
+        clusters its tables itself (`pipeline.storage.delta_tables.replace_table`).
         """
         if not self.cluster_by_auto:
             return {}

@@ -41,11 +41,11 @@ from pipeline.config import (
     subprocess_environment,
 )
 from pipeline.errors import ConfigurationError
-from pipeline.event_log import CANCELED, FAILED, UpdateLog, new_update_id
 from pipeline.lakeflow.run_events import SdpRecorder
 from pipeline.lakeflow.settings import LANDING
-from pipeline.session import local_server_conf, resolve_delta_jars
-from pipeline.writer_lock import writer_lock
+from pipeline.observe.event_log import CANCELED, FAILED, UpdateLog, new_update_id
+from pipeline.run.session import local_server_conf, resolve_delta_jars
+from pipeline.run.writer_lock import writer_lock
 
 __all__ = [
     "METASTORE_DIR",

@@ -1,10 +1,11 @@
 """Expectations on a dataset: Lakeflow's decorators where `dp` has them, our engine otherwise.
 
-The rules (`pipeline.expectations.Expectation`) are the same either way. A rule whose
+The rules (`pipeline.transforms.expectations.Expectation`) are the same either way. A rule whose
 predicate is SQL becomes `dp.expect_all` / `expect_all_or_drop` / `expect_all_or_fail` when
 the running `dp` offers them, so Databricks counts it in the pipeline event log; a rule whose
 predicate builds a Column, and every rule where `dp` has no expectations (open source), is
-enforced by `pipeline.expectations.enforce` around the query function: same rows kept, same
+enforced by `pipeline.transforms.expectations.enforce` around the query function: same rows kept,
+same
 failures, no counts.
 """
 
@@ -17,8 +18,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from pipeline.expectations import Action, Expectation, enforce
 from pipeline.lakeflow.capabilities import Capabilities
+from pipeline.transforms.expectations import Action, Expectation, enforce
 
 __all__ = [
     "NATIVE_DECORATORS",

@@ -3,7 +3,7 @@
 Open-source Spark Declarative Pipelines 4.2 keeps no event log: its client receives each
 event as a timestamp and a message (`Flow spark_catalog.default.silver_events is RUNNING.`,
 `Run is COMPLETED.`) and prints it. `SdpRecorder` reads those lines as the run prints them and
-appends what they say to `<warehouse>/_event_log` (`pipeline.event_log`): the update's
+appends what they say to `<warehouse>/_event_log` (`pipeline.observe.event_log`): the update's
 creation and the flows' definitions (the graph of the SDP definitions, `SDP_FLOWS`), each
 flow's status changes, the rows each flow's table gained (from its Delta commits, since the
 open-source events carry no metrics and no expectation counts) and the run's end state.
@@ -15,10 +15,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import delta_log
-from pipeline.event_log import COMPLETED, FAILED, TERMINAL_STATES, UpdateLog
-from pipeline.flows import FLOWS, Flow
-from pipeline.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
+from pipeline.observe.event_log import COMPLETED, FAILED, TERMINAL_STATES, UpdateLog
+from pipeline.observe.flows import FLOWS, Flow
+from pipeline.storage import delta_log
+from pipeline.storage.tables import (
+    BRONZE_EVENTS,
+    SILVER_EVENTS,
+    SILVER_LATE_EVENTS,
+    SILVER_QUARANTINE,
+)
 
 __all__ = ["RUNNER", "SDP_FLOWS", "SdpRecorder", "parse_line"]
 

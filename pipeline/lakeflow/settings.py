@@ -20,7 +20,7 @@ from pipeline.config import (
     pii_key_from_reference,
 )
 from pipeline.errors import ConfigurationError
-from pipeline.expectations import Expectation, load_expectations
+from pipeline.transforms.expectations import Expectation, load_expectations
 
 __all__ = [
     "EXPECTATIONS",

@@ -1,4 +1,4 @@
-"""Reading the landing files as `pipeline.runner` reads them (`bronze.event_lines`); no
+"""Reading the landing files as `pipeline.run.runner` reads them (`bronze.event_lines`); no
 transformation."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import bronze
-from pipeline.schemas import USER_CHANGE_SCHEMA
+from pipeline.transforms import bronze
+from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 
 __all__ = [
     "bronze_event_stream",

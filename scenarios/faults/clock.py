@@ -115,7 +115,8 @@ def clock_skew(
       ``"Sun, 01 Nov 2026 10:00:00 GMT"``.
 
     Each `ClockCase` records what was written, the instant it denotes (None without a zone),
-    the true instant and where silver must put the event (`pipeline.silver.parse_event_time`):
+    the true instant and where silver must put the event
+    (`pipeline.transforms.silver.parse_event_time`):
     ISO-8601 with a zone, epoch milliseconds and RFC 1123 must be in silver at
     ``parsed_instant``; ``format_naive`` has no single meaning and must be in
     silver_quarantine. Future events also move the watermark: ``max_event_time`` says how

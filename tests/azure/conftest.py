@@ -251,7 +251,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 def _create_container(emulator: Emulator) -> None:
     from azure.storage.blob import BlobServiceClient
 
-    from pipeline.azure_landing import Identity
+    from pipeline.landing.azure_landing import Identity
 
     identity = Identity()
     with BlobServiceClient(emulator.endpoint, credential=identity) as service:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from clickstream import cli
-from pipeline.azure_landing import BlobLanding, Identity, parse_location
+from pipeline.landing.azure_landing import BlobLanding, Identity, parse_location
 from scenarios.producer import LocalLanding
 from tests.azure.conftest import ACCOUNT, CONTAINER, Emulator, FaultyProxy
 

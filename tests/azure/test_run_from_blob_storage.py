@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import tables
+from pipeline.storage import tables
 from tests.azure.conftest import ACCOUNT, CONTAINER, PROJECT, Emulator
 
 KEY = "test-key-for-the-azure-tests-0123456789"
@@ -63,7 +63,7 @@ def _rows(warehouse: Path) -> dict[str, Counter[str]]:
 @pytest.fixture(scope="module")
 def spark_session() -> object:
     from pipeline.config import spark_settings_from_environment
-    from pipeline.session import build_session
+    from pipeline.run.session import build_session
 
     return build_session(spark_settings_from_environment(PROJECT / ".cache" / "jars"))
 

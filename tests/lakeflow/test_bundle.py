@@ -18,9 +18,9 @@ import yaml
 from databricks.bundles.jobs import Job
 from databricks.bundles.pipelines import Pipeline
 
-from pipeline import tables
 from pipeline.lakeflow.local import LocalRun, spark_defaults
 from pipeline.lakeflow.settings import EXPECTATIONS, LANDING, PII_KEY_REF
+from pipeline.storage import tables
 
 PROJECT = Path(__file__).resolve().parents[2]
 RESOURCES = PROJECT / "resources"

@@ -3,7 +3,7 @@
 One landing directory (a few thousand generated events, a duplicated event, a line that is
 not JSON and an event without a timestamp) goes through both: `spark-pipelines run` of
 `spark-pipeline.yml` (its own Spark Connect server, Delta tables in its warehouse) and
-`pipeline.runner.run_pipeline` (local Spark, `contracts.rules` enforced on both sides). SDP
+`pipeline.run.runner.run_pipeline` (local Spark, `contracts.rules` enforced on both sides). SDP
 runs twice, the second time incrementally over a day of events that landed after the first;
 the runner runs once over everything. Every table both build is compared row for row.
 
@@ -29,14 +29,16 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from pipeline import event_log, runner, tables
 from pipeline.config import SparkSettings, pii_key_from_file, spark_settings_from_environment
-from pipeline.expectations import load_expectations
-from pipeline.history import updates
 from pipeline.lakeflow.local import LocalRun, run_spark_pipelines
 from pipeline.lakeflow.run_events import RUNNER, SDP_FLOWS
 from pipeline.lakeflow.settings import EXPECTATIONS, PII_KEY_REF
-from pipeline.session import build_session
+from pipeline.observe import event_log
+from pipeline.observe.history import updates
+from pipeline.run import runner
+from pipeline.run.session import build_session
+from pipeline.storage import tables
+from pipeline.transforms.expectations import load_expectations
 from scenarios import generator
 
 PROJECT = Path(__file__).resolve().parents[2]

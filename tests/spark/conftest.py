@@ -9,8 +9,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline.config import PiiKey, SparkSettings, spark_settings_from_environment
-from pipeline.pseudonymize import key_frame
-from pipeline.session import SMALL_INPUT, build_session
+from pipeline.run.session import SMALL_INPUT, build_session
+from pipeline.transforms.pseudonymize import key_frame
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEST_KEY = PiiKey(b"test-key-for-unit-tests-only-0123456789")

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import bronze
+from pipeline.transforms import bronze
 
 
 def _now() -> Column:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import tables
-from pipeline.bronze_stage import check_bronze, write_bronze
+from pipeline.run.bronze_stage import check_bronze, write_bronze
+from pipeline.storage import tables
 from scenarios.faults.model import count_records
 from tests.budget import examples
 

@@ -11,9 +11,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from contracts import rules
-from pipeline import bronze, expectations, silver, tables
-from pipeline.expectations import ExampleRow, Expectation
-from pipeline.schemas import EVENT_SCHEMA
+from pipeline.storage import tables
+from pipeline.transforms import bronze, expectations, silver
+from pipeline.transforms.expectations import ExampleRow, Expectation
+from pipeline.transforms.schemas import EVENT_SCHEMA
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 RULE_SETS = {

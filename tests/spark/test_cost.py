@@ -7,11 +7,13 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from benchmarks import cost_gate
-from pipeline import delta_log, event_log, runner, tables
 from pipeline.config import PiiKey
-from pipeline.cost import FlowCost
-from pipeline.flows import FLOWS
-from pipeline.history import updates
+from pipeline.observe import event_log
+from pipeline.observe.flows import FLOWS
+from pipeline.observe.history import updates
+from pipeline.run import runner
+from pipeline.run.cost import FlowCost
+from pipeline.storage import delta_log, tables
 from scenarios import generator
 
 INJECTED = tables.GOLD_DIM_DEVICE

@@ -11,12 +11,14 @@ import pytest
 from pyspark.sql import SparkSession
 
 from contracts import rules
-from pipeline import event_log, runner, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError
-from pipeline.expectations import Expectation
-from pipeline.flows import FLOWS, edges
-from pipeline.history import updates
+from pipeline.observe import event_log
+from pipeline.observe.flows import FLOWS, edges
+from pipeline.observe.history import updates
+from pipeline.run import runner
+from pipeline.storage import tables
+from pipeline.transforms.expectations import Expectation
 from scenarios import generator, invariants
 
 RULES = rules.expectations(clock=lambda: generator.DEFAULT_START.replace(year=2100))

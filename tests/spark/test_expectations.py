@@ -6,9 +6,9 @@ import pytest
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import expectations
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
-from pipeline.expectations import Expectation
+from pipeline.transforms import expectations
+from pipeline.transforms.expectations import Expectation
 
 SCHEMA = "event_id string, event_type string, price double, email string"
 

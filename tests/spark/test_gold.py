@@ -10,9 +10,9 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import gold
-from pipeline.pseudonymize import hmac_sha256, with_key
-from pipeline.schemas import USER_CHANGE_SCHEMA
+from pipeline.transforms import gold
+from pipeline.transforms.pseudonymize import hmac_sha256, with_key
+from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 
 EVENTS = (
     "event_id string, event_type string, event_time timestamp, session_id string, "

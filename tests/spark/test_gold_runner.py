@@ -11,9 +11,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline import gold, runner, tables
 from pipeline.config import PiiKey
-from pipeline.schemas import USER_CHANGE_SCHEMA
+from pipeline.run import runner
+from pipeline.storage import tables
+from pipeline.transforms import gold
+from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 from scenarios import generator
 
 

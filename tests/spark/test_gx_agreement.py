@@ -13,8 +13,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts import gx_suites, rules
-from pipeline import bronze, expectations, silver, tables
-from pipeline.expectations import Expectation
+from pipeline.storage import tables
+from pipeline.transforms import bronze, expectations, silver
+from pipeline.transforms.expectations import Expectation
 from scenarios import generator
 
 NOW = generator.DEFAULT_START + timedelta(days=1)

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
-from pipeline import runner, tables
 from pipeline.config import PiiKey
+from pipeline.run import runner
+from pipeline.storage import tables
 from scenarios import generator
 from scenarios.scenario_invariants import gold_equals_full_refresh
 from tests.budget import examples

@@ -10,10 +10,12 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import delta_log, erasure, key_rotation, pii_scan, run_state, runner, tables
 from pipeline.config import PiiKey
 from pipeline.errors import PiiKeyMismatchError, UnknownPersonError
-from pipeline.pseudonymize import keyed_hash
+from pipeline.privacy import erasure, key_rotation, pii_scan
+from pipeline.run import run_state, runner
+from pipeline.storage import delta_log, tables
+from pipeline.transforms.pseudonymize import keyed_hash
 from scenarios import generator
 from scenarios.scenario_invariants import facts_joining_a_user, gold_equals_full_refresh
 

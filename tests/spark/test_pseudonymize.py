@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.config import PiiKey
-from pipeline.pseudonymize import hmac_sha256, keyed_hash, with_key
+from pipeline.transforms.pseudonymize import hmac_sha256, keyed_hash, with_key
 
 
 def _hashed(spark: SparkSession, keys: DataFrame, values: Sequence[str | None]) -> DataFrame:

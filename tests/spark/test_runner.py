@@ -9,9 +9,10 @@ import orjson
 import pytest
 from pyspark.sql import SparkSession
 
-from pipeline import runner, streaming, tables
 from pipeline.config import PiiKey
 from pipeline.errors import DamagedStateError, InputError
+from pipeline.run import runner, streaming
+from pipeline.storage import tables
 from scenarios import generator
 
 
@@ -101,12 +102,12 @@ def test_a_failure_between_two_writes_neither_loses_nor_duplicates(
             raise RuntimeError("simulated crash after bronze_events was committed")
         return real_append(frame, path, query=query, batch_id=batch_id, **options)
 
-    monkeypatch.setattr("pipeline.bronze_stage.append_once", crash_on_quarantine)
+    monkeypatch.setattr("pipeline.run.bronze_stage.append_once", crash_on_quarantine)
     with pytest.raises(Exception, match="simulated crash"):
         _run(spark, tmp_path, pii_key)
     assert tables.count_rows(spark, tmp_path / "warehouse", tables.BRONZE_EVENTS) == 200
 
-    monkeypatch.setattr("pipeline.bronze_stage.append_once", real_append)
+    monkeypatch.setattr("pipeline.run.bronze_stage.append_once", real_append)
     summary = _run(spark, tmp_path, pii_key)
     assert summary.rows(tables.BRONZE_EVENTS) == 200
     assert summary.rows(tables.BRONZE_QUARANTINE) == 1

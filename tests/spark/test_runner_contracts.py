@@ -16,10 +16,13 @@ from pyspark.sql import functions as F
 from clickstream import cli
 from contracts import rules
 from contracts.report import write_reports
-from pipeline import event_log, runner, session, silver, tables
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
-from pipeline.expectations import Expectation
+from pipeline.observe import event_log
+from pipeline.run import runner, session
+from pipeline.storage import tables
+from pipeline.transforms import silver
+from pipeline.transforms.expectations import Expectation
 from scenarios import generator, invariants
 
 # The generated events lie in [DEFAULT_START, DEFAULT_START + 1 day): the clock sits at the
@@ -268,7 +271,7 @@ def test_the_command_line_reports_a_failed_rule_and_exits_non_zero(
     generator.write_landing(tmp_path / "landing", events=10, seed=15, files=1)
     module = f"strict_rules_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(
-        "from pipeline.expectations import Expectation\n"
+        "from pipeline.transforms.expectations import Expectation\n"
         "EXPECTATIONS = {'silver_events': (Expectation(name='never', predicate='false',"
         " action='fail', description='no row is good enough', passing_example={'x': 1},"
         " failing_example={'x': 0}),)}\n"

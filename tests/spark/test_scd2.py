@@ -14,9 +14,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructType
 
-from pipeline import scd2
-from pipeline.delta_tables import table_exists
 from pipeline.errors import ChangeFeedError
+from pipeline.storage.delta_tables import table_exists
+from pipeline.transforms import scd2
 from tests.change_feeds import (
     DELETES,
     KEYS,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from pipeline import tables
+from pipeline.storage import tables
 from scenarios import invariants, scenario_invariants
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import bronze, silver
+from pipeline.transforms import bronze, silver
 
 
 def _now() -> Column:

@@ -9,8 +9,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import delta_log, streaming
-from pipeline.delta_tables import DELETION_VECTORS, create_table_if_absent
+from pipeline.run import streaming
+from pipeline.storage import delta_log
+from pipeline.storage.delta_tables import DELETION_VECTORS, create_table_if_absent
 
 
 def test_counts_from_the_log_equal_spark_counts_through_checkpoints_and_deletes(

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from clickstream import cli
-from pipeline import config, event_log, flows
+from pipeline import config
+from pipeline.observe import event_log, flows
 
 
 def test_produce_writes_the_landing_layout(
@@ -51,7 +52,7 @@ def test_run_without_a_key_fails_before_starting_spark(
 def test_a_run_with_a_key_the_warehouse_does_not_know_fails_before_starting_spark(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline import key_registry
+    from pipeline.privacy import key_registry
 
     landing = tmp_path / "landing"
     (landing / "events").mkdir(parents=True)

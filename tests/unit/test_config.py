@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, session
+from pipeline import config
 from pipeline.errors import (
     ConfigurationError,
     IncompatibleVersionsError,
@@ -18,6 +18,7 @@ from pipeline.errors import (
     MissingPiiKeyError,
     UnsupportedModeError,
 )
+from pipeline.run import session
 
 
 def test_missing_key_is_an_error_that_says_how_to_set_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,9 @@ import pytest
 from clickstream import cli
 from contracts import __main__ as contracts_cli
 from contracts import rules
-from pipeline import config, expectations
+from pipeline import config
 from pipeline.errors import ConfigurationError
+from pipeline.transforms import expectations
 
 
 def test_a_warehouse_without_metrics_is_refused_before_spark_starts(

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cost, delta_log
-from pipeline.cost import FlowCost, UpdateCost
-from pipeline.delta_log import Commit
+from pipeline.run import cost
+from pipeline.run.cost import FlowCost, UpdateCost
+from pipeline.storage import delta_log
+from pipeline.storage.delta_log import Commit
 
 
 @pytest.mark.parametrize(
@@ -19,7 +20,7 @@ from pipeline.delta_log import Commit
         ("Delta: flow=silver_events : Filtering files for query", "silver_events"),
         # a streaming query named by its flow: Spark starts each batch's description with it
         ("flow=bronze_events\nid = 4555f25c-860c\nrunId = a2881c9c\nbatch = 1", "bronze_events"),
-        ("collect at /work/pipeline/gold_stage.py:331", None),
+        ("collect at /work/pipeline/run/gold_stage.py:331", None),
         (None, None),
     ],
 )
@@ -45,7 +46,7 @@ def test_a_job_belongs_to_the_flow_its_description_names(
         ),
         (
             "flow=gold_sessions",
-            "collect at /work/main/pipeline/gold_stage.py:331",
+            "collect at /work/main/pipeline/run/gold_stage.py:331",
             "collect at gold_stage.py",
         ),
         (None, "save at NativeMethodAccessorImpl.java:0", "save at NativeMethodAccessorImpl.java"),

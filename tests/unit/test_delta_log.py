@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import delta_log
+from pipeline.storage import delta_log
 
 
 def _add(path: str, rows: int | None, dv: int = 0) -> dict[str, Any]:

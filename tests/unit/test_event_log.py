@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import event_log, flows, history, tables
 from pipeline.errors import ExpectationFailedError, RuleFailure, StorageFullError
-from pipeline.expectations import ExpectationMetric
+from pipeline.observe import event_log, flows, history
+from pipeline.storage import tables
+from pipeline.transforms.expectations import ExpectationMetric
 
 
 def _bronze_commit(warehouse: Path, batch_id: int, rows: int) -> None:
     """A Delta commit of `bronze_events` carrying the events stream's batch marker."""
-    from pipeline import delta_log
+    from pipeline.storage import delta_log
 
     log = warehouse / tables.BRONZE_EVENTS / "_delta_log"
     log.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import pytest
 
 from contracts import checks, rules
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError, RuleFailure
-from pipeline.expectations import Expectation
+from pipeline.transforms.expectations import Expectation
 
 
 def _rule(**overrides: object) -> Expectation:

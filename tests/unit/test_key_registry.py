@@ -8,11 +8,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline import key_registry
 from pipeline.config import PiiKey
 from pipeline.errors import DamagedStateError, PiiKeyMismatchError
-from pipeline.key_registry import REGISTRY_FILE, KeyRegistry, admit, check_value, load, save
-from pipeline.tables import PSEUDONYMIZED_TABLES
+from pipeline.privacy import key_registry
+from pipeline.privacy.key_registry import REGISTRY_FILE, KeyRegistry, admit, check_value, load, save
+from pipeline.storage.tables import PSEUDONYMIZED_TABLES
 
 OLD_SECRET = b"0123456789abcdef-old"
 NEW_SECRET = b"0123456789abcdef-new"

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from pipeline import delta_log, tables
+from pipeline.storage import delta_log, tables
 from scenarios.chaos import RANDOM, _enough, plan
 from scenarios.kill_points import POINTS, Files
 

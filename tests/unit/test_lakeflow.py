@@ -28,9 +28,8 @@ from pyspark.pipelines.output import MaterializedView, Output, StreamingTable, T
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import config, flows, gold, tables
+from pipeline import config
 from pipeline.errors import ConfigurationError, MissingPiiKeyError
-from pipeline.expectations import Expectation
 from pipeline.lakeflow import quality, run_events, sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.settings import (
@@ -40,6 +39,10 @@ from pipeline.lakeflow.settings import (
     WATERMARK_DELAY,
     PipelineSettings,
 )
+from pipeline.observe import flows
+from pipeline.storage import tables
+from pipeline.transforms import gold
+from pipeline.transforms.expectations import Expectation
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEFINITIONS = PROJECT / "pipeline" / "lakeflow" / "transformations"

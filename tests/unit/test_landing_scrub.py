@@ -9,7 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.landing_scrub import LandingMatch, is_persons_line, rewrite_without, scan_landing
+from pipeline.privacy.landing_scrub import (
+    LandingMatch,
+    is_persons_line,
+    rewrite_without,
+    scan_landing,
+)
 
 PERSON = "u-000001"
 EMAIL = "jade.little1@yahoo.com"

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.pii_scan import Finding, Needle, ScanResult, scan_tree
+from pipeline.privacy.pii_scan import Finding, Needle, ScanResult, scan_tree
 
 EMAIL = "ana.souza@example.com"
 NAME = "José Müller"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import delta_log, preflight, run_state, runner, tables
 from pipeline.errors import DamagedStateError, StorageFullError
+from pipeline.run import preflight, run_state, runner
+from pipeline.storage import delta_log, tables
 
 
 def _landing(tmp_path: Path) -> Path:

@@ -20,7 +20,7 @@ import pytest
 from pipeline import config
 from pipeline.config import PiiKey, exposed_key_file
 from pipeline.errors import ConfigurationError
-from pipeline.pseudonymize import keyed_hash
+from pipeline.transforms.pseudonymize import keyed_hash
 from scenarios.generator import _slug, write_landing
 
 MAX_ADDRESS_CHANGES = 1

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from clickstream import cli
-from pipeline.azure_landing import is_remote, parse_location
 from pipeline.errors import ConfigurationError, InputError
+from pipeline.landing.azure_landing import is_remote, parse_location
 from scenarios import generator
 from scenarios.producer import LocalLanding, produce_batch, produce_stream, stream_names
 

@@ -1,4 +1,4 @@
-"""`pipeline.progress`: plain lines off a terminal, one status line rewritten on one."""
+"""`pipeline.run.progress`: plain lines off a terminal, one status line rewritten on one."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipeline.progress import ERASE_LINE, Progress, StageCount, describe, fit
+from pipeline.run.progress import ERASE_LINE, Progress, StageCount, describe, fit
 
 E = ERASE_LINE
 

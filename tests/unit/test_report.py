@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import orjson
 
-from pipeline import flows
+from pipeline.observe import flows
 from scenarios import report
 from scenarios.invariants import Verdict
 from scenarios.report import ScenarioResult, write_reports

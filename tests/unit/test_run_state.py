@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, run_state, tables
+from pipeline import config
 from pipeline.errors import ConfigurationError
+from pipeline.run import run_state
+from pipeline.storage import tables
 
 
 def _table(warehouse: Path, name: str, version: int) -> None:
@@ -98,7 +100,9 @@ def test_a_delay_that_is_no_duration_is_a_clear_error(text: str) -> None:
 
 
 def test_lookup_dates_cover_the_delay_around_each_day_and_the_state_window() -> None:
-    from pipeline.silver import lookup_dates  # pure Python, but the module imports pyspark
+    from pipeline.transforms.silver import (
+        lookup_dates,  # pure Python, but the module imports pyspark
+    )
 
     day = date(2026, 11, 10)
     assert lookup_dates([day], delay=timedelta(hours=1), watermark=None, newest=None) == [

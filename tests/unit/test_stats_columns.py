@@ -17,8 +17,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pipeline.delta_tables import stats_columns, table_properties
-from pipeline.schemas import EVENT_SCHEMA, PERSONAL_COLUMNS
+from pipeline.storage.delta_tables import stats_columns, table_properties
+from pipeline.transforms.schemas import EVENT_SCHEMA, PERSONAL_COLUMNS
 
 BRONZE_SCHEMA = StructType([*EVENT_SCHEMA.fields, StructField("_rescued_data", StringType())])
 

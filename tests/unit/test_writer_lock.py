@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from clickstream import cli
-from pipeline import config, tables
+from pipeline import config
 from pipeline.errors import WarehouseBusyError
-from pipeline.writer_lock import writer_lock
+from pipeline.run.writer_lock import writer_lock
+from pipeline.storage import tables
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from pipeline.writer_lock import writer_lock
+from pipeline.run.writer_lock import writer_lock
 with writer_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))

@@ -1,7 +1,7 @@
-"""Bronze as streaming tables: `pipeline.bronze` over the landing event files.
+"""Bronze as streaming tables: `pipeline.transforms.bronze` over the landing event files.
 
 Every non-blank line lands in exactly one of `bronze_events` (JSON objects, typed, with
-`_rescued_data`) and `bronze_quarantine` (everything else), as in `pipeline.runner`.
+`_rescued_data`) and `bronze_quarantine` (everything else), as in `pipeline.run.runner`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pyspark import pipelines as dp
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import bronze
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.quality import expectations
 from pipeline.lakeflow.settings import PipelineSettings
-from pipeline.tables import BRONZE_EVENTS, BRONZE_QUARANTINE
+from pipeline.storage.tables import BRONZE_EVENTS, BRONZE_QUARANTINE
+from pipeline.transforms import bronze
 
 spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in
 settings = PipelineSettings.of(spark)

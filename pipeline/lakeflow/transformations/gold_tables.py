@@ -1,8 +1,9 @@
-"""Gold as materialized views: `pipeline.gold` over silver and the user CDC feed.
+"""Gold as materialized views: `pipeline.transforms.gold` over silver and the user CDC feed.
 
 `gold_dim_user` is SCD type 2. Where `dp.create_auto_cdc_flow` can store SCD2 (Databricks),
 AUTO CDC keeps the versions in `gold_user_versions` and the dimension adds its surrogate keys
-and unknown member; elsewhere the versions come from `pipeline.scd2.apply_changes` over all
+and unknown member; elsewhere the versions come from `pipeline.transforms.scd2.apply_changes` over
+all
 the changes, recomputed like any materialized view: open-source SDP 4.2 refuses
 `stored_as_scd_type=2`, and its SCD1 AUTO CDC refuses a Delta 4.4 target
 (AUTOCDC_TARGET_DOES_NOT_SUPPORT_MERGE: "does not support row-level operations").
@@ -15,12 +16,10 @@ from collections.abc import Callable
 from pyspark import pipelines as dp
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import gold
 from pipeline.lakeflow import sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.settings import PipelineSettings
-from pipeline.pseudonymize import key_frame
-from pipeline.tables import (
+from pipeline.storage.tables import (
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
     GOLD_DIM_DEVICE,
@@ -31,6 +30,8 @@ from pipeline.tables import (
     GOLD_SESSIONS,
     SILVER_EVENTS,
 )
+from pipeline.transforms import gold
+from pipeline.transforms.pseudonymize import key_frame
 
 spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in
 settings = PipelineSettings.of(spark)

@@ -1,4 +1,4 @@
-"""Silver as streaming tables: `pipeline.silver` over `bronze_events`.
+"""Silver as streaming tables: `pipeline.transforms.silver` over `bronze_events`.
 
 `silver_events` deduplicates within the event-time watermark and pseudonymizes PII with the
 key the configuration refers to (`clickstream.pii_key_ref`); `silver_quarantine` takes the
@@ -11,14 +11,19 @@ from __future__ import annotations
 from pyspark import pipelines as dp
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import silver
-from pipeline.expectations import dropped_rows, evaluate
 from pipeline.lakeflow import sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.quality import expectations
 from pipeline.lakeflow.settings import PipelineSettings
-from pipeline.pseudonymize import key_frame
-from pipeline.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
+from pipeline.storage.tables import (
+    BRONZE_EVENTS,
+    SILVER_EVENTS,
+    SILVER_LATE_EVENTS,
+    SILVER_QUARANTINE,
+)
+from pipeline.transforms import silver
+from pipeline.transforms.expectations import dropped_rows, evaluate
+from pipeline.transforms.pseudonymize import key_frame
 
 spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in
 settings = PipelineSettings.of(spark)

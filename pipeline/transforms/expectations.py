@@ -494,6 +494,6 @@ def load_expectations(module_name: str) -> Mapping[str, Sequence[Expectation]]:
     ):
         raise ConfigurationError(
             f"The module {module_name!r} has no {EXPECTATIONS_ATTRIBUTE} mapping table names to "
-            "sequences of pipeline.expectations.Expectation."
+            "sequences of pipeline.transforms.expectations.Expectation."
         )
     return rules

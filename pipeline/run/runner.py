@@ -4,24 +4,25 @@
 Structured Streaming query with its checkpoint under `<warehouse>/_checkpoints/`, each
 reading only what is new to it (the user dimension beside bronze and silver, gold last):
 
-1. `pipeline.bronze_stage.run_bronze`: new landing files -> `bronze_events`,
+1. `pipeline.run.bronze_stage.run_bronze`: new landing files -> `bronze_events`,
    `bronze_quarantine`;
-2. `pipeline.silver_stage.run_silver`: new bronze rows -> `silver_events`,
+2. `pipeline.run.silver_stage.run_silver`: new bronze rows -> `silver_events`,
    `silver_quarantine`, `silver_late_events`;
-3. `pipeline.gold_stage.run_user_dimension`: new CDC files -> `gold_dim_user` (SCD2), and
+3. `pipeline.run.gold_stage.run_user_dimension`: new CDC files -> `gold_dim_user` (SCD2), and
    the facts the changes re-key;
-4. `pipeline.gold_stage.run_gold`: new silver rows -> facts, dimensions, and the aggregates
+4. `pipeline.run.gold_stage.run_gold`: new silver rows -> facts, dimensions, and the aggregates
    of the days and sessions they touch.
 
-A run holds the warehouse's writer lock (`pipeline.writer_lock`: one writer at a time) and
-first checks its state in plain Python (`pipeline.preflight`: damaged checkpoints, unreadable
-or changed landing files). A run with nothing new does no Spark work (`pipeline.run_state`);
+A run holds the warehouse's writer lock (`pipeline.run.writer_lock`: one writer at a time) and
+first checks its state in plain Python (`pipeline.run.preflight`: damaged checkpoints, unreadable
+or changed landing files). A run with nothing new does no Spark work (`pipeline.run.run_state`);
 `full_refresh` recomputes every gold table from silver and the user change log afterwards.
 Every write of a batch is exactly once, so a run killed midway resumes from its checkpoints
 without losing or duplicating rows (`nox -s chaos` kills runs at the dangerous moments).
-Expectations (`pipeline.expectations`) are passed in as data, per table, and enforced where
-the stages write (`pipeline.enforcement`). Every run is an update of the warehouse's event log
-(`pipeline.event_log`): its flows' definitions, each micro-batch's rows and expectation
+Expectations (`pipeline.transforms.expectations`) are passed in as data, per table, and enforced
+where
+the stages write (`pipeline.run.enforcement`). Every run is an update of the warehouse's event log
+(`pipeline.observe.event_log`): its flows' definitions, each micro-batch's rows and expectation
 metrics, each flow's end, and the update's end state, also when it fails or has nothing new.
 """
 
@@ -35,7 +36,6 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import cost, delta_log, key_registry, preflight, run_state
 from pipeline.config import (
     DEFAULT_MAX_FILES_PER_TRIGGER,
     DEFAULT_WATERMARK_DELAY,
@@ -43,9 +43,8 @@ from pipeline.config import (
     parse_delay,
     require_classic,
 )
-from pipeline.enforcement import Contract, contracts_for
 from pipeline.errors import StorageFullError
-from pipeline.event_log import (
+from pipeline.observe.event_log import (
     CANCELED,
     COMPLETED,
     FAILED,
@@ -55,16 +54,19 @@ from pipeline.event_log import (
     new_update_id,
     recorded_update,
 )
-from pipeline.events_stage import run_events
-from pipeline.expectations import Expectation, ExpectationMetric
-from pipeline.flows import FLOWS, REFRESH_STAGE, flows_of_stage, stage_tables
-from pipeline.gold_stage import refresh_gold, run_user_dimension
-from pipeline.progress import Progress
-from pipeline.pseudonymize import key_frame
-from pipeline.run_state import RunSummary, TableCount
-from pipeline.session import SMALL_INPUT, session_settings
-from pipeline.streaming import BatchReport
-from pipeline.tables import (
+from pipeline.observe.flows import FLOWS, REFRESH_STAGE, flows_of_stage, stage_tables
+from pipeline.privacy import key_registry
+from pipeline.run import cost, preflight, run_state
+from pipeline.run.enforcement import Contract, contracts_for
+from pipeline.run.events_stage import run_events
+from pipeline.run.gold_stage import refresh_gold, run_user_dimension
+from pipeline.run.progress import Progress
+from pipeline.run.run_state import RunSummary, TableCount
+from pipeline.run.session import SMALL_INPUT, session_settings
+from pipeline.run.streaming import BatchReport
+from pipeline.run.writer_lock import writer_lock
+from pipeline.storage import delta_log
+from pipeline.storage.tables import (
     EVENTS_DIR,
     EVENTS_STREAM,
     GOLD_DIM_USER,
@@ -73,7 +75,8 @@ from pipeline.tables import (
     checkpoint_path,
     row_counts,
 )
-from pipeline.writer_lock import writer_lock
+from pipeline.transforms.expectations import Expectation, ExpectationMetric
+from pipeline.transforms.pseudonymize import key_frame
 
 __all__ = ["RunOptions", "RunSummary", "TableCount", "run_pipeline"]
 
@@ -97,7 +100,7 @@ class RunOptions:
         full_refresh: after the incremental stages, recompute every gold table from silver
             and the user change log (Lakeflow's full refresh of a materialized view).
         wait_seconds: how long to wait for another run writing the warehouse to finish
-            (`pipeline.writer_lock`); 0 fails at once.
+            (`pipeline.run.writer_lock`); 0 fails at once.
     """
 
     watermark_delay: str = DEFAULT_WATERMARK_DELAY
@@ -128,7 +131,7 @@ def run_pipeline(
         pii_key: the secret for keyed pseudonymization of PII.
         options: watermark, batch sizing, full refresh; defaults when None.
         progress: called with a short message as each stage starts.
-        expectations: rules per table (`pipeline.tables.ENFORCED_TABLES`), e.g.
+        expectations: rules per table (`pipeline.storage.tables.ENFORCED_TABLES`), e.g.
             `contracts.rules.EXPECTATIONS`; none are enforced when None. Gold tables take
             warn and fail rules only.
         update: the event log update this run is part of, already started and finished by
@@ -143,11 +146,11 @@ def run_pipeline(
     Raises:
         InputError: the landing directory has no `events/` folder, or a new landing file
             cannot be read.
-        WarehouseBusyError: another process writes the warehouse (`pipeline.writer_lock`).
+        WarehouseBusyError: another process writes the warehouse (`pipeline.run.writer_lock`).
         PiiKeyMismatchError: `pii_key` did not make the warehouse's pseudonyms, or a key
-            rotation is unfinished (`pipeline.key_registry`).
+            rotation is unfinished (`pipeline.privacy.key_registry`).
         DamagedStateError: a checkpoint is damaged or disagrees with its tables
-            (`pipeline.preflight`); nothing was run.
+            (`pipeline.run.preflight`); nothing was run.
         StorageFullError: a file system the run writes is full; the batch being written
             was not committed.
         ConfigurationError: the watermark delay is not a duration.

@@ -11,18 +11,19 @@ log, gold).
 The steps, each safe to repeat, so a `forget` killed midway is finished by running it again:
 
 1. Delta DELETE from the user change log and the silver tables, then every gold table
-   recomputed from them (`pipeline.gold_stage.refresh_gold`): facts, dimensions, aggregates;
+   recomputed from them (`pipeline.run.gold_stage.refresh_gold`): facts, dimensions, aggregates;
 2. DELETE from the quarantine and bronze (last: until then they still name the values);
 3. `REORG TABLE ... APPLY (PURGE)`, rewriting the files whose deletion vectors hide the rows;
 4. `VACUUM`, at Delta's retention (7 days by default) or, with `purge_now`, at zero;
 5. landing files rewritten without the person's lines (`include_landing`), or listed;
-6. verification: every file under the warehouse read (`pipeline.pii_scan`), and every
+6. verification: every file under the warehouse read (`pipeline.privacy.pii_scan`), and every
    earlier version of every table read by time travel.
 
 An erasure certificate (`<warehouse>/_erasure/<request>.json`) records what was searched (kinds
 and counts, never the values), rows removed per table, Delta versions, files purged, landing
 files, and the verification. Delta statistics hold no personal columns
-(`pipeline.delta_tables.table_properties`), so the transaction log, which VACUUM leaves, holds
+(`pipeline.storage.delta_tables.table_properties`), so the transaction log, which VACUUM leaves,
+holds
 none of the values.
 """
 
@@ -47,14 +48,16 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import delta_log, key_registry, landing_scrub, pii_scan, run_state
 from pipeline.config import PiiKey, require_classic
 from pipeline.errors import UnknownPersonError
-from pipeline.gold_stage import refresh_gold
-from pipeline.pseudonymize import keyed_hash
-from pipeline.session import session_settings
-from pipeline.streaming import in_parallel
-from pipeline.tables import (
+from pipeline.privacy import key_registry, landing_scrub, pii_scan
+from pipeline.run import run_state
+from pipeline.run.gold_stage import refresh_gold
+from pipeline.run.session import session_settings
+from pipeline.run.streaming import in_parallel
+from pipeline.run.writer_lock import writer_lock
+from pipeline.storage import delta_log
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     GOLD_DIM_USER,
@@ -67,7 +70,7 @@ from pipeline.tables import (
     table_exists,
     table_path,
 )
-from pipeline.writer_lock import writer_lock
+from pipeline.transforms.pseudonymize import keyed_hash
 
 __all__ = [
     "ERASURE_DIR",

@@ -16,10 +16,11 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from pipeline import cost, delta_log
-from pipeline.delta_tables import table_properties
 from pipeline.errors import ExpectationFailedError
-from pipeline.expectations import ExpectationMetric
+from pipeline.run import cost
+from pipeline.storage import delta_log
+from pipeline.storage.delta_tables import table_properties
+from pipeline.transforms.expectations import ExpectationMetric
 
 __all__ = [
     "BatchFunction",
@@ -56,7 +57,7 @@ def append_once(
 
     The commit carries a marker of (query, batch) in its `userMetadata`; a batch replayed
     after a crash finds its marker in the Delta log (read in plain Python,
-    `pipeline.delta_log.committed_batch`) and skips the write without running its query.
+    `pipeline.storage.delta_log.committed_batch`) and skips the write without running its query.
     This is Delta's idempotent write (`txnAppId` / `txnVersion`) for the one writer a
     warehouse has, at the cost of a blind append: Delta's own check recomputes the table's
     state, about 0.6 s per write here.
@@ -87,7 +88,7 @@ def append_once(
 def in_parallel(spark: SparkSession, writes: Mapping[str, Callable[[], object]]) -> None:
     """Run independent writes (to different tables) at once; raise the first failure.
 
-    `writes` maps each write to the flow whose work it is (`pipeline.cost.flow`). Each Delta
+    `writes` maps each write to the flow whose work it is (`pipeline.run.cost.flow`). Each Delta
     commit spends most of its time on the driver (log, checksum, small jobs), so two at once
     on two cores take little longer than one.
     """
@@ -147,7 +148,7 @@ def run_stream(
 ) -> None:
     """Run `write_batch` over every micro-batch `source` has now, then stop.
 
-    The query's work counts for `flow` (`pipeline.cost`), unless `write_batch` says otherwise.
+    The query's work counts for `flow` (`pipeline.run.cost`), unless `write_batch` says otherwise.
 
     Raises:
         ExpectationFailedError: a batch failed an `expect_or_fail` rule; it stays uncommitted.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from pipeline.run_state import landing_files
+from pipeline.run.run_state import landing_files
 
 __all__ = [
     "LandingMatch",

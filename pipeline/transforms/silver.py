@@ -16,10 +16,10 @@ from datetime import UTC, date, datetime, timedelta
 from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
-from pipeline.built_once import built_once
 from pipeline.config import DEFAULT_WATERMARK_DELAY
-from pipeline.expectations import QUARANTINE_RULES_COLUMN, no_failed_rules
-from pipeline.pseudonymize import hmac_sha256, with_key
+from pipeline.transforms.built_once import built_once
+from pipeline.transforms.expectations import QUARANTINE_RULES_COLUMN, no_failed_rules
+from pipeline.transforms.pseudonymize import hmac_sha256, with_key
 
 __all__ = [
     "EMAIL_PATTERN",
@@ -168,7 +168,7 @@ def silver_events(
 
     Args:
         bronze: rows shaped like `bronze_events`.
-        keys: the one-row key frame from `pipeline.pseudonymize.key_frame`.
+        keys: the one-row key frame from `pipeline.transforms.pseudonymize.key_frame`.
         watermark_delay: how late an event may arrive and still be deduplicated and kept,
             as a Spark interval string such as "1 hour".
         streaming: whether `bronze` is a streaming frame; asked of Spark when None (Spark

@@ -39,16 +39,16 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import delta_log
-from pipeline.cost import COST_KEY, FlowCost, UpdateCost
 from pipeline.errors import ClickstreamError, ExpectationFailedError
-from pipeline.flows import Flow, flows_of_stage
-from pipeline.tables import EVENT_LOG, table_path
+from pipeline.observe.flows import Flow, flows_of_stage
+from pipeline.run.cost import COST_KEY, FlowCost, UpdateCost
+from pipeline.storage import delta_log
+from pipeline.storage.tables import EVENT_LOG, table_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from pipeline.expectations import ExpectationMetric
+    from pipeline.transforms.expectations import ExpectationMetric
 
 __all__ = [
     "CANCELED",
@@ -72,7 +72,7 @@ __all__ = [
 
 COMPLETED, FAILED, CANCELED, RUNNING = "COMPLETED", "FAILED", "CANCELED", "RUNNING"
 RUNNER = "clickstream run"
-"""The program of the updates `pipeline.runner` runs, as `create_update` names it."""
+"""The program of the updates `pipeline.run.runner` runs, as `create_update` names it."""
 TERMINAL_STATES = (COMPLETED, FAILED, CANCELED)
 PIPELINE_NAME = "clickstream"
 
@@ -124,7 +124,7 @@ def _details_json(
     kind: str, body: Mapping[str, Any], spent: Mapping[str, Any] | None = None
 ) -> str:
     """`details` as Databricks writes it (one object under the event type), and our
-    extension beside it: what the engine did (`pipeline.cost`)."""
+    extension beside it: what the engine did (`pipeline.run.cost`)."""
     document: dict[str, Any] = {kind: body}
     if spent is not None:
         document[COST_KEY] = spent
@@ -385,7 +385,8 @@ class UpdateLog:
     def reporter(
         self, stage: str
     ) -> Callable[[int, Mapping[str, int | None], Mapping[str, Sequence[ExpectationMetric]]], None]:
-        """The function a stage calls after each micro-batch (`pipeline.streaming.BatchReport`)."""
+        """The function a stage calls after each micro-batch
+        (`pipeline.run.streaming.BatchReport`)."""
         flows = flows_of_stage(stage)
 
         def report(
@@ -414,7 +415,7 @@ class UpdateLog:
             output_rows: rows written per flow not reported per micro-batch (flows whose
                 commits carry no batch markers, and a full refresh).
             error: the class and message of the failure.
-            costs: what each flow cost the engine in this stage (`pipeline.cost`).
+            costs: what each flow cost the engine in this stage (`pipeline.run.cost`).
         """
         events = []
         for flow in flows:
@@ -531,7 +532,7 @@ def details(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def engine_cost(event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """An event's cost extension (`pipeline.cost`), parsed; None when it has none."""
+    """An event's cost extension (`pipeline.run.cost`), parsed; None when it has none."""
     found = json.loads(event["details"] or "{}").get(COST_KEY)
     return None if found is None else dict(found)
 

@@ -76,7 +76,8 @@ _LOCAL_CONF: dict[str, str] = {
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
     ),
     # Uncompressed state files (RocksDB reads any unknown name as no compression): the
-    # erasure verifier (`pipeline.pii_scan`) then reads their bytes as they are. The state is
+    # erasure verifier (`pipeline.privacy.pii_scan`) then reads their bytes as they are. The state
+    # is
     # the silver deduplication's event ids, small.
     "spark.sql.streaming.stateStore.rocksdb.compression": "none",
     # Delta's VACUUM lists a table's files in a job of this many tasks (default 10,000): 27 s
@@ -113,7 +114,7 @@ SMALL_INPUT: dict[str, str] = {
     "spark.sql.shuffle.partitions": "1",
     "spark.sql.autoBroadcastJoinThreshold": "-1",
 }
-"""The session settings of a run with little new input (`pipeline.runner`)."""
+"""The session settings of a run with little new input (`pipeline.run.runner`)."""
 
 
 def delta_artifacts() -> tuple[str, ...]:

@@ -4,15 +4,15 @@ One Structured Streaming query over the text files of `<landing>/events` (checkp
 `events`, `trigger(availableNow=True)`). Each micro-batch goes through the layers in turn,
 each handing the next the rows it wrote, kept in memory rather than read back:
 
-1. `pipeline.bronze_stage.write_bronze`: lines -> `bronze_events`, `bronze_quarantine`;
-2. `pipeline.silver_stage.write_silver`: those bronze rows -> `silver_events`,
+1. `pipeline.run.bronze_stage.write_bronze`: lines -> `bronze_events`, `bronze_quarantine`;
+2. `pipeline.run.silver_stage.write_silver`: those bronze rows -> `silver_events`,
    `silver_quarantine`, `silver_late_events`;
-3. `pipeline.gold_stage.write_gold`: those silver rows -> facts, dimension members, and the
+3. `pipeline.run.gold_stage.write_gold`: those silver rows -> facts, dimension members, and the
    aggregates of the days and sessions they touch.
 
 One query instead of one per layer: a query's start, its planning and its reading of a Delta
 table's new versions cost Spark jobs of their own, paid by every run however small. Every
-write of a batch happens once (`pipeline.streaming.append_once`) or recomputes what the
+write of a batch happens once (`pipeline.run.streaming.append_once`) or recomputes what the
 batch touched, and a replayed batch makes the same rows (its time is the one it was planned
 with), so a run killed midway resumes from the checkpoint without losing or duplicating rows.
 """
@@ -25,15 +25,14 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import bronze, run_state
-from pipeline.bronze_stage import check_bronze, write_bronze
-from pipeline.enforcement import Contract
-from pipeline.expectations import ExpectationMetric
-from pipeline.flows import flows_of_stage
-from pipeline.gold_stage import ensure_tables, user_dimension, write_gold
-from pipeline.silver_stage import NEWEST_DIR, check_silver, write_silver
-from pipeline.streaming import BatchReport, in_parallel, report_batch, run_stream
-from pipeline.tables import (
+from pipeline.observe.flows import flows_of_stage
+from pipeline.run import run_state
+from pipeline.run.bronze_stage import check_bronze, write_bronze
+from pipeline.run.enforcement import Contract
+from pipeline.run.gold_stage import ensure_tables, user_dimension, write_gold
+from pipeline.run.silver_stage import NEWEST_DIR, check_silver, write_silver
+from pipeline.run.streaming import BatchReport, in_parallel, report_batch, run_stream
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     EVENTS_DIR,
@@ -45,6 +44,8 @@ from pipeline.tables import (
     checkpoint_path,
     table_exists,
 )
+from pipeline.transforms import bronze
+from pipeline.transforms.expectations import ExpectationMetric
 
 __all__ = ["run_events"]
 

@@ -31,8 +31,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pipeline import delta_log
-from pipeline.schemas import PERSONAL_COLUMNS
+from pipeline.storage import delta_log
+from pipeline.transforms.schemas import PERSONAL_COLUMNS
 
 __all__ = [
     "DELETION_VECTORS",
@@ -54,7 +54,8 @@ STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 def stats_columns(schema: StructType) -> list[str]:
     """The columns Delta keeps min/max statistics on: every leaf but the personal ones.
 
-    Leaves of structs are named by dotted paths; `pipeline.schemas.PERSONAL_COLUMNS` (clear
+    Leaves of structs are named by dotted paths; `pipeline.transforms.schemas.PERSONAL_COLUMNS`
+    (clear
     PII and pseudonyms) and types Delta cannot index (booleans, binaries, arrays, maps) are
     left out.
     """

@@ -3,19 +3,19 @@ bytes written and micro-batches, per flow and per update.
 
 Time on a shared machine moves 15% between runs of unchanged code; the number of Spark jobs,
 SQL executions and Delta commits a fixed workload causes does not. So every update records
-its counts in the event log (`pipeline.event_log`, the `engine_cost` object beside each
+its counts in the event log (`pipeline.observe.event_log`, the `engine_cost` object beside each
 event's details), `clickstream history --update ID` shows them, and `nox -s cost` compares
 them with a committed baseline.
 
 How work is attributed to a flow: the code of a flow runs inside `flow(spark, name)`, which
 starts the thread's Spark job description with `flow=<name>`. Every Spark job and SQL
-execution started in that thread, or in a thread it starts (`pipeline.streaming.in_parallel`
+execution started in that thread, or in a thread it starts (`pipeline.run.streaming.in_parallel`
 copies the description), carries that description, and so does every micro-batch of a
 streaming query started inside it: the query is named by it, and Spark begins each batch's
 description with the query's name. `SparkWork` reads the jobs and executions Spark's status
 store holds since it started and sorts them by flow; what ran outside every flow (reading the
 tables' sizes, say) counts for the update alone. Commits, files and bytes come from the Delta
-logs of the tables a flow writes (`pipeline.delta_log.commits`).
+logs of the tables a flow writes (`pipeline.storage.delta_log.commits`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from pipeline.delta_log import Commit
+    from pipeline.storage.delta_log import Commit
 
 __all__ = [
     "COST_KEY",
@@ -96,7 +96,7 @@ def operation(description: str | None, call_site: str) -> str:
 
     >>> operation("Delta: flow=silver_events : Compute snapshot for version: 12", "x at y:1")
     'Delta: Compute snapshot for version: N'
-    >>> operation(None, "collect at /work/pipeline/gold_stage.py:331")
+    >>> operation(None, "collect at /work/pipeline/run/gold_stage.py:331")
     'collect at gold_stage.py'
     """
     text = _STREAM_BATCH.sub(" ", _MARK.sub(" ", description or ""))

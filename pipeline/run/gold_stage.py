@@ -2,7 +2,8 @@
 
 * `run_user_dimension`: one streaming query over the CDC files of `<landing>/user_changes`
   (checkpoint `gold_dim_user`); each micro-batch is merged into `gold_dim_user` by
-  `pipeline.scd2.merge_changes` (which touches only the batch's users), and the facts those
+  `pipeline.transforms.scd2.merge_changes` (which touches only the batch's users), and the facts
+  those
   changes re-key (a late change that splits a version, a user whose events came before
   their first change) get their new `user_sk`.
 * `write_gold`: gold's part of an `events` micro-batch. The silver rows it wrote become new
@@ -27,13 +28,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from pipeline import cost, delta_log, gold, scd2
-from pipeline import expectations as rules_engine
-from pipeline.delta_tables import create_table_if_absent, replace_table, replace_where
-from pipeline.enforcement import Contract, dim_user_view, write_checked
-from pipeline.schemas import USER_CHANGE_SCHEMA
-from pipeline.streaming import BatchReport, append_once, in_parallel, report_batch, run_stream
-from pipeline.tables import (
+from pipeline.run import cost
+from pipeline.run.enforcement import Contract, dim_user_view, write_checked
+from pipeline.run.streaming import BatchReport, append_once, in_parallel, report_batch, run_stream
+from pipeline.storage import delta_log
+from pipeline.storage.delta_tables import create_table_if_absent, replace_table, replace_where
+from pipeline.storage.tables import (
     EVENTS_STREAM,
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
@@ -52,6 +52,9 @@ from pipeline.tables import (
     table_exists,
     table_path,
 )
+from pipeline.transforms import expectations as rules_engine
+from pipeline.transforms import gold, scd2
+from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 
 __all__ = [
     "full_refresh",
@@ -106,7 +109,7 @@ def run_user_dimension(
             path=path,
             derived_columns=gold.user_derived_columns(),
             # Not clustered by `user_key`: clustering needs statistics, and Delta keeps
-            # none on pseudonyms (`pipeline.schemas.PERSONAL_COLUMNS`).
+            # none on pseudonyms (`pipeline.transforms.schemas.PERSONAL_COLUMNS`).
             cluster_by=(),
             batch_id=batch_id,
             app_id=USER_MERGE_WRITER,

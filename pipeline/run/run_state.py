@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import delta_log
-from pipeline.cost import UpdateCost
 from pipeline.errors import DamagedStateError
-from pipeline.tables import (
+from pipeline.run.cost import UpdateCost
+from pipeline.storage import delta_log
+from pipeline.storage.tables import (
     CHECKPOINTS_DIR,
     EVENTS_DIR,
     GOLD_DIM_USER_CHANGES,
@@ -251,7 +251,7 @@ class RunSummary:
     update_id: str | None = None
     """The event log's update: the run's id, also for a run that had nothing to do."""
     cost: UpdateCost | None = None
-    """What the run cost the engine (`pipeline.cost`); None when it did no Spark work."""
+    """What the run cost the engine (`pipeline.run.cost`); None when it did no Spark work."""
 
     def __post_init__(self) -> None:
         if self.update_id is None and self.run_id is not None:

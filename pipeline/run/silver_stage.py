@@ -1,13 +1,14 @@
 """Silver's part of an `events` micro-batch: its bronze rows -> silver, its quarantine, late table.
 
-The batch's `bronze_events` rows are split by `pipeline.silver.split_batch`: new events
+The batch's `bronze_events` rows are split by `pipeline.transforms.silver.split_batch`: new events
 (deduplicated within the watermark, pseudonymized, then under silver's rules) to
 `silver_events`; rows that cannot be placed in time, and events a `drop` rule rejects, to
 `silver_quarantine`; valid events behind the watermark that are no duplicates to
 `silver_late_events`. Everything is decided from the micro-batch and the stream's own state:
 the newest event time seen (kept beside the checkpoint, one small file per batch, so a
 replayed batch sees what it saw the first time) and the placed events of the few days the
-batch's rows can be duplicates of (`pipeline.silver.lookup_dates`), never a scan of the whole
+batch's rows can be duplicates of (`pipeline.transforms.silver.lookup_dates`), never a scan of the
+whole
 silver table. The silver rows written are kept in memory (a local checkpoint) as gold's input.
 """
 
@@ -24,11 +25,11 @@ from typing import Any
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import delta_log, expectations, silver
-from pipeline.delta_tables import create_table_if_absent
-from pipeline.enforcement import Contract, checked_rows, dropped_any, in_memory
-from pipeline.streaming import append_once, in_parallel
-from pipeline.tables import (
+from pipeline.run.enforcement import Contract, checked_rows, dropped_any, in_memory
+from pipeline.run.streaming import append_once, in_parallel
+from pipeline.storage import delta_log
+from pipeline.storage.delta_tables import create_table_if_absent
+from pipeline.storage.tables import (
     EVENTS_STREAM,
     SILVER_EVENTS,
     SILVER_LATE_EVENTS,
@@ -36,6 +37,7 @@ from pipeline.tables import (
     table_exists,
     table_path,
 )
+from pipeline.transforms import expectations, silver
 
 __all__ = ["NEWEST_DIR", "SilverBatch", "check_silver", "write_silver"]
 

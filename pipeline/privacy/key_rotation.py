@@ -8,7 +8,7 @@ new hash, re-keys the silver tables and the user change log column by column; go
 recomputed from them (`refresh_gold`), so `user_sk`, facts and sessions follow. A pseudonym
 without its clear value anywhere stops the rotation before anything is written.
 
-`pipeline.key_registry` records the rotation in progress and, per table, the key version of
+`pipeline.privacy.key_registry` records the rotation in progress and, per table, the key version of
 its pseudonyms: a rotation killed midway is finished by running it again (tables already
 re-keyed are skipped), and no run may write until it has finished. Afterwards runs must use
 the new key; the old one is refused.
@@ -24,21 +24,27 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import delta_log, key_registry, pii_scan, run_state
 from pipeline.config import PiiKey, require_classic
-from pipeline.erasure import DEFAULT_RETENTION_HOURS, tables_with_removed_files, vacuum_tables
 from pipeline.errors import ConfigurationError, DamagedStateError, PiiKeyMismatchError
-from pipeline.gold_stage import refresh_gold
-from pipeline.pseudonymize import hmac_sha256, key_frame, with_key
-from pipeline.schemas import USER_CHANGE_SCHEMA
-from pipeline.tables import (
+from pipeline.privacy import key_registry, pii_scan
+from pipeline.privacy.erasure import (
+    DEFAULT_RETENTION_HOURS,
+    tables_with_removed_files,
+    vacuum_tables,
+)
+from pipeline.run import run_state
+from pipeline.run.gold_stage import refresh_gold
+from pipeline.run.writer_lock import writer_lock
+from pipeline.storage import delta_log
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     GOLD_TABLES,
     PSEUDONYMIZED_TABLES,
     USER_CHANGES_DIR,
     table_path,
 )
-from pipeline.writer_lock import writer_lock
+from pipeline.transforms.pseudonymize import hmac_sha256, key_frame, with_key
+from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 
 __all__ = ["HASH_COLUMNS", "RotationResult", "rotate_key"]
 

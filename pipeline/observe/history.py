@@ -1,6 +1,7 @@
 """What the event log says: the updates of a warehouse, each flow's rows, and the lineage.
 
-Pure functions over the events `pipeline.event_log.read_events` returns (dicts with the event
+Pure functions over the events `pipeline.observe.event_log.read_events` returns (dicts with the
+event
 log's columns): `clickstream history` and `clickstream lineage` read the log without Spark.
 """
 
@@ -11,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline.cost import FlowCost, UpdateCost, size
-from pipeline.event_log import details, engine_cost
-from pipeline.flows import edges, layers
+from pipeline.observe.event_log import details, engine_cost
+from pipeline.observe.flows import edges, layers
+from pipeline.run.cost import FlowCost, UpdateCost, size
 
 __all__ = [
     "FlowRun",
@@ -42,7 +43,7 @@ class FlowRun:
     expectations: dict[str, dict[str, int]] = field(default_factory=dict)
     error: str | None = None
     cost: FlowCost | None = None
-    """What the flow cost the engine (`pipeline.cost`), added up over the stages it ran in;
+    """What the flow cost the engine (`pipeline.run.cost`), added up over the stages it ran in;
     None when its events record none (an update written before costs were counted)."""
 
     @property

@@ -1,6 +1,6 @@
 """Gold: a star schema over silver events and the SCD2 user dimension, plus daily aggregates.
 
-Every builder is a pure function from DataFrames to a DataFrame; `pipeline.runner` writes the
+Every builder is a pure function from DataFrames to a DataFrame; `pipeline.run.runner` writes the
 results as Delta tables. Surrogate keys are deterministic hashes of the natural key (and, for
 the user dimension, of the version's start), so a rebuild gives every row the key it had.
 
@@ -19,10 +19,7 @@ from itertools import pairwise
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.built_once import built_once
-from pipeline.pseudonymize import hmac_sha256, with_key
-from pipeline.scd2 import END_AT, START_AT, CdcOptions, apply_changes
-from pipeline.tables import (
+from pipeline.storage.tables import (
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
     GOLD_DIM_DEVICE,
@@ -31,6 +28,9 @@ from pipeline.tables import (
     GOLD_FUNNEL_DAILY,
     GOLD_SESSIONS,
 )
+from pipeline.transforms.built_once import built_once
+from pipeline.transforms.pseudonymize import hmac_sha256, with_key
+from pipeline.transforms.scd2 import END_AT, START_AT, CdcOptions, apply_changes
 
 __all__ = [
     "CLUSTERING",

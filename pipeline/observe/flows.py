@@ -6,11 +6,12 @@ run in one streaming query (`events`): each micro-batch of new landing files goe
 them in turn, so a flow's input is the rows the flow before it wrote in the same batch.
 
 The runner records each flow's definition in the event log at the start of every update
-(`pipeline.event_log`), which is where the lineage graph (`clickstream lineage`, the scenario
+(`pipeline.observe.event_log`), which is where the lineage graph (`clickstream lineage`, the
+scenario
 report) is read from, as Databricks users read theirs from `flow_definition` events.
 
 Flows of a streaming stage that mark their commits with the stage's batch markers
-(`pipeline.streaming.append_once`) report the rows of each micro-batch; the others (the SCD2
+(`pipeline.run.streaming.append_once`) report the rows of each micro-batch; the others (the SCD2
 merge, the gold tables maintained from what a batch touched) report their rows once per stage.
 """
 
@@ -20,7 +21,7 @@ import graphlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pipeline.tables import (
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     EVENTS_DIR,
@@ -120,7 +121,7 @@ def flows_of_stage(stage: str) -> tuple[Flow, ...]:
 
 def stage_tables(stage: str) -> dict[str, str]:
     """The tables a stage writes, each with the flow its commits count for
-    (`pipeline.cost`): a flow's own table, and for the user dimension also its change log
+    (`pipeline.run.cost`): a flow's own table, and for the user dimension also its change log
     and the facts its changes re-key."""
     tables = {flow.output: flow.name for flow in flows_of_stage(stage)}
     if stage == USER_STREAM:

@@ -1,11 +1,12 @@
 """Enforcing a table's rules where the stages write it: one pass, counted, logged.
 
-`pipeline.expectations` is the engine (evaluate, count, stop); this module applies it to the
+`pipeline.transforms.expectations` is the engine (evaluate, count, stop); this module applies it to
+the
 stages' Delta writes. The rules of a table are evaluated in the pass that writes it: all rules
 in one projection, their counts collected by `DataFrame.observe` during the write, and a row
 failing a `fail` rule raises inside that write, which then aborts before its Delta commit
 (`ExpectationFailedError`, naming the rule, the count and samples). The stages report the
-counts to the event log (`pipeline.event_log`), once per (stage, micro-batch).
+counts to the event log (`pipeline.observe.event_log`), once per (stage, micro-batch).
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from pipeline import bronze, expectations, gold, silver
 from pipeline.errors import InvalidExpectationError
-from pipeline.expectations import Expectation, ExpectationMetric
-from pipeline.pseudonymize import IPAD_COLUMN, OPAD_COLUMN
-from pipeline.tables import (
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     ENFORCED_TABLES,
     GOLD_DIM_USER,
@@ -33,6 +31,9 @@ from pipeline.tables import (
     GOLD_FACT_EVENTS,
     SILVER_EVENTS,
 )
+from pipeline.transforms import bronze, expectations, gold, silver
+from pipeline.transforms.expectations import Expectation, ExpectationMetric
+from pipeline.transforms.pseudonymize import IPAD_COLUMN, OPAD_COLUMN
 
 T = TypeVar("T")
 
@@ -77,7 +78,7 @@ def write_checked(
     path, or when Delta skipped the write as already committed (a replayed batch).
 
     Args:
-        evaluated: `pipeline.expectations.evaluate` output.
+        evaluated: `pipeline.transforms.expectations.evaluate` output.
         write: writes the kept rows (still carrying the evaluation columns); returns False
             when it skipped the write (the batch was committed before a crash).
         contract: the table and its rules.

@@ -1,6 +1,6 @@
 """Bronze's part of an `events` micro-batch: landing lines -> `bronze_events`, `bronze_quarantine`.
 
-`check_bronze` parses the batch's lines once (`pipeline.bronze.parse_lines`) into
+`check_bronze` parses the batch's lines once (`pipeline.transforms.bronze.parse_lines`) into
 `bronze_events` rows under bronze's rules, and keeps them in memory (a local checkpoint: a
 Delta write does not read a cached frame, it computes it again): silver takes them from
 there, while `write_bronze` writes them. The lines that are not JSON objects, and the objects
@@ -19,17 +19,17 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import bronze, expectations
-from pipeline.delta_tables import create_table_if_absent
-from pipeline.enforcement import Contract, checked_rows, dropped_any
-from pipeline.streaming import append_once, in_parallel
-from pipeline.tables import (
+from pipeline.run.enforcement import Contract, checked_rows, dropped_any
+from pipeline.run.streaming import append_once, in_parallel
+from pipeline.storage.delta_tables import create_table_if_absent
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     EVENTS_STREAM,
     table_exists,
     table_path,
 )
+from pipeline.transforms import bronze, expectations
 
 __all__ = ["BRONZE_HIDDEN_COLUMNS", "BronzeBatch", "check_bronze", "write_bronze"]
 
@@ -63,7 +63,8 @@ class BronzeBatch:
 def check_bronze(
     lines: DataFrame, *, ingested_at: datetime, contract: Contract | None = None
 ) -> BronzeBatch:
-    """Parse micro-batch `lines` (`pipeline.bronze.event_lines` columns) under bronze's rules,
+    """Parse micro-batch `lines` (`pipeline.transforms.bronze.event_lines` columns) under bronze's
+    rules,
     in one pass, and keep its `bronze_events` rows in memory.
 
     `ingested_at` is the micro-batch's own time, the same when it is replayed, so that a

@@ -72,6 +72,7 @@ PERSONAL_COLUMNS: frozenset[str] = frozenset(
 )
 """Top-level columns of any table that hold a person's data in clear or a pseudonym of it.
 
-Delta keeps no statistics on them (`pipeline.delta_tables.table_properties`): a file's min/max
+Delta keeps no statistics on them (`pipeline.storage.delta_tables.table_properties`): a file's
+min/max
 values live in `_delta_log` for the log's retention (30 days by default), after the file itself
 is deleted, so an erased person would survive there."""

@@ -2,7 +2,7 @@
 
 Tables are Delta tables at `<warehouse>/<table>`; streaming checkpoints live under
 `<warehouse>/_checkpoints/<query>`. Row counts and versions come from the Delta log
-(`pipeline.delta_log`), never from a scan, so this module imports no Spark at load time: the
+(`pipeline.storage.delta_log`), never from a scan, so this module imports no Spark at load time: the
 command line asks it whether there is anything to do before it starts a JVM.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import delta_log
+from pipeline.storage import delta_log
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,7 +64,7 @@ SILVER_EVENTS = "silver_events"
 SILVER_QUARANTINE = "silver_quarantine"
 SILVER_LATE_EVENTS = "silver_late_events"
 EVENT_LOG = "_event_log"
-"""The pipeline event log (`pipeline.event_log`): not in `TABLES`, since every run, even one
+"""The pipeline event log (`pipeline.observe.event_log`): not in `TABLES`, since every run, even one
 with nothing new, appends to it."""
 GOLD_DIM_USER = "gold_dim_user"
 GOLD_DIM_PAGE = "gold_dim_page"
@@ -76,14 +76,14 @@ GOLD_FUNNEL_DAILY = "gold_funnel_daily"
 GOLD_SESSIONS = "gold_sessions"
 
 GOLD_DIM_USER_CHANGES = f"{GOLD_DIM_USER}__changes"
-"""The SCD engine's change log of `gold_dim_user` (`pipeline.scd2.change_log_path`)."""
+"""The SCD engine's change log of `gold_dim_user` (`pipeline.transforms.scd2.change_log_path`)."""
 USER_MERGE_WRITER = f"clickstream:{GOLD_DIM_USER}"
 """The writer name of the SCD engine's batch markers in `gold_dim_user` and its change log."""
 
 EVENTS_STREAM = "events"
 USER_STREAM = GOLD_DIM_USER
 """The streaming queries: each one's checkpoint is `<warehouse>/_checkpoints/<stream>`, and
-its name is the writer of its batch markers (`pipeline.streaming.append_once`). `events`
+its name is the writer of its batch markers (`pipeline.run.streaming.append_once`). `events`
 takes each micro-batch of new landing event files through bronze, silver and gold;
 `gold_dim_user` merges the user change files into the SCD2 dimension."""
 

@@ -20,9 +20,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline import delta_log, run_state
 from pipeline.errors import DamagedStateError, InputError
-from pipeline.tables import (
+from pipeline.run import run_state
+from pipeline.storage import delta_log
+from pipeline.storage.tables import (
     BRONZE_EVENTS,
     CHECKPOINTS_DIR,
     EVENTS_DIR,
@@ -46,7 +47,8 @@ STREAMS: dict[str, tuple[str, str]] = {
     USER_STREAM: (GOLD_DIM_USER_CHANGES, USER_MERGE_WRITER),
 }
 """Each streaming query (its checkpoint folder) -> the table every one of its batches
-appends to, and the writer name of its batch markers there (`pipeline.streaming.append_once`)."""
+appends to, and the writer name of its batch markers there
+(`pipeline.run.streaming.append_once`)."""
 
 
 EARLIER_STREAMS = ("bronze", "silver", "gold")

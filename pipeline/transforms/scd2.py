@@ -54,10 +54,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StructType
 from pyspark.sql.window import WindowSpec
 
-from pipeline import delta_log
-from pipeline.delta_tables import create_table_if_absent, key_condition, replace_where
 from pipeline.errors import ChangeFeedError
-from pipeline.streaming import append_once
+from pipeline.run.streaming import append_once
+from pipeline.storage import delta_log
+from pipeline.storage.delta_tables import create_table_if_absent, key_condition, replace_where
 
 __all__ = [
     "CHANGE_LOG_SUFFIX",
@@ -581,7 +581,8 @@ def merge_changes(
     Every change applied is also appended to a change log, a Delta table at
     `change_log_path(path)` clustered by the keys. For the keys in the batch, the rows are
     recomputed by `apply_changes` over their logged changes plus the batch, and one overwrite
-    by condition (`pipeline.delta_tables.replace_where`) replaces those keys' rows by them. So
+    by condition (`pipeline.storage.delta_tables.replace_where`) replaces those keys' rows by them.
+    So
     a late change that falls between versions already written splits the interval,
     duplicates and re-deliveries count once, and the work grows with the batch and the
     history of its keys. What grows with the table is one scan of the log (for the keys'
@@ -603,7 +604,7 @@ def merge_changes(
         cluster_by: liquid clustering columns for a new table and its change log; defaults to
             the keys.
         batch_id: with `app_id`, makes the batch's appends happen once across retries
-            (`pipeline.streaming.append_once`), as a streaming micro-batch id does; a batch
+            (`pipeline.run.streaming.append_once`), as a streaming micro-batch id does; a batch
             whose keys have no history yet is then appended rather than merged.
         app_id: the writer's identity for `batch_id`; defaults to one derived from `path`.
         on_create: what the table's first rows become when this call creates it, such as

@@ -22,9 +22,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType, StructField, StructType
 
-from pipeline.built_once import built_once
-from pipeline.expectations import QUARANTINE_REASON_COLUMN, QUARANTINE_RULES_COLUMN, no_failed_rules
-from pipeline.schemas import EVENT_SCHEMA
+from pipeline.transforms.built_once import built_once
+from pipeline.transforms.expectations import (
+    QUARANTINE_REASON_COLUMN,
+    QUARANTINE_RULES_COLUMN,
+    no_failed_rules,
+)
+from pipeline.transforms.schemas import EVENT_SCHEMA
 
 __all__ = [
     "BYTE_ORDER_MARK",
@@ -332,7 +336,7 @@ def rule_quarantine_rows(dropped: DataFrame, *, ingested_at: Column) -> DataFram
     """`bronze_quarantine` rows for parsed objects that failed drop rules.
 
     Args:
-        dropped: `pipeline.expectations.dropped_rows` of evaluated `parse_lines` output.
+        dropped: `pipeline.transforms.expectations.dropped_rows` of evaluated `parse_lines` output.
         ingested_at: the ingestion time column.
     """
     return dropped.select(

@@ -1,0 +1,1 @@
+"""Input: the Azure Blob landing (managed identity)."""

@@ -1,0 +1,1 @@
+"""Observability: the event log, its history and the flows' lineage."""

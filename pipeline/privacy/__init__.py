@@ -1,0 +1,1 @@
+"""Privacy operations: erasure, PII scans, landing scrubbing, key rotation and the key registry."""

@@ -1,0 +1,1 @@
+"""Storage: table names and paths, the Delta writers, the Delta log read in plain Python."""
