@@ -150,7 +150,7 @@ def test_a_warehouse_of_one_query_per_layer_left_mid_run_is_refused(tmp_path: Pa
 def _unreadable_check(landing: Path, warehouse: Path) -> subprocess.CompletedProcess[str]:
     """`preflight.check` in a process that file permissions apply to, even run as root."""
     code = (
-        "import sys; from pathlib import Path; from pipeline import preflight; "
+        "import sys; from pathlib import Path; from pipeline.run import preflight; "
         "preflight.check(Path(sys.argv[1]), Path(sys.argv[2]))"
     )
     without_override = (
