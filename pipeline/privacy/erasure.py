@@ -323,7 +323,7 @@ def forget(
         key_registry.admit(warehouse, pii_key)
         certificate = _Certificate(warehouse, _subject(pii_key, user_id), request_id)
         report("finding the person in bronze and the landing files")
-        person, in_landing, holding = _find(spark, landing, warehouse, user_id, pii_key)
+        person, in_landing, rows, holding = _find(spark, landing, warehouse, user_id, pii_key)
         if not certificate.resumed and not any(holding.values()) and not in_landing:
             raise UnknownPersonError(
                 f"No table of {warehouse} and no landing file holds user id {user_id!r} (nor "
@@ -338,7 +338,7 @@ def forget(
                 versions_before=run_state.table_versions(warehouse),
                 rows_of_person=holding,
             )
-        _erase_rows(spark, warehouse, person_frame(spark, person, pii_key), holding, report)
+        _erase_rows(spark, warehouse, rows, holding, report)
         certificate.done("deleted")
         _purge(spark, warehouse, certificate, holding, report)
         certificate.done("purged")
@@ -358,15 +358,17 @@ def forget(
 
 def _find(
     spark: SparkSession, landing: Path | None, warehouse: Path, user_id: str, key: PiiKey
-) -> tuple[Person, list[landing_scrub.LandingMatch], dict[str, int]]:
-    """The person's values, the landing files holding them, and their rows per table."""
+) -> tuple[Person, list[landing_scrub.LandingMatch], DataFrame, dict[str, int]]:
+    """The person's values, the landing files holding them, what picks their rows
+    (`person_frame`), and their rows per table."""
     values, in_landing = (
         landing_scrub.scan_landing(landing, user_id)
         if landing is not None
         else (landing_scrub.PersonValues(), [])
     )
     person = find_person(spark, warehouse, user_id, values)
-    return person, in_landing, _rows_holding(spark, warehouse, person_frame(spark, person, key))
+    rows = person_frame(spark, person, key)
+    return person, in_landing, rows, _rows_holding(spark, warehouse, rows)
 
 
 def _erase_rows(
