@@ -1,4 +1,4 @@
-"""Helpers shared by the fault generators: seeding, knob checks, ids, timestamps, lines."""
+"""Helpers shared by the fault generators: seeding, knob checks, kinds, ids, times, files."""
 
 from __future__ import annotations
 
@@ -26,16 +26,20 @@ __all__ = [
     "MAX_FILES_PER_RUN",
     "MILLISECOND",
     "Event",
+    "assign_kinds",
+    "check_bool",
+    "check_disjoint_fractions",
     "check_duration",
     "check_events",
     "check_fraction",
-    "check_fractions_total",
     "chronological",
     "copy_event",
+    "count_kinds",
     "event_file",
     "file_name",
     "human",
     "iso_ms",
+    "json_lines",
     "latest",
     "line",
     "new_id",
@@ -43,6 +47,7 @@ __all__ = [
     "records_by_file",
     "seeded",
     "share",
+    "single_delivery",
     "spread",
 ]
 
@@ -70,13 +75,21 @@ def check_fraction(name: str, value: float) -> None:
         raise FaultArgumentError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
-def check_fractions_total(names: Sequence[str], values: Sequence[float]) -> None:
-    """Reject fractions of disjoint samples that add up to more than 1."""
+def check_disjoint_fractions(names: Sequence[str], values: Sequence[float]) -> None:
+    """Reject each fraction outside [0, 1], then fractions of disjoint samples adding up to > 1."""
+    for name, value in zip(names, values, strict=True):
+        check_fraction(name, value)
     if sum(values) > 1:
         listed = " + ".join(names)
         raise FaultArgumentError(
             f"{listed} must add up to at most 1 (they select disjoint events), got {sum(values):g}"
         )
+
+
+def check_bool(name: str, value: object) -> None:
+    """Reject a flag that is not a bool with an error naming it."""
+    if not isinstance(value, bool):
+        raise FaultArgumentError(f"{name} must be a bool, got {value!r}")
 
 
 def check_duration(name: str, value: timedelta, *, minimum: timedelta = timedelta(0)) -> None:
@@ -116,6 +129,19 @@ def spread(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:
     labels = [order[index % len(order)] for index in range(count)]
     rng.shuffle(labels)
     return labels
+
+
+def assign_kinds(
+    total: int, count: int, kinds: Sequence[str], rng: random.Random
+) -> dict[int, str]:
+    """A seeded sample of `count` of the indexes below `total`, each with a kind (`spread`)."""
+    chosen = rng.sample(range(total), count)
+    return dict(zip(chosen, spread(kinds, count, rng), strict=True))
+
+
+def count_kinds(kinds: Sequence[str], labels: Mapping[int, str]) -> dict[str, int]:
+    """How many `labels` are of each of `kinds`, in the order of `kinds` (zeros included)."""
+    return {kind: sum(1 for label in labels.values() if label == kind) for kind in kinds}
 
 
 def new_id(rng: random.Random, taken: set[str]) -> str:
@@ -162,6 +188,11 @@ def line(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def json_lines(values: Iterable[Any]) -> bytes:
+    """Newline-terminated JSON lines, one per value, joined."""
+    return b"".join(map(line, values))
+
+
 def chronological(events: Iterable[Event]) -> list[Event]:
     """Events sorted by `event_ts` (stable)."""
     return sorted(events, key=lambda event: parse_ts(event["event_ts"]))
@@ -176,6 +207,11 @@ def file_name(generator: str, seed: int, delivery: int, part: str) -> str:
     """A unique, readable landing file name, e.g. ``late-s7-d1-on-time.json``."""
     sign = "m" if seed < 0 else ""
     return f"{generator}-s{sign}{abs(seed)}-d{delivery}-{part}.json"
+
+
+def single_delivery(generator: str, seed: int, events: Iterable[Any]) -> tuple[Delivery]:
+    """One run delivering `events` in one file, e.g. ``clock-s7-d1-events.json``."""
+    return (Delivery((event_file(file_name(generator, seed, 1, "events"), json_lines(events)),)),)
 
 
 def records_by_file(deliveries: Sequence[Delivery]) -> dict[str, int]:

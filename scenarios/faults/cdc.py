@@ -13,12 +13,13 @@ from typing import Any
 from scenarios.faults._common import (
     MILLISECOND,
     Event,
+    check_bool,
     check_fraction,
     copy_event,
     event_file,
     file_name,
     iso_ms,
-    line,
+    json_lines,
     parse_ts,
     seeded,
     share,
@@ -70,11 +71,13 @@ def _histories(changes: Sequence[Mapping[str, Any]]) -> dict[str, list[_Change]]
 def _add_deletes(
     histories: dict[str, list[_Change]],
     fraction: float,
-    horizon: datetime,
     positions: Iterator[int],
     rng: random.Random,
 ) -> int:
-    """DELETE a share of the users still alive, after their last change."""
+    """DELETE a share of the users still alive, after their last change; none without changes."""
+    horizon = max((c.instant for h in histories.values() for c in h), default=None)
+    if horizon is None:
+        return 0
     alive = sorted(
         user for user, history in histories.items() if history[-1].row["operation"] != "DELETE"
     )
@@ -176,65 +179,30 @@ def out_of_order_changes(
     Raises:
         FaultArgumentError: If a knob is out of range or a row is not a CDC row.
     """
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-        raise FaultArgumentError(f"batches must be an int >= 1, got {batches!r}")
-    if not isinstance(shuffle, bool):
-        raise FaultArgumentError(f"shuffle must be a bool, got {shuffle!r}")
-    check_fraction("delete_fraction", delete_fraction)
-    check_fraction("reinsert_fraction", reinsert_fraction)
-    check_fraction("tie_fraction", tie_fraction)
+    _check_knobs(batches, shuffle, delete_fraction, reinsert_fraction, tie_fraction)
     _check_changes(changes)
     rng = seeded("out_of_order_changes", seed)
 
     histories = _histories(changes)
-    horizon = max((c.instant for h in histories.values() for c in h), default=None)
     positions = itertools.count(len(changes))  # added rows sort after originals at equal times
-    deletes = (
-        0 if horizon is None else _add_deletes(histories, delete_fraction, horizon, positions, rng)
-    )
+    deletes = _add_deletes(histories, delete_fraction, positions, rng)
     reinserts = _add_reinserts(histories, reinsert_fraction, positions, rng)
     ties = _add_ties(histories, tie_fraction, rng)
-
-    intended = sorted(c for history in histories.values() for c in history)
-    rows = []
-    for sequence_num, change in enumerate(intended, start=1):
-        change.row["sequence_num"] = sequence_num
-        rows.append(change.row)
+    rows = _renumbered(histories)
     if shuffle:
         rng.shuffle(rows)
-    size, extra = divmod(len(rows), batches)
-    bounds = [0]
-    for number in range(batches):
-        bounds.append(bounds[-1] + size + (1 if number < extra else 0))
-    arrived = [tuple(rows[bounds[i] : bounds[i + 1]]) for i in range(batches)]
+    arrived = _cut(rows, batches)
 
-    latest_seen: dict[str, int] = {}
-    out_of_order = 0
-    for row in rows:
-        seen = latest_seen.get(row["user_id"], 0)
-        out_of_order += row["sequence_num"] < seen
-        latest_seen[row["user_id"]] = max(seen, row["sequence_num"])
-    deliveries = tuple(
-        Delivery(
-            (
-                event_file(
-                    file_name("cdc", seed, number, "user-changes"),
-                    b"".join(map(line, batch)),
-                    folder="user_changes",
-                ),
-            )
-        )
-        for number, batch in enumerate(arrived, start=1)
-    )
+    deliveries = [_delivery(seed, number, batch) for number, batch in enumerate(arrived, start=1)]
     order = "shuffled" if shuffle else "in order"
     return Injection(
-        deliveries=deliveries,
+        deliveries=tuple(deliveries),
         injected={
             "changes": len(rows),
             "extra_deletes": deletes,
             "reinserts": reinserts,
             "sequence_ties": ties,
-            "arrivals_out_of_order": out_of_order,
+            "arrivals_out_of_order": _arrivals_out_of_order(rows),
         },
         records=0,
         description=(
@@ -246,3 +214,55 @@ def out_of_order_changes(
         max_event_time=(None,) * batches,
         min_on_time=(None,) * batches,
     )
+
+
+def _check_knobs(
+    batches: int,
+    shuffle: bool,
+    delete_fraction: float,
+    reinsert_fraction: float,
+    tie_fraction: float,
+) -> None:
+    """Reject a knob out of range, with an error naming it."""
+    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+        raise FaultArgumentError(f"batches must be an int >= 1, got {batches!r}")
+    check_bool("shuffle", shuffle)
+    check_fraction("delete_fraction", delete_fraction)
+    check_fraction("reinsert_fraction", reinsert_fraction)
+    check_fraction("tie_fraction", tie_fraction)
+
+
+def _renumbered(histories: Mapping[str, list[_Change]]) -> list[Event]:
+    """Every row in its intended order, ``sequence_num`` renumbered 1..n in that order."""
+    intended = sorted(change for history in histories.values() for change in history)
+    rows = []
+    for sequence_num, change in enumerate(intended, start=1):
+        change.row["sequence_num"] = sequence_num
+        rows.append(change.row)
+    return rows
+
+
+def _cut(rows: Sequence[Event], batches: int) -> list[tuple[Event, ...]]:
+    """`rows` cut into `batches` consecutive parts of near-equal size, the larger ones first."""
+    size, extra = divmod(len(rows), batches)
+    bounds = [0]
+    for number in range(batches):
+        bounds.append(bounds[-1] + size + (1 if number < extra else 0))
+    return [tuple(rows[bounds[i] : bounds[i + 1]]) for i in range(batches)]
+
+
+def _arrivals_out_of_order(rows: Sequence[Event]) -> int:
+    """Rows arriving after a row of the same user with a higher ``sequence_num``."""
+    latest_seen: dict[str, int] = {}
+    out_of_order = 0
+    for row in rows:
+        seen = latest_seen.get(row["user_id"], 0)
+        out_of_order += row["sequence_num"] < seen
+        latest_seen[row["user_id"]] = max(seen, row["sequence_num"])
+    return out_of_order
+
+
+def _delivery(seed: int, number: int, batch: Sequence[Event]) -> Delivery:
+    """Delivery `number`: one ``user_changes`` file of `batch`."""
+    name = file_name("cdc", seed, number, "user-changes")
+    return Delivery((event_file(name, json_lines(batch), folder="user_changes"),))

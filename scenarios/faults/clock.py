@@ -11,20 +11,18 @@ from typing import Any
 from scenarios.faults._common import (
     MILLISECOND,
     Event,
+    check_disjoint_fractions,
     check_duration,
     check_events,
-    check_fraction,
-    check_fractions_total,
     copy_event,
-    event_file,
-    file_name,
+    count_kinds,
     human,
     iso_ms,
-    line,
     parse_ts,
     records_by_file,
     seeded,
     share,
+    single_delivery,
     spread,
 )
 from scenarios.faults.model import ClockCase, Delivery, Injection
@@ -140,19 +138,34 @@ def clock_skew(
     """
     names = ("future_fraction", "zone_fraction", "format_fraction")
     fractions = (future_fraction, zone_fraction, format_fraction)
-    for name, fraction in zip(names, fractions, strict=True):
-        check_fraction(name, fraction)
-    check_fractions_total(names, fractions)
+    check_disjoint_fractions(names, fractions)
     check_duration("max_future", max_future, minimum=MILLISECOND)
     check_events(events)
     rng = seeded("clock_skew", seed)
 
     counts = [share(fraction, len(events)) for fraction in fractions]
-    chosen = rng.sample(range(len(events)), sum(counts))
+    kinds = _choose_kinds(len(events), counts, rng)
+    written, cases = _rewrite(events, kinds, max_future, rng)
+    deliveries = single_delivery("clock", seed, written)
+    return _injection(events, deliveries, kinds, cases, counts, max_future)
+
+
+def _choose_kinds(total: int, counts: Sequence[int], rng: random.Random) -> dict[int, str]:
+    """Which events get which kind: `counts` future, zone offset and other-format events (the
+    formats spread evenly over `FORMAT_KINDS`), a seeded sample of the `total` events."""
+    chosen = rng.sample(range(total), sum(counts))
     labels = ["future"] * counts[0] + ["zone_offset"] * counts[1]
     labels += spread(FORMAT_KINDS, counts[2], rng)
-    kinds = dict(zip(chosen, labels, strict=True))
+    return dict(zip(chosen, labels, strict=True))
 
+
+def _rewrite(
+    events: Sequence[Mapping[str, Any]],
+    kinds: Mapping[int, str],
+    max_future: timedelta,
+    rng: random.Random,
+) -> tuple[list[Mapping[str, Any]], list[ClockCase]]:
+    """The events to write, those in `kinds` copied and rewritten, and a case per rewrite."""
     written: list[Mapping[str, Any]] = []
     cases: list[ClockCase] = []
     for index, event in enumerate(events):
@@ -162,11 +175,18 @@ def clock_skew(
             written.append(changed)
         else:
             written.append(event)
-    deliveries = (
-        Delivery(
-            (event_file(file_name("clock", seed, 1, "events"), b"".join(map(line, written))),)
-        ),
-    )
+    return written, cases
+
+
+def _injection(
+    events: Sequence[Mapping[str, Any]],
+    deliveries: tuple[Delivery],
+    kinds: Mapping[int, str],
+    cases: Sequence[ClockCase],
+    counts: Sequence[int],
+    max_future: timedelta,
+) -> Injection:
+    """The ledger: where each event must land and how far the watermark moves."""
     by_file = records_by_file(deliveries)
     ids = frozenset(event["event_id"] for event in events)
     quarantined = frozenset(c.event_id for c in cases if c.expected == "silver_quarantine")
@@ -175,7 +195,7 @@ def clock_skew(
     times += [c.parsed_instant for c in cases if c.parsed_instant is not None]
     return Injection(
         deliveries=deliveries,
-        injected={kind: sum(1 for k in kinds.values() if k == kind) for kind in CLOCK_KINDS},
+        injected=count_kinds(CLOCK_KINDS, kinds),
         records=sum(by_file.values()),
         description=(
             f"{counts[0]} events come from up to {human(max_future)} in the future, {counts[1]} "

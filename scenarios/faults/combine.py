@@ -44,68 +44,6 @@ def split_events(events: Sequence[Mapping[str, Any]], parts: int) -> list[list[E
     return [[dict(event) for event in events[offset::parts]] for offset in range(parts)]
 
 
-def _by_delivery(
-    injections: Sequence[Injection], attribute: str, runs: int
-) -> list[list[datetime]]:
-    values: list[list[datetime]] = [[] for _ in range(runs)]
-    for injection in injections:
-        for index, value in enumerate(getattr(injection, attribute)):
-            if value is not None:
-                values[index].append(value)
-    return values
-
-
-def _check_compatible(
-    injections: Sequence[Injection], runs: int, delay: timedelta, max_files: int
-) -> None:
-    names = Counter((f.folder, f.name) for injection in injections for f in injection.files)
-    clashes = sorted(name for (_, name), count in names.items() if count > 1)
-    if clashes:
-        raise IncompatibleFaultsError(
-            f"injections write the same file names {clashes[:3]}: draw them with other seeds"
-        )
-    seen: set[str] = set()
-    for injection in injections:
-        shared = seen & injection.event_ids
-        if shared:
-            raise IncompatibleFaultsError(
-                f"injections share {len(shared)} event ids (e.g. {min(shared)}): their "
-                "expectations would collide; draw each fault from its own part of the clean "
-                "events (split_events)"
-            )
-        seen |= injection.event_ids
-    latest = _by_delivery(injections, "max_event_time", runs)
-    reached: datetime | None = None
-    for run in range(1, runs):
-        reached = max([*latest[run - 1], *([reached] if reached else [])], default=None)
-        if reached is None:
-            continue
-        watermark = reached - delay
-        for injection in injections:
-            needs = injection.min_on_time[run] if run < len(injection.min_on_time) else None
-            if needs is not None and needs <= watermark:
-                raise IncompatibleFaultsError(
-                    f"run {run + 1} has events that must be on time from {needs.isoformat()}, "
-                    f"but earlier runs move the watermark to {watermark.isoformat()} (events "
-                    f"up to {reached.isoformat()}): '{injection.description}' cannot be "
-                    "combined with faults whose events are that late (future timestamps?)"
-                )
-    for run in range(runs):
-        files = sum(
-            1
-            for injection in injections
-            if run < len(injection.deliveries)
-            for f in injection.deliveries[run].files
-            if f.folder == "events"
-        )
-        if files > max_files:
-            raise IncompatibleFaultsError(
-                f"run {run + 1} would hold {files} event files, more than {max_files}: the "
-                "runner would split it into several micro-batches and the watermark could "
-                "move between them; combine fewer faults"
-            )
-
-
 def compose(
     *injections: Injection,
     watermark_delay: timedelta = DEFAULT_WATERMARK_DELAY,
@@ -135,21 +73,116 @@ def compose(
     if not injections:
         raise FaultArgumentError("compose needs at least one injection")
     runs = max(len(injection.deliveries) for injection in injections)
-    _check_compatible(injections, runs, watermark_delay, max_files_per_delivery)
+    _check_file_names(injections)
+    _check_event_ids(injections)
+    _check_watermark(injections, runs, watermark_delay)
+    _check_files_per_run(injections, runs, max_files_per_delivery)
 
-    def joined(attribute: str) -> Any:
-        return tuple(item for injection in injections for item in getattr(injection, attribute))
+    latest = _by_delivery(injections, "max_event_time", runs)
+    earliest = _by_delivery(injections, "min_on_time", runs)
+    return Injection(
+        deliveries=_merged_deliveries(injections, runs),
+        injected=_summed(injections, "injected"),
+        records=sum(injection.records for injection in injections),
+        description=" ".join(injection.description for injection in injections),
+        records_by_file=_summed(injections, "records_by_file"),
+        quarantined=sum(injection.quarantined for injection in injections),
+        unpredicted=sum(injection.unpredicted for injection in injections),
+        event_ids=_union(injections, "event_ids"),
+        silver_ids=_union(injections, "silver_ids"),
+        maybe_silver_ids=_union(injections, "maybe_silver_ids"),
+        late_ids=_union(injections, "late_ids"),
+        silver_quarantine_ids=_union(injections, "silver_quarantine_ids"),
+        duplicate_rows=sum(injection.duplicate_rows for injection in injections),
+        drift=_joined(injections, "drift"),
+        clock=_joined(injections, "clock"),
+        pii=_joined(injections, "pii"),
+        pii_values=_union(injections, "pii_values"),
+        conflicts=_joined(injections, "conflicts"),
+        changes=_merged_changes(injections, runs),
+        corpus_records=_summed(injections, "corpus_records"),
+        max_event_time=tuple(max(values, default=None) for values in latest),
+        min_on_time=tuple(min(values, default=None) for values in earliest),
+    )
 
-    def union(attribute: str) -> frozenset[str]:
-        return frozenset().union(*(getattr(injection, attribute) for injection in injections))
 
-    def summed(attribute: str) -> dict[str, int]:
-        total: Counter[str] = Counter()
+def _check_file_names(injections: Sequence[Injection]) -> None:
+    """Refuse injections that write the same file name."""
+    names = Counter((f.folder, f.name) for injection in injections for f in injection.files)
+    clashes = sorted(name for (_, name), count in names.items() if count > 1)
+    if clashes:
+        raise IncompatibleFaultsError(
+            f"injections write the same file names {clashes[:3]}: draw them with other seeds"
+        )
+
+
+def _check_event_ids(injections: Sequence[Injection]) -> None:
+    """Refuse injections that share event ids."""
+    seen: set[str] = set()
+    for injection in injections:
+        shared = seen & injection.event_ids
+        if shared:
+            raise IncompatibleFaultsError(
+                f"injections share {len(shared)} event ids (e.g. {min(shared)}): their "
+                "expectations would collide; draw each fault from its own part of the clean "
+                "events (split_events)"
+            )
+        seen |= injection.event_ids
+
+
+def _check_watermark(injections: Sequence[Injection], runs: int, delay: timedelta) -> None:
+    """Refuse a run whose on-time events the earlier runs' events would make late."""
+    latest = _by_delivery(injections, "max_event_time", runs)
+    reached: datetime | None = None
+    for run in range(1, runs):
+        reached = max([*latest[run - 1], *([reached] if reached else [])], default=None)
+        if reached is None:
+            continue
+        watermark = reached - delay
         for injection in injections:
-            total.update(getattr(injection, attribute))
-        return dict(total)
+            needs = injection.min_on_time[run] if run < len(injection.min_on_time) else None
+            if needs is not None and needs <= watermark:
+                raise IncompatibleFaultsError(
+                    f"run {run + 1} has events that must be on time from {needs.isoformat()}, "
+                    f"but earlier runs move the watermark to {watermark.isoformat()} (events "
+                    f"up to {reached.isoformat()}): '{injection.description}' cannot be "
+                    "combined with faults whose events are that late (future timestamps?)"
+                )
 
-    deliveries = tuple(
+
+def _check_files_per_run(injections: Sequence[Injection], runs: int, max_files: int) -> None:
+    """Refuse a run with more event files than one micro-batch reads."""
+    for run in range(runs):
+        files = sum(
+            1
+            for injection in injections
+            if run < len(injection.deliveries)
+            for f in injection.deliveries[run].files
+            if f.folder == "events"
+        )
+        if files > max_files:
+            raise IncompatibleFaultsError(
+                f"run {run + 1} would hold {files} event files, more than {max_files}: the "
+                "runner would split it into several micro-batches and the watermark could "
+                "move between them; combine fewer faults"
+            )
+
+
+def _by_delivery(
+    injections: Sequence[Injection], attribute: str, runs: int
+) -> list[list[datetime]]:
+    """Per run, the injections' values of the per-delivery `attribute` that are not None."""
+    values: list[list[datetime]] = [[] for _ in range(runs)]
+    for injection in injections:
+        for index, value in enumerate(getattr(injection, attribute)):
+            if value is not None:
+                values[index].append(value)
+    return values
+
+
+def _merged_deliveries(injections: Sequence[Injection], runs: int) -> tuple[Delivery, ...]:
+    """Per run, one delivery with the files of every injection's delivery of that run."""
+    return tuple(
         Delivery(
             tuple(
                 landing
@@ -160,8 +193,14 @@ def compose(
         )
         for run in range(runs)
     )
+
+
+def _merged_changes(
+    injections: Sequence[Injection], runs: int
+) -> tuple[tuple[Mapping[str, Any], ...], ...]:
+    """Per run, the CDC rows of every injection for that run; none when no injection has any."""
     has_changes = any(injection.changes for injection in injections)
-    changes = tuple(
+    return tuple(
         tuple(
             row
             for injection in injections
@@ -170,32 +209,24 @@ def compose(
         )
         for run in range(runs if has_changes else 0)
     )
-    latest = _by_delivery(injections, "max_event_time", runs)
-    earliest = _by_delivery(injections, "min_on_time", runs)
-    return Injection(
-        deliveries=deliveries,
-        injected=summed("injected"),
-        records=sum(injection.records for injection in injections),
-        description=" ".join(injection.description for injection in injections),
-        records_by_file=summed("records_by_file"),
-        quarantined=sum(injection.quarantined for injection in injections),
-        unpredicted=sum(injection.unpredicted for injection in injections),
-        event_ids=union("event_ids"),
-        silver_ids=union("silver_ids"),
-        maybe_silver_ids=union("maybe_silver_ids"),
-        late_ids=union("late_ids"),
-        silver_quarantine_ids=union("silver_quarantine_ids"),
-        duplicate_rows=sum(injection.duplicate_rows for injection in injections),
-        drift=joined("drift"),
-        clock=joined("clock"),
-        pii=joined("pii"),
-        pii_values=union("pii_values"),
-        conflicts=joined("conflicts"),
-        changes=changes,
-        corpus_records=summed("corpus_records"),
-        max_event_time=tuple(max(values, default=None) for values in latest),
-        min_on_time=tuple(min(values, default=None) for values in earliest),
-    )
+
+
+def _joined(injections: Sequence[Injection], attribute: str) -> Any:
+    """The injections' tuples of `attribute`, concatenated."""
+    return tuple(item for injection in injections for item in getattr(injection, attribute))
+
+
+def _union(injections: Sequence[Injection], attribute: str) -> frozenset[str]:
+    """The union of the injections' sets of `attribute`."""
+    return frozenset().union(*(getattr(injection, attribute) for injection in injections))
+
+
+def _summed(injections: Sequence[Injection], attribute: str) -> dict[str, int]:
+    """The injections' counts of `attribute`, summed per key."""
+    total: Counter[str] = Counter()
+    for injection in injections:
+        total.update(getattr(injection, attribute))
+    return dict(total)
 
 
 # ---------------------------------------------------------------------------- combinations

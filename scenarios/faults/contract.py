@@ -70,51 +70,63 @@ def inject_contract_violations(
         "malformed_event_ids": malformed_event_ids,
         "unparseable_timestamps": unparseable_timestamps,
     }
-    if any(count < 0 for count in kinds.values()) or copies_of_dropped < 0:
-        raise ValueError("Counts of injected violations must not be negative.")
-    if copies_of_dropped > unknown_event_types:
-        raise ValueError("copies_of_dropped must be at most unknown_event_types.")
-    if sum(kinds.values()) > len(events):
-        raise ValueError(f"{sum(kinds.values())} violations need at least as many events.")
+    _check_counts(kinds, copies_of_dropped, len(events))
     rng = random.Random(seed)
     broken = [dict(event) for event in events]
     positions = iter(rng.sample(range(len(broken)), sum(kinds.values())))
     future_ts = _iso(future_after + timedelta(hours=2))
     unknown: list[int] = []
-
     for kind, count in kinds.items():
         for _ in range(count):
             index = next(positions)
-            event = broken[index]
+            _break(kind, broken[index], future_ts, rng)
             if kind == "unknown_event_types":
-                event["event_type"] = "teleport"
                 unknown.append(index)
-            elif kind == "missing_user_ids":
-                event["user"] = {**event["user"], "user_id": None}
-            elif kind == "future_events":
-                event["event_ts"] = future_ts
-            elif kind == "negative_prices":
-                event["properties"] = {**event["properties"], "price": -9.99, "quantity": 1}
-            elif kind == "zero_quantities":
-                event["properties"] = {**event["properties"], "price": 9.99, "quantity": 0}
-            elif kind == "malformed_event_ids":
-                event["event_id"] = f"evt-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}"
-            else:
-                event["event_ts"] = "the day before yesterday"
     copies = [dict(broken[index]) for index in unknown[:copies_of_dropped]]
-    return InjectedViolations(
-        events=broken + copies,
-        failed={
-            "bronze_events": {
-                "event_id_is_uuid": malformed_event_ids,
-                "event_ts_parseable": unparseable_timestamps,
-            },
-            "silver_events": {
-                "event_type_known": unknown_event_types,
-                "user_key_present": missing_user_ids,
-                "event_time_not_in_future": future_events,
-                "price_not_negative": negative_prices,
-                "quantity_positive": zero_quantities,
-            },
+    return InjectedViolations(events=broken + copies, failed=_failed_counts(kinds))
+
+
+def _check_counts(kinds: Mapping[str, int], copies_of_dropped: int, events: int) -> None:
+    """Reject negative counts, more copies than unknown-type events, more violations than
+    `events`."""
+    if any(count < 0 for count in kinds.values()) or copies_of_dropped < 0:
+        raise ValueError("Counts of injected violations must not be negative.")
+    if copies_of_dropped > kinds["unknown_event_types"]:
+        raise ValueError("copies_of_dropped must be at most unknown_event_types.")
+    if sum(kinds.values()) > events:
+        raise ValueError(f"{sum(kinds.values())} violations need at least as many events.")
+
+
+def _break(kind: str, event: Event, future_ts: str, rng: random.Random) -> None:
+    """Break one contract rule in `event` (in place), the one violation `kind` names."""
+    if kind == "unknown_event_types":
+        event["event_type"] = "teleport"
+    elif kind == "missing_user_ids":
+        event["user"] = {**event["user"], "user_id": None}
+    elif kind == "future_events":
+        event["event_ts"] = future_ts
+    elif kind == "negative_prices":
+        event["properties"] = {**event["properties"], "price": -9.99, "quantity": 1}
+    elif kind == "zero_quantities":
+        event["properties"] = {**event["properties"], "price": 9.99, "quantity": 0}
+    elif kind == "malformed_event_ids":
+        event["event_id"] = f"evt-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}"
+    else:
+        event["event_ts"] = "the day before yesterday"
+
+
+def _failed_counts(kinds: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Per table, per rule: how many rows fail it, from the count of each violation kind."""
+    return {
+        "bronze_events": {
+            "event_id_is_uuid": kinds["malformed_event_ids"],
+            "event_ts_parseable": kinds["unparseable_timestamps"],
         },
-    )
+        "silver_events": {
+            "event_type_known": kinds["unknown_event_types"],
+            "user_key_present": kinds["missing_user_ids"],
+            "event_time_not_in_future": kinds["future_events"],
+            "price_not_negative": kinds["negative_prices"],
+            "quantity_positive": kinds["zero_quantities"],
+        },
+    }

@@ -5,23 +5,26 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from scenarios.faults._common import (
     Event,
+    assign_kinds,
+    check_bool,
     check_events,
     check_fraction,
     copy_event,
+    count_kinds,
     event_file,
     file_name,
+    json_lines,
     latest,
     line,
     records_by_file,
     seeded,
     share,
-    spread,
 )
 from scenarios.faults.model import (
     UTF8_BOM,
@@ -202,22 +205,57 @@ def corrupt_records(
         FaultArgumentError: If a knob is out of range or `corpus_dir` is not a corpus.
     """
     check_fraction("corrupt_fraction", corrupt_fraction)
-    if not isinstance(allow_long_line, bool):
-        raise FaultArgumentError(f"allow_long_line must be a bool, got {allow_long_line!r}")
+    check_bool("allow_long_line", allow_long_line)
     check_events(events)
     corpus = [] if corpus_dir is None else _load_corpus(corpus_dir)
     rng = seeded("corrupt_records", seed)
 
-    count = share(corrupt_fraction, len(events))
-    victims = rng.sample(range(len(events)), count)
-    kinds = dict(zip(victims, spread(LINE_KINDS, count, rng), strict=True))
-    intact = [index for index in range(len(events)) if index not in kinds]
+    kinds = assign_kinds(len(events), share(corrupt_fraction, len(events)), LINE_KINDS, rng)
+    moved = _move_to_files(len(events), kinds, allow_long_line, rng)
+    files = [
+        _file(seed, "events", _main_content(events, kinds, moved, rng)),
+        *_file_faults(events, moved, seed, rng),
+    ]
+    corpus_records = {name: _mid_file_records(content) for name, content in corpus}
+    if corpus:
+        content = b"".join(content + b"\n" for _, content in corpus)
+        files.append(_file(seed, "json-test-suite", content))
+    return _injection(events, files, kinds, corpus_records, moved)
+
+
+class _Moved(NamedTuple):
+    """The intact events taken out of the main file into the file faults, by index."""
+
+    long_line: list[int]
+    bom: list[int]
+    crlf: list[int]
+
+
+def _move_to_files(
+    total: int, kinds: Mapping[int, str], allow_long_line: bool, rng: random.Random
+) -> _Moved:
+    """A seeded sample of the intact events: one for the long line (when allowed), then up to
+    `_FILE_EVENTS` each for the byte-order-mark and the CRLF files."""
+    intact = [index for index in range(total) if index not in kinds]
     wanted = 2 * _FILE_EVENTS + (1 if allow_long_line else 0)
     moved = rng.sample(intact, min(len(intact), wanted))
-    long_events, moved = (moved[:1], moved[1:]) if allow_long_line else ([], moved)
-    bom_events, crlf_events = sorted(moved[:_FILE_EVENTS]), sorted(moved[_FILE_EVENTS:])
-    leaving = {*long_events, *bom_events, *crlf_events}
+    long_line, moved = (moved[:1], moved[1:]) if allow_long_line else ([], moved)
+    return _Moved(long_line, sorted(moved[:_FILE_EVENTS]), sorted(moved[_FILE_EVENTS:]))
 
+
+def _file(seed: int, part: str, content: bytes) -> LandingFile:
+    """The landing file `part` of the one delivery."""
+    return event_file(file_name("corrupt", seed, 1, part), content)
+
+
+def _main_content(
+    events: Sequence[Mapping[str, Any]],
+    kinds: Mapping[int, str],
+    moved: _Moved,
+    rng: random.Random,
+) -> bytes:
+    """The events not `moved`, those in `kinds` as corrupt lines, with blank lines inserted."""
+    leaving = {*moved.long_line, *moved.bom, *moved.crlf}
     main_lines: list[bytes] = []
     for index, event in enumerate(events):
         if index in kinds:
@@ -226,51 +264,44 @@ def corrupt_records(
             main_lines.append(line(event))
     for blank in _BLANK_LINES:
         main_lines.insert(rng.randint(0, len(main_lines)), blank)
+    return b"".join(main_lines)
 
-    files = [event_file(file_name("corrupt", seed, 1, "events"), b"".join(main_lines))]
-    if bom_events:
-        content = UTF8_BOM + b"".join(line(events[i]) for i in bom_events)
-        files.append(event_file(file_name("corrupt", seed, 1, "bom"), content))
-    if crlf_events:
-        content = b"".join(line(events[i])[:-1] + b"\r\n" for i in crlf_events)
-        files.append(event_file(file_name("corrupt", seed, 1, "crlf"), content))
-    files.append(event_file(file_name("corrupt", seed, 1, "empty"), b""))
-    for index in long_events:
-        huge = copy_event(events[index])
-        pattern = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(64))
-        huge["debug_payload"] = (pattern * (LONG_LINE_PAYLOAD // 64 + 1))[:LONG_LINE_PAYLOAD]
-        files.append(event_file(file_name("corrupt", seed, 1, "long-line"), line(huge)))
-    corpus_records = {name: _mid_file_records(content) for name, content in corpus}
-    if corpus:
-        content = b"".join(content + b"\n" for _, content in corpus)
-        files.append(event_file(file_name("corrupt", seed, 1, "json-test-suite"), content))
-    return _injection(
-        events, seed, files, kinds, corpus_records, long_events, bom_events, crlf_events
-    )
+
+def _file_faults(
+    events: Sequence[Mapping[str, Any]], moved: _Moved, seed: int, rng: random.Random
+) -> list[LandingFile]:
+    """The byte-order-mark and CRLF files (when they have events), the empty file and the
+    long-line file (when allowed)."""
+    files = []
+    if moved.bom:
+        content = UTF8_BOM + json_lines(events[index] for index in moved.bom)
+        files.append(_file(seed, "bom", content))
+    if moved.crlf:
+        content = b"".join(line(events[index])[:-1] + b"\r\n" for index in moved.crlf)
+        files.append(_file(seed, "crlf", content))
+    files.append(_file(seed, "empty", b""))
+    files += [_file(seed, "long-line", _long_line(events[index], rng)) for index in moved.long_line]
+    return files
+
+
+def _long_line(event: Mapping[str, Any], rng: random.Random) -> bytes:
+    """`event` with a ``debug_payload`` of `LONG_LINE_PAYLOAD` seeded characters, as a line."""
+    huge = copy_event(event)
+    pattern = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(64))
+    huge["debug_payload"] = (pattern * (LONG_LINE_PAYLOAD // 64 + 1))[:LONG_LINE_PAYLOAD]
+    return line(huge)
 
 
 def _injection(
     events: Sequence[Mapping[str, Any]],
-    seed: int,
     files: list[LandingFile],
     kinds: Mapping[int, str],
     corpus_records: Mapping[str, int],
-    long_events: list[int],
-    bom_events: list[int],
-    crlf_events: list[int],
+    moved: _Moved,
 ) -> Injection:
+    """The ledger: the corrupt lines' kinds, the file faults and the corpus records."""
     deliveries = (Delivery(tuple(files)),)
     by_file = records_by_file(deliveries)
-    injected = {kind: sum(1 for k in kinds.values() if k == kind) for kind in LINE_KINDS}
-    injected |= {
-        "blank_lines": len(_BLANK_LINES),
-        "bom_file_events": len(bom_events),
-        "crlf_file_events": len(crlf_events),
-        "empty_files": 1,
-        "long_lines": len(long_events),
-        "corpus_files": len(corpus_records),
-        "corpus_records": sum(corpus_records.values()),
-    }
     ids = [event["event_id"] for event in events]
     unreadable = {ids[index] for index, kind in kinds.items() if kind in NOT_OBJECT_KINDS}
     maybe = {ids[index] for index, kind in kinds.items() if kind == "invalid_utf8"}
@@ -283,13 +314,13 @@ def _injection(
     )
     return Injection(
         deliveries=deliveries,
-        injected=injected,
+        injected=_injected(kinds, corpus_records, moved),
         records=sum(by_file.values()),
         description=(
             f"{len(kinds)} of {len(events)} events are replaced by corrupt lines (truncated, "
             "invalid JSON, arrays, scalars, invalid UTF-8, binary garbage) beside a "
             "byte-order-mark file, a CRLF file, an empty file"
-            f"{' and a line over 1 MB' if long_events else ''}{corpus_part}."
+            f"{' and a line over 1 MB' if moved.long_line else ''}{corpus_part}."
         ),
         records_by_file=by_file,
         quarantined=quarantined,
@@ -301,3 +332,18 @@ def _injection(
         max_event_time=(latest(events),),
         min_on_time=(None,),
     )
+
+
+def _injected(
+    kinds: Mapping[int, str], corpus_records: Mapping[str, int], moved: _Moved
+) -> dict[str, int]:
+    """Counts per corrupt line kind, then per file fault and of the corpus."""
+    return count_kinds(LINE_KINDS, kinds) | {
+        "blank_lines": len(_BLANK_LINES),
+        "bom_file_events": len(moved.bom),
+        "crlf_file_events": len(moved.crlf),
+        "empty_files": 1,
+        "long_lines": len(moved.long_line),
+        "corpus_files": len(corpus_records),
+        "corpus_records": sum(corpus_records.values()),
+    }

@@ -8,19 +8,18 @@ from typing import Any
 
 from scenarios.faults._common import (
     Event,
+    assign_kinds,
     check_events,
     check_fraction,
     copy_event,
-    event_file,
-    file_name,
+    count_kinds,
     latest,
-    line,
     records_by_file,
     seeded,
     share,
-    spread,
+    single_delivery,
 )
-from scenarios.faults.model import Delivery, DriftCase, Injection
+from scenarios.faults.model import DriftCase, Injection
 
 __all__ = ["DRIFT_KINDS", "schema_drift"]
 
@@ -122,8 +121,7 @@ def schema_drift(
     check_events(events)
     rng = seeded("schema_drift", seed)
     count = share(drift_fraction, len(events))
-    chosen = rng.sample(range(len(events)), count)
-    kinds = dict(zip(chosen, spread(DRIFT_KINDS, count, rng), strict=True))
+    kinds = assign_kinds(len(events), count, DRIFT_KINDS, rng)
 
     written: list[Event] = []
     cases: list[DriftCase] = []
@@ -134,13 +132,9 @@ def schema_drift(
             cases += found
         else:
             written.append(dict(event))
-    deliveries = (
-        Delivery(
-            (event_file(file_name("drift", seed, 1, "events"), b"".join(map(line, written))),)
-        ),
-    )
+    deliveries = single_delivery("drift", seed, written)
     by_file = records_by_file(deliveries)
-    injected = {kind: sum(1 for k in kinds.values() if k == kind) for kind in DRIFT_KINDS}
+    injected = count_kinds(DRIFT_KINDS, kinds)
     ids = frozenset(event["event_id"] for event in events)
     return Injection(
         deliveries=deliveries,

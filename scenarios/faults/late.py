@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from scenarios.faults._common import (
     DEFAULT_WATERMARK_DELAY,
     MILLISECOND,
+    Event,
     check_duration,
     check_events,
     check_fraction,
@@ -17,6 +19,8 @@ from scenarios.faults._common import (
     file_name,
     human,
     iso_ms,
+    json_lines,
+    latest,
     line,
     new_id,
     parse_ts,
@@ -27,6 +31,9 @@ from scenarios.faults._common import (
 from scenarios.faults.model import Delivery, FaultArgumentError, Injection
 
 __all__ = ["late_data"]
+
+_Window = tuple[datetime, int]
+"""Where a late copy's time is drawn: the latest instant and how many milliseconds before it."""
 
 
 def late_data(
@@ -67,6 +74,36 @@ def late_data(
     Raises:
         FaultArgumentError: If a knob is out of range or `events` is empty.
     """
+    _check_knobs(late_fraction, within_fraction, watermark_delay, max_lateness)
+    check_events(events, minimum=1, why=" (delivery 1 sets the watermark)")
+    rng = seeded("late_data", seed)
+
+    newest = max(parse_ts(event["event_ts"]) for event in events)
+    late_count = share(late_fraction, len(events))
+    within_count = share(within_fraction, late_count)
+    sources = rng.sample(range(len(events)), late_count)
+    taken = {event["event_id"] for event in events}
+    within, beyond = _windows(newest, watermark_delay, max_lateness)
+    copies = [
+        _late_copy(events[source], within if number < within_count else beyond, taken, rng)
+        for number, source in enumerate(sources)
+    ]
+    late_lines = _late_lines([copy for copy, _ in copies], within_count, rng)
+
+    deliveries = (
+        Delivery((event_file(file_name("late", seed, 1, "on-time"), json_lines(events)),)),
+        Delivery((event_file(file_name("late", seed, 2, "late"), late_lines),)),
+    )
+    return _injection(events, deliveries, copies, within_count, taken, watermark_delay)
+
+
+def _check_knobs(
+    late_fraction: float,
+    within_fraction: float,
+    watermark_delay: timedelta,
+    max_lateness: timedelta,
+) -> None:
+    """Reject a knob out of range, or a `max_lateness` below ``watermark_delay / 2``."""
     check_fraction("late_fraction", late_fraction)
     check_fraction("within_fraction", within_fraction)
     check_duration("watermark_delay", watermark_delay, minimum=2 * MILLISECOND)
@@ -76,48 +113,57 @@ def late_data(
             f"max_lateness must be >= watermark_delay / 2 ({watermark_delay / 2}) so that copies "
             f"beyond the watermark are unambiguously late, got {max_lateness}"
         )
-    check_events(events, minimum=1, why=" (delivery 1 sets the watermark)")
-    rng = seeded("late_data", seed)
 
-    newest = max(parse_ts(event["event_ts"]) for event in events)
+
+def _windows(
+    newest: datetime, watermark_delay: timedelta, max_lateness: timedelta
+) -> tuple[_Window, _Window]:
+    """The windows within the watermark, ``[M - watermark_delay / 2, M]``, and beyond it,
+    ``[M - watermark_delay - max_lateness, M - watermark_delay * 3 / 2]`` (``M``: `newest`)."""
     watermark = newest - watermark_delay
-    late_count = share(late_fraction, len(events))
-    within_count = share(within_fraction, late_count)
-    sources = rng.sample(range(len(events)), late_count)
-
-    taken = {event["event_id"] for event in events}
-    within_ids: set[str] = set()
-    beyond_ids: set[str] = set()
-    late_lines: list[bytes] = []
-    late_times = []
-    within_times = []
-    half_delay_ms = watermark_delay // 2 // MILLISECOND
+    within = (newest, watermark_delay // 2 // MILLISECOND)
     beyond_span_ms = (max_lateness - watermark_delay / 2) // MILLISECOND
-    for number, source in enumerate(sources):
-        copy = copy_event(events[source])
-        copy["event_id"] = new_id(rng, taken)
-        if number < within_count:
-            instant = newest - rng.randint(0, half_delay_ms) * MILLISECOND
-            within_ids.add(copy["event_id"])
-            within_times.append(instant)
-        else:
-            instant = watermark - watermark_delay / 2 - rng.randint(0, beyond_span_ms) * MILLISECOND
-            beyond_ids.add(copy["event_id"])
-        copy["event_ts"] = iso_ms(instant)
-        late_times.append(parse_ts(copy["event_ts"]))
-        late_lines.append(line(copy))
-        if number < within_count:  # the sender retries: the same line again, later
-            late_lines.append(late_lines[-1])
-    rng.shuffle(late_lines)
+    return within, (watermark - watermark_delay / 2, beyond_span_ms)
 
-    deliveries = (
-        Delivery(
-            (event_file(file_name("late", seed, 1, "on-time"), b"".join(line(e) for e in events)),)
-        ),
-        Delivery((event_file(file_name("late", seed, 2, "late"), b"".join(late_lines)),)),
-    )
+
+def _late_copy(
+    event: Mapping[str, Any], window: _Window, taken: set[str], rng: random.Random
+) -> tuple[Event, datetime]:
+    """A copy of `event` with a new id (added to `taken`) and a time drawn in `window`; and
+    that time."""
+    copy = copy_event(event)
+    copy["event_id"] = new_id(rng, taken)
+    newest, span_ms = window
+    instant = newest - rng.randint(0, span_ms) * MILLISECOND
+    copy["event_ts"] = iso_ms(instant)
+    return copy, instant
+
+
+def _late_lines(copies: Sequence[Event], within_count: int, rng: random.Random) -> bytes:
+    """The copies' lines in seeded order, each of the first `within_count` (within the
+    watermark) twice: the sender retries."""
+    once = [line(copy) for copy in copies]
+    lines = [text for text in once[:within_count] for _ in range(2)] + once[within_count:]
+    rng.shuffle(lines)
+    return b"".join(lines)
+
+
+def _injection(
+    events: Sequence[Mapping[str, Any]],
+    deliveries: tuple[Delivery, Delivery],
+    copies: Sequence[tuple[Event, datetime]],
+    within_count: int,
+    taken: set[str],
+    watermark_delay: timedelta,
+) -> Injection:
+    """The ledger: `copies` pairs each late copy with its time, the first `within_count`
+    within the watermark; `taken` holds every event id written."""
+    within, beyond = copies[:within_count], copies[within_count:]
+    within_ids = {copy["event_id"] for copy, _ in within}
+    beyond_ids = {copy["event_id"] for copy, _ in beyond}
     by_file = records_by_file(deliveries)
-    beyond_count = late_count - within_count
+    late_count, beyond_count = len(copies), len(beyond)
+    late_times = [parse_ts(copy["event_ts"]) for copy, _ in copies]
     return Injection(
         deliveries=deliveries,
         injected={
@@ -136,6 +182,6 @@ def late_data(
         silver_ids=frozenset(e["event_id"] for e in events) | within_ids,
         late_ids=frozenset(beyond_ids),
         duplicate_rows=within_count,
-        max_event_time=(newest, max(late_times, default=None)),
-        min_on_time=(None, min(within_times, default=None)),
+        max_event_time=(latest(events), max(late_times, default=None)),
+        min_on_time=(None, min((instant for _, instant in within), default=None)),
     )

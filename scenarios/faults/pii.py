@@ -9,19 +9,18 @@ from urllib.parse import quote
 
 from scenarios.faults._common import (
     Event,
+    assign_kinds,
     check_events,
     check_fraction,
     copy_event,
-    event_file,
-    file_name,
+    count_kinds,
     latest,
-    line,
     records_by_file,
     seeded,
     share,
-    spread,
+    single_delivery,
 )
-from scenarios.faults.model import Delivery, Injection, PiiPlant
+from scenarios.faults.model import Injection, PiiPlant
 
 __all__ = ["PII_KINDS", "encoded", "pii_in_unexpected_places"]
 
@@ -102,8 +101,7 @@ def pii_in_unexpected_places(
     check_events(events)
     rng = seeded("pii_in_unexpected_places", seed)
     count = share(pii_fraction, len(events))
-    chosen = rng.sample(range(len(events)), count)
-    kinds = dict(zip(chosen, spread(PII_KINDS, count, rng), strict=True))
+    kinds = assign_kinds(len(events), count, PII_KINDS, rng)
 
     written: list[Mapping[str, Any]] = []
     plants: list[PiiPlant] = []
@@ -117,14 +115,12 @@ def pii_in_unexpected_places(
         written.append(planted)
         email = planted["user"]["email"]
         values |= {email, encoded(email), *plants[-1].values}
-    deliveries = (
-        Delivery((event_file(file_name("pii", seed, 1, "events"), b"".join(map(line, written))),)),
-    )
+    deliveries = single_delivery("pii", seed, written)
     by_file = records_by_file(deliveries)
     ids = frozenset(event["event_id"] for event in events)
     return Injection(
         deliveries=deliveries,
-        injected={kind: sum(1 for k in kinds.values() if k == kind) for kind in PII_KINDS},
+        injected=count_kinds(PII_KINDS, kinds),
         records=sum(by_file.values()),
         description=(
             f"{count} events carry their user's e-mail address in the page URL (clear and "

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from scenarios.faults._common import (
     Event,
+    check_bool,
+    check_disjoint_fractions,
     check_events,
-    check_fraction,
-    check_fractions_total,
     copy_event,
     event_file,
     file_name,
     iso_ms,
+    json_lines,
     latest,
-    line,
     parse_ts,
     records_by_file,
     seeded,
     share,
 )
-from scenarios.faults.model import Conflict, Delivery, FaultArgumentError, Injection, LandingFile
+from scenarios.faults.model import Conflict, Delivery, Injection, LandingFile
 
 __all__ = ["MAX_CONFLICT_SHIFT", "duplicates"]
 
@@ -85,13 +85,10 @@ def duplicates(
     Raises:
         FaultArgumentError: If a knob is out of range.
     """
-    check_fraction("exact_fraction", exact_fraction)
-    check_fraction("conflicting_fraction", conflicting_fraction)
-    check_fractions_total(
+    check_disjoint_fractions(
         ("exact_fraction", "conflicting_fraction"), (exact_fraction, conflicting_fraction)
     )
-    if not isinstance(redeliver_file, bool):
-        raise FaultArgumentError(f"redeliver_file must be a bool, got {redeliver_file!r}")
+    check_bool("redeliver_file", redeliver_file)
     check_events(events)
     rng = seeded("duplicates", seed)
 
@@ -99,63 +96,79 @@ def duplicates(
     conflicting_count = share(conflicting_fraction, len(events))
     chosen = rng.sample(range(len(events)), exact_count + conflicting_count)
     replayed, conflicting = chosen[:exact_count], sorted(chosen[exact_count:])
-
-    # (position, 0) for every event, (a later position, 1) for its replay: once sorted, a
-    # replay always follows its original.
-    keyed = [((index, 0), index) for index in range(len(events))]
-    keyed += [((rng.randint(index, len(events) - 1), 1), index) for index in replayed]
-    order = [index for _, index in sorted(keyed)]
+    order = _order_with_replays(len(events), replayed, rng)
     cut = len(order) - max(1, len(order) // 4) if order else 0
-    first = event_file(
-        file_name("dup", seed, 1, "events-a"), b"".join(line(events[i]) for i in order[:cut])
-    )
-    second = event_file(
-        file_name("dup", seed, 1, "events-b"), b"".join(line(events[i]) for i in order[cut:])
-    )
-
+    first = _file(seed, 1, "events-a", (events[index] for index in order[:cut]))
+    second = _file(seed, 1, "events-b", (events[index] for index in order[cut:]))
     pages = [event["page"] for event in events]
-    copies = [_conflicting(events[index], pages, rng) for index in conflicting]
-    later: list[LandingFile] = [
-        event_file(file_name("dup", seed, 2, "conflicting"), b"".join(map(line, copies)))
-    ]
+    conflicts = [(index, _conflicting(events[index], pages, rng)) for index in conflicting]
+
+    later = [_file(seed, 2, "conflicting", (copy for _, copy in conflicts))]
     if redeliver_file:
         later.append(event_file(file_name("dup", seed, 2, "events-b-again"), second.content))
     deliveries = (Delivery((first, second)), Delivery(tuple(later)))
+    resent = order[cut:] if redeliver_file else None
+    return _injection(events, deliveries, exact_count, conflicts, resent)
 
+
+def _order_with_replays(count: int, replayed: Sequence[int], rng: random.Random) -> list[int]:
+    """Every event index once, in order, with each of `replayed` again somewhere later."""
+    # (position, 0) for every event, (a later position, 1) for its replay: once sorted, a
+    # replay always follows its original.
+    keyed = [((index, 0), index) for index in range(count)]
+    keyed += [((rng.randint(index, count - 1), 1), index) for index in replayed]
+    return [index for _, index in sorted(keyed)]
+
+
+def _file(seed: int, delivery: int, part: str, events: Iterable[Mapping[str, Any]]) -> LandingFile:
+    """The file `part` of `delivery`: `events` as JSON lines."""
+    return event_file(file_name("dup", seed, delivery, part), json_lines(events))
+
+
+def _conflict(event: Mapping[str, Any], copy: Event) -> Conflict:
+    """What silver keeps (the original `event`) and what it drops (the conflicting `copy`)."""
+    return Conflict(
+        event_id=copy["event_id"],
+        kept_event_ts=event["event_ts"],
+        kept_page_url=event["page"]["url"],
+        other_event_ts=copy["event_ts"],
+        other_page_url=copy["page"]["url"],
+    )
+
+
+def _injection(
+    events: Sequence[Mapping[str, Any]],
+    deliveries: tuple[Delivery, Delivery],
+    exact_count: int,
+    conflicts: Sequence[tuple[int, Event]],
+    resent: Sequence[int] | None,
+) -> Injection:
+    """The ledger: `conflicts` pairs an event index with its copy; `resent` lists the events of
+    the file delivered again (None when no file is)."""
     by_file = records_by_file(deliveries)
-    redelivered = second.records if redeliver_file else 0
+    redelivered = 0 if resent is None else len(resent)  # one record per event line
     ids = frozenset(event["event_id"] for event in events)
-    later_times = [parse_ts(copy["event_ts"]) for copy in copies]
-    if redeliver_file:
-        later_times += [parse_ts(events[index]["event_ts"]) for index in order[cut:]]
-    again = f" and a file of {redelivered} records is delivered again" if redeliver_file else ""
+    later_times = [parse_ts(copy["event_ts"]) for _, copy in conflicts]
+    later_times += [parse_ts(events[index]["event_ts"]) for index in resent or ()]
+    again = "" if resent is None else f" and a file of {redelivered} records is delivered again"
     return Injection(
         deliveries=deliveries,
         injected={
             "exact_replays": exact_count,
-            "conflicting_payloads": conflicting_count,
-            "redelivered_files": 1 if redeliver_file else 0,
+            "conflicting_payloads": len(conflicts),
+            "redelivered_files": 0 if resent is None else 1,
             "redelivered_records": redelivered,
         },
         records=sum(by_file.values()),
         description=(
-            f"{exact_count} events are replayed byte for byte, {conflicting_count} event ids "
+            f"{exact_count} events are replayed byte for byte, {len(conflicts)} event ids "
             f"come back a run later with another payload{again}."
         ),
         records_by_file=by_file,
         event_ids=ids,
         silver_ids=ids,
-        duplicate_rows=exact_count + conflicting_count + redelivered,
-        conflicts=tuple(
-            Conflict(
-                event_id=copy["event_id"],
-                kept_event_ts=events[index]["event_ts"],
-                kept_page_url=events[index]["page"]["url"],
-                other_event_ts=copy["event_ts"],
-                other_page_url=copy["page"]["url"],
-            )
-            for index, copy in zip(conflicting, copies, strict=True)
-        ),
+        duplicate_rows=exact_count + len(conflicts) + redelivered,
+        conflicts=tuple(_conflict(events[index], copy) for index, copy in conflicts),
         max_event_time=(latest(events), max(later_times, default=None)),
         min_on_time=(None, None),
     )

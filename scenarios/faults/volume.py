@@ -12,17 +12,15 @@ from scenarios.faults._common import (
     check_duration,
     check_events,
     copy_event,
-    event_file,
-    file_name,
     iso_ms,
-    line,
     new_id,
     parse_ts,
     records_by_file,
     seeded,
     share,
+    single_delivery,
 )
-from scenarios.faults.model import Delivery, FaultArgumentError, Injection
+from scenarios.faults.model import FaultArgumentError, Injection
 
 __all__ = ["burst"]
 
@@ -112,9 +110,7 @@ def _injection(
     window: tuple[datetime, datetime],
 ) -> Injection:
     merged = sorted([*events, *added], key=lambda event: parse_ts(event["event_ts"]))
-    deliveries = (
-        Delivery((event_file(file_name("burst", seed, 1, "events"), b"".join(map(line, merged))),)),
-    )
+    deliveries = single_delivery("burst", seed, merged)
     by_file = records_by_file(deliveries)
     ids = frozenset(str(event["event_id"]) for event in merged)
     start, end = window
