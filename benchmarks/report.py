@@ -13,6 +13,7 @@ import base64
 import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,57 @@ def write_report(
     """Write `results.json`, `report.md`, `report.html` and the plots into `report_dir`."""
     report_dir.mkdir(parents=True, exist_ok=True)
     failed = regressions(comparisons)
+    verdict = _verdict(
+        failed,
+        threshold,
+        errored=errored,
+        baseline_path=baseline_path,
+        baseline_found=baseline_found,
+    )
+    figures = headline(results)
+    paths = {"json": report_dir / "results.json"}
+    document = _document(
+        results,
+        comparisons,
+        size=size,
+        threshold=threshold,
+        metric=metric,
+        baseline_path=baseline_path,
+        verdict=verdict,
+        failed=failed,
+        figures=figures,
+        notes=notes,
+    )
+    paths["json"].write_text(json.dumps(document, indent=2), encoding="utf-8")
+    plots = _draw_plots(report_dir, results, comparisons, history, threshold)
+    page = _Page(
+        size=size,
+        verdict=verdict,
+        method=_method(metric, threshold),
+        baseline_path=baseline_path,
+        failed=failed,
+        notes=notes,
+        figures=figures,
+        verdict_rows=_verdict_rows(comparisons),
+        time_rows=_time_rows(results),
+        plots=plots,
+    )
+    paths["markdown"] = report_dir / "report.md"
+    paths["markdown"].write_text(_markdown(page), encoding="utf-8")
+    paths["html"] = report_dir / "report.html"
+    paths["html"].write_text(_html(page), encoding="utf-8")
+    return paths
+
+
+def _verdict(
+    failed: Sequence[Comparison],
+    threshold: float,
+    *,
+    errored: bool,
+    baseline_path: Path,
+    baseline_found: bool,
+) -> str:
+    """The run's verdict in one line: PASS or FAIL, and why."""
     verdict = (
         f"FAIL: {len(failed)} regression(s) beyond {threshold:.0%}"
         if failed
@@ -324,8 +376,24 @@ def write_report(
         verdict = "FAIL: a benchmark failed its correctness checks or errored; " + verdict
     if not baseline_found:
         verdict += f" (no baseline at {baseline_path}: nothing judged)"
-    figures = headline(results)
-    document = {
+    return verdict
+
+
+def _document(
+    results: Mapping[str, Result],
+    comparisons: Sequence[Comparison],
+    *,
+    size: str,
+    threshold: float,
+    metric: str,
+    baseline_path: Path,
+    verdict: str,
+    failed: Sequence[Comparison],
+    figures: Sequence[tuple[str, str]],
+    notes: Sequence[str],
+) -> dict[str, Any]:
+    """`results.json`: the run's settings and verdict, then every result and comparison."""
+    return {
         "size": size,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "threshold": threshold,
@@ -335,40 +403,52 @@ def write_report(
         "regressions": [c.describe() for c in failed],
         "headline": dict(figures),
         "notes": list(notes),
-        "results": {
-            key: {
-                "rounds": [vars(round_) for round_ in result.rounds],
-                "median_seconds": result.median,
-                "median_cpu_seconds": result.median_cpu,
-                "items": result.items,
-                "unit": result.unit,
-                "throughput_per_s": result.throughput,
-                "reference": result.reference,
-                "layer": result.layer,
-                "params": dict(result.params),
-                **dict(result.details),
-            }
-            for key, result in sorted(results.items())
-        },
-        "comparisons": [
-            {
-                "key": c.key,
-                "reference": c.reference,
-                "layer": c.layer,
-                "ratio": c.ratio,
-                "ratios": list(c.ratios),
-                "baseline_ratio": c.baseline_ratio,
-                "change": c.change,
-                "p": c.p,
-                "tested": c.tested,
-                "status": c.status,
-            }
-            for c in comparisons
-        ],
+        "results": {key: _result_entry(result) for key, result in sorted(results.items())},
+        "comparisons": [_comparison_entry(c) for c in comparisons],
     }
-    paths = {"json": report_dir / "results.json"}
-    paths["json"].write_text(json.dumps(document, indent=2), encoding="utf-8")
-    plots = [
+
+
+def _result_entry(result: Result) -> dict[str, Any]:
+    """One result in `results.json`: its rounds, medians and what it measured."""
+    return {
+        "rounds": [vars(round_) for round_ in result.rounds],
+        "median_seconds": result.median,
+        "median_cpu_seconds": result.median_cpu,
+        "items": result.items,
+        "unit": result.unit,
+        "throughput_per_s": result.throughput,
+        "reference": result.reference,
+        "layer": result.layer,
+        "params": dict(result.params),
+        **dict(result.details),
+    }
+
+
+def _comparison_entry(comparison: Comparison) -> dict[str, Any]:
+    """One comparison in `results.json`: its ratios against the baseline, and its status."""
+    return {
+        "key": comparison.key,
+        "reference": comparison.reference,
+        "layer": comparison.layer,
+        "ratio": comparison.ratio,
+        "ratios": list(comparison.ratios),
+        "baseline_ratio": comparison.baseline_ratio,
+        "change": comparison.change,
+        "p": comparison.p,
+        "tested": comparison.tested,
+        "status": comparison.status,
+    }
+
+
+def _draw_plots(
+    report_dir: Path,
+    results: Mapping[str, Result],
+    comparisons: Sequence[Comparison],
+    history: Sequence[Mapping[str, Any]],
+    threshold: float,
+) -> list[Path]:
+    """The plots that have something to show, saved into `report_dir`, in the pages' order."""
+    return [
         plot
         for plot in (
             _plot_ratios(comparisons, threshold, report_dir / "ratios.png"),
@@ -378,55 +458,76 @@ def write_report(
         )
         if plot is not None
     ]
-    verdict_rows, time_rows = _verdict_rows(comparisons), _time_rows(results)
-    method = (
+
+
+def _method(metric: str, threshold: float) -> str:
+    """How the verdict is reached, in a sentence under it."""
+    return (
         f"Each ratio is a benchmark's {'CPU' if metric == 'cpu' else 'wall'} time over its "
         "reference's in the same round (the two interleaved); a regression needs the median "
         f"ratio more than {threshold:.0%} above the baseline's and a one-sided Mann-Whitney "
         "test against the baseline's ratios at p < 1% / (benchmarks judged)."
     )
-    markdown = [
-        f"# Benchmarks ({size})",
+
+
+@dataclass(frozen=True)
+class _Page:
+    """What `report.md` and `report.html` both show, each in its own form."""
+
+    size: str
+    verdict: str
+    method: str
+    baseline_path: Path
+    failed: Sequence[Comparison]
+    notes: Sequence[str]
+    figures: Sequence[tuple[str, str]]
+    verdict_rows: Sequence[Sequence[str]]
+    time_rows: Sequence[Sequence[str]]
+    plots: Sequence[Path]
+
+
+def _markdown(page: _Page) -> str:
+    """`report.md`: the verdict, the headline figures, the two tables, then the plots."""
+    lines = [
+        f"# Benchmarks ({page.size})",
         "",
-        f"**{verdict}**. Baseline: `{baseline_path}`. {method}",
+        f"**{page.verdict}**. Baseline: `{page.baseline_path}`. {page.method}",
         "",
-        *[f"* REGRESSION {c.describe()}" for c in failed],
-        *[f"* {note}" for note in notes],
+        *[f"* REGRESSION {c.describe()}" for c in page.failed],
+        *[f"* {note}" for note in page.notes],
         "",
         "## Headline figures",
         "",
-        *_table(("what", "figure"), figures),
+        *_table(("what", "figure"), page.figures),
         "",
         "## Verdicts",
         "",
-        *_table(_VERDICT_HEADER, verdict_rows),
+        *_table(_VERDICT_HEADER, page.verdict_rows),
         "",
         "## Times",
         "",
-        *_table(_TIMES_HEADER, time_rows),
+        *_table(_TIMES_HEADER, page.time_rows),
         "",
-        *[f"![{plot.stem}]({plot.name})" for plot in plots],
+        *[f"![{plot.stem}]({plot.name})" for plot in page.plots],
         "",
     ]
-    paths["markdown"] = report_dir / "report.md"
-    paths["markdown"].write_text("\n".join(markdown), encoding="utf-8")
-    paths["html"] = report_dir / "report.html"
-    paths["html"].write_text(
-        render(
-            "benchmarks",
-            "benchmarks.html.j2",
-            size=size,
-            verdict=verdict,
-            method=method,
-            failed=failed,
-            notes=notes,
-            figures=figures,
-            verdict_header=_VERDICT_HEADER,
-            verdict_rows=verdict_rows,
-            times_header=_TIMES_HEADER,
-            time_rows=time_rows,
-            images=[(plot.stem, base64.b64encode(plot.read_bytes()).decode()) for plot in plots],
-        ),
-        encoding="utf-8",
+    return "\n".join(lines)
+
+
+def _html(page: _Page) -> str:
+    """`report.html`: what `report.md` shows, laid out by its template, the plots inline."""
+    return render(
+        "benchmarks",
+        "benchmarks.html.j2",
+        size=page.size,
+        verdict=page.verdict,
+        method=page.method,
+        failed=page.failed,
+        notes=page.notes,
+        figures=page.figures,
+        verdict_header=_VERDICT_HEADER,
+        verdict_rows=page.verdict_rows,
+        times_header=_TIMES_HEADER,
+        time_rows=page.time_rows,
+        images=[(plot.stem, base64.b64encode(plot.read_bytes()).decode()) for plot in page.plots],
     )
-    return paths

@@ -7,7 +7,6 @@ artifact as is.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -128,32 +127,18 @@ def render_junit(results: Sequence[ScenarioResult]) -> bytes:
     return bytes(ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True))
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _ledger_chart(ledger: Mapping[str, int]) -> str:
-    """A horizontal bar chart of the ledger counts, as inline SVG."""
+    """A horizontal bar chart of the ledger counts, as inline SVG (`ledger.svg.j2`)."""
     if not ledger:
         return ""
     largest = max(max(ledger.values()), 1)
-    label_width, bar_width, row = 190, 520, 24
-    height = row * len(ledger) + 8
-    bars = []
-    for index, (name, count) in enumerate(ledger.items()):
-        y = 4 + index * row
-        width = 0 if count <= 0 else max(2, round(bar_width * count / largest))
-        bars.append(
-            f'<text x="{label_width - 8}" y="{y + 15}" text-anchor="end" font-size="12">'
-            f"{_e(name)}</text>"
-            f'<rect x="{label_width}" y="{y + 3}" width="{width}" height="16" rx="3" '
-            f'fill="#0969da" opacity="0.8"/>'
-            f'<text x="{label_width + width + 6}" y="{y + 15}" font-size="12">{count:,}</text>'
-        )
-    total_width = label_width + bar_width + 80
-    return (
-        f'<svg role="img" aria-label="ledger" width="{total_width}" height="{height}" '
-        f'viewBox="0 0 {total_width} {height}">{"".join(bars)}</svg>'
+    bar_width = 520
+    bars = [
+        (name, count, 0 if count <= 0 else max(2, round(bar_width * count / largest)))
+        for name, count in ledger.items()
+    ]
+    return render(
+        "scenarios", "ledger.svg.j2", bars=bars, label_width=190, bar_width=bar_width, row=24
     )
 
 
@@ -203,30 +188,20 @@ def lineage_svg(graph: Sequence[tuple[str, str]]) -> str:
         for column, row in between:  # straight through the free slot, then on
             points += [(left(column), middle(row)), (left(column) + NODE_WIDTH, middle(row))]
         points.append((left(last_column) - 4, middle(last_row)))
-        arrows.append(
-            f'<path d="{_curve(points)}" fill="none" stroke="#8c959f" '
-            'stroke-width="1.3" marker-end="url(#arrow)"/>'
-        )
-    nodes = []
-    for name, column in depth.items():
-        x, y = left(column), middle(layered[column].index(name)) - NODE_HEIGHT // 2
-        landing = name.startswith("landing/")
-        fill = "#fff8c5" if landing else "#dafbe1" if name.startswith("gold_") else "#ddf4ff"
-        nodes.append(
-            f'<g><title>{_e(name)}</title><rect x="{x}" y="{y}" width="{NODE_WIDTH}" '
-            f'height="{NODE_HEIGHT}" rx="5" fill="{fill}" stroke="#57606a"/>'
-            f'<text x="{x + NODE_WIDTH // 2}" y="{y + 17}" text-anchor="middle" '
-            f'font-size="12" font-family="ui-monospace, monospace">{_e(name)}</text></g>'
-        )
-    marker = (
-        '<defs><marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" '
-        'markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#8c959f"/></marker>'
-        "</defs>"
-    )
-    return (
-        f'<svg role="img" aria-label="lineage" viewBox="0 0 {width} {height}" '
-        f'style="width:100%;max-width:{width}px;height:auto">{marker}'
-        f"{''.join(arrows)}{''.join(nodes)}</svg>"
+        arrows.append(_curve(points))
+    nodes = [
+        (name, left(column), middle(layered[column].index(name)) - NODE_HEIGHT // 2)
+        for name, column in depth.items()
+    ]
+    return render(
+        "scenarios",
+        "lineage.svg.j2",
+        width=width,
+        height=height,
+        arrows=arrows,
+        nodes=nodes,
+        node_width=NODE_WIDTH,
+        node_height=NODE_HEIGHT,
     )
 
 

@@ -94,3 +94,13 @@ def test_the_html_report_shows_the_lineage_and_each_scenarios_updates() -> None:
     page = report.render_html([result], seed=1, generated_at=datetime(2026, 12, 1, tzinfo=UTC))
     assert "<h2>Lineage</h2>" in page and 'aria-label="lineage"' in page
     assert "u-1" in page and "1,234" in page and "2.5 s" in page
+
+
+def test_the_svg_charts_escape_names_and_end_at_their_closing_tag() -> None:
+    svg = report.lineage_svg([("landing/<a&b>", "gold_<b>")])
+    assert "<a&b>" not in svg and ">landing/&lt;a&amp;b&gt;</text>" in svg
+    assert svg.startswith("<svg") and svg.endswith("</svg>")  # no newline: the page places it
+    page = report.render_html(
+        [ScenarioResult("s", "d", "i", 1.0, (), ledger={"<i>": 3})], seed=1, generated_at=WHEN
+    )
+    assert "<i>" not in page and ">&lt;i&gt;</text>" in page
