@@ -28,6 +28,7 @@ from benchmarks.layers import run_bronze, run_silver
 from benchmarks.profiles import Profile
 from benchmarks.workloads import line_count
 from contracts import gx_suites, rules
+from pipeline import table_names
 from pipeline.observe import event_log
 from pipeline.run.enforcement import Contract
 from pipeline.storage import tables
@@ -69,7 +70,7 @@ def _silver_with(
     reference: Reference,
 ) -> Path:
     numbers = itertools.count()
-    contract = Contract(tables.SILVER_EVENTS, table_rules)
+    contract = Contract(table_names.SILVER_EVENTS, table_rules)
 
     def setup() -> Path:
         target = workdir / f"{request.node.originalname}-{events}-{next(numbers)}"
@@ -101,7 +102,7 @@ def _silver_with(
     )
     silver_rows = assert_silver_ledger(spark, warehouse)
     dropped = (
-        tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
+        tables.read_table(spark, warehouse, table_names.SILVER_QUARANTINE)
         .where(F.size(expectations.QUARANTINE_RULES_COLUMN) > 0)
         .count()
     )
@@ -163,7 +164,7 @@ def bench_silver_with_drops(
         (*SILVER_RULES, FEW_DROPPED),
         plain_spark_reference(events),
     )
-    quarantined = tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
+    quarantined = tables.read_table(spark, warehouse, table_names.SILVER_QUARANTINE)
     assert quarantined.where(F.array_contains("failed_expectations", FEW_DROPPED.name)).count() > 0
 
 
@@ -182,7 +183,7 @@ def bench_bronze_with_rules(
         pytest.skip("full size only")
     source = landing(events)
     numbers = itertools.count()
-    contract = Contract(tables.BRONZE_EVENTS, rules.bronze_rules())
+    contract = Contract(table_names.BRONZE_EVENTS, rules.bronze_rules())
 
     def setup() -> Path:
         return fresh(workdir / f"bronze-with-rules-{events}-{next(numbers)}")
@@ -216,7 +217,7 @@ def bench_bronze_with_rules(
 
 def _silver_rows(warehouses: Warehouses, events: int, workdir: Path, name: str) -> DataFrame:
     warehouse = warehouses.with_table("silver", events, workdir / f"{name}-{events}")
-    return tables.read_table(warehouses.spark, warehouse, tables.SILVER_EVENTS)
+    return tables.read_table(warehouses.spark, warehouse, table_names.SILVER_EVENTS)
 
 
 def _failed(metrics: list[ExpectationMetric]) -> dict[str, int]:
@@ -237,7 +238,7 @@ def bench_rules_engine(
 
     def count() -> list[ExpectationMetric]:
         evaluated = expectations.evaluate(frame, SILVER_RULES)
-        return expectations.measure(evaluated, tables.SILVER_EVENTS, SILVER_RULES)
+        return expectations.measure(evaluated, table_names.SILVER_EVENTS, SILVER_RULES)
 
     metrics = measure(
         benchmark,
@@ -265,10 +266,10 @@ def bench_gx_validate(
 ) -> None:
     """Great Expectations validating the suite built from the same rules, on the same rows."""
     frame = _silver_rows(warehouses, events, workdir, "gx-validate")
-    table_rules = {tables.SILVER_EVENTS: SILVER_RULES}
+    table_rules = {table_names.SILVER_EVENTS: SILVER_RULES}
 
     def validate() -> gx_suites.GxReport:
-        return gx_suites.validate({tables.SILVER_EVENTS: frame}, table_rules)
+        return gx_suites.validate({table_names.SILVER_EVENTS: frame}, table_rules)
 
     report = measure(
         benchmark,
@@ -284,6 +285,6 @@ def bench_gx_validate(
         versus=benchmark_key("rules_engine", events=events),
     )
     ours = expectations.measure(
-        expectations.evaluate(frame, SILVER_RULES), tables.SILVER_EVENTS, SILVER_RULES
+        expectations.evaluate(frame, SILVER_RULES), table_names.SILVER_EVENTS, SILVER_RULES
     )
-    assert report.unexpected_by_rule(tables.SILVER_EVENTS) == _failed(ours)
+    assert report.unexpected_by_rule(table_names.SILVER_EVENTS) == _failed(ours)

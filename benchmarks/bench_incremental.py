@@ -31,6 +31,7 @@ from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measur
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import cached_landing
 from contracts import rules
+from pipeline import table_names
 from pipeline.config import JAR_CACHE_ENV, PII_KEY_ENV, PiiKey, subprocess_environment
 from pipeline.run import runner
 from pipeline.storage import tables
@@ -54,9 +55,9 @@ def _new_events(cache_dir: Path) -> Path:
             files=1,
             start=generator.DEFAULT_START + timedelta(days=1),
         )
-        shutil.rmtree(partial / tables.USER_CHANGES_DIR)
+        shutil.rmtree(partial / table_names.USER_CHANGES_DIR)
         partial.rename(target)
-    [path] = (target / tables.EVENTS_DIR).glob("*.json")
+    [path] = (target / table_names.EVENTS_DIR).glob("*.json")
     return path
 
 
@@ -73,7 +74,7 @@ def _run(spark: SparkSession, landing: Path, warehouse: Path, pii_key: PiiKey) -
 @contextmanager
 def _delivered(new_file: Path, landing: Path) -> Iterator[None]:
     """`new_file` lands in `landing/events` for the duration, then leaves it again."""
-    target = landing / tables.EVENTS_DIR / f"next-day-{new_file.name}"
+    target = landing / table_names.EVENTS_DIR / f"next-day-{new_file.name}"
     shutil.copyfile(new_file, target)
     try:
         yield
@@ -98,7 +99,7 @@ def bench_incremental_onto_history(
     _run(spark, landing, built, pii_key)  # untimed: the history every round starts from
     new_file = _new_events(cache_dir)
     empty_landing = fresh(workdir / "onto-empty-landing")
-    (empty_landing / tables.EVENTS_DIR).mkdir()
+    (empty_landing / table_names.EVENTS_DIR).mkdir()
     numbers = itertools.count()
 
     def copy_of_history() -> Path:
@@ -131,9 +132,9 @@ def bench_incremental_onto_history(
             layer="incremental",
             history_events=history,
         )
-    facts = tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS)
-    assert facts == tables.count_rows(spark, warehouse, tables.SILVER_EVENTS)
-    assert facts == tables.count_rows(spark, built, tables.SILVER_EVENTS) + NEW_EVENTS
+    facts = tables.count_rows(spark, warehouse, table_names.GOLD_FACT_EVENTS)
+    assert facts == tables.count_rows(spark, warehouse, table_names.SILVER_EVENTS)
+    assert facts == tables.count_rows(spark, built, table_names.SILVER_EVENTS) + NEW_EVENTS
 
 
 # ----------------------------------------------------------------------- whole processes
@@ -265,7 +266,7 @@ def bench_process_first_run(
         family="process",
         wall_only=True,
     )
-    assert (warehouse / tables.GOLD_FACT_EVENTS).is_dir()
+    assert (warehouse / table_names.GOLD_FACT_EVENTS).is_dir()
 
 
 def bench_process_incremental(
@@ -304,7 +305,7 @@ def bench_process_incremental(
             family="process",
             wall_only=True,
         )
-    assert tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS) == 2_000 + NEW_EVENTS
+    assert tables.count_rows(spark, warehouse, table_names.GOLD_FACT_EVENTS) == 2_000 + NEW_EVENTS
 
 
 PLAIN_SPARK_SCRIPT = (
@@ -349,4 +350,4 @@ def bench_process_end_to_end(
         family="process",
         wall_only=True,
     )
-    assert (warehouse / tables.GOLD_FACT_EVENTS).is_dir()
+    assert (warehouse / table_names.GOLD_FACT_EVENTS).is_dir()

@@ -31,6 +31,7 @@ from benchmarks.workloads import (
     user_change_batch,
     user_inserts,
 )
+from pipeline.storage import scd_merge
 from pipeline.transforms import gold, scd2
 
 FULL_CHECK_UP_TO = 100_000
@@ -122,7 +123,7 @@ def bench_scd2_merge(
         versus=benchmark_key("delta_upsert", dimension_rows=dimension_rows, batch_rows=batch_rows),
     )
     table = spark.read.format("delta").load(str(path))
-    log = spark.read.format("delta").load(scd2.change_log_path(str(path)))
+    log = spark.read.format("delta").load(scd_merge.change_log_path(str(path)))
     assert log.count() == dimension_rows + batch_rows
     if dimension_rows <= FULL_CHECK_UP_TO:
         union = user_inserts(spark, dimension_rows, seed=SEED).unionByName(batch)

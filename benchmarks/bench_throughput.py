@@ -32,6 +32,7 @@ from benchmarks.workloads import (
     plain_spark,
 )
 from contracts import rules
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.run import runner
 from pipeline.run.gold_stage import run_user_dimension
@@ -183,20 +184,20 @@ def _count(spark: SparkSession, warehouse: Path, table: str) -> int:
 
 def assert_bronze_ledger(spark: SparkSession, warehouse: Path, lines: int) -> int:
     """Every non-blank line is in bronze or its quarantine; returns the bronze rows."""
-    bronze_rows = _count(spark, warehouse, tables.BRONZE_EVENTS)
-    assert bronze_rows + _count(spark, warehouse, tables.BRONZE_QUARANTINE) == lines
+    bronze_rows = _count(spark, warehouse, table_names.BRONZE_EVENTS)
+    assert bronze_rows + _count(spark, warehouse, table_names.BRONZE_QUARANTINE) == lines
     return bronze_rows
 
 
 def assert_silver_ledger(spark: SparkSession, warehouse: Path) -> int:
     """Bronze = silver + quarantine + late + duplicates, no duplicate in silver; silver rows."""
-    bronze_ids = tables.read_table(spark, warehouse, tables.BRONZE_EVENTS).agg(
+    bronze_ids = tables.read_table(spark, warehouse, table_names.BRONZE_EVENTS).agg(
         F.count(F.lit(1)).alias("rows"), F.count_distinct("event_id").alias("ids")
     )
     bronze_figures = bronze_ids.first()
     assert bronze_figures is not None
     silver_figures = (
-        tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
+        tables.read_table(spark, warehouse, table_names.SILVER_EVENTS)
         .agg(F.count(F.lit(1)).alias("rows"), F.count_distinct("event_id").alias("ids"))
         .first()
     )
@@ -204,8 +205,8 @@ def assert_silver_ledger(spark: SparkSession, warehouse: Path) -> int:
     assert silver_figures["rows"] == silver_figures["ids"], "duplicate event_id in silver"
     placed = (
         silver_figures["rows"]
-        + _count(spark, warehouse, tables.SILVER_QUARANTINE)
-        + _count(spark, warehouse, tables.SILVER_LATE_EVENTS)
+        + _count(spark, warehouse, table_names.SILVER_QUARANTINE)
+        + _count(spark, warehouse, table_names.SILVER_LATE_EVENTS)
     )
     duplicates = bronze_figures["rows"] - bronze_figures["ids"]
     assert placed + duplicates == bronze_figures["rows"]
@@ -214,8 +215,8 @@ def assert_silver_ledger(spark: SparkSession, warehouse: Path) -> int:
 
 def assert_gold(spark: SparkSession, warehouse: Path, silver_rows: int) -> None:
     """One fact per silver event, each with a user version or the unknown member."""
-    facts = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS)
-    users = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER)
+    facts = tables.read_table(spark, warehouse, table_names.GOLD_FACT_EVENTS)
+    users = tables.read_table(spark, warehouse, table_names.GOLD_DIM_USER)
     assert facts.count() == silver_rows
     assert facts.join(users, gold.USER_SK, "left_anti").isEmpty()
     open_versions = users.where(F.col("__END_AT").isNull() & F.col(gold.USER_KEY).isNotNull())
@@ -336,7 +337,7 @@ def bench_gold(
         family="throughput",
         layer="gold",
     )
-    assert_gold(spark, warehouse, _count(spark, warehouse, tables.SILVER_EVENTS))
+    assert_gold(spark, warehouse, _count(spark, warehouse, table_names.SILVER_EVENTS))
 
 
 def bench_end_to_end(

@@ -29,10 +29,10 @@ from benchmarks.layers import run_bronze, run_silver
 from benchmarks.profiles import PROFILES, SEED, Profile
 from benchmarks.verdict import DEFAULT_METRIC, DEFAULT_THRESHOLD, METRICS, Judge, load_baseline
 from benchmarks.workloads import cached_landing, plain_spark
+from pipeline import table_names
 from pipeline.config import PiiKey, SparkSettings, spark_settings_from_environment
 from pipeline.run import runner
 from pipeline.run.session import build_session
-from pipeline.storage import tables
 from pipeline.transforms.pseudonymize import key_frame
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ class Warehouses:
 
     def with_table(self, layer: str, events: int, warehouse: Path) -> Path:
         """A fresh warehouse holding (a link to) the table `layer` writes, built if needed."""
-        table = {"bronze": tables.BRONZE_EVENTS, "silver": tables.SILVER_EVENTS}[layer]
+        table = {"bronze": table_names.BRONZE_EVENTS, "silver": table_names.SILVER_EVENTS}[layer]
         source = self.built.get((layer, events))
         if source is None:
             source = self.workdir / f"prepared-{layer}-{events}"

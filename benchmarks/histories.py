@@ -20,6 +20,7 @@ from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 
 from benchmarks.workloads import chunks
+from pipeline.storage import scd_merge
 from pipeline.transforms import scd2
 from tests.change_feeds import DELETES, KEYS, SCHEMA, FeedRow, Layout, model_changes
 from tests.scd_model import scd2 as model_scd2
@@ -68,7 +69,7 @@ def random_feed(histories: int, *, seed: int) -> list[FeedRow]:
 def apply_incrementally(spark: SparkSession, rows: list[FeedRow], batches: int, path: Path) -> None:
     """Merge the feed into the Delta table at `path` in `batches` arrival-order batches."""
     for batch in chunks(rows, batches):
-        scd2.merge_changes(
+        scd_merge.merge_changes(
             spark,
             spark.createDataFrame(batch, SCHEMA),
             path=str(path),

@@ -22,13 +22,8 @@ from pipeline.run.bronze_stage import check_bronze, write_bronze
 from pipeline.run.enforcement import Contract
 from pipeline.run.gold_stage import user_dimension, write_gold
 from pipeline.run.silver_stage import check_silver, write_silver
-from pipeline.storage.tables import (
-    BRONZE_EVENTS,
-    EVENTS_DIR,
-    EVENTS_STREAM,
-    SILVER_EVENTS,
-    read_table,
-)
+from pipeline.storage.tables import read_table
+from pipeline.table_names import BRONZE_EVENTS, EVENTS_DIR, EVENTS_STREAM, SILVER_EVENTS
 from pipeline.transforms.expectations import ExpectationMetric
 
 __all__ = ["run_bronze", "run_gold", "run_silver"]

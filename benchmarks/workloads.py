@@ -25,7 +25,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.storage.tables import EVENTS_DIR
+from pipeline.storage import scd_merge
+from pipeline.table_names import EVENTS_DIR
 from pipeline.transforms import gold, scd2
 from pipeline.transforms.schemas import EVENT_SCHEMA
 from scenarios import generator
@@ -259,7 +260,7 @@ def user_change_batch(
 
 def merge_user_changes(spark: SparkSession, changes: DataFrame, path: Path) -> None:
     """Merge changes into a `gold_dim_user`-shaped table, as the runner's gold stage does."""
-    scd2.merge_changes(
+    scd_merge.merge_changes(
         spark,
         changes,
         path=str(path),

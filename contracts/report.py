@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts.html import render
+from pipeline import table_names
 from pipeline.observe import event_log
 from pipeline.run.bronze_stage import BRONZE_HIDDEN_COLUMNS
 from pipeline.run.enforcement import dim_user_view
@@ -54,10 +55,10 @@ __all__ = [
 ]
 
 QUARANTINES: dict[str, str] = {
-    tables.BRONZE_EVENTS: tables.BRONZE_QUARANTINE,
-    tables.SILVER_EVENTS: tables.SILVER_QUARANTINE,
+    table_names.BRONZE_EVENTS: table_names.BRONZE_QUARANTINE,
+    table_names.SILVER_EVENTS: table_names.SILVER_QUARANTINE,
 }
-HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {tables.BRONZE_EVENTS: BRONZE_HIDDEN_COLUMNS}
+HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {table_names.BRONZE_EVENTS: BRONZE_HIDDEN_COLUMNS}
 JSON_NAME = "quarantine.json"
 HTML_NAME = "quarantine.html"
 
@@ -107,7 +108,7 @@ def _rule_quarantine(spark: SparkSession, warehouse: Path, table: str) -> DataFr
     if engine.QUARANTINE_RULES_COLUMN not in quarantine.columns:
         return None
     dropped = quarantine.where(F.size(engine.QUARANTINE_RULES_COLUMN) > 0)
-    if table != tables.BRONZE_EVENTS:
+    if table != table_names.BRONZE_EVENTS:
         return dropped.drop(engine.QUARANTINE_REASON_COLUMN)
     typed = F.from_json(F.col("raw_line"), EVENT_SCHEMA)
     return dropped.select(
@@ -144,7 +145,7 @@ def _counts(
     and the facts, and the versions of the users each batch of changes touched in
     `gold_dim_user` (a version counts again when its user changes again).
     """
-    if not tables.table_exists(warehouse, tables.EVENT_LOG):
+    if not tables.table_exists(warehouse, table_names.EVENT_LOG):
         return {}
     log = event_log.expectation_metrics(spark, warehouse)
     if run_id is not None:

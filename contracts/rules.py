@@ -24,7 +24,7 @@ from contracts.checks import (
     is_not_null,
     matches_regex,
 )
-from pipeline.storage.tables import BRONZE_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS, SILVER_EVENTS
+from pipeline.table_names import BRONZE_EVENTS, GOLD_DIM_USER, GOLD_FACT_EVENTS, SILVER_EVENTS
 from pipeline.transforms.expectations import Expectation, TableExpectations
 from pipeline.transforms.gold import UNKNOWN_KEY
 from pipeline.transforms.silver import event_time_sql

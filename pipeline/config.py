@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = [
+    "DEFAULT_EXPECTATIONS_MODULE",
     "DEFAULT_MAX_FILES_PER_TRIGGER",
     "DEFAULT_WATERMARK_DELAY",
     "EXPECTATIONS_ATTRIBUTE",
@@ -215,6 +216,8 @@ EXPECTATIONS_ATTRIBUTE = "EXPECTATIONS"
 """The mapping of table names to rules an expectations module holds (`load_expectations`)."""
 NO_EXPECTATIONS = "none"
 """The expectations module name that enforces no rules."""
+DEFAULT_EXPECTATIONS_MODULE = "contracts.rules"
+"""The rules a run enforces unless told otherwise (`clickstream run --expectations`)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from pipeline.arguments import positive_int
 from pipeline.config import PiiKey, pii_key_from_environment, spark_settings_from_environment
 from pipeline.errors import ClickstreamError
 from pipeline.observe import event_log, history
@@ -29,13 +30,6 @@ SMALL_SCENARIO_EVENTS = 20_000
 """Scenarios of at most this many events run on the settings of a small run (`SMALL_INPUT`),
 their checks too, not only the pipeline's runs: measured on the checks of one scenario's
 warehouse (warm), 20-35% less time than the default settings."""
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def _fuzz_case(text: str) -> FuzzCase:
@@ -92,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_WORKERS,
         metavar="N",
         help=f"scenarios run at once, on one Spark application (default {DEFAULT_WORKERS})",

@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 
 from contracts import rules
 from contracts.report import write_reports
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, PiiKeyMismatchError
 from pipeline.privacy import erasure, key_rotation, landing_scrub
@@ -56,10 +57,10 @@ def scenario_clock() -> datetime:
 
 
 PII_FREE_TABLES = (
-    tables.SILVER_EVENTS,
-    tables.SILVER_QUARANTINE,
-    tables.SILVER_LATE_EVENTS,
-    *tables.GOLD_TABLES,
+    table_names.SILVER_EVENTS,
+    table_names.SILVER_QUARANTINE,
+    table_names.SILVER_LATE_EVENTS,
+    *table_names.GOLD_TABLES,
 )
 """Tables that must hold no personal data in clear."""
 
@@ -116,7 +117,7 @@ class ScenarioContext:
 
     def land_user_changes(self) -> None:
         """Write `user_changes` to the landing directory, as `clickstream produce` does."""
-        path = self.landing / tables.USER_CHANGES_DIR / f"user-changes-s{self.seed}.json"
+        path = self.landing / table_names.USER_CHANGES_DIR / f"user-changes-s{self.seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"".join(orjson.dumps(change) + b"\n" for change in self.user_changes()))
 
@@ -195,7 +196,7 @@ def deliver_and_run(context: ScenarioContext, injection: Injection) -> None:
 
     The user change feed lands with the first delivery, unless the injection brings its own.
     """
-    (context.landing / tables.EVENTS_DIR).mkdir(parents=True, exist_ok=True)
+    (context.landing / table_names.EVENTS_DIR).mkdir(parents=True, exist_ok=True)
     if not any(f.folder == "user_changes" for d in injection.deliveries for f in d.files):
         context.land_user_changes()
     for delivery in injection.deliveries:
@@ -373,9 +374,9 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
     _write_events(context.landing / "events" / "events-contracts.json", injected.events)
     context.land_user_changes()
     strict = dict(context.expectations)
-    strict[tables.SILVER_EVENTS] = tuple(
+    strict[table_names.SILVER_EVENTS] = tuple(
         replace(rule, action="fail") if rule.name == "event_type_known" else rule
-        for rule in strict[tables.SILVER_EVENTS]
+        for rule in strict[table_names.SILVER_EVENTS]
     )
     try:
         context.run_pipeline(strict)
@@ -389,8 +390,8 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
         stopped = Verdict(
             "an expect_or_fail rule stops the run with a readable error", False, "no error"
         )
-    silver_rows = tables.count_rows(context.spark, context.warehouse, tables.SILVER_EVENTS)
-    quarantined = tables.count_rows(context.spark, context.warehouse, tables.SILVER_QUARANTINE)
+    silver_rows = tables.count_rows(context.spark, context.warehouse, table_names.SILVER_EVENTS)
+    quarantined = tables.count_rows(context.spark, context.warehouse, table_names.SILVER_QUARANTINE)
     relaxed = context.run_pipeline()
     return [
         stopped,
@@ -401,9 +402,9 @@ def _contract_fail_checks(context: ScenarioContext) -> list[Verdict]:
         ),
         Verdict(
             "with the rule relaxed, the next run writes the batch exactly once",
-            relaxed.rows(tables.SILVER_EVENTS) == len(injected.events) - 3,
-            f"{relaxed.rows(tables.SILVER_EVENTS):,} silver rows, "
-            f"{relaxed.rows(tables.SILVER_QUARANTINE):,} quarantined",
+            relaxed.rows(table_names.SILVER_EVENTS) == len(injected.events) - 3,
+            f"{relaxed.rows(table_names.SILVER_EVENTS):,} silver rows, "
+            f"{relaxed.rows(table_names.SILVER_QUARANTINE):,} quarantined",
         ),
         *invariants.ledger(
             context.spark,
@@ -492,7 +493,7 @@ def _erasure_checks(context: ScenarioContext, person: str) -> list[Verdict]:
     off = {
         table: (before[table] - after[table], rows)
         for table, rows in person_rows.items()
-        if table not in tables.GOLD_TABLES and before[table] - after[table] != rows
+        if table not in table_names.GOLD_TABLES and before[table] - after[table] != rows
     }
     lines = sum(entry["lines_removed"] for entry in document["landing"]["rewritten"])
     left = landing_scrub.scan_landing(context.landing, person)[1]
@@ -533,9 +534,9 @@ def _rotation_checks(context: ScenarioContext, new_key: PiiKey) -> list[Verdict]
         new_key=new_key,
         purge_now=True,
     )
-    bronze = tables.read_table(context.spark, context.warehouse, tables.BRONZE_EVENTS)
+    bronze = tables.read_table(context.spark, context.warehouse, table_names.BRONZE_EVENTS)
     pairs = (
-        tables.read_table(context.spark, context.warehouse, tables.SILVER_EVENTS)
+        tables.read_table(context.spark, context.warehouse, table_names.SILVER_EVENTS)
         .join(bronze.select("event_id", "user.user_id"), "event_id")
         .where("user_id IS NOT NULL")
         .select("user_id", "user_key")

@@ -45,6 +45,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from pipeline import table_names
 from pipeline.config import pii_key_from_environment, spark_settings_from_environment
 from pipeline.run.session import build_session
 from pipeline.storage import tables
@@ -88,18 +89,18 @@ STAGES = ("first-run", "incremental", "full-refresh")
 """Where a trial starts: an empty warehouse and the first arrival; the warehouse after it and
 the second arrival; the warehouse after both, refreshed with `--full-refresh`."""
 KEYS: dict[str, tuple[str, ...]] = {
-    tables.BRONZE_EVENTS: ("event_id",),
-    tables.BRONZE_QUARANTINE: ("raw_line",),
-    tables.SILVER_EVENTS: ("event_id",),
-    tables.SILVER_QUARANTINE: ("event_id",),
-    tables.SILVER_LATE_EVENTS: ("event_id",),
-    tables.GOLD_FACT_EVENTS: ("event_id",),
-    tables.GOLD_DIM_USER: ("user_sk", "user_key", "__START_AT", "__END_AT"),
-    tables.EVENT_LOG: ("origin.flow_name", "origin.batch_id", "details"),
+    table_names.BRONZE_EVENTS: ("event_id",),
+    table_names.BRONZE_QUARANTINE: ("raw_line",),
+    table_names.SILVER_EVENTS: ("event_id",),
+    table_names.SILVER_QUARANTINE: ("event_id",),
+    table_names.SILVER_LATE_EVENTS: ("event_id",),
+    table_names.GOLD_FACT_EVENTS: ("event_id",),
+    table_names.GOLD_DIM_USER: ("user_sk", "user_key", "__START_AT", "__END_AT"),
+    table_names.EVENT_LOG: ("origin.flow_name", "origin.batch_id", "details"),
 }
 """The columns compared per table; for the event log, the events of micro-batches (each
 flow's rows written and expectation counts), which must be recorded once per batch."""
-MARKED_TABLES = (*tables.TABLES, tables.GOLD_DIM_USER_CHANGES)
+MARKED_TABLES = (*table_names.TABLES, table_names.GOLD_DIM_USER_CHANGES)
 
 
 # ------------------------------------------------------------------------------ input data
@@ -120,15 +121,15 @@ def write_arrivals(root: Path, seed: int, events: int) -> tuple[Path, Path]:
     )
     late = root / "late"
     generator.write_landing(late, events=max(events // 20, 1), seed=seed + 2, files=1, start=start)
-    for path in (late / tables.EVENTS_DIR).glob("*.json"):
-        shutil.move(path, second / tables.EVENTS_DIR / f"late-{path.name}")
+    for path in (late / table_names.EVENTS_DIR).glob("*.json"):
+        shutil.move(path, second / table_names.EVENTS_DIR / f"late-{path.name}")
     shutil.rmtree(late)
-    first_file = sorted((first / tables.EVENTS_DIR).glob("*.json"))[0]
+    first_file = sorted((first / table_names.EVENTS_DIR).glob("*.json"))[0]
     copies = b"".join(first_file.read_bytes().splitlines(keepends=True)[:7])
     corrupt = b'{"event_id": "broken\n[1, 2]\nnot json at all\n\x00\xff\xfe binary\n'
-    (first / tables.EVENTS_DIR / "faults-1.json").write_bytes(corrupt + copies)
+    (first / table_names.EVENTS_DIR / "faults-1.json").write_bytes(corrupt + copies)
     copied_again = b"".join(reversed(copies.splitlines(keepends=True)))
-    (second / tables.EVENTS_DIR / "faults-2.json").write_bytes(copied_again + corrupt)
+    (second / table_names.EVENTS_DIR / "faults-2.json").write_bytes(copied_again + corrupt)
     return first, second
 
 
@@ -252,7 +253,7 @@ def table_keys(spark: SparkSession, warehouse: Path) -> Keys:
             found[table] = Counter()
             continue
         frame = tables.read_table(spark, warehouse, table)
-        if table == tables.EVENT_LOG:
+        if table == table_names.EVENT_LOG:
             frame = frame.where(F.col("origin.batch_id").isNotNull())
         frame = frame.select(*[F.col(c).cast("string") for c in columns])
         found[table] = Counter(tuple(row) for row in frame.collect())
@@ -388,7 +389,7 @@ class Harness:
         paths = [
             path
             for arrival in self.arrivals[:arrivals]
-            for path in (arrival / tables.EVENTS_DIR).glob("*.json")
+            for path in (arrival / table_names.EVENTS_DIR).glob("*.json")
         ]
         return invariants.non_blank_lines(paths)
 

@@ -40,7 +40,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
+from pipeline import table_names
+from pipeline.arguments import positive_int
 from pipeline.config import (
+    DEFAULT_EXPECTATIONS_MODULE,
     LOCAL_MASTER,
     MASTER_ENV,
     SPARK_REMOTE_ENV,
@@ -52,7 +55,6 @@ from pipeline.errors import ClickstreamError
 from pipeline.lakeflow.local import LocalRun
 from pipeline.lakeflow.settings import EXPECTATIONS
 from pipeline.run.session import INTERPRETED_EXPRESSIONS, build_session
-from pipeline.storage import tables
 from scenarios import generator
 from scenarios.spark_cluster import LocalCluster, Process, tree_rss_bytes
 
@@ -63,7 +65,7 @@ SCENARIOS = ("baseline", "late_data", "out_of_order_changes")
 IGNORED_COLUMNS = ("_ingested_at",)
 """When each run read a line: differs by construction."""
 SOURCE_FILE = "_source_file"
-KEPT_COPY_TABLES = (tables.SILVER_EVENTS,)
+KEPT_COPY_TABLES = (table_names.SILVER_EVENTS,)
 """Tables whose `_source_file` is left out: of two copies of an event in one micro-batch,
 silver keeps the one its task meets first, and which that is depends on the order the tasks
 ran in (identical rows but for the file they came from)."""
@@ -232,9 +234,9 @@ def compare(
 
 def _add_faults(landing: Path) -> None:
     """A duplicated line and a line that is not JSON: the quarantine and dedup get rows too."""
-    first = sorted((landing / tables.EVENTS_DIR).glob("*.json"))[0]
+    first = sorted((landing / table_names.EVENTS_DIR).glob("*.json"))[0]
     line = first.read_bytes().splitlines()[0]
-    (landing / tables.EVENTS_DIR / "faults-00000.json").write_bytes(line + b"\nnot json\n")
+    (landing / table_names.EVENTS_DIR / "faults-00000.json").write_bytes(line + b"\nnot json\n")
 
 
 def _contracts(mode: str, cluster: LocalCluster, warehouse: Path, root: Path) -> object:
@@ -275,12 +277,6 @@ def _refusal(cluster: LocalCluster, root: Path) -> str:
     return completed.stderr.strip()
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
-    return int(text)
-
-
 def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(part.replace("_", "")) for part in text.split(",")]
@@ -302,7 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument(
-        "--workers", type=_positive, default=2, help="standalone Workers (default 2)"
+        "--workers", type=positive_int, default=2, help="standalone Workers (default 2)"
     )
     parser.add_argument(
         "--kill-worker",
@@ -383,7 +379,7 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tu
         spec=PROJECT / "spark-pipeline.yml",
         warehouse=modes["connect"].warehouse if "connect" in modes else root / "connect",
         landing=landing,
-        configuration={EXPECTATIONS: "contracts.rules"},
+        configuration={EXPECTATIONS: DEFAULT_EXPECTATIONS_MODULE},
     )
     first = args.events * 2 // 3
     generator.write_landing(landing, events=first, seed=args.seed, files=3)
@@ -431,7 +427,7 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tu
         for mode in modes.values()
         if mode.name != "local"
         for difference in compare(
-            spark, mode.name, modes["local"].warehouse, mode.warehouse, tables.TABLES
+            spark, mode.name, modes["local"].warehouse, mode.warehouse, table_names.TABLES
         )
     ]
     for scenario, roots in scenario_roots.items():
@@ -440,7 +436,7 @@ def _compare_modes(args: argparse.Namespace, root: Path, names: list[str]) -> tu
                 warehouse = scenario_root / scenario / "warehouse"
                 local = roots["local"] / scenario / "warehouse"
                 differences += compare(
-                    spark, f"{mode_name}: {scenario}", local, warehouse, tables.TABLES
+                    spark, f"{mode_name}: {scenario}", local, warehouse, table_names.TABLES
                 )
     differences += [
         Difference(f"{name}: python -m contracts", "quarantine.json", 1, 1, 0, 0)

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
+from pipeline import table_names
 from pipeline.observe import event_log
 from pipeline.observe.event_log import details
 from pipeline.observe.flows import FLOWS
@@ -59,27 +60,28 @@ def ledger(
     (deduplication runs before the rules, so the copies of a quarantined event are
     duplicates, like the copies of a kept one).
     """
-    counts = {table: tables.count_rows(spark, warehouse, table) for table in tables.TABLES}
-    bronze_total = counts[tables.BRONZE_EVENTS] + counts[tables.BRONZE_QUARANTINE]
+    counts = {table: tables.count_rows(spark, warehouse, table) for table in table_names.TABLES}
+    bronze_total = counts[table_names.BRONZE_EVENTS] + counts[table_names.BRONZE_QUARANTINE]
     accounted = (
-        counts[tables.SILVER_EVENTS]
+        counts[table_names.SILVER_EVENTS]
         + duplicates
-        + counts[tables.SILVER_LATE_EVENTS]
-        + counts[tables.SILVER_QUARANTINE]
+        + counts[table_names.SILVER_LATE_EVENTS]
+        + counts[table_names.SILVER_QUARANTINE]
     )
     return [
         Verdict(
             "input records = bronze_events + bronze_quarantine",
             input_records == bronze_total,
-            f"{input_records:,} input = {counts[tables.BRONZE_EVENTS]:,} bronze + "
-            f"{counts[tables.BRONZE_QUARANTINE]:,} quarantined ({bronze_total:,})",
+            f"{input_records:,} input = {counts[table_names.BRONZE_EVENTS]:,} bronze + "
+            f"{counts[table_names.BRONZE_QUARANTINE]:,} quarantined ({bronze_total:,})",
         ),
         Verdict(
             "bronze_events = silver + duplicates + late + silver_quarantine",
-            counts[tables.BRONZE_EVENTS] == accounted,
-            f"{counts[tables.BRONZE_EVENTS]:,} bronze = {counts[tables.SILVER_EVENTS]:,} silver + "
-            f"{duplicates:,} duplicates + {counts[tables.SILVER_LATE_EVENTS]:,} late + "
-            f"{counts[tables.SILVER_QUARANTINE]:,} quarantined ({accounted:,})",
+            counts[table_names.BRONZE_EVENTS] == accounted,
+            f"{counts[table_names.BRONZE_EVENTS]:,} bronze = "
+            f"{counts[table_names.SILVER_EVENTS]:,} silver + "
+            f"{duplicates:,} duplicates + {counts[table_names.SILVER_LATE_EVENTS]:,} late + "
+            f"{counts[table_names.SILVER_QUARANTINE]:,} quarantined ({accounted:,})",
         ),
     ]
 
@@ -92,24 +94,24 @@ def dropped_duplicates(spark: SparkSession, warehouse: Path) -> int:
     event whose event time is further than the watermark delay from the kept one's, arriving
     behind the watermark, is late (it is in `silver_late_events`), not a duplicate.
     """
-    if tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS) == 0:
+    if tables.count_rows(spark, warehouse, table_names.BRONZE_EVENTS) == 0:
         return 0
-    bronze = with_event_time(tables.read_table(spark, warehouse, tables.BRONZE_EVENTS))
+    bronze = with_event_time(tables.read_table(spark, warehouse, table_names.BRONZE_EVENTS))
     placed = bronze.where(F.col("event_time").isNotNull())
     kept_ids = []
-    if tables.count_rows(spark, warehouse, tables.SILVER_EVENTS):
+    if tables.count_rows(spark, warehouse, table_names.SILVER_EVENTS):
         kept_ids.append(
-            tables.read_table(spark, warehouse, tables.SILVER_EVENTS).select("event_id")
+            tables.read_table(spark, warehouse, table_names.SILVER_EVENTS).select("event_id")
         )
-    if tables.count_rows(spark, warehouse, tables.SILVER_QUARANTINE):
-        quarantine = tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
+    if tables.count_rows(spark, warehouse, table_names.SILVER_QUARANTINE):
+        quarantine = tables.read_table(spark, warehouse, table_names.SILVER_QUARANTINE)
         kept_ids.append(quarantine.where(F.size(QUARANTINE_RULES_COLUMN) > 0).select("event_id"))
     if not kept_ids:
         return 0
     kept = functools.reduce(DataFrame.unionByName, kept_ids)
     parts = {"placed": placed.join(kept, "event_id", "left_semi"), "kept": kept}
-    if tables.count_rows(spark, warehouse, tables.SILVER_LATE_EVENTS):
-        late = tables.read_table(spark, warehouse, tables.SILVER_LATE_EVENTS)
+    if tables.count_rows(spark, warehouse, table_names.SILVER_LATE_EVENTS):
+        late = tables.read_table(spark, warehouse, table_names.SILVER_LATE_EVENTS)
         parts["late"] = late.join(kept, "event_id", "left_semi")
     counted = functools.reduce(
         DataFrame.unionByName,
@@ -121,9 +123,9 @@ def dropped_duplicates(spark: SparkSession, warehouse: Path) -> int:
 
 def unique_event_ids(spark: SparkSession, warehouse: Path) -> Verdict:
     """No `event_id` appears twice in silver."""
-    if tables.count_rows(spark, warehouse, tables.SILVER_EVENTS) == 0:
+    if tables.count_rows(spark, warehouse, table_names.SILVER_EVENTS) == 0:
         return Verdict("no duplicate event_id in silver_events", True, "silver_events is empty")
-    silver = tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
+    silver = tables.read_table(spark, warehouse, table_names.SILVER_EVENTS)
     repeated = silver.groupBy("event_id").count().where(F.col("count") > 1)
     examples = [row.event_id for row in repeated.limit(3).collect()]
     return Verdict(
@@ -183,7 +185,7 @@ def no_clear_pii(
 
 def table_counts(spark: SparkSession, warehouse: Path) -> dict[str, int]:
     """Rows per pipeline table, for the report's ledger."""
-    return {table: tables.count_rows(spark, warehouse, table) for table in tables.TABLES}
+    return {table: tables.count_rows(spark, warehouse, table) for table in table_names.TABLES}
 
 
 def quarantine_samples(
@@ -198,7 +200,7 @@ def quarantine_samples(
     samples: list[dict[str, object]] = []
     for table, columns in (
         (
-            tables.BRONZE_QUARANTINE,
+            table_names.BRONZE_QUARANTINE,
             (
                 "reason",
                 shape.alias("raw_line_shape"),
@@ -206,7 +208,7 @@ def quarantine_samples(
                 "_source_file",
             ),
         ),
-        (tables.SILVER_QUARANTINE, ("reason", "event_id", "event_type", "_source_file")),
+        (table_names.SILVER_QUARANTINE, ("reason", "event_id", "event_type", "_source_file")),
     ):
         if tables.count_rows(spark, warehouse, table) == 0:
             continue
@@ -263,7 +265,7 @@ def event_log_reconciles(warehouse: Path, *, input_records: int) -> list[Verdict
                 f"{event['origin']['flow_name']} batch {event['origin']['batch_id']}: rules saw "
                 f"{sorted(seen)}, written {written} + dropped {quality['dropped_records']}"
             )
-    bronze = sums.get(tables.BRONZE_EVENTS, 0) + sums.get(tables.BRONZE_QUARANTINE, 0)
+    bronze = sums.get(table_names.BRONZE_EVENTS, 0) + sums.get(table_names.BRONZE_QUARANTINE, 0)
     return [
         Verdict(
             "event log: each micro-batch's rows written = its Delta commit's operationMetrics",
@@ -279,8 +281,8 @@ def event_log_reconciles(warehouse: Path, *, input_records: int) -> list[Verdict
         Verdict(
             "event log: rows written to bronze over all updates = input records of the ledger",
             bronze == input_records,
-            f"{bronze:,} written (bronze_events {sums.get(tables.BRONZE_EVENTS, 0):,} + "
-            f"bronze_quarantine {sums.get(tables.BRONZE_QUARANTINE, 0):,}), "
+            f"{bronze:,} written (bronze_events {sums.get(table_names.BRONZE_EVENTS, 0):,} + "
+            f"bronze_quarantine {sums.get(table_names.BRONZE_QUARANTINE, 0):,}), "
             f"{input_records:,} input records",
         ),
     ]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.storage import delta_log
-from pipeline.storage.tables import (
+from pipeline.table_names import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     CHECKPOINTS_DIR,

@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
+from pipeline import table_names
 from pipeline.run import gold_stage
 from pipeline.storage import tables
 from pipeline.transforms import gold
@@ -70,9 +71,9 @@ def _subset(name: str, expected: Iterable[str], actual: set[str], table: str) ->
 
 def placement(spark: SparkSession, warehouse: Path, injection: Injection) -> list[Verdict]:
     """Every id where the injection says it must be, and silver holds nothing unexpected."""
-    silver = _ids(spark, warehouse, tables.SILVER_EVENTS)
-    late = _ids(spark, warehouse, tables.SILVER_LATE_EVENTS)
-    quarantined = _ids(spark, warehouse, tables.SILVER_QUARANTINE)
+    silver = _ids(spark, warehouse, table_names.SILVER_EVENTS)
+    late = _ids(spark, warehouse, table_names.SILVER_LATE_EVENTS)
+    quarantined = _ids(spark, warehouse, table_names.SILVER_QUARANTINE)
     unexpected = silver - injection.silver_ids - injection.maybe_silver_ids
     verdicts = [
         _subset("expected events reached silver", injection.silver_ids, silver, "silver_events"),
@@ -110,8 +111,8 @@ def placement(spark: SparkSession, warehouse: Path, injection: Injection) -> lis
 
 def bronze_split(spark: SparkSession, warehouse: Path, injection: Injection) -> Verdict:
     """bronze_quarantine holds at least the certain non-objects; exactly them when predictable."""
-    quarantined = tables.count_rows(spark, warehouse, tables.BRONZE_QUARANTINE)
-    events = tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS)
+    quarantined = tables.count_rows(spark, warehouse, table_names.BRONZE_QUARANTINE)
+    events = tables.count_rows(spark, warehouse, table_names.BRONZE_EVENTS)
     if injection.unpredicted == 0:
         passed = quarantined == injection.quarantined
         relation = "="
@@ -152,7 +153,7 @@ def drift_recoverable(spark: SparkSession, warehouse: Path, injection: Injection
     if not injection.drift:
         return Verdict("drifted fields are recoverable", True, "no drift injected")
     ids = {case.event_id for case in injection.drift}
-    bronze = tables.read_table(spark, warehouse, tables.BRONZE_EVENTS)
+    bronze = tables.read_table(spark, warehouse, table_names.BRONZE_EVENTS)
     rows = {
         row.event_id or _rescued_id(row._rescued_data): row
         for row in bronze.where(
@@ -202,7 +203,7 @@ def clock_instants(spark: SparkSession, warehouse: Path, injection: Injection) -
     cases = [case for case in injection.clock if case.expected == "silver"]
     if not cases:
         return Verdict("timestamps parse to the right instant", True, "no clock cases")
-    silver = tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
+    silver = tables.read_table(spark, warehouse, table_names.SILVER_EVENTS)
     # Compare as UTC text: the session time zone is UTC, the Python process's may not be.
     found = {
         row.event_id: row.utc
@@ -237,7 +238,7 @@ def first_payload_kept(spark: SparkSession, warehouse: Path, injection: Injectio
     """For an id sent again with another payload, silver keeps the first one."""
     if not injection.conflicts:
         return Verdict("silver keeps the first payload", True, "no conflicting payloads")
-    silver = tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
+    silver = tables.read_table(spark, warehouse, table_names.SILVER_EVENTS)
     urls = {
         row.event_id: row.page_url
         for row in silver.where(F.col("event_id").isin([c.event_id for c in injection.conflicts]))
@@ -296,10 +297,12 @@ def dimension_equals_batch(
     raw = (
         spark.read.schema(USER_CHANGE_SCHEMA)
         .option("recursiveFileLookup", "true")
-        .json(str(landing / tables.USER_CHANGES_DIR))
+        .json(str(landing / table_names.USER_CHANGES_DIR))
     )
     expected = gold.dim_user(gold.user_changes(raw, keys=keys))
-    actual = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER).select(*expected.columns)
+    actual = tables.read_table(spark, warehouse, table_names.GOLD_DIM_USER).select(
+        *expected.columns
+    )
     missing = expected.exceptAll(actual).count()
     extra = actual.exceptAll(expected).count()
     open_versions = (
@@ -382,6 +385,8 @@ def gold_equals_full_refresh(spark: SparkSession, warehouse: Path) -> Verdict:
 def facts_joining_a_user(spark: SparkSession, warehouse: Path) -> int:
     """Facts that join a version of `gold_dim_user` (not the unknown member) on `user_sk` and
     `user_key`: what must stay the same when every pseudonym is re-keyed."""
-    facts = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS)
-    users = tables.read_table(spark, warehouse, tables.GOLD_DIM_USER).where("user_key IS NOT NULL")
+    facts = tables.read_table(spark, warehouse, table_names.GOLD_FACT_EVENTS)
+    users = tables.read_table(spark, warehouse, table_names.GOLD_DIM_USER).where(
+        "user_key IS NOT NULL"
+    )
     return facts.join(users.select("user_sk", "user_key"), ["user_sk", "user_key"]).count()

@@ -18,12 +18,7 @@ from pathlib import Path
 from pipeline.observe.event_log import COMPLETED, FAILED, TERMINAL_STATES, UpdateLog
 from pipeline.observe.flows import FLOWS, Flow
 from pipeline.storage import delta_log
-from pipeline.storage.tables import (
-    BRONZE_EVENTS,
-    SILVER_EVENTS,
-    SILVER_LATE_EVENTS,
-    SILVER_QUARANTINE,
-)
+from pipeline.table_names import BRONZE_EVENTS, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
 
 __all__ = ["RUNNER", "SDP_FLOWS", "SdpRecorder", "parse_line"]
 

@@ -30,16 +30,20 @@ from pipeline import config
 from pipeline.errors import ConfigurationError, InputError, StorageAccessError
 
 __all__ = [
+    "LANDING_CACHE",
     "BlobLanding",
     "BlobLocation",
     "CopySummary",
     "Identity",
+    "cache_folder",
     "copy_new_files",
     "is_remote",
     "parse_location",
 ]
 
 LANDING_FOLDERS = ("events/", "user_changes/")
+LANDING_CACHE = "_landing"
+"""Where a run copies a remote landing's files, under the warehouse (`cache_folder`)."""
 _SCHEMES = ("abfs", "abfss")
 _DFS_SUFFIX = ".dfs.core.windows.net"
 _ROLE_HINT = {
@@ -454,6 +458,13 @@ def _service_detail(error: Any) -> str:
         if key.strip().lower() == "authenticationerrordetail":
             return value.strip()
     return ""
+
+
+def cache_folder(warehouse: Path, location: BlobLocation) -> Path:
+    """The local copy of the landing at `location` that a run on `warehouse` reads:
+    `<warehouse>/_landing/<account>/<container>/<prefix>`."""
+    cache = warehouse / LANDING_CACHE / location.account / location.container
+    return cache / location.prefix if location.prefix else cache
 
 
 def copy_new_files(

@@ -43,7 +43,8 @@ from pipeline.errors import ClickstreamError, ExpectationFailedError
 from pipeline.observe.flows import Flow, flows_of_stage
 from pipeline.run.cost import COST_KEY, FlowCost, UpdateCost
 from pipeline.storage import delta_log
-from pipeline.storage.tables import EVENT_LOG, table_path
+from pipeline.storage.tables import table_path
+from pipeline.table_names import EVENT_LOG
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -54,7 +55,7 @@ __all__ = [
     "CANCELED",
     "COMPLETED",
     "COST_KEY",
-    "EVENT_SCHEMA",
+    "EVENT_LOG_SCHEMA",
     "FAILED",
     "RUNNER",
     "TERMINAL_STATES",
@@ -96,7 +97,7 @@ _ERROR = pa.struct(
         ),
     ]
 )
-EVENT_SCHEMA = pa.schema(
+EVENT_LOG_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
         (
@@ -259,7 +260,7 @@ class UpdateLog:
         """Append events in one commit; with `txn` (app id, version), only once per version."""
         from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-        table = pa.Table.from_pylist(list(events), schema=EVENT_SCHEMA)
+        table = pa.Table.from_pylist(list(events), schema=EVENT_LOG_SCHEMA)
         with _WRITE_LOCK:
             properties = None
             if txn is not None:
@@ -519,7 +520,7 @@ def read_events(warehouse: Path) -> list[dict[str, Any]]:
     if not files:
         return []
     # Read file by file: delta-rs' own `to_pyarrow_table` can abort the interpreter at exit.
-    table = pa.concat_tables([pq.read_table(f, schema=EVENT_SCHEMA) for f in files])
+    table = pa.concat_tables([pq.read_table(f, schema=EVENT_LOG_SCHEMA) for f in files])
     events: list[dict[str, Any]] = table.to_pylist()
     events.sort(key=lambda e: (e["timestamp"], e["sequence"]["data_plane_id"]["seq_no"]))
     return events

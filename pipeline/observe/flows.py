@@ -11,8 +11,9 @@ scenario
 report) is read from, as Databricks users read theirs from `flow_definition` events.
 
 Flows of a streaming stage that mark their commits with the stage's batch markers
-(`pipeline.run.streaming.append_once`) report the rows of each micro-batch; the others (the SCD2
-merge, the gold tables maintained from what a batch touched) report their rows once per stage.
+(`pipeline.storage.delta_tables.append_once`) report the rows of each micro-batch; the others
+(the SCD2 merge, the gold tables maintained from what a batch touched) report their rows once
+per stage.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import graphlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pipeline.storage.tables import (
+from pipeline.table_names import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     EVENTS_DIR,

@@ -57,7 +57,8 @@ from pipeline.run.session import session_settings
 from pipeline.run.streaming import in_parallel
 from pipeline.run.writer_lock import writer_lock
 from pipeline.storage import delta_log
-from pipeline.storage.tables import (
+from pipeline.storage.tables import table_exists, table_path
+from pipeline.table_names import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     GOLD_DIM_USER,
@@ -67,8 +68,6 @@ from pipeline.storage.tables import (
     SILVER_EVENTS,
     SILVER_LATE_EVENTS,
     SILVER_QUARANTINE,
-    table_exists,
-    table_path,
 )
 from pipeline.transforms.pseudonymize import keyed_hash
 

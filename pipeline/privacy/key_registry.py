@@ -22,7 +22,7 @@ import orjson
 
 from pipeline.config import PiiKey
 from pipeline.errors import DamagedStateError, PiiKeyMismatchError
-from pipeline.storage.tables import PSEUDONYMIZED_TABLES
+from pipeline.table_names import PSEUDONYMIZED_TABLES
 
 __all__ = [
     "REGISTRY_FILE",

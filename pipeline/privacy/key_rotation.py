@@ -36,13 +36,8 @@ from pipeline.run import run_state
 from pipeline.run.gold_stage import refresh_gold
 from pipeline.run.writer_lock import writer_lock
 from pipeline.storage import delta_log
-from pipeline.storage.tables import (
-    BRONZE_EVENTS,
-    GOLD_TABLES,
-    PSEUDONYMIZED_TABLES,
-    USER_CHANGES_DIR,
-    table_path,
-)
+from pipeline.storage.tables import table_path
+from pipeline.table_names import BRONZE_EVENTS, GOLD_TABLES, PSEUDONYMIZED_TABLES, USER_CHANGES_DIR
 from pipeline.transforms.pseudonymize import hmac_sha256, key_frame, with_key
 from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 

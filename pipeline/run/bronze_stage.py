@@ -20,15 +20,10 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.run.enforcement import Contract, checked_rows, dropped_any
-from pipeline.run.streaming import append_once, in_parallel
-from pipeline.storage.delta_tables import create_table_if_absent
-from pipeline.storage.tables import (
-    BRONZE_EVENTS,
-    BRONZE_QUARANTINE,
-    EVENTS_STREAM,
-    table_exists,
-    table_path,
-)
+from pipeline.run.streaming import in_parallel
+from pipeline.storage.delta_tables import append_once, create_table_if_absent
+from pipeline.storage.tables import table_exists, table_path
+from pipeline.table_names import BRONZE_EVENTS, BRONZE_QUARANTINE, EVENTS_STREAM
 from pipeline.transforms import bronze, expectations
 
 __all__ = ["BRONZE_HIDDEN_COLUMNS", "BronzeBatch", "check_bronze", "write_bronze"]

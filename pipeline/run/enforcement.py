@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from pipeline.errors import InvalidExpectationError
-from pipeline.storage.tables import (
+from pipeline.table_names import (
     BRONZE_EVENTS,
     ENFORCED_TABLES,
     GOLD_DIM_USER,
@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 __all__ = [
     "Contract",
+    "check_rule_tables",
     "checked_rows",
     "contracts_for",
     "dim_user_view",
@@ -202,15 +203,11 @@ def _shapes(spark: SparkSession) -> dict[str, DataFrame]:
     }
 
 
-def contracts_for(
-    spark: SparkSession,
-    rules_by_table: Mapping[str, Sequence[Expectation]],
-) -> dict[str, Contract]:
-    """Check the rules against the tables' shapes before any query starts (no Spark job).
+def check_rule_tables(rules_by_table: Mapping[str, Sequence[Expectation]]) -> None:
+    """Check that the rules name tables the pipeline writes, and drop no gold rows (no Spark).
 
     Raises:
-        InvalidExpectationError: a rule names a table no stage writes, drops gold rows, or
-            does not fit its table (an unknown column, a SQL error, not a boolean).
+        InvalidExpectationError: a rule names a table no stage writes, or drops gold rows.
     """
     unknown = sorted(set(rules_by_table) - set(ENFORCED_TABLES))
     if unknown:
@@ -231,6 +228,19 @@ def contracts_for(
             "be dropped without breaking its history. Make them warn or fail, or drop the "
             "rows earlier, with a rule on silver_events."
         )
+
+
+def contracts_for(
+    spark: SparkSession,
+    rules_by_table: Mapping[str, Sequence[Expectation]],
+) -> dict[str, Contract]:
+    """Check the rules against the tables' shapes before any query starts (no Spark job).
+
+    Raises:
+        InvalidExpectationError: a rule names a table no stage writes, drops gold rows, or
+            does not fit its table (an unknown column, a SQL error, not a boolean).
+    """
+    check_rule_tables(rules_by_table)
     if not any(rules_by_table.values()):
         return {}
     shapes = _shapes(spark)

@@ -12,7 +12,7 @@ each handing the next the rows it wrote, kept in memory rather than read back:
 
 One query instead of one per layer: a query's start, its planning and its reading of a Delta
 table's new versions cost Spark jobs of their own, paid by every run however small. Every
-write of a batch happens once (`pipeline.run.streaming.append_once`) or recomputes what the
+write of a batch happens once (`pipeline.storage.delta_tables.append_once`) or recomputes what the
 batch touched, and a replayed batch makes the same rows (its time is the one it was planned
 with), so a run killed midway resumes from the checkpoint without losing or duplicating rows.
 """
@@ -32,7 +32,8 @@ from pipeline.run.enforcement import Contract
 from pipeline.run.gold_stage import ensure_tables, user_dimension, write_gold
 from pipeline.run.silver_stage import NEWEST_DIR, check_silver, write_silver
 from pipeline.run.streaming import BatchReport, in_parallel, report_batch, run_stream
-from pipeline.storage.tables import (
+from pipeline.storage.tables import checkpoint_path, table_exists
+from pipeline.table_names import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     EVENTS_DIR,
@@ -41,8 +42,6 @@ from pipeline.storage.tables import (
     GOLD_FACT_EVENTS,
     GOLD_TABLES,
     SILVER_EVENTS,
-    checkpoint_path,
-    table_exists,
 )
 from pipeline.transforms import bronze
 from pipeline.transforms.expectations import ExpectationMetric

@@ -2,7 +2,7 @@
 
 * `run_user_dimension`: one streaming query over the CDC files of `<landing>/user_changes`
   (checkpoint `gold_dim_user`); each micro-batch is merged into `gold_dim_user` by
-  `pipeline.transforms.scd2.merge_changes` (which touches only the batch's users), and the facts
+  `pipeline.storage.scd_merge.merge_changes` (which touches only the batch's users), and the facts
   those
   changes re-key (a late change that splits a version, a user whose events came before
   their first change) get their new `user_sk`.
@@ -30,10 +30,16 @@ from pyspark.sql.types import StructType
 
 from pipeline.run import cost
 from pipeline.run.enforcement import Contract, dim_user_view, write_checked
-from pipeline.run.streaming import BatchReport, append_once, in_parallel, report_batch, run_stream
-from pipeline.storage import delta_log
-from pipeline.storage.delta_tables import create_table_if_absent, replace_table, replace_where
-from pipeline.storage.tables import (
+from pipeline.run.streaming import BatchReport, in_parallel, report_batch, run_stream
+from pipeline.storage import delta_log, scd_merge
+from pipeline.storage.delta_tables import (
+    append_once,
+    create_table_if_absent,
+    replace_table,
+    replace_where,
+)
+from pipeline.storage.tables import checkpoint_path, read_table, table_exists, table_path
+from pipeline.table_names import (
     EVENTS_STREAM,
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
@@ -47,13 +53,9 @@ from pipeline.storage.tables import (
     USER_CHANGES_DIR,
     USER_MERGE_WRITER,
     USER_STREAM,
-    checkpoint_path,
-    read_table,
-    table_exists,
-    table_path,
 )
 from pipeline.transforms import expectations as rules_engine
-from pipeline.transforms import gold, scd2
+from pipeline.transforms import gold
 from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 
 __all__ = [
@@ -103,7 +105,7 @@ def run_user_dimension(
     def merge_batch(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession  # temporary views (the rules' gold_dim_user) live there
         pseudonymized = gold.user_changes(batch, keys=keys)
-        merged = scd2.merge_changes(
+        merged = scd_merge.merge_changes(
             spark,
             pseudonymized,
             path=path,
@@ -434,7 +436,7 @@ def _refresh_aggregates(
 
 
 def _change_log(warehouse: Path) -> Path:
-    return Path(scd2.change_log_path(table_path(warehouse, GOLD_DIM_USER)))
+    return Path(scd_merge.change_log_path(table_path(warehouse, GOLD_DIM_USER)))
 
 
 def _has_change_log(warehouse: Path) -> bool:

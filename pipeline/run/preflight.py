@@ -23,7 +23,7 @@ from pathlib import Path
 from pipeline.errors import DamagedStateError, InputError
 from pipeline.run import run_state
 from pipeline.storage import delta_log
-from pipeline.storage.tables import (
+from pipeline.table_names import (
     BRONZE_EVENTS,
     CHECKPOINTS_DIR,
     EVENTS_DIR,
@@ -48,7 +48,7 @@ STREAMS: dict[str, tuple[str, str]] = {
 }
 """Each streaming query (its checkpoint folder) -> the table every one of its batches
 appends to, and the writer name of its batch markers there
-(`pipeline.run.streaming.append_once`)."""
+(`pipeline.storage.delta_tables.append_once`)."""
 
 
 EARLIER_STREAMS = ("bronze", "silver", "gold")

@@ -19,13 +19,13 @@ from pathlib import Path
 from pipeline.errors import DamagedStateError
 from pipeline.run.cost import UpdateCost
 from pipeline.storage import delta_log
-from pipeline.storage.tables import (
+from pipeline.storage.tables import row_counts
+from pipeline.table_names import (
     CHECKPOINTS_DIR,
     EVENTS_DIR,
     GOLD_DIM_USER_CHANGES,
     TABLES,
     USER_CHANGES_DIR,
-    row_counts,
 )
 
 __all__ = [

@@ -28,7 +28,9 @@ metrics, each flow's end, and the update's end state, also when it fails or has 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,10 +42,12 @@ from pipeline.config import (
     DEFAULT_MAX_FILES_PER_TRIGGER,
     DEFAULT_WATERMARK_DELAY,
     PiiKey,
+    SparkSettings,
     parse_delay,
     require_classic,
 )
 from pipeline.errors import StorageFullError
+from pipeline.landing.azure_landing import BlobLanding, cache_folder, copy_new_files
 from pipeline.observe.event_log import (
     CANCELED,
     COMPLETED,
@@ -57,23 +61,23 @@ from pipeline.observe.event_log import (
 from pipeline.observe.flows import FLOWS, REFRESH_STAGE, flows_of_stage, stage_tables
 from pipeline.privacy import key_registry
 from pipeline.run import cost, preflight, run_state
-from pipeline.run.enforcement import Contract, contracts_for
+from pipeline.run.cost import size
+from pipeline.run.enforcement import Contract, check_rule_tables, contracts_for
 from pipeline.run.events_stage import run_events
 from pipeline.run.gold_stage import refresh_gold, run_user_dimension
 from pipeline.run.progress import Progress
 from pipeline.run.run_state import RunSummary, TableCount
-from pipeline.run.session import SMALL_INPUT, session_settings
+from pipeline.run.session import SMALL_INPUT, build_session, session_settings
 from pipeline.run.streaming import BatchReport
 from pipeline.run.writer_lock import writer_lock
 from pipeline.storage import delta_log
-from pipeline.storage.tables import (
+from pipeline.storage.tables import checkpoint_path, row_counts
+from pipeline.table_names import (
     EVENTS_DIR,
     EVENTS_STREAM,
     GOLD_DIM_USER,
     USER_CHANGES_DIR,
     USER_STREAM,
-    checkpoint_path,
-    row_counts,
 )
 from pipeline.transforms.expectations import Expectation, ExpectationMetric
 from pipeline.transforms.pseudonymize import key_frame
@@ -101,47 +105,65 @@ class RunOptions:
             and the user change log (Lakeflow's full refresh of a materialized view).
         wait_seconds: how long to wait for another run writing the warehouse to finish
             (`pipeline.run.writer_lock`); 0 fails at once.
+        spark_log: where a Spark session the run starts writes its output (its banner,
+            log4j's log, what Delta prints): `<warehouse>/_logs/spark.log` when True, this
+            process's terminal when False (`clickstream run --verbose`).
     """
 
     watermark_delay: str = DEFAULT_WATERMARK_DELAY
     max_files_per_trigger: int = DEFAULT_MAX_FILES_PER_TRIGGER
     full_refresh: bool = False
     wait_seconds: float = 0.0
+    spark_log: bool = True
+
+
+SPARK_LOG = "_logs/spark.log"
+"""Where the output of a Spark session the run starts goes, under the warehouse."""
 
 
 def run_pipeline(
-    spark: SparkSession,
+    spark: SparkSession | SparkSettings,
     *,
-    landing: Path,
+    landing: Path | BlobLanding,
     warehouse: Path,
     pii_key: PiiKey,
     options: RunOptions | None = None,
     progress: Callable[[str], None] | None = None,
     expectations: Mapping[str, Sequence[Expectation]] | None = None,
-    update: UpdateLog | None = None,
     display: Progress | None = None,
 ) -> RunSummary:
     """Process every landing file not processed before into the warehouse's Delta tables.
 
+    The one run sequence, for the command line, the scenarios, the benchmarks and the tests:
+
+    1. checks that need nothing but the arguments: the watermark, classic Spark, the landing
+       folder, the rules' tables (and their columns, when a session is given);
+    2. the warehouse's writer lock, then (a remote landing) the copy of its new files;
+    3. the event log's update, recorded from here on, also when the run fails;
+    4. the key's admission, the state checks (`pipeline.run.preflight`) and the decision
+       whether there is anything new, in plain Python: a run with nothing new starts no Spark;
+    5. Spark (started from `SparkSettings`, and stopped at the end, when no session is given),
+       the stages, the saved state and what the run cost.
+
     Args:
-        spark: the session to run on.
+        spark: the session to run on, or the settings of one to start when there is work
+            (with the quick compiler only for a small input, `INTERPRETED_BELOW_BYTES`).
         landing: directory whose `events/` folder holds newline-delimited JSON files, and
-            whose optional `user_changes/` folder holds the user CDC feed.
+            whose optional `user_changes/` folder holds the user CDC feed; or a landing in
+            Azure Blob storage, whose new files are copied first under the warehouse
+            (`pipeline.landing.azure_landing.cache_folder`).
         warehouse: directory of the Delta tables and the streaming checkpoints.
         pii_key: the secret for keyed pseudonymization of PII.
-        options: watermark, batch sizing, full refresh; defaults when None.
-        progress: called with a short message as each stage starts.
-        expectations: rules per table (`pipeline.storage.tables.ENFORCED_TABLES`), e.g.
+        options: watermark, batch sizing, full refresh, lock wait; defaults when None.
+        progress: called with a short message as each step starts.
+        expectations: rules per table (`pipeline.table_names.ENFORCED_TABLES`), e.g.
             `contracts.rules.EXPECTATIONS`; none are enforced when None. Gold tables take
             warn and fail rules only.
-        update: the event log update this run is part of, already started and finished by
-            the caller under the writer lock (the command line's); when None the run records
-            its own.
         display: shows each stage's micro-batches, files, rows and rate as they finish.
 
     Returns:
-        Row counts per table, before and after the run, and its update id (`run_id` None
-        when there was nothing new, and nothing was done).
+        Row counts per table, before and after the run, its update id (`run_id` None when
+        there was nothing new, and nothing was done) and what it cost the engine.
 
     Raises:
         InputError: the landing directory has no `events/` folder, or a new landing file
@@ -154,31 +176,129 @@ def run_pipeline(
         StorageFullError: a file system the run writes is full; the batch being written
             was not committed.
         ConfigurationError: the watermark delay is not a duration.
+        UnsupportedModeError: `spark` is (or names) a Spark Connect session.
         InvalidExpectationError: a rule names a table no stage writes, or does not fit it.
         ExpectationFailedError: rows failed an `expect_or_fail` rule; that batch and the
             stages after it were not written, and the next run retries the batch.
     """
-    require_classic(spark, "The pipeline runner")
     options = options or RunOptions()
-    landing, warehouse = landing.resolve(), warehouse.resolve()
-    preflight.check_landing(landing)
     parse_delay(options.watermark_delay)
+    # A wrong --master or --remote fails before anything is written.
+    require_classic(spark, "The pipeline runner")
+    warehouse = warehouse.resolve()
+    local = landing.resolve() if isinstance(landing, Path) else None
+    if local is not None:
+        preflight.check_landing(local)
     # Rules are checked first: a rule that cannot apply leaves no trace, not even the lock.
-    contracts = contracts_for(spark, expectations or {})
+    rules = expectations or {}
+    check_rule_tables(rules)
+    contracts = contracts_for(spark, rules) if isinstance(spark, SparkSession) else None
     report = progress or (lambda _message: None)
+    # Held before the state is read and before Spark starts: a second writer fails at once.
     with writer_lock(warehouse, wait_seconds=options.wait_seconds, notify=report):
-        if update is not None:
-            run = _Run(spark, landing, warehouse, options, contracts, report, display, update)
-            return run.execute(pii_key)
+        if local is None:
+            assert isinstance(landing, BlobLanding)
+            local = _copy_landing(landing, warehouse, report)
+            preflight.check_landing(local)
+        # Recorded from here on: a run that fails, is interrupted or has nothing new is an
+        # update.
         with recorded_update(
             warehouse,
             new_update_id(),
             flows=FLOWS,
             full_refresh=options.full_refresh,
             runner=RUNNER,
-        ) as own:
-            run = _Run(spark, landing, warehouse, options, contracts, report, display, own)
-            return run.execute(pii_key)
+        ) as update:
+            summary = _update(
+                spark, local, warehouse, pii_key, options, rules, contracts, report, display, update
+            )
+    return dataclasses.replace(summary, cost=update.cost)
+
+
+def _copy_landing(remote: BlobLanding, warehouse: Path, report: Callable[[str], None]) -> Path:
+    """Copy the remote landing's new files into the warehouse's cache; the cache's path."""
+    cache = cache_folder(warehouse, remote.location)
+    started = time.perf_counter()
+    shown = {"step": -1}
+
+    def show(done: int, total: int, copied_bytes: int) -> None:
+        step = done * 10 // max(total, 1)  # a line per tenth of the files
+        if step != shown["step"]:
+            shown["step"] = step
+            report(f"  copying {done:,} / {total:,} files, {size(copied_bytes)}")
+
+    try:
+        copied = copy_new_files(remote, cache, progress=show)
+    finally:
+        remote.close()
+    report(
+        f"copied {copied.copied} new files ({copied.copied_bytes:,} bytes) of {remote.location} "
+        f"to {cache} in {time.perf_counter() - started:.1f} s ({copied.already} copied before)"
+    )
+    return cache
+
+
+def _update(
+    spark: SparkSession | SparkSettings,
+    landing: Path,
+    warehouse: Path,
+    pii_key: PiiKey,
+    options: RunOptions,
+    rules: Mapping[str, Sequence[Expectation]],
+    contracts: Mapping[str, Contract] | None,
+    report: Callable[[str], None],
+    display: Progress | None,
+    update: UpdateLog,
+) -> RunSummary:
+    """The run's update, under the lock: the checks in plain Python, the decision whether
+    there is anything new, then Spark."""
+    key_registry.admit(warehouse, pii_key)
+    adopted = preflight.adopt_earlier_layout(warehouse)
+    if adopted:
+        report(adopted)
+    for warning in preflight.check(landing, warehouse):
+        report(warning)
+    preflight.remove_interrupted_writes(warehouse)
+    files = run_state.landing_files(landing)
+    if not options.full_refresh and run_state.is_up_to_date(landing, warehouse):
+        try:
+            unchanged = run_state.unchanged_summary(warehouse, update.update_id)
+        except ValueError:  # a Delta log without row counts: let Spark count
+            unchanged = None
+        if unchanged is not None:
+            report("nothing new since the last run: no Spark work")
+            return unchanged
+    small = run_state.new_bytes(landing, warehouse, files) < INTERPRETED_BELOW_BYTES
+    with _session(spark, warehouse, options, small, report, update) as session:
+        if contracts is None:
+            contracts = contracts_for(session, rules)
+        run = _Run(session, landing, warehouse, options, contracts, report, display, update)
+        return run.execute(pii_key, files, small)
+
+
+@contextmanager
+def _session(
+    spark: SparkSession | SparkSettings,
+    warehouse: Path,
+    options: RunOptions,
+    small: bool,
+    report: Callable[[str], None],
+    update: UpdateLog,
+) -> Iterator[SparkSession]:
+    """The session given, or one started from the settings (and stopped at the end)."""
+    if isinstance(spark, SparkSession):
+        yield spark
+        return
+    settings = dataclasses.replace(spark, short_lived=True) if small else spark
+    log_file = warehouse / SPARK_LOG if options.spark_log else None
+    report("starting Spark ..." + (f" (its log: {log_file})" if log_file else ""))
+    starting = time.perf_counter()
+    session = build_session(settings, log_file=log_file)
+    update.spark_started(time.perf_counter() - starting)
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 def _quietly(
@@ -230,28 +350,15 @@ class _Run:
     micro_batches: dict[str, int] = field(default_factory=dict)
     """The micro-batches each stage ran."""
 
-    def execute(self, pii_key: PiiKey) -> RunSummary:
-        key_registry.admit(self.warehouse, pii_key)
-        adopted = preflight.adopt_earlier_layout(self.warehouse)
-        if adopted:
-            self.report(adopted)
-        for warning in preflight.check(self.landing, self.warehouse):
-            self.report(warning)
-        preflight.remove_interrupted_writes(self.warehouse)
-        files = run_state.landing_files(self.landing)
-        if not self.options.full_refresh and run_state.is_up_to_date(self.landing, self.warehouse):
-            self.report("nothing new since the last run: no Spark work")
-            return run_state.unchanged_summary(self.warehouse, self.update.update_id)
+    def execute(self, pii_key: PiiKey, files: tuple[str, ...], small: bool) -> RunSummary:
+        """The stages, the saved state and the cost, once the run has decided to work."""
         work = cost.SparkWork(self.spark)
         versions_before = run_state.table_versions(self.warehouse)
         with _storage_errors(self.warehouse):
             before = row_counts(self.spark, self.warehouse)
             unseen = run_state.unseen_files(self.warehouse, files)
-            new_bytes = run_state.new_bytes(self.landing, self.warehouse, files)
             seen = run_state.fingerprints(self.landing, files)
-            with session_settings(
-                self.spark, SMALL_INPUT if new_bytes < INTERPRETED_BELOW_BYTES else {}
-            ):
+            with session_settings(self.spark, SMALL_INPUT if small else {}):
                 self._stages(key_frame(self.spark, pii_key), unseen)
             versions = run_state.table_versions(self.warehouse)
             run_state.save_state(self.warehouse, run_state.RunState(seen, versions))

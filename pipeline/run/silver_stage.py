@@ -26,17 +26,11 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.run.enforcement import Contract, checked_rows, dropped_any, in_memory
-from pipeline.run.streaming import append_once, in_parallel
+from pipeline.run.streaming import in_parallel
 from pipeline.storage import delta_log
-from pipeline.storage.delta_tables import create_table_if_absent
-from pipeline.storage.tables import (
-    EVENTS_STREAM,
-    SILVER_EVENTS,
-    SILVER_LATE_EVENTS,
-    SILVER_QUARANTINE,
-    table_exists,
-    table_path,
-)
+from pipeline.storage.delta_tables import append_once, create_table_if_absent
+from pipeline.storage.tables import table_exists, table_path
+from pipeline.table_names import EVENTS_STREAM, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
 from pipeline.transforms import expectations, silver
 
 __all__ = ["NEWEST_DIR", "SilverBatch", "check_silver", "write_silver"]

@@ -2,15 +2,14 @@
 
 Each stage is one Structured Streaming query with `trigger(availableNow=True)` whose
 `foreachBatch` function writes one micro-batch to one or more Delta tables. Every append of a
-batch happens once (`append_once`): a batch replayed after a crash skips the writes it had
-already committed, and recomputes the others.
+batch happens once (`pipeline.storage.delta_tables.append_once`): a batch replayed after a
+crash skips the writes it had already committed, and recomputes the others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
@@ -18,15 +17,12 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from pipeline.errors import ExpectationFailedError
 from pipeline.run import cost
-from pipeline.storage import delta_log
-from pipeline.storage.delta_tables import table_properties
 from pipeline.transforms.expectations import ExpectationMetric
 
 __all__ = [
     "BatchFunction",
     "BatchReport",
     "InputRows",
-    "append_once",
     "in_parallel",
     "report_batch",
     "run_to_end",
@@ -48,41 +44,6 @@ def report_batch(
     """Report a written micro-batch, when a report is wanted."""
     if report is not None:
         report(batch_id, input_rows, metrics or {})
-
-
-def append_once(
-    frame: DataFrame, path: str, *, query: str, batch_id: int, merge_schema: bool = False
-) -> bool:
-    """Append micro-batch `batch_id` of `query` to the table at `path`, unless it already is.
-
-    The commit carries a marker of (query, batch) in its `userMetadata`; a batch replayed
-    after a crash finds its marker in the Delta log (read in plain Python,
-    `pipeline.storage.delta_log.committed_batch`) and skips the write without running its query.
-    This is Delta's idempotent write (`txnAppId` / `txnVersion`) for the one writer a
-    warehouse has, at the cost of a blind append: Delta's own check recomputes the table's
-    state, about 0.6 s per write here.
-
-    `merge_schema` lets a table written before a column existed take it on (the quarantine
-    tables gained `failed_expectations`).
-
-    Returns:
-        Whether it wrote; False when the batch was already there.
-    """
-    committed = delta_log.committed_batch(Path(path), query)
-    if committed is not None and committed >= batch_id:
-        return False
-    writer = (
-        frame.write.format("delta")
-        .mode("append")
-        .option("userMetadata", delta_log.batch_marker(query, batch_id))
-    )
-    if committed is None and delta_log.table_version(Path(path)) is None:
-        # The append creates the table: `delta.*` options become its properties.
-        writer = writer.options(**table_properties(frame.schema))
-    if merge_schema:
-        writer = writer.option("mergeSchema", "true")
-    writer.save(path)
-    return True
 
 
 def in_parallel(spark: SparkSession, writes: Mapping[str, Callable[[], object]]) -> None:

@@ -1,10 +1,11 @@
 """SCD Type 1 and Type 2 tables from a change feed, with the semantics of Lakeflow AUTO CDC.
 
 `apply_changes` takes the arguments of Databricks' `dp.create_auto_cdc_flow` (formerly
-`dlt.apply_changes`) and returns the whole resulting table, so code ports one to one.
-`merge_changes` applies one batch of changes to a Delta table with `MERGE`, touching only the
-keys the batch mentions; after any sequence of batches, in any arrival order, the table equals
-`apply_changes` over the union of all the changes.
+`dlt.apply_changes`) and returns the whole resulting table, so code ports one to one. It is
+pure: DataFrames in, a DataFrame out, no table written. `pipeline.storage.scd_merge` applies
+one batch of changes to a Delta table with it, touching only the keys the batch mentions;
+after any sequence of batches, in any arrival order, the table equals `apply_changes` over the
+union of all the changes.
 
 Semantics, per key, in `sequence_by` order whatever the arrival order:
 
@@ -35,45 +36,36 @@ Choices where Databricks leaves room, stated so they can be relied on:
 * `target` in `apply_changes` is read as history: each version as an upsert at its
   `__START_AT`, each close not followed by a version as a delete at its `__END_AT` (SCD1 rows
   as upserts before every change). Changes it absorbed without a trace (an upsert equal to the
-  version it fell into) cannot be recovered from it; `merge_changes` keeps every change in a
-  change log beside the table, which is what makes it exact.
+  version it fell into) cannot be recovered from it; `pipeline.storage.scd_merge` keeps every
+  change in a change log beside the table, which is what makes it exact.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, NotRequired, Required, TypedDict, Unpack
+from typing import Literal, NotRequired, Required, TypedDict
 
-from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StructType
 from pyspark.sql.window import WindowSpec
 
 from pipeline.errors import ChangeFeedError
-from pipeline.run.streaming import append_once
-from pipeline.storage import delta_log
-from pipeline.storage.delta_tables import create_table_if_absent, key_condition, replace_where
 
 __all__ = [
-    "CHANGE_LOG_SUFFIX",
     "END_AT",
     "START_AT",
     "CdcOptions",
-    "MergeResult",
+    "CdcPlan",
     "apply_changes",
-    "change_log_path",
-    "merge_changes",
+    "plan_changes",
 ]
 
 START_AT = "__START_AT"
 END_AT = "__END_AT"
-CHANGE_LOG_SUFFIX = "__changes"
-"""`merge_changes` keeps the change log of the table at `<path>` at `<path>__changes`."""
 
 _INTERNAL_PREFIX = "__scd_"
 _SEQUENCE = "__scd_sequence"
@@ -85,7 +77,6 @@ _SEGMENT = "__scd_segment"
 _CLOSED_AT = "__scd_closed_at"
 _VALUES = "__scd_values"
 _RANK = "__scd_rank"
-_FROM_LOG = "__scd_from_log"
 
 _UPSERT, _DELETE, _TRUNCATE = 0, 1, 2
 _EXAMPLES = 3
@@ -107,7 +98,7 @@ class CdcOptions(TypedDict, total=False):
 
 
 @dataclass(frozen=True)
-class _Plan:
+class CdcPlan:
     """The validated options: which columns play which part."""
 
     keys: tuple[str, ...]
@@ -149,7 +140,7 @@ def _expression(value: str | Column | None) -> Column | None:
     return F.expr(value) if isinstance(value, str) else value
 
 
-def _plan(
+def plan_changes(
     available: Sequence[str],
     *,
     keys: Sequence[str],
@@ -162,7 +153,7 @@ def _plan(
     track_history_column_list: Sequence[str] | None = None,
     track_history_except_column_list: Sequence[str] | None = None,
     ignore_null_updates: bool = False,
-) -> _Plan:
+) -> CdcPlan:
     scd_type = _scd_type(stored_as_scd_type)
     reserved = [c for c in available if c in (START_AT, END_AT) or c.startswith(_INTERNAL_PREFIX)]
     if reserved:
@@ -215,7 +206,7 @@ def _plan(
             "has no meaning for a history table"
         )
     sequence = F.col(sequence_by) if isinstance(sequence_by, str) else sequence_by
-    return _Plan(
+    return CdcPlan(
         keys=key_names,
         sequence=sequence,
         scd_type=scd_type,
@@ -231,7 +222,7 @@ def _plan(
 # ------------------------------------------------------------------------ normalized events
 
 
-def _events(changes: DataFrame, plan: _Plan) -> DataFrame:
+def _events(changes: DataFrame, plan: CdcPlan) -> DataFrame:
     """The changes as events: keys, output values (null unless an upsert), sequence, kind."""
     kind = F.lit(_UPSERT)
     if plan.deletes is not None:
@@ -253,7 +244,7 @@ def _nulls(schema: StructType, names: Sequence[str]) -> list[Column]:
     return [F.lit(None).cast(schema[name].dataType).alias(name) for name in names]
 
 
-def _target_events(target: DataFrame, plan: _Plan, sequence_type: DataType) -> DataFrame:
+def _target_events(target: DataFrame, plan: CdcPlan, sequence_type: DataType) -> DataFrame:
     """An existing SCD table read back as events (see the module docstring)."""
     needed = [*plan.columns, *((START_AT, END_AT) if plan.scd_type == 2 else ())]
     _check_known("the target table", needed, target.columns)
@@ -302,7 +293,7 @@ def _describe(row: Row, names: Sequence[str]) -> str:
     return ", ".join(f"{shown.get(name, name)}={row[name]!r}" for name in names)
 
 
-def _validate(events: DataFrame, plan: _Plan) -> None:
+def _validate(events: DataFrame, plan: CdcPlan) -> None:
     """Reject null keys, null sequence values and ambiguous duplicates, with examples."""
     is_truncate = F.col(_KIND) == _TRUNCATE
     key_missing = functools.reduce(operator.or_, [F.col(k).isNull() for k in plan.keys])
@@ -365,15 +356,15 @@ def _validate(events: DataFrame, plan: _Plan) -> None:
 # ------------------------------------------------------------------------------ the engine
 
 
-def _ordered(plan: _Plan) -> WindowSpec:
+def _ordered(plan: CdcPlan) -> WindowSpec:
     return Window.partitionBy(*plan.keys).orderBy(_SEQUENCE)
 
 
-def _running(plan: _Plan) -> WindowSpec:
+def _running(plan: CdcPlan) -> WindowSpec:
     return _ordered(plan).rowsBetween(Window.unboundedPreceding, Window.currentRow)
 
 
-def _fill_null_updates(events: DataFrame, plan: _Plan) -> DataFrame:
+def _fill_null_updates(events: DataFrame, plan: CdcPlan) -> DataFrame:
     """Replace each null value of an upsert by the latest non-null one since the last delete."""
     segmented = events.withColumn(
         _SEGMENT, F.sum((F.col(_KIND) == _DELETE).cast("int")).over(_running(plan))
@@ -390,7 +381,7 @@ def _fill_null_updates(events: DataFrame, plan: _Plan) -> DataFrame:
     return segmented.select(*plan.keys, *filled, _SEQUENCE, _KIND, _FROM_TARGET)
 
 
-def _scd2(events: DataFrame, plan: _Plan) -> DataFrame:
+def _scd2(events: DataFrame, plan: CdcPlan) -> DataFrame:
     events = events.dropDuplicates([*plan.keys, _SEQUENCE])  # validated: duplicates are equal
     if plan.ignore_null_updates:
         events = _fill_null_updates(events, plan)
@@ -422,7 +413,7 @@ def _scd2(events: DataFrame, plan: _Plan) -> DataFrame:
     )
 
 
-def _expand_truncates(events: DataFrame, plan: _Plan) -> DataFrame:
+def _expand_truncates(events: DataFrame, plan: CdcPlan) -> DataFrame:
     """A truncate at sequence value s becomes a delete at s of every key."""
     truncates = events.where(F.col(_KIND) == _TRUNCATE).select(_SEQUENCE).distinct()
     keyed = events.where(F.col(_KIND) != _TRUNCATE)
@@ -441,7 +432,7 @@ def _expand_truncates(events: DataFrame, plan: _Plan) -> DataFrame:
     return keyed.unionByName(deletes)
 
 
-def _scd1(events: DataFrame, plan: _Plan) -> DataFrame:
+def _scd1(events: DataFrame, plan: CdcPlan) -> DataFrame:
     if plan.truncates is not None:
         events = _expand_truncates(events, plan)
     events = events.dropDuplicates([*plan.keys, _SEQUENCE])
@@ -499,10 +490,10 @@ def apply_changes(
     """
     if changes.isStreaming:
         raise ChangeFeedError(
-            "apply_changes needs a static DataFrame; in a stream, call merge_changes from "
-            "foreachBatch"
+            "apply_changes needs a static DataFrame; in a stream, call "
+            "pipeline.storage.scd_merge.merge_changes from foreachBatch"
         )
-    plan = _plan(
+    plan = plan_changes(
         changes.columns,
         keys=keys,
         sequence_by=sequence_by,
@@ -521,160 +512,3 @@ def apply_changes(
         events = events.unionByName(_target_events(target, plan, sequence_type))
     _validate(events, plan)
     return _scd2(events, plan) if plan.scd_type == 2 else _scd1(events, plan)
-
-
-# ----------------------------------------------------------------------- incremental merge
-
-
-def change_log_path(path: str) -> str:
-    """Where `merge_changes` keeps the change log of the SCD table at `path`."""
-    return f"{path.rstrip('/')}{CHANGE_LOG_SUFFIX}"
-
-
-def _check_tables(spark: SparkSession, path: str, log_path: str) -> tuple[bool, bool]:
-    """Whether the table and its change log exist; they must come and go together."""
-    has_table = delta_log.table_version(Path(path)) is not None
-    has_log = delta_log.table_version(Path(log_path)) is not None
-    if has_table and not has_log and not spark.read.format("delta").load(path).isEmpty():
-        raise ChangeFeedError(
-            f"the Delta table {path} has rows but no change log at {log_path}, so it was not "
-            "written by merge_changes and late changes cannot be placed in it. Rebuild it "
-            "with merge_changes from the full change feed."
-        )
-    if has_log and not has_table:
-        raise ChangeFeedError(
-            f"the change log {log_path} exists but its table {path} does not; delete the "
-            "change log to start over, or restore the table"
-        )
-    return has_table, has_log
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    """What `merge_changes` applied.
-
-    Attributes:
-        changes: the batch's changes.
-        keys: the distinct keys they touch (tuples in key order; null keys left out).
-        first: the smallest `sequence_by` value among them (None for an empty batch).
-    """
-
-    changes: int
-    keys: list[tuple[object, ...]]
-    first: object | None
-
-
-def merge_changes(
-    spark: SparkSession,
-    changes: DataFrame,
-    *,
-    path: str,
-    derived_columns: Mapping[str, Column] | None = None,
-    cluster_by: Sequence[str] | None = None,
-    batch_id: int | None = None,
-    app_id: str | None = None,
-    on_create: Callable[[DataFrame], DataFrame] | None = None,
-    **options: Unpack[CdcOptions],
-) -> MergeResult:
-    """Apply one batch of changes to the Delta SCD table at `path`, in one commit.
-
-    Every change applied is also appended to a change log, a Delta table at
-    `change_log_path(path)` clustered by the keys. For the keys in the batch, the rows are
-    recomputed by `apply_changes` over their logged changes plus the batch, and one overwrite
-    by condition (`pipeline.storage.delta_tables.replace_where`) replaces those keys' rows by them.
-    So
-    a late change that falls between versions already written splits the interval,
-    duplicates and re-deliveries count once, and the work grows with the batch and the
-    history of its keys. What grows with the table is one scan of the log (for the keys'
-    history) and the overwrite's scan of the table's key columns; deletion vectors spare
-    rewriting the table's files. A batch of an SCD1 feed with truncates recomputes every key.
-
-    The first call creates both tables with their first rows, clustered by the keys unless
-    told otherwise. Invalid changes raise before anything is written. The table is written
-    before the log, and writing it again gives the same rows, so a batch that failed between
-    the two can simply be applied again.
-
-    Args:
-        spark: the session.
-        changes: a static DataFrame of changes, such as a `foreachBatch` micro-batch; every
-            batch must have the same columns.
-        path: the Delta table to maintain.
-        derived_columns: columns computed from each row of the SCD table, placed first, such
-            as a surrogate key from the keys and `__START_AT`. They must be deterministic.
-        cluster_by: liquid clustering columns for a new table and its change log; defaults to
-            the keys.
-        batch_id: with `app_id`, makes the batch's appends happen once across retries
-            (`pipeline.run.streaming.append_once`), as a streaming micro-batch id does; a batch
-            whose keys have no history yet is then appended rather than merged.
-        app_id: the writer's identity for `batch_id`; defaults to one derived from `path`.
-        on_create: what the table's first rows become when this call creates it, such as
-            the rows plus a dimension's unknown member.
-        **options: the options of `apply_changes` (`keys`, `sequence_by`, ...).
-
-    Returns:
-        How many changes the batch held, the keys they touch and their first sequence value,
-        counted in the pass that reads the batch and its keys' history.
-
-    Raises:
-        ChangeFeedError: as `apply_changes` does, or when the table and its log disagree.
-    """
-    plan = _plan(changes.columns, **options)
-    log_path = change_log_path(path)
-    has_table, has_log = _check_tables(spark, path, log_path)
-    marked = changes.select("*", F.lit(False).alias(_FROM_LOG))
-    if has_log:
-        logged = spark.read.format("delta").load(log_path)
-        if plan.truncates is None:  # a truncate concerns every key
-            batch_keys = changes.select(*plan.keys).distinct()
-            logged = logged.join(batch_keys, list(plan.keys), "left_semi")
-        marked = marked.unionByName(logged.select("*", F.lit(True).alias(_FROM_LOG)))
-    # One pass reads the batch and its keys' history, for the check and the compute, and
-    # counts what the rest needs to know.
-    from_batch = ~F.col(_FROM_LOG)
-    known = functools.reduce(operator.and_, [F.col(k).isNotNull() for k in plan.keys])
-    counting = Observation(f"scd:{uuid.uuid4().hex}")
-    sequence = _expression(options["sequence_by"])
-    assert sequence is not None  # _plan requires it
-    marked = marked.observe(
-        counting,
-        F.count_if(from_batch).alias("changes"),
-        F.count_if(~from_batch).alias("history"),
-        F.collect_set(F.when(from_batch & known, F.struct(*plan.keys))).alias("keys"),
-        F.min(F.when(from_batch, sequence)).alias("first"),
-    ).localCheckpoint()
-    observed = counting.get
-    result = MergeResult(
-        int(observed["changes"]), [tuple(key) for key in observed["keys"]], observed["first"]
-    )
-    history = marked.drop(_FROM_LOG)
-    table = apply_changes(history, **options)
-    extra = derived_columns or {}
-    table = table.select(*[column.alias(name) for name, column in extra.items()], *table.columns)
-
-    clustering = plan.keys if cluster_by is None else cluster_by
-    writer = app_id or f"merge_changes:{path}"
-    if not has_table:
-        # The first rows create the table (clustered ones need it declared first).
-        if clustering:
-            create_table_if_absent(spark, path, table.schema, cluster_by=clustering)
-        first = on_create(table) if on_create is not None else table
-        if batch_id is None:
-            first.write.format("delta").mode("append").save(path)
-        else:
-            append_once(first, path, query=f"{writer}:table", batch_id=batch_id)
-    elif batch_id is not None and not observed["history"]:
-        # No key of the batch has a history: its rows are new, appended (once).
-        append_once(table, path, query=f"{writer}:table", batch_id=batch_id)
-    elif plan.truncates is not None:
-        # A truncate concerns every key: the whole table is recomputed.
-        replace_where(table, path, F.lit(True))
-    else:
-        # Replace every row of the keys concerned by their recomputed rows.
-        replace_where(table, path, key_condition(plan.keys, result.keys))
-    if not has_log and clustering:
-        create_table_if_absent(spark, log_path, changes.schema, cluster_by=clustering)
-    if batch_id is None:
-        changes.write.format("delta").mode("append").save(log_path)
-    else:
-        append_once(changes, log_path, query=writer, batch_id=batch_id)
-    return result

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import table_names
 from pipeline.storage import tables
 from tests.azure.conftest import ACCOUNT, CONTAINER, PROJECT, Emulator
 
@@ -48,7 +49,7 @@ def _rows(warehouse: Path) -> dict[str, Counter[str]]:
     spark = SparkSession.getActiveSession()
     assert spark is not None
     found: dict[str, Counter[str]] = {}
-    for table in tables.TABLES:
+    for table in table_names.TABLES:
         if not tables.table_exists(warehouse, table):
             found[table] = Counter()
             continue
@@ -90,8 +91,8 @@ def test_producer_to_storage_to_pipeline_equals_the_local_path(
     remote_rows = _rows(remote_warehouse)
     local_rows = _rows(local_warehouse)
     assert (remote_warehouse / "_landing" / ACCOUNT / CONTAINER / "end-to-end/events").is_dir()
-    assert sum(remote_rows[tables.BRONZE_EVENTS].values()) == 1200
-    for table in tables.TABLES:
+    assert sum(remote_rows[table_names.BRONZE_EVENTS].values()) == 1200
+    for table in table_names.TABLES:
         assert remote_rows[table] == local_rows[table], table
 
     # Then nothing is new: nothing copied, no Spark.
@@ -121,6 +122,6 @@ def test_a_streamed_landing_in_date_folders_is_read_whole(
     )
     assert f"copied {files} new files" in said
     rows = _rows(warehouse)
-    assert sum(rows[tables.BRONZE_EVENTS].values()) == 120
-    assert sum(rows[tables.SILVER_EVENTS].values()) == 120
-    assert sum(rows[tables.GOLD_DIM_USER].values()) > 0
+    assert sum(rows[table_names.BRONZE_EVENTS].values()) == 120
+    assert sum(rows[table_names.SILVER_EVENTS].values()) == 120
+    assert sum(rows[table_names.GOLD_DIM_USER].values()) > 0

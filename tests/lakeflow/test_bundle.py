@@ -18,9 +18,9 @@ import yaml
 from databricks.bundles.jobs import Job
 from databricks.bundles.pipelines import Pipeline
 
+from pipeline import table_names
 from pipeline.lakeflow.local import LocalRun, spark_defaults
 from pipeline.lakeflow.settings import EXPECTATIONS, LANDING, PII_KEY_REF
-from pipeline.storage import tables
 
 PROJECT = Path(__file__).resolve().parents[2]
 RESOURCES = PROJECT / "resources"
@@ -108,8 +108,8 @@ def _grants(principal: str) -> set[str]:
 
 
 def test_analysts_read_gold_only_and_engineers_read_every_layer() -> None:
-    published = set(tables.TABLES)
-    assert _grants("analysts") == set(tables.GOLD_TABLES)
+    published = set(table_names.TABLES)
+    assert _grants("analysts") == set(table_names.GOLD_TABLES)
     assert _grants("engineers") == published | {"gold_user_versions"}
 
 

@@ -29,7 +29,13 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from pipeline.config import SparkSettings, pii_key_from_file, spark_settings_from_environment
+from pipeline import table_names
+from pipeline.config import (
+    DEFAULT_EXPECTATIONS_MODULE,
+    SparkSettings,
+    pii_key_from_file,
+    spark_settings_from_environment,
+)
 from pipeline.lakeflow.local import LocalRun, run_spark_pipelines
 from pipeline.lakeflow.run_events import RUNNER, SDP_FLOWS
 from pipeline.lakeflow.settings import EXPECTATIONS, PII_KEY_REF
@@ -44,16 +50,15 @@ from scenarios import generator
 PROJECT = Path(__file__).resolve().parents[2]
 SPEC = PROJECT / "spark-pipeline.yml"
 FIRST_EVENTS, LATER_EVENTS = 2_000, 1_000
-EXPECTATIONS_MODULE = "contracts.rules"
 NEXT_DAY = generator.DEFAULT_START + timedelta(days=1)
 
 SHARED_TABLES: tuple[str, ...] = (
-    tables.BRONZE_EVENTS,
-    tables.BRONZE_QUARANTINE,
-    tables.SILVER_EVENTS,
-    tables.SILVER_QUARANTINE,
-    tables.SILVER_LATE_EVENTS,
-    *tables.GOLD_TABLES,
+    table_names.BRONZE_EVENTS,
+    table_names.BRONZE_QUARANTINE,
+    table_names.SILVER_EVENTS,
+    table_names.SILVER_QUARANTINE,
+    table_names.SILVER_LATE_EVENTS,
+    *table_names.GOLD_TABLES,
 )
 IGNORED_COLUMNS: tuple[str, ...] = ("_ingested_at",)
 """When each side read a line: differs by construction."""
@@ -111,7 +116,7 @@ def _local_run(workspace: Path, warehouse: str) -> LocalRun:
         landing=workspace / "landing",
         configuration={
             PII_KEY_REF: f"file:{workspace / 'pii.key'}",
-            EXPECTATIONS: EXPECTATIONS_MODULE,
+            EXPECTATIONS: DEFAULT_EXPECTATIONS_MODULE,
         },
     )
 
@@ -135,7 +140,7 @@ def runs(workspace: Path, settings: SparkSettings) -> Iterator[Runs]:
         landing=workspace / "landing",
         warehouse=workspace / "runner",
         pii_key=pii_key_from_file(workspace / "pii.key"),
-        expectations=load_expectations(EXPECTATIONS_MODULE),
+        expectations=load_expectations(DEFAULT_EXPECTATIONS_MODULE),
     )
     yield Runs(workspace / "sdp", workspace / "runner", sdp_seconds, time.monotonic() - started)
 
@@ -157,7 +162,7 @@ def test_dry_run_validates_the_graph(workspace: Path, settings: SparkSettings) -
     _fail_with_output(completed, "dry-run")
     output = completed.stdout + completed.stderr
     assert "Run is COMPLETED" in output
-    assert not (workspace / "dry-run" / tables.SILVER_EVENTS).exists()  # validated, not built
+    assert not (workspace / "dry-run" / table_names.SILVER_EVENTS).exists()  # validated, not built
 
 
 def test_each_sdp_run_is_an_update_of_the_event_log(runs: Runs) -> None:
@@ -169,11 +174,11 @@ def test_each_sdp_run_is_an_update_of_the_event_log(runs: Runs) -> None:
     assert {flow.status for flow in first.flows.values()} == {"COMPLETED"}
     # Rows from each table's Delta commits in the update: streaming tables gain rows in both,
     # a materialized view is recomputed whole each time.
-    for table in (tables.BRONZE_EVENTS, tables.SILVER_EVENTS):
+    for table in (table_names.BRONZE_EVENTS, table_names.SILVER_EVENTS):
         written = sum(update.flows[table].output_rows for update in found)
         assert written == tables.count_rows(None, runs.sdp, table) > 0
-    facts = found[-1].flows[tables.GOLD_FACT_EVENTS].output_rows
-    assert facts == tables.count_rows(None, runs.sdp, tables.GOLD_FACT_EVENTS) > 0
+    facts = found[-1].flows[table_names.GOLD_FACT_EVENTS].output_rows
+    assert facts == tables.count_rows(None, runs.sdp, table_names.GOLD_FACT_EVENTS) > 0
 
 
 def test_sdp_and_runner_build_the_same_tables(spark: SparkSession, runs: Runs) -> None:
@@ -189,9 +194,9 @@ def test_sdp_and_runner_build_the_same_tables(spark: SparkSession, runs: Runs) -
     print("(SDP: two runs, the second incremental; runner: one run)")
 
     events = FIRST_EVENTS + LATER_EVENTS
-    assert counts[tables.BRONZE_EVENTS][1] == events + 3  # two copies and the untimed event
-    assert counts[tables.BRONZE_QUARANTINE][1] == 1
-    assert counts[tables.SILVER_QUARANTINE][1] == 1
+    assert counts[table_names.BRONZE_EVENTS][1] == events + 3  # two copies and the untimed event
+    assert counts[table_names.BRONZE_QUARANTINE][1] == 1
+    assert counts[table_names.SILVER_QUARANTINE][1] == 1
     for table in SHARED_TABLES:
         sdp_table, runner_table = _table(spark, runs.sdp, table), _table(spark, runs.runner, table)
         assert sdp_table.columns == runner_table.columns, table

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from pipeline import table_names
 from pipeline.run.bronze_stage import check_bronze, write_bronze
 from pipeline.storage import tables
 from scenarios.faults.model import count_records
@@ -104,9 +105,9 @@ def test_hostile_lines_each_land_in_exactly_one_bronze_table(
     root = Path(tempfile.mkdtemp(prefix="hostile-"))
     try:
         landing, warehouse = root / "landing", root / "warehouse"
-        (landing / tables.EVENTS_DIR).mkdir(parents=True)
-        (landing / tables.EVENTS_DIR / "hostile.json").write_bytes(content)
-        text = spark.read.text(str(landing / tables.EVENTS_DIR)).select(
+        (landing / table_names.EVENTS_DIR).mkdir(parents=True)
+        (landing / table_names.EVENTS_DIR / "hostile.json").write_bytes(content)
+        text = spark.read.text(str(landing / table_names.EVENTS_DIR)).select(
             "value", F.col("_metadata.file_path").alias("_source_file")
         )
         write_bronze(
@@ -115,8 +116,8 @@ def test_hostile_lines_each_land_in_exactly_one_bronze_table(
             check_bronze(text, ingested_at=datetime.now(UTC)),
             batch_id=0,
         )
-        events = tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS)
-        quarantined = tables.count_rows(spark, warehouse, tables.BRONZE_QUARANTINE)
+        events = tables.count_rows(spark, warehouse, table_names.BRONZE_EVENTS)
+        quarantined = tables.count_rows(spark, warehouse, table_names.BRONZE_QUARANTINE)
         assert events + quarantined == count_records(content)
     finally:
         shutil.rmtree(root, ignore_errors=True)

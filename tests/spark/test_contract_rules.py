@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from contracts import rules
-from pipeline.storage import tables
+from pipeline import table_names
 from pipeline.transforms import bronze, expectations, silver
 from pipeline.transforms.expectations import ExampleRow, Expectation
 from pipeline.transforms.schemas import EVENT_SCHEMA
@@ -49,9 +49,9 @@ def schemas(spark: SparkSession, keys: DataFrame) -> dict[str, StructType]:
     lines = spark.createDataFrame([], "value string, _source_file string")
     bronze_rows = bronze.bronze_rows(bronze.parse_lines(lines), ingested_at=F.current_timestamp())
     return {
-        tables.BRONZE_EVENTS: BRONZE_SCHEMA,
+        table_names.BRONZE_EVENTS: BRONZE_SCHEMA,
         # Nullable everywhere: an example leaves out every column its rule does not read.
-        tables.SILVER_EVENTS: StructType(
+        table_names.SILVER_EVENTS: StructType(
             [
                 StructField(field.name, field.dataType)
                 for field in silver.silver_events(bronze_rows, keys=keys).schema.fields
@@ -64,11 +64,11 @@ def schemas(spark: SparkSession, keys: DataFrame) -> dict[str, StructType]:
 @pytest.fixture(scope="module", autouse=True)
 def empty_dim_user(spark: SparkSession) -> Iterator[None]:
     """The gold examples assume an empty user dimension under its default name."""
-    spark.createDataFrame([], rules.GOLD_SCHEMAS[tables.GOLD_DIM_USER]).createOrReplaceTempView(
-        tables.GOLD_DIM_USER
-    )
+    spark.createDataFrame(
+        [], rules.GOLD_SCHEMAS[table_names.GOLD_DIM_USER]
+    ).createOrReplaceTempView(table_names.GOLD_DIM_USER)
     yield
-    spark.catalog.dropTempView(tables.GOLD_DIM_USER)
+    spark.catalog.dropTempView(table_names.GOLD_DIM_USER)
 
 
 def _frame(spark: SparkSession, schema: StructType, rows: tuple[ExampleRow, ...]) -> DataFrame:

@@ -7,16 +7,17 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from benchmarks import cost_gate
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.observe import event_log
 from pipeline.observe.flows import FLOWS
 from pipeline.observe.history import updates
 from pipeline.run import runner
 from pipeline.run.cost import FlowCost
-from pipeline.storage import delta_log, tables
+from pipeline.storage import delta_log
 from scenarios import generator
 
-INJECTED = tables.GOLD_DIM_DEVICE
+INJECTED = table_names.GOLD_DIM_DEVICE
 
 
 def _first_run(spark: SparkSession, root: Path, pii_key: PiiKey) -> Path:
@@ -42,10 +43,12 @@ def test_a_runs_engine_work_is_counted_per_flow_and_adds_up(
     )
     assert total.delta_commits == sum(f.delta_commits for f in flows.values())
     # A flow's commits are those of its tables' logs (the user dimension's: its change log).
-    for table in tables.TABLES:
+    for table in table_names.TABLES:
         logged = (delta_log.table_version(warehouse / table) or 0) + 1
-        if table == tables.GOLD_DIM_USER:
-            logged += (delta_log.table_version(warehouse / tables.GOLD_DIM_USER_CHANGES) or 0) + 1
+        if table == table_names.GOLD_DIM_USER:
+            logged += (
+                delta_log.table_version(warehouse / table_names.GOLD_DIM_USER_CHANGES) or 0
+            ) + 1
         assert flows[table].delta_commits == logged, table
     assert all(f.spark_jobs > 0 for f in flows.values())
     assert total.files_written > 0 and total.bytes_written > 0 and total.micro_batches == 2

@@ -11,13 +11,13 @@ import pytest
 from pyspark.sql import SparkSession
 
 from contracts import rules
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError
 from pipeline.observe import event_log
 from pipeline.observe.flows import FLOWS, edges
 from pipeline.observe.history import updates
 from pipeline.run import runner
-from pipeline.storage import tables
 from pipeline.transforms.expectations import Expectation
 from scenarios import generator, invariants
 
@@ -31,7 +31,7 @@ NO_TELEPORTS = Expectation(
     failing_example={"event_type": "teleport"},
     columns=("event_type",),
 )
-STRICT = {**RULES, tables.SILVER_EVENTS: (*RULES[tables.SILVER_EVENTS], NO_TELEPORTS)}
+STRICT = {**RULES, table_names.SILVER_EVENTS: (*RULES[table_names.SILVER_EVENTS], NO_TELEPORTS)}
 
 # Databricks' documented event-log queries, as written there (`event_log_raw`, `latest_update`
 # and the `details:path` syntax on a VARIANT), against the views `register_views` makes. (Spark
@@ -100,9 +100,9 @@ def test_a_run_a_rerun_and_a_failed_run_are_updates_with_their_metrics(
     assert failed.error is not None and failed.error.startswith("ExpectationFailedError: ")
     assert "no_teleports (1 rows)" in failed.error and "teleport'" not in failed.error
     assert later[4]["event_id"] not in failed.error  # the error keeps counts, never samples
-    assert failed.flows[tables.SILVER_EVENTS].status == "FAILED"
-    assert failed.flows[tables.BRONZE_EVENTS].status == "COMPLETED"
-    assert failed.flows[tables.BRONZE_EVENTS].output_rows == 10
+    assert failed.flows[table_names.SILVER_EVENTS].status == "FAILED"
+    assert failed.flows[table_names.BRONZE_EVENTS].status == "COMPLETED"
+    assert failed.flows[table_names.BRONZE_EVENTS].output_rows == 10
 
     event_log.register_views(spark, warehouse)
     latest = spark.sql("SELECT id FROM latest_update").first()
@@ -119,15 +119,15 @@ def test_a_run_a_rerun_and_a_failed_run_are_updates_with_their_metrics(
         row.flow_name: row.num_output_rows
         for row in spark.sql(OUTPUT_ROWS.format(update=first.run_id)).collect()
     }
-    assert written[tables.BRONZE_EVENTS] == 40 == first.rows(tables.BRONZE_EVENTS)
-    assert written[tables.SILVER_EVENTS] == first.rows(tables.SILVER_EVENTS)
-    assert written[tables.GOLD_FACT_EVENTS] == first.rows(tables.GOLD_FACT_EVENTS)
+    assert written[table_names.BRONZE_EVENTS] == 40 == first.rows(table_names.BRONZE_EVENTS)
+    assert written[table_names.SILVER_EVENTS] == first.rows(table_names.SILVER_EVENTS)
+    assert written[table_names.GOLD_FACT_EVENTS] == first.rows(table_names.GOLD_FACT_EVENTS)
     quality = {
         (row.dataset, row.expectation): (row.passing_records, row.failing_records)
         for row in spark.sql(DATA_QUALITY.format(update=first.run_id)).collect()
     }
-    assert quality[tables.SILVER_EVENTS, "event_type_known"] == (39, 1)
-    assert quality[tables.BRONZE_EVENTS, "event_type_present"] == (40, 0)
+    assert quality[table_names.SILVER_EVENTS, "event_type_known"] == (39, 1)
+    assert quality[table_names.BRONZE_EVENTS, "event_type_present"] == (40, 0)
     durations = {
         row.update_id: (row.state, row.duration_seconds)
         for row in spark.sql("SELECT * FROM event_log_updates").collect()

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.run import runner
 from pipeline.storage import tables
@@ -64,13 +65,13 @@ def test_gold_tables_from_generated_data(
     late = landing / "user_changes" / "late.json"
     late.write_bytes(orjson.dumps(_late_update(landing)) + b"\n")
     summary = runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=pii_key)
-    for table in tables.GOLD_TABLES:
+    for table in table_names.GOLD_TABLES:
         assert summary.rows(table) > 0, table
-    assert {c.table: c.added for c in summary.counts}[tables.GOLD_DIM_USER] == 1  # a split
+    assert {c.table: c.added for c in summary.counts}[table_names.GOLD_DIM_USER] == 1  # a split
 
-    silver = _read(spark, warehouse, tables.SILVER_EVENTS)
-    facts = _read(spark, warehouse, tables.GOLD_FACT_EVENTS)
-    users = _read(spark, warehouse, tables.GOLD_DIM_USER)
+    silver = _read(spark, warehouse, table_names.SILVER_EVENTS)
+    facts = _read(spark, warehouse, table_names.GOLD_FACT_EVENTS)
+    users = _read(spark, warehouse, table_names.GOLD_DIM_USER)
     # every silver event exactly once
     assert facts.count() == silver.count() == facts.select("event_id").distinct().count()
     assert facts.join(silver, "event_id", "left_anti").isEmpty()
@@ -101,8 +102,8 @@ def test_gold_tables_from_generated_data(
     # no clear PII anywhere in gold (nor in the user dimension's change log)
     pii = spark.createDataFrame([(value,) for value in _pii(landing)], "value string")
     log = spark.read.format("delta").load(
-        tables.table_path(warehouse, tables.GOLD_DIM_USER) + "__changes"
+        tables.table_path(warehouse, table_names.GOLD_DIM_USER) + "__changes"
     )
-    written = [(name, _read(spark, warehouse, name)) for name in tables.GOLD_TABLES]
+    written = [(name, _read(spark, warehouse, name)) for name in table_names.GOLD_TABLES]
     for name, frame in [*written, ("change log", log)]:
         assert _string_values(frame).join(pii, "value", "left_semi").isEmpty(), name

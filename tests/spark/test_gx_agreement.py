@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts import gx_suites, rules
-from pipeline.storage import tables
+from pipeline import table_names
 from pipeline.transforms import bronze, expectations, silver
 from pipeline.transforms.expectations import Expectation
 from scenarios import generator
@@ -25,14 +25,14 @@ RULES: dict[str, tuple[Expectation, ...]] = {
 }
 
 INJECTED = {
-    tables.BRONZE_EVENTS: {
+    table_names.BRONZE_EVENTS: {
         "event_id_present": 1,
         "event_type_present": 1,
         "event_ts_present": 1,
         "event_id_is_uuid": 1,
         "event_ts_parseable": 1,
     },
-    tables.SILVER_EVENTS: {
+    table_names.SILVER_EVENTS: {
         "user_key_present": 1,
         "session_id_present": 1,
         "event_type_known": 2,  # one unknown, one null: null counts as failed
@@ -40,8 +40,8 @@ INJECTED = {
         "price_not_negative": 1,
         "quantity_positive": 1,
     },
-    tables.GOLD_FACT_EVENTS: {"user_sk_in_dim_user": 2},
-    tables.GOLD_DIM_USER: {"one_open_version_per_user": 2},
+    table_names.GOLD_FACT_EVENTS: {"user_sk_in_dim_user": 2},
+    table_names.GOLD_DIM_USER: {"one_open_version_per_user": 2},
 }
 
 
@@ -83,20 +83,20 @@ def frames(spark: SparkSession, keys: DataFrame) -> Iterator[dict[str, DataFrame
     )
     dim_user = spark.createDataFrame(
         [(1, "u1", 1, 5), (2, "u1", 5, None), (3, "u2", 1, None), (4, "u2", 2, None)],
-        rules.GOLD_SCHEMAS[tables.GOLD_DIM_USER],
+        rules.GOLD_SCHEMAS[table_names.GOLD_DIM_USER],
     )
-    dim_user.createOrReplaceTempView(tables.GOLD_DIM_USER)
+    dim_user.createOrReplaceTempView(table_names.GOLD_DIM_USER)
     fact = spark.createDataFrame(
         [("e1", 1), ("e2", 2), ("e3", -1), ("e4", 99), ("e5", None)],
-        rules.GOLD_SCHEMAS[tables.GOLD_FACT_EVENTS],
+        rules.GOLD_SCHEMAS[table_names.GOLD_FACT_EVENTS],
     )
     yield {
-        tables.BRONZE_EVENTS: bronze_rows,
-        tables.SILVER_EVENTS: _local(spark, silver.silver_events(bronze_rows, keys=keys)),
-        tables.GOLD_FACT_EVENTS: fact,
-        tables.GOLD_DIM_USER: dim_user,
+        table_names.BRONZE_EVENTS: bronze_rows,
+        table_names.SILVER_EVENTS: _local(spark, silver.silver_events(bronze_rows, keys=keys)),
+        table_names.GOLD_FACT_EVENTS: fact,
+        table_names.GOLD_DIM_USER: dim_user,
     }
-    spark.catalog.dropTempView(tables.GOLD_DIM_USER)
+    spark.catalog.dropTempView(table_names.GOLD_DIM_USER)
 
 
 def _ours(frames: dict[str, DataFrame]) -> dict[str, dict[str, int]]:
@@ -137,12 +137,12 @@ def test_gx_validates_a_frame_of_another_session_of_the_application(
 ) -> None:
     """Scenarios run side by side, each on its own session: GX must query the frame's session."""
     other = spark.newSession()
-    bronze_rows = frames[tables.BRONZE_EVENTS]
+    bronze_rows = frames[table_names.BRONZE_EVENTS]
     frame = other.createDataFrame(bronze_rows.collect(), bronze_rows.schema)
-    report = gx_suites.validate({tables.BRONZE_EVENTS: frame}, RULES)
-    injected = INJECTED[tables.BRONZE_EVENTS]
-    expected = {rule.name: injected.get(rule.name, 0) for rule in RULES[tables.BRONZE_EVENTS]}
-    assert report.unexpected_by_rule(tables.BRONZE_EVENTS) == expected
+    report = gx_suites.validate({table_names.BRONZE_EVENTS: frame}, RULES)
+    injected = INJECTED[table_names.BRONZE_EVENTS]
+    expected = {rule.name: injected.get(rule.name, 0) for rule in RULES[table_names.BRONZE_EVENTS]}
+    assert report.unexpected_by_rule(table_names.BRONZE_EVENTS) == expected
 
 
 def test_native_expectations_are_used_where_null_semantics_agree() -> None:

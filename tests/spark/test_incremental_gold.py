@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.run import runner
-from pipeline.storage import tables
 from scenarios import generator
 from scenarios.scenario_invariants import gold_equals_full_refresh
 from tests.budget import examples
@@ -74,7 +74,7 @@ def test_incremental_gold_equals_a_full_refresh(
 ) -> None:
     root = tmp_path_factory.mktemp("incremental")
     landing, warehouse = root / "landing", root / "warehouse"
-    (landing / tables.EVENTS_DIR).mkdir(parents=True)
+    (landing / table_names.EVENTS_DIR).mkdir(parents=True)
     options = runner.RunOptions(watermark_delay=plan["watermark"])
     for run in range(plan["runs"]):
         arriving = [
@@ -84,9 +84,9 @@ def test_incremental_gold_equals_a_full_refresh(
             c for c, r in zip(_WORLD["changes"], plan["change_runs"], strict=True) if r == run
         ]
         if arriving:
-            _write(landing / tables.EVENTS_DIR / f"run-{run}.json", arriving)
+            _write(landing / table_names.EVENTS_DIR / f"run-{run}.json", arriving)
         if changes:
-            _write(landing / tables.USER_CHANGES_DIR / f"run-{run}.json", changes)
+            _write(landing / table_names.USER_CHANGES_DIR / f"run-{run}.json", changes)
         runner.run_pipeline(
             spark, landing=landing, warehouse=warehouse, pii_key=pii_key, options=options
         )

@@ -10,6 +10,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.errors import PiiKeyMismatchError, UnknownPersonError
 from pipeline.privacy import erasure, key_rotation, pii_scan
@@ -30,7 +31,7 @@ def _landing(root: Path, events: int, seed: int) -> tuple[Path, str]:
     generator.write_landing(landing, events=events, seed=seed, files=2)
     changes = [
         orjson.loads(line)
-        for path in sorted((landing / tables.USER_CHANGES_DIR).iterdir())
+        for path in sorted((landing / table_names.USER_CHANGES_DIR).iterdir())
         for line in path.read_bytes().splitlines()
     ]
     email = next(c["email"] for c in changes if c["user_id"] == PERSON)
@@ -45,7 +46,7 @@ def _landing(root: Path, events: int, seed: int) -> tuple[Path, str]:
         ),
         b"not json at all",
     ]
-    (landing / tables.EVENTS_DIR / "extra.json").write_bytes(b"\n".join(extra) + b"\n")
+    (landing / table_names.EVENTS_DIR / "extra.json").write_bytes(b"\n".join(extra) + b"\n")
     return landing, email
 
 
@@ -55,11 +56,11 @@ def _keys(spark: SparkSession, warehouse: Path, table: str, column: str) -> Coun
 
 
 _KEYED = {
-    tables.BRONZE_EVENTS: "event_id",
-    tables.BRONZE_QUARANTINE: "raw_line",
-    tables.SILVER_EVENTS: "event_id",
-    tables.GOLD_FACT_EVENTS: "event_id",
-    tables.GOLD_SESSIONS: "session_id",
+    table_names.BRONZE_EVENTS: "event_id",
+    table_names.BRONZE_QUARANTINE: "raw_line",
+    table_names.SILVER_EVENTS: "event_id",
+    table_names.GOLD_FACT_EVENTS: "event_id",
+    table_names.GOLD_SESSIONS: "session_id",
 }
 
 
@@ -86,7 +87,7 @@ def test_forget_erases_a_person_from_every_file_and_leaves_everyone_else(
     before = {t: _keys(spark, warehouse, t, c) for t, c in _KEYED.items()}
 
     def killed_before_bronze(message: str) -> None:
-        if message.startswith(f"{tables.BRONZE_EVENTS}:"):
+        if message.startswith(f"{table_names.BRONZE_EVENTS}:"):
             raise KeyboardInterrupt("killed with silver and gold erased, bronze not yet")
 
     with pytest.raises(KeyboardInterrupt):
@@ -118,26 +119,28 @@ def test_forget_erases_a_person_from_every_file_and_leaves_everyone_else(
     assert document["status"] == "completed"
     assert not kept.verified
     assert {f["path"].split("/")[0] for f in document["verification"]["findings"]} >= {
-        tables.BRONZE_EVENTS,
-        tables.SILVER_EVENTS,
+        table_names.BRONZE_EVENTS,
+        table_names.SILVER_EVENTS,
     }
     # Every version up to the erasure's start returns the person (the verifier skips a version
     # only when a version it read without the person holds all its files), none after.
-    returning = document["verification"]["time_travel"][tables.SILVER_EVENTS]
-    began = document["versions_before"][tables.SILVER_EVENTS]
-    files = delta_log.data_files_by_version(warehouse / tables.SILVER_EVENTS)
+    returning = document["verification"]["time_travel"][table_names.SILVER_EVENTS]
+    began = document["versions_before"][table_names.SILVER_EVENTS]
+    files = delta_log.data_files_by_version(warehouse / table_names.SILVER_EVENTS)
     assert files is not None
     assert returning["versions_returning_person"] == [v for v in range(began + 1) if files[v]]
     assert document["landing"]["still_holding"]
     person_rows = document["rows_of_person"]
-    assert person_rows[tables.BRONZE_QUARANTINE] == 1  # the corrupt line naming the id
-    assert person_rows[tables.BRONZE_EVENTS] == person_rows[tables.SILVER_EVENTS] + 1  # drift
+    assert person_rows[table_names.BRONZE_QUARANTINE] == 1  # the corrupt line naming the id
+    assert (
+        person_rows[table_names.BRONZE_EVENTS] == person_rows[table_names.SILVER_EVENTS] + 1
+    )  # drift
     for table, column in _KEYED.items():
         after = _keys(spark, warehouse, table, column)
         removed = before[table] - after
         assert not after - before[table], f"{table} gained rows"
         assert sum(removed.values()) == person_rows[table], table
-    assert _keys(spark, warehouse, tables.BRONZE_QUARANTINE, "raw_line") == Counter(
+    assert _keys(spark, warehouse, table_names.BRONZE_QUARANTINE, "raw_line") == Counter(
         {"not json at all": 1}
     )
     assert gold_equals_full_refresh(spark, warehouse).passed
@@ -171,9 +174,9 @@ def test_forget_erases_a_person_from_every_file_and_leaves_everyone_else(
     assert again.skipped
     generator.write_landing(landing, events=60, seed=6, files=1)  # one user: u-000001
     later = runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=pii_key)
-    bronze_before = sum(before[tables.BRONZE_EVENTS].values())
-    expected = bronze_before - person_rows[tables.BRONZE_EVENTS] + 60
-    assert later.rows(tables.BRONZE_EVENTS) == expected
+    bronze_before = sum(before[table_names.BRONZE_EVENTS].values())
+    expected = bronze_before - person_rows[table_names.BRONZE_EVENTS] + 60
+    assert later.rows(table_names.BRONZE_EVENTS) == expected
 
 
 def test_rotate_key_rekeys_every_pseudonym_and_refuses_the_old_key(
@@ -182,7 +185,7 @@ def test_rotate_key_rekeys_every_pseudonym_and_refuses_the_old_key(
     landing, _ = _landing(tmp_path, events=300, seed=7)
     warehouse = tmp_path / "warehouse"
     runner.run_pipeline(spark, landing=landing, warehouse=warehouse, pii_key=pii_key)
-    silver = tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
+    silver = tables.read_table(spark, warehouse, table_names.SILVER_EVENTS)
     old = frozenset(
         row[0]
         for column in key_rotation.HASH_COLUMNS
@@ -192,7 +195,7 @@ def test_rotate_key_rekeys_every_pseudonym_and_refuses_the_old_key(
     joined = facts_joining_a_user(spark, warehouse)
 
     def stop_midway(message: str) -> None:
-        if message.startswith(tables.SILVER_QUARANTINE):
+        if message.startswith(table_names.SILVER_QUARANTINE):
             raise KeyboardInterrupt("killed between two tables")
 
     with pytest.raises(KeyboardInterrupt):
@@ -219,9 +222,9 @@ def test_rotate_key_rekeys_every_pseudonym_and_refuses_the_old_key(
     assert not result.scan.findings
     assert not pii_scan.scan_tree(warehouse, (), hex_tokens=old).findings
 
-    bronze = tables.read_table(spark, warehouse, tables.BRONZE_EVENTS)
+    bronze = tables.read_table(spark, warehouse, table_names.BRONZE_EVENTS)
     pairs = (
-        tables.read_table(spark, warehouse, tables.SILVER_EVENTS)
+        tables.read_table(spark, warehouse, table_names.SILVER_EVENTS)
         .join(bronze.select("event_id", "user.user_id"), "event_id")
         .select("user_id", "user_key")
         .distinct()

@@ -9,10 +9,11 @@ import orjson
 import pytest
 from pyspark.sql import SparkSession
 
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.errors import DamagedStateError, InputError
-from pipeline.run import runner, streaming
-from pipeline.storage import tables
+from pipeline.run import runner
+from pipeline.storage import delta_tables, tables
 from scenarios import generator
 
 
@@ -33,9 +34,9 @@ def test_runs_are_incremental_conserve_every_line_and_refuse_a_lost_checkpoint(
     first = generator.write_landing(tmp_path / "landing", events=400, seed=1, files=2)
     _write(tmp_path / "landing" / "events" / "bad.json", [], b"not json\n\n[1]\n")
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(tables.BRONZE_EVENTS) == 400
-    assert summary.rows(tables.BRONZE_QUARANTINE) == 2
-    assert summary.rows(tables.SILVER_EVENTS) == 400
+    assert summary.rows(table_names.BRONZE_EVENTS) == 400
+    assert summary.rows(table_names.BRONZE_QUARANTINE) == 2
+    assert summary.rows(table_names.SILVER_EVENTS) == 400
 
     again = _run(spark, tmp_path, pii_key)
     assert all(count.added == 0 for count in again.counts)
@@ -53,17 +54,17 @@ def test_runs_are_incremental_conserve_every_line_and_refuse_a_lost_checkpoint(
         progress=said.append,
     )
     added = {count.table: count.added for count in third.counts}
-    assert added[tables.BRONZE_EVENTS] == 100
-    assert added[tables.BRONZE_QUARANTINE] == 0
-    assert added[tables.SILVER_EVENTS] + added[tables.SILVER_LATE_EVENTS] == 100
+    assert added[table_names.BRONZE_EVENTS] == 100
+    assert added[table_names.BRONZE_QUARANTINE] == 0
+    assert added[table_names.SILVER_EVENTS] + added[table_names.SILVER_LATE_EVENTS] == 100
     assert first.events == 400
     assert any(f"{read_before} changed after a run read it" in line for line in said)
 
-    checkpoint = tmp_path / "warehouse" / tables.CHECKPOINTS_DIR / tables.EVENTS_STREAM
+    checkpoint = tmp_path / "warehouse" / table_names.CHECKPOINTS_DIR / table_names.EVENTS_STREAM
     shutil.rmtree(checkpoint)  # the tables stay: running now would read every file again
     with pytest.raises(DamagedStateError, match=f"{checkpoint} is missing"):
         _run(spark, tmp_path, pii_key)
-    assert tables.count_rows(spark, tmp_path / "warehouse", tables.BRONZE_EVENTS) == 500
+    assert tables.count_rows(spark, tmp_path / "warehouse", table_names.BRONZE_EVENTS) == 500
 
 
 def test_events_behind_the_watermark_are_kept_as_late(
@@ -83,11 +84,11 @@ def test_events_behind_the_watermark_are_kept_as_late(
     late_ids = sorted(
         row.event_id
         for row in tables.read_table(
-            spark, tmp_path / "warehouse", tables.SILVER_LATE_EVENTS
+            spark, tmp_path / "warehouse", table_names.SILVER_LATE_EVENTS
         ).collect()
     )
     assert late_ids == sorted(["late-event", str(events[2]["event_id"])])
-    assert summary.rows(tables.SILVER_EVENTS) == 50
+    assert summary.rows(table_names.SILVER_EVENTS) == 50
 
 
 def test_a_failure_between_two_writes_neither_loses_nor_duplicates(
@@ -95,23 +96,23 @@ def test_a_failure_between_two_writes_neither_loses_nor_duplicates(
 ) -> None:
     generator.write_landing(tmp_path / "landing", events=200, seed=4, files=1)
     _write(tmp_path / "landing" / "events" / "bad.json", [], b"not json\n")
-    real_append = streaming.append_once
+    real_append = delta_tables.append_once
 
     def crash_on_quarantine(frame, path: str, *, query: str, batch_id: int, **options) -> bool:  # type: ignore[no-untyped-def]
-        if path.endswith(tables.BRONZE_QUARANTINE):
+        if path.endswith(table_names.BRONZE_QUARANTINE):
             raise RuntimeError("simulated crash after bronze_events was committed")
         return real_append(frame, path, query=query, batch_id=batch_id, **options)
 
     monkeypatch.setattr("pipeline.run.bronze_stage.append_once", crash_on_quarantine)
     with pytest.raises(Exception, match="simulated crash"):
         _run(spark, tmp_path, pii_key)
-    assert tables.count_rows(spark, tmp_path / "warehouse", tables.BRONZE_EVENTS) == 200
+    assert tables.count_rows(spark, tmp_path / "warehouse", table_names.BRONZE_EVENTS) == 200
 
     monkeypatch.setattr("pipeline.run.bronze_stage.append_once", real_append)
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(tables.BRONZE_EVENTS) == 200
-    assert summary.rows(tables.BRONZE_QUARANTINE) == 1
-    assert summary.rows(tables.SILVER_EVENTS) == 200
+    assert summary.rows(table_names.BRONZE_EVENTS) == 200
+    assert summary.rows(table_names.BRONZE_QUARANTINE) == 1
+    assert summary.rows(table_names.SILVER_EVENTS) == 200
 
 
 def test_missing_landing_folder_is_a_clear_error(
@@ -127,7 +128,7 @@ def test_a_first_run_where_nothing_reaches_silver_still_accounts_for_every_row(
     rows: list[dict[str, object]] = [{"event_type": "click", "event_ts": "2026-11-01T10:00:00Z"}]
     _write(tmp_path / "landing" / "events" / "a.json", rows * 3, b"[]\n")
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(tables.BRONZE_EVENTS) == 3
-    assert summary.rows(tables.BRONZE_QUARANTINE) == 1
-    assert summary.rows(tables.SILVER_EVENTS) == 0
-    assert summary.rows(tables.SILVER_QUARANTINE) == 3
+    assert summary.rows(table_names.BRONZE_EVENTS) == 3
+    assert summary.rows(table_names.BRONZE_QUARANTINE) == 1
+    assert summary.rows(table_names.SILVER_EVENTS) == 0
+    assert summary.rows(table_names.SILVER_QUARANTINE) == 3

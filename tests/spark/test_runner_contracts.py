@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from clickstream import cli
 from contracts import rules
 from contracts.report import write_reports
+from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
 from pipeline.observe import event_log
@@ -100,20 +101,20 @@ def test_injected_violations_are_counted_routed_and_accounted(
     summary = _run(spark, tmp_path, pii_key)
     warehouse = tmp_path / "warehouse"
 
-    silver_failed = _failed_by_rule(spark, warehouse, tables.SILVER_EVENTS)
+    silver_failed = _failed_by_rule(spark, warehouse, table_names.SILVER_EVENTS)
     assert silver_failed == {
-        rule.name: INJECTED_SILVER.get(rule.name, 0) for rule in RULES[tables.SILVER_EVENTS]
+        rule.name: INJECTED_SILVER.get(rule.name, 0) for rule in RULES[table_names.SILVER_EVENTS]
     }
-    bronze_failed = _failed_by_rule(spark, warehouse, tables.BRONZE_EVENTS)
+    bronze_failed = _failed_by_rule(spark, warehouse, table_names.BRONZE_EVENTS)
     assert bronze_failed == {
-        rule.name: INJECTED_BRONZE.get(rule.name, 0) for rule in RULES[tables.BRONZE_EVENTS]
+        rule.name: INJECTED_BRONZE.get(rule.name, 0) for rule in RULES[table_names.BRONZE_EVENTS]
     }
     log = event_log.expectation_metrics(spark, warehouse)
     assert {row.update_id for row in log.select("update_id").distinct().collect()} == {
         summary.run_id
     }
 
-    quarantine = tables.read_table(spark, warehouse, tables.SILVER_QUARANTINE)
+    quarantine = tables.read_table(spark, warehouse, table_names.SILVER_QUARANTINE)
     by_rule = quarantine.where(F.size("failed_expectations") > 0)
     routed: dict[str, int] = {}
     for row in by_rule.collect():
@@ -125,9 +126,9 @@ def test_injected_violations_are_counted_routed_and_accounted(
     assert [row.reason for row in structural] == [silver.REASON_BAD_EVENT_TS]
 
     # 61 lines: 60 events + 1 duplicate of a dropped event; 1 unplaceable; 5 dropped by rule.
-    assert summary.rows(tables.BRONZE_EVENTS) == 61
-    assert summary.rows(tables.SILVER_EVENTS) == 60 - 1 - sum(DROPPED.values())
-    assert summary.rows(tables.SILVER_LATE_EVENTS) == 0
+    assert summary.rows(table_names.BRONZE_EVENTS) == 61
+    assert summary.rows(table_names.SILVER_EVENTS) == 60 - 1 - sum(DROPPED.values())
+    assert summary.rows(table_names.SILVER_LATE_EVENTS) == 0
     verdicts = invariants.ledger(
         spark,
         warehouse,
@@ -146,9 +147,9 @@ def test_injected_violations_are_counted_routed_and_accounted(
     payload = orjson.loads(reports.json_path.read_bytes())
     reported = {(rule["table"], rule["rule"]): rule for rule in payload["rules"]}
     for name, count in INJECTED_SILVER.items():
-        assert reported[tables.SILVER_EVENTS, name]["failed"] == count
-        assert len(reported[tables.SILVER_EVENTS, name]["samples"]) == count
-    teleports = reported[tables.SILVER_EVENTS, "event_type_known"]["samples"]
+        assert reported[table_names.SILVER_EVENTS, name]["failed"] == count
+        assert len(reported[table_names.SILVER_EVENTS, name]["samples"]) == count
+    teleports = reported[table_names.SILVER_EVENTS, "event_type_known"]["samples"]
     assert sorted(map(str, (sample["event_type"] for sample in teleports))) == ["None", "teleport"]
     text = reports.json_path.read_text() + reports.html_path.read_text()
     assert not {str(event["user"][field]) for event in events for field in ("email", "ip")} & {
@@ -171,14 +172,14 @@ def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
         failing_example={"event_type": "teleport"},
         columns=("event_type",),
     )
-    strict = {**RULES, tables.SILVER_EVENTS: (*RULES[tables.SILVER_EVENTS], no_teleports)}
+    strict = {**RULES, table_names.SILVER_EVENTS: (*RULES[table_names.SILVER_EVENTS], no_teleports)}
     warehouse = tmp_path / "warehouse"
 
     with pytest.raises(ExpectationFailedError) as caught:
         _run(spark, tmp_path, pii_key, strict)
     error = caught.value
     assert (error.table, error.rule, error.failed, error.rows) == (
-        tables.SILVER_EVENTS,
+        table_names.SILVER_EVENTS,
         "no_teleports",
         1,
         40,
@@ -190,19 +191,19 @@ def test_a_fail_rule_stops_the_run_before_anything_of_the_batch_is_written(
     assert "stopped without committing anything" in message
 
     # Bronze committed its batch; nothing of the silver batch was written anywhere.
-    assert tables.count_rows(spark, warehouse, tables.BRONZE_EVENTS) == 40
-    assert tables.count_rows(spark, warehouse, tables.SILVER_EVENTS) == 0
-    assert tables.count_rows(spark, warehouse, tables.SILVER_QUARANTINE) == 0
+    assert tables.count_rows(spark, warehouse, table_names.BRONZE_EVENTS) == 40
+    assert tables.count_rows(spark, warehouse, table_names.SILVER_EVENTS) == 0
+    assert tables.count_rows(spark, warehouse, table_names.SILVER_QUARANTINE) == 0
     log = event_log.expectation_metrics(spark, warehouse)
-    assert log.where(F.col("table") == tables.SILVER_EVENTS).count() == 0
+    assert log.where(F.col("table") == table_names.SILVER_EVENTS).count() == 0
 
     # Failing again changes nothing; with the rule relaxed the batch is written exactly once.
     with pytest.raises(ExpectationFailedError):
         _run(spark, tmp_path, pii_key, strict)
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(tables.SILVER_EVENTS) == 39
-    assert summary.rows(tables.SILVER_QUARANTINE) == 1
-    assert _failed_by_rule(spark, warehouse, tables.SILVER_EVENTS)["event_type_known"] == 1
+    assert summary.rows(table_names.SILVER_EVENTS) == 39
+    assert summary.rows(table_names.SILVER_QUARANTINE) == 1
+    assert _failed_by_rule(spark, warehouse, table_names.SILVER_EVENTS)["event_type_known"] == 1
 
 
 def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
@@ -214,7 +215,7 @@ def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
     real_batch = event_log.UpdateLog.batch
 
     def crash_on_silver(self: event_log.UpdateLog, stage: str, *args: Any) -> bool:
-        if stage == tables.EVENTS_STREAM:
+        if stage == table_names.EVENTS_STREAM:
             raise RuntimeError("simulated crash after silver_events and its quarantine")
         return real_batch(self, stage, *args)
 
@@ -224,10 +225,10 @@ def test_a_crash_before_the_metrics_are_logged_neither_loses_nor_duplicates(
     monkeypatch.setattr(event_log.UpdateLog, "batch", real_batch)
     # The replay skips both committed writes and counts the batch again, as it was.
     summary = _run(spark, tmp_path, pii_key)
-    assert summary.rows(tables.SILVER_EVENTS) == 29
-    assert summary.rows(tables.SILVER_QUARANTINE) == 1
-    assert _failed_by_rule(spark, tmp_path / "warehouse", tables.SILVER_EVENTS) == {
-        rule.name: int(rule.name == "event_type_known") for rule in RULES[tables.SILVER_EVENTS]
+    assert summary.rows(table_names.SILVER_EVENTS) == 29
+    assert summary.rows(table_names.SILVER_QUARANTINE) == 1
+    assert _failed_by_rule(spark, tmp_path / "warehouse", table_names.SILVER_EVENTS) == {
+        rule.name: int(rule.name == "event_type_known") for rule in RULES[table_names.SILVER_EVENTS]
     }
 
 
@@ -239,15 +240,17 @@ def test_bronze_drop_rules_send_the_raw_line_to_the_bronze_quarantine(
     _write(tmp_path / "landing" / "events" / "a.json", events)
     strict_ids = tuple(
         replace(rule, action="drop") if rule.name == "event_id_is_uuid" else rule
-        for rule in RULES[tables.BRONZE_EVENTS]
+        for rule in RULES[table_names.BRONZE_EVENTS]
     )
-    summary = _run(spark, tmp_path, pii_key, {tables.BRONZE_EVENTS: strict_ids})
-    assert summary.rows(tables.BRONZE_EVENTS) == 19
-    [row] = tables.read_table(spark, tmp_path / "warehouse", tables.BRONZE_QUARANTINE).collect()
+    summary = _run(spark, tmp_path, pii_key, {table_names.BRONZE_EVENTS: strict_ids})
+    assert summary.rows(table_names.BRONZE_EVENTS) == 19
+    [row] = tables.read_table(
+        spark, tmp_path / "warehouse", table_names.BRONZE_QUARANTINE
+    ).collect()
     assert orjson.loads(row.raw_line)["event_id"] == "event-not-a-uuid"
     assert row.failed_expectations == ["event_id_is_uuid"]
     assert row.reason == "failed expectations: event_id_is_uuid"
-    assert summary.rows(tables.SILVER_EVENTS) == 19
+    assert summary.rows(table_names.SILVER_EVENTS) == 19
 
 
 def test_rules_for_an_unknown_table_or_column_fail_before_any_query(
@@ -257,7 +260,7 @@ def test_rules_for_an_unknown_table_or_column_fail_before_any_query(
     with pytest.raises(InvalidExpectationError, match="no query of the pipeline writes"):
         _run(spark, tmp_path, pii_key, {"gold_sessions": rules.gold_dim_user_rules()})
     with pytest.raises(InvalidExpectationError, match="does not fit"):
-        _run(spark, tmp_path, pii_key, {tables.SILVER_EVENTS: rules.bronze_rules()})
+        _run(spark, tmp_path, pii_key, {table_names.SILVER_EVENTS: rules.bronze_rules()})
     assert not (tmp_path / "warehouse").exists()
 
 
@@ -328,18 +331,18 @@ def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_fac
     generator.write_landing(tmp_path / "landing", events=40, seed=17, users=6, files=1)
     warehouse = tmp_path / "warehouse"
     first = _run(spark, tmp_path, pii_key, RULES)
-    facts = tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS)
-    versions = tables.count_rows(spark, warehouse, tables.GOLD_DIM_USER)
-    assert facts == first.rows(tables.SILVER_EVENTS) == 40
+    facts = tables.count_rows(spark, warehouse, table_names.GOLD_FACT_EVENTS)
+    versions = tables.count_rows(spark, warehouse, table_names.GOLD_DIM_USER)
+    assert facts == first.rows(table_names.SILVER_EVENTS) == 40
     log = event_log.expectation_metrics(spark, warehouse)
     gold_log = {
         (row.table, row.rule): (row.passed, row.failed)
         for row in log.where(F.col("table").startswith("gold_")).collect()
     }
     assert gold_log == {
-        (tables.GOLD_FACT_EVENTS, "user_sk_in_dim_user"): (facts, 0),
+        (table_names.GOLD_FACT_EVENTS, "user_sk_in_dim_user"): (facts, 0),
         # the versions of the users the batch changed: all of them, not the unknown member
-        (tables.GOLD_DIM_USER, "one_open_version_per_user"): (versions - 1, 0),
+        (table_names.GOLD_DIM_USER, "one_open_version_per_user"): (versions - 1, 0),
     }
 
     no_purchases = Expectation(
@@ -351,13 +354,13 @@ def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_fac
         failing_example={"event_type": "purchase"},
         columns=("event_type",),
     )
-    purchases = tables.read_table(spark, warehouse, tables.GOLD_FACT_EVENTS).where(
+    purchases = tables.read_table(spark, warehouse, table_names.GOLD_FACT_EVENTS).where(
         F.col("event_type") == "purchase"
     )
     assert purchases.count() > 0
     strict = {
         **RULES,
-        tables.GOLD_FACT_EVENTS: (*RULES[tables.GOLD_FACT_EVENTS], no_purchases),
+        table_names.GOLD_FACT_EVENTS: (*RULES[table_names.GOLD_FACT_EVENTS], no_purchases),
     }
     generator.write_landing(
         tmp_path / "landing",
@@ -371,19 +374,19 @@ def test_gold_rules_are_logged_each_run_and_a_failing_one_keeps_the_previous_fac
     )
     with pytest.raises(ExpectationFailedError) as caught:
         _run(spark, tmp_path, pii_key, strict)
-    assert (caught.value.table, caught.value.rule) == (tables.GOLD_FACT_EVENTS, "no_purchases")
+    assert (caught.value.table, caught.value.rule) == (table_names.GOLD_FACT_EVENTS, "no_purchases")
     # Silver took the new batch; the fact table kept the previous run's content.
-    assert tables.count_rows(spark, warehouse, tables.SILVER_EVENTS) == 80
-    assert tables.count_rows(spark, warehouse, tables.GOLD_FACT_EVENTS) == facts
+    assert tables.count_rows(spark, warehouse, table_names.SILVER_EVENTS) == 80
+    assert tables.count_rows(spark, warehouse, table_names.GOLD_FACT_EVENTS) == facts
 
     summary = _run(spark, tmp_path, pii_key, RULES)
-    assert summary.rows(tables.GOLD_FACT_EVENTS) == 80
+    assert summary.rows(table_names.GOLD_FACT_EVENTS) == 80
 
 
 def test_gold_tables_take_no_drop_rules(
     spark: SparkSession, tmp_path: Path, pii_key: PiiKey
 ) -> None:
     generator.write_landing(tmp_path / "landing", events=5, seed=19, files=1)
-    dropping = tuple(replace(rule, action="drop") for rule in RULES[tables.GOLD_FACT_EVENTS])
+    dropping = tuple(replace(rule, action="drop") for rule in RULES[table_names.GOLD_FACT_EVENTS])
     with pytest.raises(InvalidExpectationError, match="gold tables take only warn and fail"):
-        _run(spark, tmp_path, pii_key, {tables.GOLD_FACT_EVENTS: dropping})
+        _run(spark, tmp_path, pii_key, {table_names.GOLD_FACT_EVENTS: dropping})

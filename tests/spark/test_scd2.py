@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructType
 
 from pipeline.errors import ChangeFeedError
-from pipeline.storage.delta_tables import table_exists
+from pipeline.storage import delta_log, scd_merge
 from pipeline.transforms import scd2
 from tests.change_feeds import (
     DELETES,
@@ -195,15 +195,15 @@ def test_merge_splits_a_written_interval_and_keeps_derived_columns(
         **BY_SEQ,
         "derived_columns": {"sk": F.xxhash64("id", scd2.START_AT)},
     }
-    scd2.merge_changes(
+    scd_merge.merge_changes(
         spark,
         _changes(spark, [("a", "INSERT", 1, "x"), ("a", "UPDATE", 5, "z")]),
         path=path,
         **options,
     )
     late = _changes(spark, [("a", "UPDATE", 3, "y"), ("b", "INSERT", 4, "p")])
-    scd2.merge_changes(spark, late, path=path, batch_id=7, app_id="test", **options)
-    scd2.merge_changes(spark, late, path=path, batch_id=7, app_id="test", **options)  # a retry
+    scd_merge.merge_changes(spark, late, path=path, batch_id=7, app_id="test", **options)
+    scd_merge.merge_changes(spark, late, path=path, batch_id=7, app_id="test", **options)  # a retry
 
     table = spark.read.format("delta").load(path)
     assert table.columns == ["sk", "id", "v", scd2.START_AT, scd2.END_AT]
@@ -215,7 +215,7 @@ def test_merge_splits_a_written_interval_and_keeps_derived_columns(
     ]
     expected_keys = table.select(F.xxhash64("id", scd2.START_AT).alias("sk"))
     assert _collected(table.select("sk")) == _collected(expected_keys)
-    assert spark.read.format("delta").load(scd2.change_log_path(path)).count() == 4
+    assert spark.read.format("delta").load(scd_merge.change_log_path(path)).count() == 4
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
     assert detail is not None
     assert detail.clusteringColumns == ["id"]
@@ -227,8 +227,8 @@ def test_merge_writes_intervals_whose_struct_fields_are_not_nullable(
     path = str(tmp_path / "dim")
     changes = _changes(spark, [("a", "INSERT", 1, "x"), ("a", "DELETE", 2, None)])
     sequence = F.struct(F.col("seq"), F.lit(0).alias("tie"))  # `tie` is NOT NULL
-    scd2.merge_changes(spark, changes, path=path, **{**BY_SEQ, "sequence_by": sequence})
-    scd2.merge_changes(
+    scd_merge.merge_changes(spark, changes, path=path, **{**BY_SEQ, "sequence_by": sequence})
+    scd_merge.merge_changes(
         spark,
         _changes(spark, [("b", "INSERT", 1, "y")]),
         path=path,
@@ -244,19 +244,23 @@ def test_merge_rejects_a_bad_batch_before_writing_anything(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     path = str(tmp_path / "dim")
-    scd2.merge_changes(spark, _changes(spark, [("a", "INSERT", 1, "x")]), path=path, **BY_SEQ)
+    scd_merge.merge_changes(spark, _changes(spark, [("a", "INSERT", 1, "x")]), path=path, **BY_SEQ)
     with pytest.raises(ChangeFeedError):
-        scd2.merge_changes(spark, _changes(spark, [("a", "UPDATE", 1, "y")]), path=path, **BY_SEQ)
+        scd_merge.merge_changes(
+            spark, _changes(spark, [("a", "UPDATE", 1, "y")]), path=path, **BY_SEQ
+        )
     assert _collected(spark.read.format("delta").load(path)) == [("a", "x", 1, None)]
-    assert spark.read.format("delta").load(scd2.change_log_path(path)).count() == 1
+    assert spark.read.format("delta").load(scd_merge.change_log_path(path)).count() == 1
 
 
 def test_merge_refuses_a_table_it_did_not_write(spark: SparkSession, tmp_path: Path) -> None:
     path = str(tmp_path / "dim")
     _changes(spark, [("a", "INSERT", 1, "x")]).write.format("delta").save(path)
     with pytest.raises(ChangeFeedError, match="change log"):
-        scd2.merge_changes(spark, _changes(spark, [("a", "UPDATE", 2, "y")]), path=path, **BY_SEQ)
-    assert not table_exists(spark, scd2.change_log_path(path))
+        scd_merge.merge_changes(
+            spark, _changes(spark, [("a", "UPDATE", 2, "y")]), path=path, **BY_SEQ
+        )
+    assert delta_log.table_version(Path(scd_merge.change_log_path(path))) is None
 
 
 # ------------------------------------------------------------------ properties vs the model
@@ -330,7 +334,7 @@ def test_merging_batches_in_any_order_equals_applying_all_changes(
     arrival = data.draw(st.permutations([batch for batch in batches if batch]), label="arrival")
     path = str(tmp_path_factory.mktemp("scd") / "table")
     for batch in arrival:
-        scd2.merge_changes(
+        scd_merge.merge_changes(
             spark, spark.createDataFrame(batch, SCHEMA), path=path, **_options(layout)
         )
     table = _spark_table(spark.read.format("delta").load(path), layout)

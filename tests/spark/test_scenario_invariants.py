@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from pipeline import table_names
 from pipeline.storage import tables
 from scenarios import invariants, scenario_invariants
 
@@ -26,19 +27,22 @@ def test_no_clear_pii_finds_a_value_or_its_unkeyed_hash_in_any_table(
 ) -> None:
     unkeyed = hashlib.sha256(b"bob@example.com").hexdigest()
     for table, rows in (
-        (tables.SILVER_EVENTS, [("e1", "ok"), ("e2", "ann@example.com")]),
-        (tables.GOLD_SESSIONS, [("s1", unkeyed)]),
-        (tables.GOLD_DIM_PAGE, [("p1", "fine")]),
+        (table_names.SILVER_EVENTS, [("e1", "ok"), ("e2", "ann@example.com")]),
+        (table_names.GOLD_SESSIONS, [("s1", unkeyed)]),
+        (table_names.GOLD_DIM_PAGE, [("p1", "fine")]),
     ):
         spark.createDataFrame(rows, "id string, text string").write.format("delta").save(
             tables.table_path(tmp_path, table)
         )
     pii = ["ann@example.com", "bob@example.com"]
     verdict = invariants.no_clear_pii(
-        spark, tmp_path, [tables.SILVER_EVENTS, tables.GOLD_SESSIONS, tables.GOLD_DIM_PAGE], pii
+        spark,
+        tmp_path,
+        [table_names.SILVER_EVENTS, table_names.GOLD_SESSIONS, table_names.GOLD_DIM_PAGE],
+        pii,
     )
     assert not verdict.passed
     assert "silver_events: an*" in verdict.evidence
     assert "gold_sessions: unkeyed SHA-256 of bo*" in verdict.evidence
-    clean = invariants.no_clear_pii(spark, tmp_path, [tables.GOLD_DIM_PAGE], pii)
+    clean = invariants.no_clear_pii(spark, tmp_path, [table_names.GOLD_DIM_PAGE], pii)
     assert clean.passed, clean.evidence

@@ -9,9 +9,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.run import streaming
 from pipeline.storage import delta_log
-from pipeline.storage.delta_tables import DELETION_VECTORS, create_table_if_absent
+from pipeline.storage.delta_tables import DELETION_VECTORS, append_once, create_table_if_absent
 
 
 def test_counts_from_the_log_equal_spark_counts_through_checkpoints_and_deletes(
@@ -35,9 +34,9 @@ def test_an_append_once_is_skipped_when_its_batch_is_in_the_log(
 ) -> None:
     path = str(tmp_path / "t")
     rows = spark.range(3)
-    assert streaming.append_once(rows, path, query="q", batch_id=0)
-    assert streaming.append_once(rows, path, query="q", batch_id=1)
-    assert not streaming.append_once(rows, path, query="q", batch_id=1)  # a replay
-    assert streaming.append_once(rows, path, query="other", batch_id=0)
+    assert append_once(rows, path, query="q", batch_id=0)
+    assert append_once(rows, path, query="q", batch_id=1)
+    assert not append_once(rows, path, query="q", batch_id=1)  # a replay
+    assert append_once(rows, path, query="other", batch_id=0)
     assert spark.read.format("delta").load(path).count() == 9
     assert delta_log.committed_batch(Path(path), "q") == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import cli
+from clickstream import cli, privacy
 from pipeline import config
 from pipeline.observe import event_log, flows
 
@@ -136,11 +136,11 @@ def _verification(returning: list[int], findings: int) -> dict[str, object]:
 
 
 def test_the_verification_says_what_is_left_and_why() -> None:
-    assert cli.render_verification(_verification([], 0))[-1].startswith("verification passed")
-    older = cli.render_verification(_verification([1], 1))
+    assert privacy.render_verification(_verification([], 0))[-1].startswith("verification passed")
+    older = privacy.render_verification(_verification([1], 1))
     assert "FOUND email #1 in t/a.parquet" in older[1]
     assert "retention" in older[-1]
-    current = cli.render_verification(_verification([2], 1))
+    current = privacy.render_verification(_verification([2], 1))
     assert "current version of silver_events" in current[-1]
 
 

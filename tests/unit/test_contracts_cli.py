@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import cli
 from contracts import __main__ as contracts_cli
 from contracts import rules
 from pipeline import config
@@ -22,7 +21,7 @@ def test_a_warehouse_without_metrics_is_refused_before_spark_starts(
 
 
 def test_the_default_expectations_module_is_the_contract_rules() -> None:
-    loaded = expectations.load_expectations(cli.DEFAULT_EXPECTATIONS_MODULE)
+    loaded = expectations.load_expectations(config.DEFAULT_EXPECTATIONS_MODULE)
     assert loaded is rules.EXPECTATIONS
     assert expectations.load_expectations(config.NO_EXPECTATIONS) == {}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import table_names
 from pipeline.errors import ExpectationFailedError, RuleFailure, StorageFullError
 from pipeline.observe import event_log, flows, history
-from pipeline.storage import tables
 from pipeline.transforms.expectations import ExpectationMetric
 
 
@@ -17,34 +17,36 @@ def _bronze_commit(warehouse: Path, batch_id: int, rows: int) -> None:
     """A Delta commit of `bronze_events` carrying the events stream's batch marker."""
     from pipeline.storage import delta_log
 
-    log = warehouse / tables.BRONZE_EVENTS / "_delta_log"
+    log = warehouse / table_names.BRONZE_EVENTS / "_delta_log"
     log.mkdir(parents=True, exist_ok=True)
     info = {
         "commitInfo": {
             "operation": "WRITE",
             "operationMetrics": {"numOutputRows": str(rows)},
-            "userMetadata": delta_log.batch_marker(tables.EVENTS_STREAM, batch_id),
+            "userMetadata": delta_log.batch_marker(table_names.EVENTS_STREAM, batch_id),
         }
     }
     (log / f"{batch_id:020d}.json").write_text(json.dumps(info) + "\n", encoding="utf-8")
 
 
 def _metrics(passed: int, failed: int) -> list[ExpectationMetric]:
-    return [ExpectationMetric(tables.BRONZE_EVENTS, "event_ts_parseable", "drop", passed, failed)]
+    return [
+        ExpectationMetric(table_names.BRONZE_EVENTS, "event_ts_parseable", "drop", passed, failed)
+    ]
 
 
 def test_an_update_records_definitions_batches_once_and_its_end(tmp_path: Path) -> None:
     update = event_log.UpdateLog(tmp_path, "u-1")
     update.started(flows.FLOWS, cause="USER_ACTION", full_refresh=False, runner="test")
     _bronze_commit(tmp_path, 0, rows=9)
-    read = {tables.BRONZE_EVENTS: 10, tables.BRONZE_QUARANTINE: 10}
-    report = update.reporter(tables.EVENTS_STREAM)
-    report(0, read, {tables.BRONZE_EVENTS: _metrics(passed=9, failed=1)})
+    read = {table_names.BRONZE_EVENTS: 10, table_names.BRONZE_QUARANTINE: 10}
+    report = update.reporter(table_names.EVENTS_STREAM)
+    report(0, read, {table_names.BRONZE_EVENTS: _metrics(passed=9, failed=1)})
     # A replay of the same batch (after a crash) adds nothing.
     assert not update.batch(
-        tables.EVENTS_STREAM, 0, flows.flows_of_stage(tables.EVENTS_STREAM), read, {}
+        table_names.EVENTS_STREAM, 0, flows.flows_of_stage(table_names.EVENTS_STREAM), read, {}
     )
-    update.flows_ended(flows.flows_of_stage(tables.EVENTS_STREAM), event_log.COMPLETED)
+    update.flows_ended(flows.flows_of_stage(table_names.EVENTS_STREAM), event_log.COMPLETED)
     update.finished(event_log.COMPLETED)
 
     events = event_log.read_events(tmp_path)
@@ -52,22 +54,23 @@ def test_an_update_records_definitions_batches_once_and_its_end(tmp_path: Path) 
     assert {e["origin"]["update_id"] for e in events} == {"u-1"}
     [found] = history.updates(events)
     assert found.state == "COMPLETED" and found.runner == "test"
-    bronze = found.flows[tables.BRONZE_EVENTS]
+    bronze = found.flows[table_names.BRONZE_EVENTS]
     assert (bronze.batches, bronze.input_rows, bronze.output_rows) == (1, 10, 9)
     assert bronze.dropped_records == 1
     assert bronze.failed_expectations == {"event_ts_parseable": 1}
-    assert found.flows[tables.BRONZE_QUARANTINE].output_rows == 0
+    assert found.flows[table_names.BRONZE_QUARANTINE].output_rows == 0
     quality = event_log.details(
         next(
             e
             for e in events
-            if e["origin"]["flow_name"] == tables.BRONZE_EVENTS and e["origin"]["batch_id"] == 0
+            if e["origin"]["flow_name"] == table_names.BRONZE_EVENTS
+            and e["origin"]["batch_id"] == 0
         )
     )["data_quality"]
     assert quality["expectations"] == [
         {
             "name": "event_ts_parseable",
-            "dataset": tables.BRONZE_EVENTS,
+            "dataset": table_names.BRONZE_EVENTS,
             "action": "drop",
             "passed_records": 9,
             "failed_records": 1,
@@ -80,7 +83,9 @@ def test_an_update_records_definitions_batches_once_and_its_end(tmp_path: Path) 
 def test_a_failed_update_keeps_counts_never_samples(tmp_path: Path) -> None:
     samples = ({"event_id": "e-secret", "event_type": "teleport"},)
     error = ExpectationFailedError(
-        tables.SILVER_EVENTS, (RuleFailure("no_teleports", "nobody teleports", 1, samples),), 40
+        table_names.SILVER_EVENTS,
+        (RuleFailure("no_teleports", "nobody teleports", 1, samples),),
+        40,
     )
     with (
         pytest.raises(ExpectationFailedError),
@@ -138,7 +143,7 @@ def test_lineage_layers_follow_the_declared_flows() -> None:
     graph = flows.edges((f.output, f.inputs) for f in flows.FLOWS)
     layered = flows.layers(graph)
     assert layered[0] == [flows.LANDING_EVENTS, flows.LANDING_USER_CHANGES]
-    assert layered[-1] == [tables.GOLD_FUNNEL_DAILY]
+    assert layered[-1] == [table_names.GOLD_FUNNEL_DAILY]
     depth = {name: i for i, layer in enumerate(layered) for name in layer}
     assert all(depth[source] < depth[output] for source, output in graph)
     text = history.render_lineage(graph)

@@ -12,7 +12,7 @@ from pipeline.config import PiiKey
 from pipeline.errors import DamagedStateError, PiiKeyMismatchError
 from pipeline.privacy import key_registry
 from pipeline.privacy.key_registry import REGISTRY_FILE, KeyRegistry, admit, check_value, load, save
-from pipeline.storage.tables import PSEUDONYMIZED_TABLES
+from pipeline.table_names import PSEUDONYMIZED_TABLES
 
 OLD_SECRET = b"0123456789abcdef-old"
 NEW_SECRET = b"0123456789abcdef-new"

@@ -6,7 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from pipeline.storage import delta_log, tables
+from pipeline import table_names
+from pipeline.storage import delta_log
 from scenarios.chaos import RANDOM, _enough, plan
 from scenarios.kill_points import POINTS, Files
 
@@ -32,7 +33,7 @@ def _commit(
 
 
 def _batch_file(warehouse: Path, query: str, folder: str, batch: int) -> None:
-    directory = warehouse / tables.CHECKPOINTS_DIR / query / folder
+    directory = warehouse / table_names.CHECKPOINTS_DIR / query / folder
     directory.mkdir(parents=True, exist_ok=True)
     (directory / str(batch)).write_text("v1\n{}\n")
 
@@ -60,11 +61,11 @@ def test_files_older_than_the_run_do_not_fire(tmp_path: Path) -> None:
 def test_data_files_not_yet_in_the_log_are_the_data_files_point(tmp_path: Path) -> None:
     files = Files(tmp_path, _run_start())
     point = POINT["data-files-before-log:bronze_events"]
-    table = tmp_path / tables.BRONZE_EVENTS
+    table = tmp_path / table_names.BRONZE_EVENTS
     table.mkdir()
     (table / "part-0001.snappy.parquet").write_bytes(b"PAR1")
     assert point.holds(files) == "bronze_events: 1 data file(s) not in the log"
-    _commit(tmp_path, tables.BRONZE_EVENTS, 0, adds=("part-0001.snappy.parquet",))
+    _commit(tmp_path, table_names.BRONZE_EVENTS, 0, adds=("part-0001.snappy.parquet",))
     assert point.holds(files) is None
 
 
@@ -72,9 +73,9 @@ def test_one_table_of_a_batch_written_and_not_the_next_is_between_writes(tmp_pat
     files = Files(tmp_path, _run_start())
     point = POINT["between-writes:bronze"]
     _batch_file(tmp_path, "events", "offsets", 1)
-    _commit(tmp_path, tables.BRONZE_EVENTS, 1, marker=("events", 1))
+    _commit(tmp_path, table_names.BRONZE_EVENTS, 1, marker=("events", 1))
     assert point.holds(files) == "events batch 1 in bronze_events, not yet in bronze_quarantine"
-    _commit(tmp_path, tables.BRONZE_QUARANTINE, 1, marker=("events", 1))
+    _commit(tmp_path, table_names.BRONZE_QUARANTINE, 1, marker=("events", 1))
     assert point.holds(files) is None
 
 
@@ -84,9 +85,9 @@ def test_one_layer_of_a_batch_written_and_not_the_other_is_between_layers(
     files = Files(tmp_path, _run_start())
     point = POINT["between-layers:events"]
     _batch_file(tmp_path, "events", "offsets", 1)
-    _commit(tmp_path, tables.SILVER_EVENTS, 1, marker=("events", 1))
+    _commit(tmp_path, table_names.SILVER_EVENTS, 1, marker=("events", 1))
     assert point.holds(files) == "events batch 1 in silver_events, not yet in bronze_events"
-    _commit(tmp_path, tables.BRONZE_EVENTS, 1, marker=("events", 1))
+    _commit(tmp_path, table_names.BRONZE_EVENTS, 1, marker=("events", 1))
     assert point.holds(files) is None
 
 
@@ -95,11 +96,14 @@ def test_a_merged_dimension_without_its_change_log_is_inside_the_scd2_merge(
 ) -> None:
     files = Files(tmp_path, _run_start())
     point = POINT["scd2-merge:before-change-log"]
-    _batch_file(tmp_path, tables.GOLD_DIM_USER, "offsets", 2)
-    _commit(tmp_path, tables.GOLD_DIM_USER, 5, operation="WRITE")
+    _batch_file(tmp_path, table_names.GOLD_DIM_USER, "offsets", 2)
+    _commit(tmp_path, table_names.GOLD_DIM_USER, 5, operation="WRITE")
     assert point.holds(files) is not None
     _commit(
-        tmp_path, f"{tables.GOLD_DIM_USER}__changes", 3, marker=("clickstream:gold_dim_user", 2)
+        tmp_path,
+        f"{table_names.GOLD_DIM_USER}__changes",
+        3,
+        marker=("clickstream:gold_dim_user", 2),
     )
     assert point.holds(files) is None
 
@@ -107,7 +111,7 @@ def test_a_merged_dimension_without_its_change_log_is_inside_the_scd2_merge(
 def test_a_refresh_that_replaced_some_gold_tables_is_midway(tmp_path: Path) -> None:
     files = Files(tmp_path, _run_start())
     point = POINT["full-refresh:midway"]
-    _commit(tmp_path, tables.GOLD_DIM_PAGE, 4, operation="CREATE OR REPLACE TABLE AS SELECT")
+    _commit(tmp_path, table_names.GOLD_DIM_PAGE, 4, operation="CREATE OR REPLACE TABLE AS SELECT")
     assert point.holds(files) == "full refresh replaced 1 of 8 gold tables"
 
 

@@ -28,7 +28,8 @@ from pyspark.pipelines.output import MaterializedView, Output, StreamingTable, T
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import config
+from pipeline import config, table_names
+from pipeline.config import DEFAULT_EXPECTATIONS_MODULE
 from pipeline.errors import ConfigurationError, MissingPiiKeyError
 from pipeline.lakeflow import quality, run_events, sources
 from pipeline.lakeflow.capabilities import Capabilities
@@ -40,7 +41,6 @@ from pipeline.lakeflow.settings import (
     PipelineSettings,
 )
 from pipeline.observe import flows
-from pipeline.storage import tables
 from pipeline.transforms import gold
 from pipeline.transforms.expectations import Expectation
 
@@ -161,7 +161,7 @@ CONFIGURATION = {
     LANDING: "/landing",
     PII_KEY_REF: f"env:{KEY_ENV}",
     WATERMARK_DELAY: "30 minutes",
-    EXPECTATIONS: "contracts.rules",
+    EXPECTATIONS: DEFAULT_EXPECTATIONS_MODULE,
 }
 
 
@@ -204,16 +204,16 @@ def test_open_source_graph_has_every_runner_table_with_the_right_kind() -> None:
     kinds = {name: type(output) for name, output in registry.outputs.items()}
     assert kinds == {
         "bronze_parsed": TemporaryView,
-        tables.BRONZE_EVENTS: StreamingTable,
-        tables.BRONZE_QUARANTINE: StreamingTable,
-        tables.SILVER_EVENTS: StreamingTable,
-        tables.SILVER_QUARANTINE: StreamingTable,
-        tables.SILVER_LATE_EVENTS: MaterializedView,
-        **dict.fromkeys(tables.GOLD_TABLES, MaterializedView),
+        table_names.BRONZE_EVENTS: StreamingTable,
+        table_names.BRONZE_QUARANTINE: StreamingTable,
+        table_names.SILVER_EVENTS: StreamingTable,
+        table_names.SILVER_QUARANTINE: StreamingTable,
+        table_names.SILVER_LATE_EVENTS: MaterializedView,
+        **dict.fromkeys(table_names.GOLD_TABLES, MaterializedView),
     }
     targets = {flow.name: flow.target for flow in registry.flows.values()}
-    assert targets["silver_unplaceable"] == tables.SILVER_QUARANTINE
-    assert targets["silver_dropped_by_rules"] == tables.SILVER_QUARANTINE
+    assert targets["silver_unplaceable"] == table_names.SILVER_QUARANTINE
+    assert targets["silver_dropped_by_rules"] == table_names.SILVER_QUARANTINE
     assert set(targets.values()) == set(kinds)
     assert registry.auto_cdc_flows == []  # SCD2 is ours: open source AUTO CDC is SCD1 only
     assert all(
@@ -239,7 +239,7 @@ def test_databricks_graph_uses_auto_cdc_native_expectations_and_auto_clustering(
         }
     ]
     assert isinstance(registry.outputs["gold_user_versions"], StreamingTable)
-    assert isinstance(registry.outputs[tables.GOLD_DIM_USER], MaterializedView)
+    assert isinstance(registry.outputs[table_names.GOLD_DIM_USER], MaterializedView)
 
     native = [(name, rules) for name, rules in databricks.calls if name.startswith("expect")]
     assert native  # contracts.rules has SQL rules: Databricks evaluates and counts them
@@ -248,7 +248,7 @@ def test_databricks_graph_uses_auto_cdc_native_expectations_and_auto_clustering(
 
     views = [kwargs for name, kwargs in databricks.calls if name == "materialized_view"]
     clustered = [view["name"] for view in views if view["cluster_by_auto"]]
-    assert set(clustered) == set(tables.GOLD_TABLES) - {tables.GOLD_DIM_USER}
+    assert set(clustered) == set(table_names.GOLD_TABLES) - {table_names.GOLD_DIM_USER}
 
 
 # --------------------------------------------------------------------------- capabilities

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import table_names
 from pipeline.errors import DamagedStateError, StorageFullError
 from pipeline.run import preflight, run_state, runner
-from pipeline.storage import delta_log, tables
+from pipeline.storage import delta_log
 
 
 def _landing(tmp_path: Path) -> Path:
     landing = tmp_path / "landing"
-    (landing / tables.EVENTS_DIR).mkdir(parents=True)
-    (landing / tables.EVENTS_DIR / "a.json").write_text('{"event_id": "1"}\n')
+    (landing / table_names.EVENTS_DIR).mkdir(parents=True)
+    (landing / table_names.EVENTS_DIR / "a.json").write_text('{"event_id": "1"}\n')
     return landing
 
 
@@ -32,7 +33,7 @@ def _marked_table(warehouse: Path, table: str, writer: str, batch: int) -> None:
 
 def _checkpoint(warehouse: Path, query: str, batches: int) -> Path:
     """A checkpoint as Spark leaves it after `batches` committed batches."""
-    folder = warehouse / tables.CHECKPOINTS_DIR / query
+    folder = warehouse / table_names.CHECKPOINTS_DIR / query
     (folder / "offsets").mkdir(parents=True)
     (folder / "commits").mkdir()
     (folder / "metadata").write_text('{"id":"5f2c"}\n')
@@ -44,8 +45,8 @@ def _checkpoint(warehouse: Path, query: str, batches: int) -> Path:
 
 def _warehouse(tmp_path: Path) -> Path:
     warehouse = tmp_path / "warehouse"
-    _marked_table(warehouse, tables.BRONZE_EVENTS, tables.EVENTS_STREAM, 1)
-    _checkpoint(warehouse, tables.EVENTS_STREAM, 2)
+    _marked_table(warehouse, table_names.BRONZE_EVENTS, table_names.EVENTS_STREAM, 1)
+    _checkpoint(warehouse, table_names.EVENTS_STREAM, 2)
     return warehouse
 
 
@@ -67,7 +68,7 @@ def test_a_damaged_checkpoint_file_is_named_with_the_way_out(
     tmp_path: Path, name: str, text: str, problem: str
 ) -> None:
     landing, warehouse = _landing(tmp_path), _warehouse(tmp_path)
-    damaged = warehouse / tables.CHECKPOINTS_DIR / tables.EVENTS_STREAM / name
+    damaged = warehouse / table_names.CHECKPOINTS_DIR / table_names.EVENTS_STREAM / name
     damaged.write_text(text)
     with pytest.raises(DamagedStateError) as error:
         preflight.check(landing, warehouse)
@@ -78,14 +79,14 @@ def test_a_damaged_checkpoint_file_is_named_with_the_way_out(
 
 def test_spark_temporary_files_are_not_checked(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), _warehouse(tmp_path)
-    offsets = warehouse / tables.CHECKPOINTS_DIR / tables.EVENTS_STREAM / "offsets"
+    offsets = warehouse / table_names.CHECKPOINTS_DIR / table_names.EVENTS_STREAM / "offsets"
     (offsets / ".2.5f2c.tmp").write_text("v1\n{")  # a write a crash interrupted
     assert preflight.check(landing, warehouse) == []
 
 
 def test_a_missing_checkpoint_beside_its_tables_is_refused(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), _warehouse(tmp_path)
-    checkpoint = warehouse / tables.CHECKPOINTS_DIR / tables.EVENTS_STREAM
+    checkpoint = warehouse / table_names.CHECKPOINTS_DIR / table_names.EVENTS_STREAM
     for path in sorted(checkpoint.rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
     checkpoint.rmdir()
@@ -97,15 +98,15 @@ def test_a_missing_checkpoint_beside_its_tables_is_refused(tmp_path: Path) -> No
 
 def test_a_checkpoint_older_than_its_tables_is_refused(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), tmp_path / "warehouse"
-    _marked_table(warehouse, tables.BRONZE_EVENTS, tables.EVENTS_STREAM, 5)
-    _checkpoint(warehouse, tables.EVENTS_STREAM, 3)  # a backup from before batches 3 to 5
+    _marked_table(warehouse, table_names.BRONZE_EVENTS, table_names.EVENTS_STREAM, 5)
+    _checkpoint(warehouse, table_names.EVENTS_STREAM, 3)  # a backup from before batches 3 to 5
     with pytest.raises(DamagedStateError, match="has planned batches only up to 2"):
         preflight.check(landing, warehouse)
 
 
 def test_a_missing_table_behind_a_checkpoint_is_refused(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), tmp_path / "warehouse"
-    _checkpoint(warehouse, tables.EVENTS_STREAM, 2)
+    _checkpoint(warehouse, table_names.EVENTS_STREAM, 2)
     with pytest.raises(DamagedStateError, match="batches 0 to 1 were written, but the table"):
         preflight.check(landing, warehouse)
 
@@ -115,7 +116,7 @@ def _earlier_layout(tmp_path: Path) -> Path:
     warehouse = tmp_path / "warehouse"
     for query in preflight.EARLIER_STREAMS:
         _checkpoint(warehouse, query, 3)
-    newest = warehouse / tables.CHECKPOINTS_DIR / "silver" / "newest_event_time"
+    newest = warehouse / table_names.CHECKPOINTS_DIR / "silver" / "newest_event_time"
     newest.mkdir()
     (newest / "1").write_text('{"newest": "2026-11-01T10:00:00+00:00"}')
     (newest / "4").write_text('{"newest": "2026-11-01T12:00:00+00:00"}')
@@ -127,20 +128,22 @@ def test_a_warehouse_of_one_query_per_layer_is_adopted_once_keeping_what_it_read
     tmp_path: Path,
 ) -> None:
     warehouse = _earlier_layout(tmp_path)
-    checkpoints = warehouse / tables.CHECKPOINTS_DIR
+    checkpoints = warehouse / table_names.CHECKPOINTS_DIR
     message = preflight.adopt_earlier_layout(warehouse)
     assert message is not None and "one query per layer" in message
-    assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == [tables.EVENTS_STREAM]
-    assert run_state.highest_batch(checkpoints / tables.EVENTS_STREAM / "commits") == 2
+    assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == [
+        table_names.EVENTS_STREAM
+    ]
+    assert run_state.highest_batch(checkpoints / table_names.EVENTS_STREAM / "commits") == 2
     # silver's newest event time carries over, as the state of the last events batch
-    newest = checkpoints / tables.EVENTS_STREAM / "newest_event_time" / "2"
+    newest = checkpoints / table_names.EVENTS_STREAM / "newest_event_time" / "2"
     assert "12:00:00" in newest.read_text()
     assert preflight.adopt_earlier_layout(warehouse) is None
 
 
 def test_a_warehouse_of_one_query_per_layer_left_mid_run_is_refused(tmp_path: Path) -> None:
     warehouse = _earlier_layout(tmp_path)
-    silver = warehouse / tables.CHECKPOINTS_DIR / "silver"
+    silver = warehouse / table_names.CHECKPOINTS_DIR / "silver"
     (silver / "offsets" / "3").write_text('v1\n{"batchWatermarkMs":0}\n{"index":3}')
     with pytest.raises(DamagedStateError, match="last run did not finish"):
         preflight.adopt_earlier_layout(warehouse)
@@ -168,7 +171,7 @@ def _unreadable_check(landing: Path, warehouse: Path) -> subprocess.CompletedPro
 
 def test_an_unreadable_new_landing_file_is_named(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), tmp_path / "warehouse"
-    unreadable = landing / tables.EVENTS_DIR / "a.json"
+    unreadable = landing / table_names.EVENTS_DIR / "a.json"
     unreadable.chmod(0)
     result = _unreadable_check(landing, warehouse)
     assert result.returncode != 0
@@ -185,7 +188,7 @@ def test_a_landing_file_changed_after_a_run_read_it_is_reported(tmp_path: Path) 
         run_state.fingerprints(landing, files), run_state.table_versions(warehouse)
     )
     run_state.save_state(warehouse, state)
-    changed = landing / tables.EVENTS_DIR / "a.json"
+    changed = landing / table_names.EVENTS_DIR / "a.json"
     with changed.open("a") as handle:
         handle.write('{"event_id": "2"}\n')
     warnings = preflight.check(landing, warehouse)
@@ -196,7 +199,7 @@ def test_a_landing_file_changed_after_a_run_read_it_is_reported(tmp_path: Path) 
 
 def test_a_state_file_of_an_older_version_still_loads(tmp_path: Path) -> None:
     landing, warehouse = _landing(tmp_path), _warehouse(tmp_path)
-    state_file = warehouse / tables.CHECKPOINTS_DIR / run_state.STATE_FILE
+    state_file = warehouse / table_names.CHECKPOINTS_DIR / run_state.STATE_FILE
     versions = run_state.table_versions(warehouse)
     state_file.write_text(json.dumps({"landing_files": ["events/a.json"], "versions": versions}))
     assert run_state.is_up_to_date(landing, warehouse)
@@ -228,8 +231,8 @@ def test_other_failures_pass_through_unchanged(tmp_path: Path) -> None:
 
 
 def test_temporary_log_files_of_a_killed_run_are_removed_and_nothing_else(tmp_path: Path) -> None:
-    offsets = tmp_path / tables.CHECKPOINTS_DIR / "gold_dim_user" / "offsets"
-    commits = tmp_path / tables.CHECKPOINTS_DIR / "bronze" / "commits"
+    offsets = tmp_path / table_names.CHECKPOINTS_DIR / "gold_dim_user" / "offsets"
+    commits = tmp_path / table_names.CHECKPOINTS_DIR / "bronze" / "commits"
     offsets.mkdir(parents=True)
     commits.mkdir(parents=True)
     left = [offsets / ".0.5d1c.tmp", offsets / "..0.5d1c.tmp.crc", commits / ".3.a1.tmp"]

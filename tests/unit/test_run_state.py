@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config
+from pipeline import config, table_names
 from pipeline.errors import ConfigurationError
 from pipeline.run import run_state
-from pipeline.storage import tables
 
 
 def _table(warehouse: Path, name: str, version: int) -> None:
@@ -22,17 +21,17 @@ def _table(warehouse: Path, name: str, version: int) -> None:
 
 def _landing(tmp_path: Path) -> Path:
     landing = tmp_path / "landing"
-    (landing / tables.EVENTS_DIR).mkdir(parents=True)
-    (landing / tables.EVENTS_DIR / "a.json").write_text("{}\n")
-    (landing / tables.EVENTS_DIR / ".b.json.partial").write_text("{}\n")  # hidden: skipped
-    (landing / tables.USER_CHANGES_DIR).mkdir()
-    (landing / tables.USER_CHANGES_DIR / "c.json").write_text("{}\n")
+    (landing / table_names.EVENTS_DIR).mkdir(parents=True)
+    (landing / table_names.EVENTS_DIR / "a.json").write_text("{}\n")
+    (landing / table_names.EVENTS_DIR / ".b.json.partial").write_text("{}\n")  # hidden: skipped
+    (landing / table_names.USER_CHANGES_DIR).mkdir()
+    (landing / table_names.USER_CHANGES_DIR / "c.json").write_text("{}\n")
     return landing
 
 
 def _after_a_run(tmp_path: Path) -> tuple[Path, Path]:
     landing, warehouse = _landing(tmp_path), tmp_path / "warehouse"
-    _table(warehouse, tables.BRONZE_EVENTS, 0)
+    _table(warehouse, table_names.BRONZE_EVENTS, 0)
     files = run_state.landing_files(landing)
     run_state.save_state(
         warehouse,
@@ -58,19 +57,19 @@ def test_nothing_new_since_the_last_run_is_up_to_date(tmp_path: Path) -> None:
 
 def test_a_new_landing_file_is_work(tmp_path: Path) -> None:
     landing, warehouse = _after_a_run(tmp_path)
-    (landing / tables.EVENTS_DIR / "d.json").write_text("{}\n")
+    (landing / table_names.EVENTS_DIR / "d.json").write_text("{}\n")
     assert not run_state.is_up_to_date(landing, warehouse)
 
 
 def test_a_table_written_since_is_work(tmp_path: Path) -> None:
     landing, warehouse = _after_a_run(tmp_path)
-    _table(warehouse, tables.BRONZE_EVENTS, 1)
+    _table(warehouse, table_names.BRONZE_EVENTS, 1)
     assert not run_state.is_up_to_date(landing, warehouse)
 
 
 def test_a_batch_planned_but_not_committed_is_work(tmp_path: Path) -> None:
     landing, warehouse = _after_a_run(tmp_path)
-    offsets = warehouse / tables.CHECKPOINTS_DIR / "silver" / "offsets"
+    offsets = warehouse / table_names.CHECKPOINTS_DIR / "silver" / "offsets"
     offsets.mkdir(parents=True)
     (offsets / "0").write_text("v1\n")
     assert not run_state.is_up_to_date(landing, warehouse)

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from clickstream import cli
-from pipeline import config
+from pipeline import config, table_names
 from pipeline.errors import WarehouseBusyError
 from pipeline.run.writer_lock import writer_lock
-from pipeline.storage import tables
 
 HOLD = """
 import sys, time
@@ -105,7 +104,7 @@ def test_a_second_clickstream_run_exits_non_zero_before_starting_spark(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
-    (landing / tables.EVENTS_DIR).mkdir(parents=True)
+    (landing / table_names.EVENTS_DIR).mkdir(parents=True)
     monkeypatch.setenv(config.PII_KEY_ENV, "k" * 64)
     with _holder(warehouse, 60) as holder:
         started = time.monotonic()

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.quality import expectations
 from pipeline.lakeflow.settings import PipelineSettings
-from pipeline.storage.tables import BRONZE_EVENTS, BRONZE_QUARANTINE
+from pipeline.table_names import BRONZE_EVENTS, BRONZE_QUARANTINE
 from pipeline.transforms import bronze
 
 spark = SparkSession.active()  # the session spark-pipelines or Databricks runs this file in

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pipeline.lakeflow import sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.settings import PipelineSettings
-from pipeline.storage.tables import (
+from pipeline.table_names import (
     GOLD_DAILY_ACTIVE_USERS,
     GOLD_DIM_DATE,
     GOLD_DIM_DEVICE,

@@ -15,12 +15,7 @@ from pipeline.lakeflow import sources
 from pipeline.lakeflow.capabilities import Capabilities
 from pipeline.lakeflow.quality import expectations
 from pipeline.lakeflow.settings import PipelineSettings
-from pipeline.storage.tables import (
-    BRONZE_EVENTS,
-    SILVER_EVENTS,
-    SILVER_LATE_EVENTS,
-    SILVER_QUARANTINE,
-)
+from pipeline.table_names import BRONZE_EVENTS, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
 from pipeline.transforms import silver
 from pipeline.transforms.expectations import dropped_rows, evaluate
 from pipeline.transforms.pseudonymize import key_frame
