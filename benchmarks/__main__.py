@@ -58,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
     )
+    _add_judging_arguments(parser)
+    _add_baseline_arguments(parser)
+    _add_location_arguments(parser)
+    _add_run_arguments(parser)
+    return parser
+
+
+def _add_judging_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--size`, `--threshold`, `--metric`: what is measured and how it is judged."""
     parser.add_argument("--size", choices=sorted(PROFILES), default="smoke")
     parser.add_argument(
         "--threshold",
@@ -74,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_METRIC,
         help="judge CPU seconds (default: steadier on a shared machine) or wall seconds",
     )
+
+
+def _add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--save-baseline`, `--add-to-baseline`, `--baseline-runs`: measuring a baseline instead
+    of judging against one."""
     parser.add_argument(
         "--save-baseline",
         action="store_true",
@@ -97,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="runs pooled into a saved baseline (default 3: the spread between runs counts)",
     )
+
+
+def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--history`, `--report-dir`, `--baseline-dir`, `--cache-dir`: the directories a run
+    reads and writes."""
     parser.add_argument(
         "--history",
         type=Path,
@@ -117,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
         default=PROJECT / ".cache" / "benchmarks",
         help="generated inputs kept between runs, and scratch space (give concurrent runs two)",
     )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """`-k`, `--no-confirm`, `--inject-slowdown`: which benchmarks run, and how."""
     parser.add_argument(
         "-k", dest="select", default=None, help="run only the benchmarks pytest -k selects"
     )
@@ -135,7 +158,6 @@ def _parser() -> argparse.ArgumentParser:
             "0.5 unless given: a self-check of the verdict"
         ),
     )
-    return parser
 
 
 def _pytest(
@@ -233,6 +255,70 @@ def _judged_run(
     return code, results, comparisons, notes
 
 
+def _run_notes(args: argparse.Namespace, code: int, notes: list[str]) -> list[str]:
+    """The report's notes on a run: a deliberate slowdown first, then `notes`, a DuckDB
+    reference that is not installed and a pytest that failed."""
+    slowdown = f"deliberate slowdown injected: {args.inject_slowdown} (a self-check)"
+    first = [slowdown] if args.inject_slowdown else []
+    last: list[str] = []
+    if importlib.util.find_spec("duckdb") is None:
+        last.append("DuckDB reference: not installed (pip install duckdb)")
+    if code != 0:
+        last.append(f"pytest exited {code}: a benchmark failed its correctness checks or errored")
+    return [*first, *notes, *last]
+
+
+def _append_to_history(
+    args: argparse.Namespace, comparisons: Sequence[Comparison], verdict: str
+) -> tuple[list[dict[str, Any]], str]:
+    """Write this run into `--history`; returns the runs there, this one included, and a note
+    saying where it went."""
+    entry = history_entry(
+        comparisons,
+        size=args.size,
+        metric=args.metric,
+        commit=_commit(),
+        machine=_machine(),
+        verdict=verdict,
+    )
+    args.history.mkdir(parents=True, exist_ok=True)
+    name = f"{entry['date'].replace(':', '')}-{entry['commit']}.json"
+    (args.history / name).write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
+    history = load_history(args.history, args.size)
+    return history, f"appended to the history: {args.history / name} ({len(history)} runs)"
+
+
+def _print_summary(
+    headline: Sequence[tuple[str, str]],
+    notes: Sequence[str],
+    comparisons: Sequence[Comparison],
+    failed: Sequence[Comparison],
+) -> None:
+    """The headline figures, the notes and every judged benchmark's comparison."""
+    for what, figure in headline:
+        print(f"{what:>55}: {figure}")
+    for note in notes:
+        print(note)
+    for comparison in comparisons:
+        if comparison.ratios:
+            print(("REGRESSION " if comparison in failed else "  ") + comparison.describe())
+
+
+def _exit_status(
+    code: int, failed: Sequence[Comparison], baseline_path: Path, baseline_found: bool
+) -> int:
+    """1 when pytest failed or a benchmark regressed, else 0; prints the verdict of a run
+    whose benchmarks all passed their correctness checks."""
+    if code != 0:
+        return 1
+    if failed:
+        layers = sorted({c.layer or c.key for c in failed})
+        print(f"FAIL: {len(failed)} benchmark(s) regressed, in: {', '.join(layers)}")
+        return 1
+    print("PASS" if baseline_found else f"PASS (no baseline yet at {baseline_path})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, judge, report; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -243,29 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _save_baseline(args, baseline_path)
     baseline = load_baseline(baseline_path)
     code, results, comparisons, notes = _judged_run(args, baseline_path, baseline)
-    if args.inject_slowdown:
-        notes.insert(0, f"deliberate slowdown injected: {args.inject_slowdown} (a self-check)")
-    if importlib.util.find_spec("duckdb") is None:
-        notes.append("DuckDB reference: not installed (pip install duckdb)")
-    if code != 0:
-        notes.append(f"pytest exited {code}: a benchmark failed its correctness checks or errored")
+    notes = _run_notes(args, code, notes)
     failed = regressions(comparisons)
     verdict = f"FAIL: {len(failed)} regression(s)" if failed else "PASS"
     history: list[dict[str, Any]] = []
     if args.history is not None:
-        entry = history_entry(
-            comparisons,
-            size=args.size,
-            metric=args.metric,
-            commit=_commit(),
-            machine=_machine(),
-            verdict=verdict,
-        )
-        args.history.mkdir(parents=True, exist_ok=True)
-        name = f"{entry['date'].replace(':', '')}-{entry['commit']}.json"
-        (args.history / name).write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
-        history = load_history(args.history, args.size)
-        notes.append(f"appended to the history: {args.history / name} ({len(history)} runs)")
+        history, note = _append_to_history(args, comparisons, verdict)
+        notes.append(note)
 
     from benchmarks import report  # matplotlib loads only when a report is drawn
 
@@ -282,22 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         history=history,
         errored=code != 0,
     )
-    for what, figure in report.headline(results):
-        print(f"{what:>55}: {figure}")
-    for note in notes:
-        print(note)
-    for comparison in comparisons:
-        if comparison.ratios:
-            print(("REGRESSION " if comparison in failed else "  ") + comparison.describe())
+    _print_summary(report.headline(results), notes, comparisons, failed)
     print(f"Report: {paths['html']} and {paths['markdown']} ({time.monotonic() - started:.0f} s)")
-    if code != 0:
-        return 1
-    if failed:
-        layers = sorted({c.layer or c.key for c in failed})
-        print(f"FAIL: {len(failed)} benchmark(s) regressed, in: {', '.join(layers)}")
-        return 1
-    print("PASS" if baseline is not None else f"PASS (no baseline yet at {baseline_path})")
-    return 0
+    return _exit_status(code, failed, baseline_path, baseline is not None)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks import histories
+from benchmarks import scd_feeds
 from benchmarks.harness import Reference, Workload, benchmark_key, fresh, measure, rounds
 from benchmarks.profiles import SEED, Profile
 from benchmarks.workloads import (
@@ -153,13 +153,13 @@ def bench_scd2_correctness(
     workdir: Path,
 ) -> None:
     """Random histories, out-of-order batches, merged incrementally; compared with the model."""
-    feed = histories.random_feed(profile.histories, seed=SEED)
+    feed = scd_feeds.random_feed(profile.histories, seed=SEED)
 
     def setup() -> Path:
         return fresh(workdir / "scd2-correctness") / "table"
 
     def run(path: Path) -> Path:
-        histories.apply_incrementally(spark, feed, profile.history_batches, path)
+        scd_feeds.apply_incrementally(spark, feed, profile.history_batches, path)
         return path
 
     path = measure(
@@ -174,7 +174,7 @@ def bench_scd2_correctness(
         histories=profile.histories,
         batches=profile.history_batches,
     )
-    verdict = histories.check(spark, feed, path)
+    verdict = scd_feeds.check(spark, feed, path)
     benchmark.extra_info.update(checked=verdict.histories, wrong=verdict.wrong)
     assert verdict.histories == profile.histories
     assert verdict.wrong == 0, "\n".join(verdict.examples)

@@ -29,7 +29,7 @@ import argparse
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -189,6 +189,87 @@ def _time(workload: Workload[Any, T], *, wall_only: bool, slower: float) -> tupl
     return result, cpu, wall
 
 
+def _slowdown_strength(config: pytest.Config, layer: str | None) -> float:
+    """How much `--inject-slowdown` slows a benchmark of `layer`: 0.0 unless it is that layer."""
+    slowdown: Slowdown | None = config.getoption("--inject-slowdown")
+    return slowdown.strength if slowdown is not None and slowdown.layer == layer else 0.0
+
+
+class _Pairs(Generic[T]):
+    """A benchmark's rounds as they are timed: its subject, each round paired with one of its
+    reference when it has one; `recorded` holds the seconds of every timed round."""
+
+    def __init__(
+        self,
+        subject: Workload[Any, T],
+        reference: Reference | None,
+        *,
+        wall_only: bool,
+        slower: float,
+    ) -> None:
+        self.subject = subject
+        self.reference = reference
+        self.wall_only = wall_only
+        self.slower = slower
+        self.recorded: list[dict[str, float]] = []
+        self._results: list[T] = []
+
+    @property
+    def last(self) -> T:
+        """The subject's result in the last round, warm-up or timed."""
+        return self._results[0]
+
+    def warm_up(self, count: int) -> None:
+        """`count` untimed rounds of both sides (the JVM compiles each new code path)."""
+        for _ in range(count):
+            self._subject_round()
+            if self.reference is not None:
+                self._reference_round()
+
+    def time_rounds(self, count: int) -> None:
+        """`count` timed rounds; in a pair, the reference goes first in every other round (ABBA)."""
+        for number in range(count):
+            if self.reference is None:
+                cpu, wall = self._subject_round()
+                self.recorded.append({"cpu": cpu, "wall": wall})
+                continue
+            if number % 2 == 0:
+                reference_cpu, reference_wall = self._reference_round()
+                cpu, wall = self._subject_round()
+            else:
+                cpu, wall = self._subject_round()
+                reference_cpu, reference_wall = self._reference_round()
+            self.recorded.append(
+                {
+                    "cpu": cpu,
+                    "wall": wall,
+                    "reference_cpu": reference_cpu,
+                    "reference_wall": reference_wall,
+                }
+            )
+
+    def confirm(self, judge: Judge, without_rounds: Result, count: int) -> None:
+        """Another batch of `count` timed rounds for as long as `judge` asks for one, judging
+        the benchmark (`without_rounds`, given its rounds) on all of its rounds so far."""
+        batches = 1
+        while judge.more_rounds(replace(without_rounds, rounds=self._rounds()), batches):
+            self.time_rounds(count)
+            batches += 1
+
+    def _rounds(self) -> tuple[Round, ...]:
+        return tuple(Round(**round_) for round_ in self.recorded)
+
+    def _subject_round(self) -> tuple[float, float]:
+        result, cpu, wall = _time(self.subject, wall_only=self.wall_only, slower=self.slower)
+        self._results[:] = [result]
+        return cpu, wall
+
+    def _reference_round(self) -> tuple[float, float]:
+        assert self.reference is not None
+        _, cpu, wall = _time(self.reference.workload, wall_only=self.wall_only, slower=0.0)
+        return cpu, wall
+
+
 def measure(
     benchmark: BenchmarkFixture,
     request: pytest.FixtureRequest,
@@ -225,58 +306,17 @@ def measure(
         **details: further figures for the report.
     """
     judge: Judge | None = request.config.stash.get(JUDGE, None)
-    slowdown: Slowdown | None = request.config.getoption("--inject-slowdown")
-    slower = slowdown.strength if slowdown is not None and slowdown.layer == layer else 0.0
+    slower = _slowdown_strength(request.config, layer)
     key = item_key(request.node)
     callspec = getattr(request.node, "callspec", None)
-    recorded: list[dict[str, float]] = []
-    last: list[T] = []
-
-    def subject_round() -> tuple[float, float]:
-        result, cpu, wall = _time(subject, wall_only=wall_only, slower=slower)
-        last[:] = [result]
-        return cpu, wall
-
-    def reference_round() -> tuple[float, float]:
-        assert reference is not None
-        _, cpu, wall = _time(reference.workload, wall_only=wall_only, slower=0.0)
-        return cpu, wall
-
-    def timed_rounds(count: int) -> None:
-        for number in range(count):
-            if reference is None:
-                cpu, wall = subject_round()
-                recorded.append({"cpu": cpu, "wall": wall})
-                continue
-            if number % 2 == 0:
-                reference_cpu, reference_wall = reference_round()
-                cpu, wall = subject_round()
-            else:
-                cpu, wall = subject_round()
-                reference_cpu, reference_wall = reference_round()
-            recorded.append(
-                {
-                    "cpu": cpu,
-                    "wall": wall,
-                    "reference_cpu": reference_cpu,
-                    "reference_wall": reference_wall,
-                }
-            )
+    pairs = _Pairs(subject, reference, wall_only=wall_only, slower=slower)
 
     def all_rounds() -> None:
-        for _ in range(warmup):
-            subject_round()
-            if reference is not None:
-                reference_round()
-        timed_rounds(rounds)
-        batches = 1
-        while judge is not None and reference is not None:
-            so_far = Result(key, key, family, reference.key, items, unit,
-                            tuple(Round(**round_) for round_ in recorded), layer)  # fmt: skip
-            if not judge.more_rounds(so_far, batches):
-                break
-            timed_rounds(rounds)
-            batches += 1
+        pairs.warm_up(warmup)
+        pairs.time_rounds(rounds)
+        if judge is not None and reference is not None:
+            without_rounds = Result(key, key, family, reference.key, items, unit, (), layer)
+            pairs.confirm(judge, without_rounds, rounds)
 
     benchmark.pedantic(all_rounds, rounds=1, iterations=1)  # type: ignore[no-untyped-call]
     benchmark.extra_info.update(
@@ -289,9 +329,9 @@ def measure(
         unit=unit,
         family=family,
         params=dict(callspec.params) if callspec is not None else {},
-        rounds=recorded,
+        rounds=pairs.recorded,
         slowed=slower,
-        measured_again=len(recorded) - rounds,
+        measured_again=len(pairs.recorded) - rounds,
         **details,
     )
-    return last[0]
+    return pairs.last

@@ -14,7 +14,6 @@ import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import matplotlib.pyplot as plt  # the backend is chosen first, before pyplot lo
 
 from benchmarks.verdict import Comparison, Result, regressions
 from contracts.html import render
+from pipeline.clock import utc_now_text
 
 __all__ = ["headline", "run_label", "write_report"]
 
@@ -395,7 +395,7 @@ def _document(
     """`results.json`: the run's settings and verdict, then every result and comparison."""
     return {
         "size": size,
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generated_at": utc_now_text(),
         "threshold": threshold,
         "metric": metric,
         "baseline": str(baseline_path),

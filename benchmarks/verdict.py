@@ -27,9 +27,10 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pipeline.clock import utc_now_text
 
 __all__ = [
     "ALPHA",
@@ -369,7 +370,7 @@ def baseline_document(
             "cpu_seconds": round(pooled.median_cpu, 4),
             "seconds": round(pooled.median, 4),
         }
-    saved_at = datetime.now(UTC).isoformat(timespec="seconds")
+    saved_at = utc_now_text()
     return {
         "size": size,
         "saved_at": saved_at,
@@ -435,7 +436,7 @@ def history_entry(
 ) -> dict[str, Any]:
     """One run for the history folder: when, where, which commit, and each ratio."""
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": utc_now_text(),
         "commit": commit,
         "machine": dict(machine),
         "size": size,

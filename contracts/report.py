@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,7 @@ from pyspark.sql import functions as F
 
 from contracts.html import render
 from pipeline import table_names
+from pipeline.clock import utc_now_text
 from pipeline.observe import event_log
 from pipeline.run.bronze_stage import BRONZE_HIDDEN_COLUMNS
 from pipeline.run.enforcement import dim_user_view
@@ -215,7 +215,7 @@ def quarantine_report(
     return QuarantineReport(
         warehouse=str(warehouse),
         run_id=run_id,
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        generated_at=utc_now_text(),
         rules=tuple(reports),
     )
 

@@ -34,11 +34,9 @@ import hashlib
 import hmac
 import os
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -48,8 +46,10 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline.clock import utc_now_text
 from pipeline.config import PiiKey, require_classic
 from pipeline.errors import UnknownPersonError
+from pipeline.observe.event_log import new_update_id
 from pipeline.privacy import key_registry, landing_scrub, pii_scan
 from pipeline.run import run_state
 from pipeline.run.gold_stage import refresh_gold
@@ -236,22 +236,18 @@ def _subject(key: PiiKey, user_id: str) -> str:
     return hmac.new(key.reveal(), message, hashlib.sha256).hexdigest()[:16]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 class _Certificate:
     """The erasure certificate, rewritten atomically after each step."""
 
     def __init__(self, warehouse: Path, subject: str, request_id: str | None) -> None:
         self.directory = warehouse / ERASURE_DIR
         unfinished = self._unfinished(subject) if request_id is None else None
-        generated = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        generated = new_update_id()
         self.document: dict[str, Any] = unfinished or {
             "request_id": request_id or generated,
             "subject": subject,
             "status": "in progress",
-            "started_at": _now(),
+            "started_at": utc_now_text(),
             "steps_done": [],
         }
         self.resumed = unfinished is not None
@@ -350,7 +346,10 @@ def forget(
         report("verifying: every file under the warehouse, every earlier table version")
         verification = verify(spark, warehouse, person, pii_key)
         certificate.record(
-            verification=verification, status="completed", completed_at=_now(), purge_now=purge_now
+            verification=verification,
+            status="completed",
+            completed_at=utc_now_text(),
+            purge_now=purge_now,
         )
         return ErasureResult(certificate.path, certificate.document)
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from pipeline.clock import utc_now_text
 from pipeline.config import PiiKey
 from pipeline.errors import DamagedStateError, PiiKeyMismatchError
 from pipeline.table_names import PSEUDONYMIZED_TABLES
@@ -44,10 +44,6 @@ def check_value(key: PiiKey) -> str:
     It tells keys apart; it is no pseudonym of any person and gives nothing away about the key.
     """
     return hmac.new(key.reveal(), _CHECK_TEXT, hashlib.sha256).hexdigest()[:16]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,7 @@ class KeyRegistry:
         """The registry with a rotation to `new_key` in progress."""
         if self.rotating_to is not None:
             return self
-        target = KeyVersion(self.current.version + 1, check_value(new_key), _now())
+        target = KeyVersion(self.current.version + 1, check_value(new_key), utc_now_text())
         return replace(self, rotating_to=target)
 
     def table_rekeyed(self, table: str) -> KeyRegistry:
@@ -94,7 +90,7 @@ class KeyRegistry:
     def end_rotation(self) -> KeyRegistry:
         """The registry with the rotation's key current and the old one retired."""
         assert self.rotating_to is not None
-        retired = replace(self.current, retired=_now())
+        retired = replace(self.current, retired=utc_now_text())
         return KeyRegistry(
             versions=(*self.versions[:-1], retired, self.rotating_to),
             tables=dict.fromkeys(PSEUDONYMIZED_TABLES, self.rotating_to.version),
@@ -156,7 +152,7 @@ def admit(warehouse: Path, key: PiiKey) -> KeyRegistry:
     registry = load(warehouse)
     if registry is None:
         registry = KeyRegistry(
-            versions=(KeyVersion(1, check_value(key), _now()),),
+            versions=(KeyVersion(1, check_value(key), utc_now_text()),),
             tables=dict.fromkeys(PSEUDONYMIZED_TABLES, 1),
         )
         save(warehouse, registry)

@@ -16,7 +16,6 @@ would fail with a stack trace, or worse, silently reprocess input into existing 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,12 +33,9 @@ from pipeline.table_names import (
 )
 
 __all__ = [
-    "EARLIER_STREAMS",
     "STREAMS",
-    "adopt_earlier_layout",
     "check",
     "check_landing",
-    "remove_interrupted_writes",
 ]
 
 STREAMS: dict[str, tuple[str, str]] = {
@@ -49,56 +45,6 @@ STREAMS: dict[str, tuple[str, str]] = {
 """Each streaming query (its checkpoint folder) -> the table every one of its batches
 appends to, and the writer name of its batch markers there
 (`pipeline.storage.delta_tables.append_once`)."""
-
-
-EARLIER_STREAMS = ("bronze", "silver", "gold")
-"""The queries of warehouses written before the events stage: one per layer, the first of
-which read the landing files (its checkpoint is the events stage's now)."""
-NEWEST_DIR = "newest_event_time"
-
-
-def adopt_earlier_layout(warehouse: Path) -> str | None:
-    """Move a warehouse written with one query per layer to the `events` query; say so.
-
-    The landing files its `bronze` query read stay read (its checkpoint becomes the events
-    query's), and silver's watermark carries over. That is only safe when its last run
-    finished: then silver and gold hold everything bronze does. Hold the writer lock.
-
-    Raises:
-        DamagedStateError: the warehouse was left in the middle of a run.
-    """
-    checkpoints = warehouse / CHECKPOINTS_DIR
-    bronze, events = checkpoints / EARLIER_STREAMS[0], checkpoints / EVENTS_STREAM
-    if not bronze.is_dir() or events.exists():
-        return None
-    unfinished = [
-        name
-        for name in EARLIER_STREAMS
-        if run_state.highest_batch(checkpoints / name / "offsets")
-        > run_state.highest_batch(checkpoints / name / "commits")
-    ]
-    if unfinished or not run_state.last_run_finished(warehouse):
-        raise DamagedStateError(
-            f"The warehouse {warehouse} was written by an earlier version of this pipeline "
-            "(one streaming query per layer), and its last run did not finish "
-            f"({', '.join(unfinished) or 'its tables changed after it'}), so its layers may "
-            "not hold the same events. Nothing was run. Way out: rebuild every table from the "
-            f"landing files: move the warehouse aside (mv {warehouse} {warehouse}.earlier) "
-            "and run again."
-        )
-    newest = sorted((int(p.name), p) for p in (checkpoints / "silver" / NEWEST_DIR).glob("[0-9]*"))
-    bronze.rename(events)
-    if newest:
-        state = events / NEWEST_DIR
-        state.mkdir(exist_ok=True)
-        last = run_state.highest_batch(events / "commits")
-        (state / str(last)).write_text(newest[-1][1].read_text(encoding="utf-8"), "utf-8")
-    for name in EARLIER_STREAMS[1:]:
-        shutil.rmtree(checkpoints / name, ignore_errors=True)
-    return (
-        f"adopted a warehouse written with one query per layer: its checkpoint {bronze} is "
-        f"now {events}"
-    )
 
 
 def check_landing(landing: Path) -> None:
@@ -144,24 +90,6 @@ def check(landing: Path, warehouse: Path) -> list[str]:
         "its new content is ignored. To load it, write it as a new file."
         for name, then, now in run_state.changed_files(landing, warehouse)
     ]
-
-
-def remove_interrupted_writes(warehouse: Path) -> list[Path]:
-    """Delete the temporary files a killed run left in its checkpoints' logs; return them.
-
-    Spark writes each offset and commit entry as `.<batch>.<uuid>.tmp` (and its `.crc`), then
-    renames it into place. A run killed between the two leaves the temporary file behind, and a
-    stream with no batch yet refuses to start beside it (STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY).
-    Nothing reads such a file; call this only while holding the writer lock.
-    """
-    removed = []
-    checkpoints = warehouse / CHECKPOINTS_DIR
-    for folder in sorted(checkpoints.glob("*/offsets")) + sorted(checkpoints.glob("*/commits")):
-        for path in sorted(folder.glob(".*")):
-            if path.is_file() and path.name.endswith((".tmp", ".tmp.crc")):
-                path.unlink()
-                removed.append(path)
-    return removed
 
 
 def _check_streams_match_tables(warehouse: Path) -> None:

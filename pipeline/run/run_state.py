@@ -29,6 +29,7 @@ from pipeline.table_names import (
 )
 
 __all__ = [
+    "NEWEST_DIR",
     "RunState",
     "RunSummary",
     "TableCount",
@@ -48,6 +49,10 @@ __all__ = [
     "unchanged_summary",
     "unseen_files",
 ]
+
+NEWEST_DIR = "newest_event_time"
+"""The folder, inside the events checkpoint, of silver's newest event time after each batch
+(the watermark's state between runs)."""
 
 STATE_FILE = "last_run.json"
 VERSIONED_TABLES: tuple[str, ...] = (*TABLES, GOLD_DIM_USER_CHANGES)

@@ -60,7 +60,7 @@ from pipeline.observe.event_log import (
 )
 from pipeline.observe.flows import FLOWS, REFRESH_STAGE, flows_of_stage, stage_tables
 from pipeline.privacy import key_registry
-from pipeline.run import cost, preflight, run_state
+from pipeline.run import cost, preflight, repair, run_state
 from pipeline.run.cost import size
 from pipeline.run.enforcement import Contract, check_rule_tables, contracts_for
 from pipeline.run.events_stage import run_events
@@ -253,12 +253,12 @@ def _update(
     """The run's update, under the lock: the checks in plain Python, the decision whether
     there is anything new, then Spark."""
     key_registry.admit(warehouse, pii_key)
-    adopted = preflight.adopt_earlier_layout(warehouse)
+    adopted = repair.adopt_earlier_layout(warehouse)
     if adopted:
         report(adopted)
     for warning in preflight.check(landing, warehouse):
         report(warning)
-    preflight.remove_interrupted_writes(warehouse)
+    repair.remove_interrupted_writes(warehouse)
     files = run_state.landing_files(landing)
     if not options.full_refresh and run_state.is_up_to_date(landing, warehouse):
         try:

@@ -1,11 +1,9 @@
 """SparkSession factory: local Spark with Delta Lake by default, Spark Connect when asked.
 
-The Delta jars are resolved once and cached in a project-local directory so that later runs
-start without network access: first through Spark's own Maven resolver (Ivy), and where that
-cannot reach Maven Central, through the `mvn` command line.
-
-Spark's own output (its start-up banner, log4j's console log, Delta's VACUUM report) can be
-sent to a log file instead of the terminal: `build_session(settings, log_file=...)`.
+The Delta jars come from a project-local cache (`pipeline.run.delta_jars`), filled on first
+use. Spark's own output (its start-up banner, log4j's console log, Delta's VACUUM report) can
+be sent to a log file instead of the terminal: `build_session(settings, log_file=...)`
+(`pipeline.run.jvm_output`).
 
 A local JVM starts from a class-data-sharing archive (`class_archive`): the classes of Spark
 and Delta, loaded and verified once, mapped from a file instead. The first session of an
@@ -27,37 +25,35 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
-from packaging.requirements import Requirement
-from packaging.version import Version
 from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from pipeline.config import SparkSettings, java_home_from_environment, java_tool_options
 from pipeline.errors import (
     DeltaJarsUnavailableError,
-    IncompatibleVersionsError,
     JavaNotFoundError,
 )
+from pipeline.run.delta_jars import (
+    cache_from_ivy,
+    cached_jars,
+    check_versions,
+    delta_artifacts,
+    fetch_with_maven,
+)
+from pipeline.run.jvm_output import jvm_output_to, quiet_query_failures
 
 __all__ = [
     "INTERPRETED_EXPRESSIONS",
     "MIN_JAVA_MAJOR",
-    "QUERY_FAILURE_LOGGERS",
     "QUICK_JIT",
-    "SCALA_VERSION",
     "SMALL_INPUT",
     "build_session",
-    "cached_jars",
-    "check_versions",
     "class_archive",
-    "delta_artifacts",
-    "jvm_output_to",
     "local_server_conf",
     "resolve_delta_jars",
     "session_settings",
 ]
 
-SCALA_VERSION = "2.13"
 MIN_JAVA_MAJOR = 17
 
 _LOCAL_CONF: dict[str, str] = {
@@ -115,78 +111,6 @@ SMALL_INPUT: dict[str, str] = {
     "spark.sql.autoBroadcastJoinThreshold": "-1",
 }
 """The session settings of a run with little new input (`pipeline.run.runner`)."""
-
-
-def delta_artifacts() -> tuple[str, ...]:
-    """Maven coordinates of the Delta jars matching the installed pyspark and delta-spark."""
-    spark_version = Version(importlib.metadata.version("pyspark"))
-    delta_version = importlib.metadata.version("delta-spark")
-    spark_minor = f"{spark_version.major}.{spark_version.minor}"
-    return (
-        f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{delta_version}",
-        f"io.delta:delta-storage:{delta_version}",
-    )
-
-
-def check_versions() -> None:
-    """Fail early, with the fix, when pyspark and delta-spark do not belong together."""
-    pyspark_version = importlib.metadata.version("pyspark")
-    for requirement_text in importlib.metadata.requires("delta-spark") or []:
-        requirement = Requirement(requirement_text)
-        if requirement.name == "pyspark" and not requirement.specifier.contains(
-            pyspark_version, prereleases=True
-        ):
-            delta_version = importlib.metadata.version("delta-spark")
-            raise IncompatibleVersionsError(
-                f"delta-spark {delta_version} needs pyspark{requirement.specifier}, but pyspark "
-                f"{pyspark_version} is installed. Reinstall the pinned pair from pyproject.toml "
-                "(pip install -e .), or install a delta-spark release built for your pyspark."
-            )
-
-
-def _jar_name(coordinate: str) -> str:
-    _, artifact, version = coordinate.split(":")
-    return f"{artifact}-{version}.jar"
-
-
-def cached_jars(cache: Path) -> list[Path] | None:
-    """The cached Delta jars, or None when any of them is missing."""
-    jars = [cache / _jar_name(coordinate) for coordinate in delta_artifacts()]
-    return jars if all(jar.is_file() for jar in jars) else None
-
-
-def _cache_from_ivy(cache: Path) -> None:
-    """Copy the Delta jars Spark's resolver just downloaded into the flat cache."""
-    ivy_jars = cache / "ivy" / "jars"
-    for coordinate in delta_artifacts():
-        group, artifact, version = coordinate.split(":")
-        source = ivy_jars / f"{group}_{artifact}-{version}.jar"
-        if source.is_file():
-            shutil.copy2(source, cache / _jar_name(coordinate))
-
-
-def _fetch_with_maven(cache: Path) -> list[Path] | None:
-    """Fetch the Delta jars with the `mvn` command line, when Maven is installed."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        return None
-    for coordinate in delta_artifacts():
-        completed = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "dependency:copy",
-                f"-Dartifact={coordinate}",
-                f"-DoutputDirectory={cache}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if completed.returncode != 0:
-            return None
-    return cached_jars(cache)
 
 
 def _java_problem() -> str | None:
@@ -331,41 +255,6 @@ def session_settings(spark: SparkSession, settings: Mapping[str, str]) -> Iterat
                 spark.conf.set(key, before)
 
 
-@contextmanager
-def jvm_output_to(log_file: Path) -> Iterator[None]:
-    """Give every process started inside the block `log_file` as its stdout and stderr.
-
-    Spark's JVM is such a process: pyspark starts it without redirecting its output, so it
-    inherits this process's file descriptors 1 and 2 and keeps them for its whole life. They
-    point at `log_file` (opened for appending, its directory created) while the block runs,
-    and at what they pointed at before once it ends, however it ends. Python's `sys.stdout`
-    and `sys.stderr` write through those descriptors too: what this process itself prints
-    inside the block also goes to the file, and what it prints after the block does not.
-
-    Py4J talks to the JVM over a socket, and pyspark reads the JVM's port from a file, so
-    neither needs the descriptors.
-
-    Raises:
-        OSError: the log file cannot be created or opened for appending.
-    """
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved_stdout, saved_stderr = os.dup(1), os.dup(2)
-        try:
-            os.dup2(log.fileno(), 1)
-            os.dup2(log.fileno(), 2)
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved_stdout, 1)
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stdout)
-            os.close(saved_stderr)
-
-
 def build_session(settings: SparkSettings, *, log_file: Path | None = None) -> SparkSession:
     """Return a SparkSession with Delta Lake, sized for a small machine.
 
@@ -402,7 +291,7 @@ def build_session(settings: SparkSettings, *, log_file: Path | None = None) -> S
             exc.add_note(f"Spark's own output is in {log_file}.")
         raise
     spark.sparkContext.setLogLevel("ERROR")
-    _quiet_query_failures(spark)
+    quiet_query_failures(spark)
     archive = class_archive(settings)
     if not archive.is_file():
         _write_archive_at_exit(spark, archive)
@@ -420,7 +309,7 @@ def _start_local(settings: SparkSettings) -> SparkSession:
             raise _java_error(problem) from exc
         if jars is not None:
             raise
-        jars = _fetch_with_maven(settings.jar_cache)
+        jars = fetch_with_maven(settings.jar_cache)
         if jars is None:
             raise DeltaJarsUnavailableError(
                 "Spark could not start because the Delta Lake jars "
@@ -432,7 +321,7 @@ def _start_local(settings: SparkSettings) -> SparkSession:
             ) from exc
         return _local_builder(settings, jars).getOrCreate()
     if jars is None:
-        _cache_from_ivy(settings.jar_cache)
+        cache_from_ivy(settings.jar_cache)
     return spark
 
 
@@ -473,30 +362,3 @@ def local_server_conf(settings: SparkSettings, jars: list[Path]) -> dict[str, st
         **_LOCAL_CONF,
         "spark.jars": ",".join(str(jar) for jar in jars),
     }
-
-
-QUERY_FAILURE_LOGGERS: tuple[str, ...] = (
-    "org.apache.spark.sql.execution.streaming.runtime.MicroBatchExecution",
-    # A task that raises (a failed `expect_or_fail` rule is one) is logged by each of these,
-    # with its stack trace, before the job's failure reaches the driver.
-    "org.apache.spark.executor.Executor",
-    "org.apache.spark.scheduler.TaskSetManager",
-    "org.apache.spark.util.Utils",
-    "org.apache.spark.sql.delta.files.DeltaFileFormatWriter",
-    # A MERGE whose job fails (a full disk, say) logs the failure before raising it.
-    "org.apache.spark.sql.delta.commands.MergeIntoCommand",
-    # The other tasks of the failed stage are cancelled while they read shuffle blocks.
-    "org.apache.spark.storage.ShuffleBlockFetcherIterator",
-)
-
-
-def _quiet_query_failures(spark: SparkSession) -> None:
-    """Keep Spark from logging a failed query or task as Java stack traces.
-
-    The runner re-raises every query failure to its caller (a failed `expect_or_fail` rule as
-    `ExpectationFailedError`, other failures with the task's error as their cause), so these
-    logs only printed the same error first, unreadably, a few hundred lines of it.
-    """
-    log4j = spark.sparkContext._jvm.org.apache.logging.log4j  # type: ignore[union-attr]
-    for logger in QUERY_FAILURE_LOGGERS:
-        log4j.core.config.Configurator.setLevel(logger, log4j.Level.FATAL)

@@ -33,10 +33,8 @@ from pipeline.storage.tables import table_exists, table_path
 from pipeline.table_names import EVENTS_STREAM, SILVER_EVENTS, SILVER_LATE_EVENTS, SILVER_QUARANTINE
 from pipeline.transforms import expectations, silver
 
-__all__ = ["NEWEST_DIR", "SilverBatch", "check_silver", "write_silver"]
+__all__ = ["SilverBatch", "check_silver", "write_silver"]
 
-NEWEST_DIR = "newest_event_time"
-"""The folder, inside the events checkpoint, of the newest event time after each batch."""
 KEPT_STATES = 10
 
 

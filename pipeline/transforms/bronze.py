@@ -210,10 +210,14 @@ def parse_lines(
     return parsed
 
 
+_Step = tuple[Column | str, ...]
+"""The columns of one projection of `parse_lines`."""
+
+
 @built_once
 def _parse_steps(
     schema_json: str, value_column: str, file_column: str
-) -> tuple[Column, tuple[tuple[Column | str, ...], ...]]:
+) -> tuple[Column, tuple[_Step, ...]]:
     """The filter and the projections of `parse_lines`, built once per process.
 
     The rescue logic is thousands of expression nodes, and building each costs a round trip
@@ -222,12 +226,25 @@ def _parse_steps(
     """
     schema = StructType.fromJson(json.loads(schema_json))
     raw = F.col(value_column)
+    steps = [
+        *_typed_parse_steps(raw, file_column, schema),
+        *_rescue_candidate_steps(schema),
+        *_nested_rescue_steps(schema),
+        _output_step(schema),
+    ]
+    return F.trim(raw) != "", tuple(steps)
+
+
+def _typed_parse_steps(raw: Column, file_column: str, schema: StructType) -> list[_Step]:
+    """Each line as `_raw`, `_source_file`, its text without a byte order mark (`_text`),
+    that text parsed once into `schema` (`_typed`), and whether the text is the canonical
+    JSON of what was parsed (`_canonical`)."""
     without_bom = F.when(raw.startswith(BYTE_ORDER_MARK), F.substring(raw, 2, 1 << 30)).otherwise(
         raw
     )
     text = F.col("_text")
     typed = F.col("_typed")
-    steps: list[tuple[Column | str, ...]] = [
+    return [
         (raw.alias("_raw"), F.col(file_column).alias("_source_file"), without_bom.alias("_text")),
         ("_raw", "_source_file", "_text", F.from_json(text, schema).alias("_typed")),
         # The parse happens inside a generator: Spark pushes a filter on what it computes
@@ -247,29 +264,42 @@ def _parse_steps(
             ),
         ),
     ]
+
+
+def _rescue_candidate_steps(schema: StructType) -> list[_Step]:
+    """For the lines that are not canonical: their raw shape (`_shape`) and keys (`_keys`),
+    the cheap test of `_needs_rescue`, and, for the rows that pass it, every key's raw value
+    (`_full`)."""
+    text = F.col("_text")
     # Only lines that are not canonical pay for a second and third parse; columns, not
     # expressions, so that Spark computes each once per line rather than once per use.
     unusual = ~F.col("_canonical")
-    steps.append(
-        (
-            "*",
-            F.when(unusual, F.from_json(text, raw_shape(schema))).alias("_shape"),
-            F.when(unusual, F.json_object_keys(text)).alias("_keys"),
-        )
+    shape_step: _Step = (
+        "*",
+        F.when(unusual, F.from_json(text, raw_shape(schema))).alias("_shape"),
+        F.when(unusual, F.json_object_keys(text)).alias("_keys"),
     )
-    needs = unusual & _needs_rescue(F.col("_keys"), F.col("_shape"), typed, schema)
-    steps.append(("*", needs.alias("_needs_rescue")))
-    # Only rows that pass the cheap test parse again, into a map of every key, to be rescued.
-    steps.append(
-        ("*", F.when(F.col("_needs_rescue"), F.from_json(text, RAW_MAP_TYPE)).alias("_full"))
-    )
+    needs = unusual & _needs_rescue(F.col("_keys"), F.col("_shape"), F.col("_typed"), schema)
+    return [
+        shape_step,
+        ("*", needs.alias("_needs_rescue")),
+        # Only rows that pass the cheap test parse again, into a map of every key, to be rescued.
+        ("*", F.when(F.col("_needs_rescue"), F.from_json(text, RAW_MAP_TYPE)).alias("_full")),
+    ]
+
+
+def _struct_fields(schema: StructType) -> list[StructField]:
+    return [field for field in schema.fields if isinstance(field.dataType, StructType)]
+
+
+def _nested_rescue_steps(schema: StructType) -> list[_Step]:
+    """Each struct's raw map (`_raw_<name>`), then what it rescues (`_rescued_<name>`), as
+    columns of their own (see `_rescued_map`)."""
     full = F.col("_full")
-    # Each struct's raw map, then what it rescues, as columns of their own (see _rescued_map).
-    structs = [field for field in schema.fields if isinstance(field.dataType, StructType)]
-    steps.append(
+    typed = F.col("_typed")
+    structs = _struct_fields(schema)
+    return [
         ("*", *[_as_raw_map(full[f.name]).alias(f"_raw_{f.name}") for f in structs]),
-    )
-    steps.append(
         (
             "*",
             *[
@@ -278,29 +308,42 @@ def _parse_steps(
                 ).alias(f"_rescued_{f.name}")
                 for f in structs
             ],
-        )
-    )
-    nested = {f.name: (F.col(f"_raw_{f.name}"), F.col(f"_rescued_{f.name}")) for f in structs}
-    rescued = _rescued_map(full, typed, schema, nested)
+        ),
+    ]
+
+
+def _rescued_json(schema: StructType) -> Column:
+    """`_rescued_data` of a row that needs rescue: what it rescues and its file path, as JSON;
+    null when it rescues nothing."""
+    text = F.col("_text")
+    full = F.col("_full")
+    nested = {
+        f.name: (F.col(f"_raw_{f.name}"), F.col(f"_rescued_{f.name}"))
+        for f in _struct_fields(schema)
+    }
+    rescued = _rescued_map(full, F.col("_typed"), schema, nested)
     file_entry = F.create_map(F.lit("_file_path"), F.col("_source_file").cast("variant"))
     # A record the variant parser refuses (a repeated key) keeps its whole text instead.
     whole_record = F.create_map(F.lit(UNPARSED_RECORD_KEY), text.cast("variant"))
-    rescued_json = F.when(
+    return F.when(
         full.isNull() | _repeats(F.col("_keys")),
         F.to_json(F.map_concat(whole_record, file_entry)),
     ).when(F.size(rescued) > 0, F.to_json(F.map_concat(rescued, file_entry)))
-    steps.append(
-        (
-            *[typed[field.name].alias(field.name) for field in schema.fields],
-            F.when(F.col("_needs_rescue"), rescued_json).alias("_rescued_data"),
-            "_source_file",
-            "_raw",
-            F.when(unusual & F.col("_keys").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
-                "_quarantine_reason"
-            ),
-        )
+
+
+def _output_step(schema: StructType) -> _Step:
+    """The columns `parse_lines` returns."""
+    typed = F.col("_typed")
+    unusual = ~F.col("_canonical")
+    return (
+        *[typed[field.name].alias(field.name) for field in schema.fields],
+        F.when(F.col("_needs_rescue"), _rescued_json(schema)).alias("_rescued_data"),
+        "_source_file",
+        "_raw",
+        F.when(unusual & F.col("_keys").isNull(), F.lit(QUARANTINE_NOT_AN_OBJECT)).alias(
+            "_quarantine_reason"
+        ),
     )
-    return F.trim(raw) != "", tuple(steps)
 
 
 def bronze_rows(

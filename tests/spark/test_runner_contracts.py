@@ -20,7 +20,7 @@ from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, InvalidExpectationError
 from pipeline.observe import event_log
-from pipeline.run import runner, session
+from pipeline.run import jvm_output, runner
 from pipeline.storage import tables
 from pipeline.transforms import silver
 from pipeline.transforms.expectations import Expectation
@@ -281,8 +281,8 @@ def test_the_command_line_reports_a_failed_rule_and_exits_non_zero(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("CLICKSTREAM_PII_KEY", pii_key.reveal().decode())
-    # The CLI builds and stops its own session: hand it the shared one, and keep it running.
-    monkeypatch.setattr(session, "build_session", lambda _settings, **_options: spark)
+    # The runner builds and stops a session of its own: hand it the shared one, keep it running.
+    monkeypatch.setattr(runner, "build_session", lambda _settings, **_options: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)
     code = cli.main(
         [
@@ -317,7 +317,7 @@ def test_failed_tasks_are_raised_not_logged_as_java_stack_traces(spark: SparkSes
     log4j = spark.sparkContext._jvm.org.apache.logging.log4j  # type: ignore[union-attr]
     printing = [
         name
-        for name in session.QUERY_FAILURE_LOGGERS
+        for name in jvm_output.QUERY_FAILURE_LOGGERS
         if log4j.LogManager.getLogger(name).isErrorEnabled()
     ]
     assert printing == []

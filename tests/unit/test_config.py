@@ -18,7 +18,7 @@ from pipeline.errors import (
     MissingPiiKeyError,
     UnsupportedModeError,
 )
-from pipeline.run import session
+from pipeline.run import delta_jars, session
 
 
 def test_missing_key_is_an_error_that_says_how_to_set_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,19 +65,19 @@ def test_spark_remote_and_jar_cache_come_from_the_environment(
 
 
 def test_delta_artifacts_match_the_installed_spark_minor_version() -> None:
-    spark_jar, storage_jar = session.delta_artifacts()
+    spark_jar, storage_jar = delta_jars.delta_artifacts()
     assert spark_jar.startswith("io.delta:delta-spark_4.2_2.13:")
     assert storage_jar.startswith("io.delta:delta-storage:")
-    session.check_versions()  # the pinned pair is compatible
+    delta_jars.check_versions()  # the pinned pair is compatible
 
 
 def test_cached_jars_needs_every_jar(tmp_path: Path) -> None:
-    assert session.cached_jars(tmp_path) is None
-    names = [c.split(":")[1] + "-" + c.split(":")[2] + ".jar" for c in session.delta_artifacts()]
+    assert delta_jars.cached_jars(tmp_path) is None
+    names = [c.split(":")[1] + "-" + c.split(":")[2] + ".jar" for c in delta_jars.delta_artifacts()]
     (tmp_path / names[0]).touch()
-    assert session.cached_jars(tmp_path) is None
+    assert delta_jars.cached_jars(tmp_path) is None
     (tmp_path / names[1]).touch()
-    assert session.cached_jars(tmp_path) == [tmp_path / name for name in names]
+    assert delta_jars.cached_jars(tmp_path) == [tmp_path / name for name in names]
 
 
 def test_mismatched_pyspark_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +88,7 @@ def test_mismatched_pyspark_is_explained(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(importlib.metadata, "version", fake_version)
     with pytest.raises(IncompatibleVersionsError, match=r"needs pyspark.*4\.3\.0 is installed"):
-        session.check_versions()
+        delta_jars.check_versions()
 
 
 def test_missing_java_is_explained_before_spark_starts(

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import table_names
 from pipeline.errors import DamagedStateError, StorageFullError
-from pipeline.run import preflight, run_state, runner
+from pipeline.run import preflight, repair, run_state, runner
 from pipeline.storage import delta_log
 
 
@@ -114,7 +114,7 @@ def test_a_missing_table_behind_a_checkpoint_is_refused(tmp_path: Path) -> None:
 def _earlier_layout(tmp_path: Path) -> Path:
     """A warehouse written with one query per layer, its last run finished."""
     warehouse = tmp_path / "warehouse"
-    for query in preflight.EARLIER_STREAMS:
+    for query in repair.EARLIER_STREAMS:
         _checkpoint(warehouse, query, 3)
     newest = warehouse / table_names.CHECKPOINTS_DIR / "silver" / "newest_event_time"
     newest.mkdir()
@@ -129,7 +129,7 @@ def test_a_warehouse_of_one_query_per_layer_is_adopted_once_keeping_what_it_read
 ) -> None:
     warehouse = _earlier_layout(tmp_path)
     checkpoints = warehouse / table_names.CHECKPOINTS_DIR
-    message = preflight.adopt_earlier_layout(warehouse)
+    message = repair.adopt_earlier_layout(warehouse)
     assert message is not None and "one query per layer" in message
     assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == [
         table_names.EVENTS_STREAM
@@ -138,7 +138,7 @@ def test_a_warehouse_of_one_query_per_layer_is_adopted_once_keeping_what_it_read
     # silver's newest event time carries over, as the state of the last events batch
     newest = checkpoints / table_names.EVENTS_STREAM / "newest_event_time" / "2"
     assert "12:00:00" in newest.read_text()
-    assert preflight.adopt_earlier_layout(warehouse) is None
+    assert repair.adopt_earlier_layout(warehouse) is None
 
 
 def test_a_warehouse_of_one_query_per_layer_left_mid_run_is_refused(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_a_warehouse_of_one_query_per_layer_left_mid_run_is_refused(tmp_path: Pa
     silver = warehouse / table_names.CHECKPOINTS_DIR / "silver"
     (silver / "offsets" / "3").write_text('v1\n{"batchWatermarkMs":0}\n{"index":3}')
     with pytest.raises(DamagedStateError, match="last run did not finish"):
-        preflight.adopt_earlier_layout(warehouse)
+        repair.adopt_earlier_layout(warehouse)
     assert (silver / "offsets" / "3").exists()
 
 
@@ -239,6 +239,6 @@ def test_temporary_log_files_of_a_killed_run_are_removed_and_nothing_else(tmp_pa
     kept = [commits / "2", commits / ".2.crc", offsets.parent / "metadata"]
     for path in left + kept:
         path.write_text("v1\n")
-    assert preflight.remove_interrupted_writes(tmp_path) == [*sorted(left[:2]), left[2]]
+    assert repair.remove_interrupted_writes(tmp_path) == [*sorted(left[:2]), left[2]]
     assert all(path.exists() for path in kept)
     assert not any(path.exists() for path in left)

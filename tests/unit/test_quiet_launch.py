@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.run.session import jvm_output_to
+from pipeline.run.jvm_output import jvm_output_to
 
 NOISY_CHILD = ["sh", "-c", "echo noise; echo err >&2"]
 
@@ -67,7 +67,7 @@ def test_the_file_is_appended_to_and_its_directory_created(tmp_path: Path) -> No
 LAUNCHER = """
 import subprocess, sys
 from pathlib import Path
-from pipeline.run.session import jvm_output_to
+from pipeline.run.jvm_output import jvm_output_to
 print("pending, unflushed", end="")
 print("stderr before", file=sys.stderr)
 with jvm_output_to(Path(sys.argv[1])):

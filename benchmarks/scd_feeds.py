@@ -1,4 +1,5 @@
-"""Random SCD2 change histories, applied incrementally on Delta and checked against the model.
+"""Random SCD2 change feeds (many keys' histories), applied incrementally on Delta and checked
+against the model.
 
 Each history is one key's changes (up to 8, sequenced by `(at, n)` so ties on `at` are broken
 by `n`; inserts, updates, deletes, values from tiny domains so that changes equal to the open
