@@ -140,7 +140,8 @@ def run_pipeline(
        folder, the rules' tables (and their columns, when a session is given);
     2. the warehouse's writer lock, then (a remote landing) the copy of its new files;
     3. the event log's update, recorded from here on, also when the run fails;
-    4. the key's admission, the state checks (`pipeline.run.preflight`) and the decision
+    4. the key's admission, the state checks (`pipeline.run.preflight`), the repairs of
+       what a killed run left (`pipeline.run.repair`) and the decision
        whether there is anything new, in plain Python: a run with nothing new starts no Spark;
     5. Spark (started from `SparkSettings`, and stopped at the end, when no session is given),
        the stages, the saved state and what the run cost.
