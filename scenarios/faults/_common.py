@@ -35,6 +35,7 @@ __all__ = [
     "chronological",
     "copy_event",
     "count_kinds",
+    "disjoint_shares",
     "event_file",
     "file_name",
     "human",
@@ -120,6 +121,16 @@ def check_events(events: Sequence[Mapping[str, Any]], *, minimum: int = 0, why: 
 def share(fraction: float, total: float) -> int:
     """``fraction * total`` rounded half up: the count a fraction knob asks for."""
     return math.floor(fraction * total + 0.5)
+
+
+def disjoint_shares(fractions: Sequence[float], total: int) -> list[int]:
+    """The counts of disjoint samples the fractions ask for (`share` each), cut so that they
+    add up to at most `total`: two halves of one event round to one event each, and only the
+    first gets it."""
+    counts: list[int] = []
+    for fraction in fractions:
+        counts.append(min(share(fraction, total), total - sum(counts)))
+    return counts
 
 
 def spread(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:

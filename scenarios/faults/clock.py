@@ -16,12 +16,12 @@ from scenarios.faults._common import (
     check_events,
     copy_event,
     count_kinds,
+    disjoint_shares,
     human,
     iso_ms,
     parse_ts,
     records_by_file,
     seeded,
-    share,
     single_delivery,
     spread,
 )
@@ -143,7 +143,7 @@ def clock_skew(
     check_events(events)
     rng = seeded("clock_skew", seed)
 
-    counts = [share(fraction, len(events)) for fraction in fractions]
+    counts = disjoint_shares(fractions, len(events))
     kinds = _choose_kinds(len(events), counts, rng)
     written, cases = _rewrite(events, kinds, max_future, rng)
     deliveries = single_delivery("clock", seed, written)

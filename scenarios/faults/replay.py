@@ -13,6 +13,7 @@ from scenarios.faults._common import (
     check_disjoint_fractions,
     check_events,
     copy_event,
+    disjoint_shares,
     event_file,
     file_name,
     iso_ms,
@@ -21,7 +22,6 @@ from scenarios.faults._common import (
     parse_ts,
     records_by_file,
     seeded,
-    share,
 )
 from scenarios.faults.model import Conflict, Delivery, Injection, LandingFile
 
@@ -92,8 +92,9 @@ def duplicates(
     check_events(events)
     rng = seeded("duplicates", seed)
 
-    exact_count = share(exact_fraction, len(events))
-    conflicting_count = share(conflicting_fraction, len(events))
+    exact_count, conflicting_count = disjoint_shares(
+        (exact_fraction, conflicting_fraction), len(events)
+    )
     chosen = rng.sample(range(len(events)), exact_count + conflicting_count)
     replayed, conflicting = chosen[:exact_count], sorted(chosen[exact_count:])
     order = _order_with_replays(len(events), replayed, rng)

@@ -470,6 +470,21 @@ def test_duplicates_replays_conflicts_and_redelivers(events: list[dict[str, Any]
     assert injection.records == EVENTS + injection.duplicate_rows
 
 
+def test_disjoint_fractions_that_round_past_the_events_are_cut_not_an_error(
+    events: list[dict[str, Any]],
+) -> None:
+    # Half and half of one event round to one event each: the first fraction gets it.
+    one = events[:1]
+    injection = faults.duplicates(one, seed=SEED, exact_fraction=0.5, conflicting_fraction=0.5)
+    check_common(injection)
+    assert injection.injected["exact_replays"] == 1
+    assert injection.injected["conflicting_payloads"] == 0
+    skewed = faults.clock_skew(
+        one, seed=SEED, future_fraction=0.5, zone_fraction=0.5, format_fraction=0.0
+    )
+    assert sum(skewed.injected.values()) == 1
+
+
 def test_duplicates_without_redelivery_and_validation(events: list[dict[str, Any]]) -> None:
     injection = faults.duplicates(events, seed=SEED, redeliver_file=False)
     check_common(injection)
