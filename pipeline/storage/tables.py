@@ -2,8 +2,8 @@
 
 Tables are Delta tables at `<warehouse>/<table>`; streaming checkpoints live under
 `<warehouse>/_checkpoints/<query>`. Row counts and versions come from the Delta log
-(`pipeline.storage.delta_log`), never from a scan, so this module imports no Spark at load time: the
-command line asks it whether there is anything to do before it starts a JVM.
+(`pipeline.storage.delta_log`), never from a scan, so this module imports no Spark at load
+time: the runner asks it whether there is anything to do before it starts a JVM.
 """
 
 from __future__ import annotations
