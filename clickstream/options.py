@@ -79,14 +79,15 @@ def spark_settings(args: argparse.Namespace) -> SparkSettings:
     return spark_settings_from_environment(master=master, remote=remote)
 
 
-def start_spark(args: argparse.Namespace) -> SparkSession:
-    """A session for a command that always needs one (not `run`, which decides itself)."""
+def start_spark(args: argparse.Namespace, log_file: Path | None = None) -> SparkSession:
+    """A session for a command that always needs one (not `run`, which decides itself);
+    with `log_file`, Spark's own output goes there instead of the terminal."""
     from pipeline.config import require_classic
     from pipeline.run.session import build_session
 
     require_classic(spark_settings(args), f"`clickstream {args.command}`")
-    say("starting Spark ...")
-    return build_session(spark_settings(args))
+    say("starting Spark ..." + (f" (its log: {log_file})" if log_file else ""))
+    return build_session(spark_settings(args), log_file=log_file)
 
 
 def add_storage_options(command: argparse.ArgumentParser) -> None:

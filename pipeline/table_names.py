@@ -28,6 +28,7 @@ __all__ = [
     "SILVER_EVENTS",
     "SILVER_LATE_EVENTS",
     "SILVER_QUARANTINE",
+    "SPARK_LOG",
     "TABLES",
     "USER_CHANGES_DIR",
     "USER_MERGE_WRITER",
@@ -38,6 +39,8 @@ EVENTS_DIR = "events"
 """The landing folder of newline-delimited JSON events."""
 USER_CHANGES_DIR = "user_changes"
 """The landing folder of the user-profile CDC feed."""
+SPARK_LOG = "_logs/spark.log"
+"""Where the output of a Spark session a command starts goes, under the warehouse."""
 CHECKPOINTS_DIR = "_checkpoints"
 """The warehouse folder of the streaming checkpoints and the runner's own state."""
 

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,9 +57,11 @@ __all__ = [
     "COST_KEY",
     "EVENT_LOG_SCHEMA",
     "FAILED",
+    "INTERRUPTED",
     "RUNNER",
     "TERMINAL_STATES",
     "UpdateLog",
+    "close_interrupted_update",
     "details",
     "engine_cost",
     "error_summary",
@@ -75,6 +77,10 @@ COMPLETED, FAILED, CANCELED, RUNNING = "COMPLETED", "FAILED", "CANCELED", "RUNNI
 RUNNER = "clickstream run"
 """The program of the updates `pipeline.run.runner` runs, as `create_update` names it."""
 TERMINAL_STATES = (COMPLETED, FAILED, CANCELED)
+WITHHELD = "(message not recorded: it may name the person)"
+"""The error message of an update about a person (`recorded_update(about_a_person=True)`)."""
+INTERRUPTED = "Interrupted"
+"""The error class of an update closed by the next run because its process was killed."""
 PIPELINE_NAME = "clickstream"
 
 _ORIGIN = pa.struct(
@@ -216,8 +222,9 @@ class UpdateLog:
     Thread-safe: the stages of a run report from two threads.
     """
 
-    def __init__(self, warehouse: Path, update_id: str) -> None:
+    def __init__(self, warehouse: Path, update_id: str, *, withhold_messages: bool = False) -> None:
         self.warehouse = warehouse
+        self._withhold_messages = withhold_messages
         self.update_id = update_id
         self.path = Path(table_path(warehouse, EVENT_LOG))
         self._origin = _Origin(pipeline_id(warehouse), update_id, socket.gethostname())
@@ -238,6 +245,7 @@ class UpdateLog:
         batch_id: int | None = None,
         level: str = "INFO",
         error: tuple[str, str] | None = None,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
         return {
             "id": str(uuid.uuid4()),
@@ -245,7 +253,7 @@ class UpdateLog:
                 "data_plane_id": {"instance": self._instance, "seq_no": next(self._sequence)}
             },
             "origin": self._origin.of(flow, batch_id),
-            "timestamp": datetime.now(UTC),
+            "timestamp": at or datetime.now(UTC),
             "message": message,
             "level": level,
             "maturity_level": "STABLE",
@@ -314,6 +322,7 @@ class UpdateLog:
         state: str,
         error: tuple[str, str] | None = None,
         spent: UpdateCost | None = None,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
         message = f"Update {self.update_id} is {state}."
         if error is not None:
@@ -326,6 +335,7 @@ class UpdateLog:
             ),
             level="ERROR" if state == FAILED else "INFO",
             error=error,
+            at=at,
         )
 
     def batch(
@@ -461,7 +471,76 @@ class UpdateLog:
         with what it cost the engine (counting this last commit to the event log)."""
         spent = dataclasses.replace(self.cost, event_log_commits=self._commits + 1)
         summary = None if error is None else error_summary(error)
+        if summary is not None and self._withhold_messages:
+            summary = (summary[0], WITHHELD)
         self._append([self._progress(state, summary, spent)])
+
+    def closed_as_interrupted(self, last_flow: str | None, at: datetime) -> None:
+        """End an update whose process was killed: `FAILED`, its error `Interrupted` naming
+        the last flow it reached, at the time of its last event (its cost is unknown)."""
+        reached = f"the last flow it reached: {last_flow}" if last_flow else "before any flow"
+        error = (
+            INTERRUPTED,
+            "its process ended without recording an end state (killed, or its machine "
+            f"stopped); {reached}. The batches it committed stay; the next run resumed the rest.",
+        )
+        self._append([self._progress(FAILED, error, None, at)])
+
+
+OPEN_UPDATE_SCAN = 50
+"""How many of the event log's newest commits `_open_update` reads, at most."""
+
+
+def _commit_events(path: Path, version: int) -> list[dict[str, Any]]:
+    files = delta_log.added_files(path, version)
+    if not files:
+        return []
+    table = pa.concat_tables([pq.read_table(f, schema=EVENT_LOG_SCHEMA) for f in files])
+    events: list[dict[str, Any]] = table.select(["origin", "event_type", "details"]).to_pylist()
+    return events
+
+
+def _open_update(warehouse: Path) -> str | None:
+    """The update of the event log's newest commit, when no end state of it is recorded.
+
+    Updates are written one at a time (the writer lock), each ending with its end state (a
+    batch finishing as its run is canceled may still report after it). Reads the newest
+    commits, back to that update's end state or its start: one commit, as a rule.
+    """
+    path = Path(table_path(warehouse, EVENT_LOG))
+    newest = delta_log.table_version(path)
+    if newest is None:
+        return None
+    update_id = None
+    for version in range(newest, max(newest - OPEN_UPDATE_SCAN, -1), -1):
+        for event in _commit_events(path, version):
+            event_id = event["origin"]["update_id"]
+            update_id = update_id or event_id
+            if event_id != update_id:
+                continue
+            if event["event_type"] == "create_update":
+                return str(update_id)
+            state = details(event).get("state")
+            if event["event_type"] == "update_progress" and state in TERMINAL_STATES:
+                return None
+    return None
+
+
+def close_interrupted_update(warehouse: Path) -> str | None:
+    """Close the update a killed run left open (`FAILED`, interrupted); its id, or None.
+
+    Call it holding the writer lock, before the next update starts.
+    """
+    open_id = _open_update(warehouse)
+    if open_id is None:
+        return None
+    own = [e for e in read_events(warehouse) if e["origin"]["update_id"] == open_id]
+    flows = [e["origin"]["flow_name"] for e in own if e["event_type"] == "flow_progress"]
+    last_seen = max(e["timestamp"] for e in own)
+    UpdateLog(warehouse, open_id).closed_as_interrupted(
+        flows[-1] if flows else None, last_seen + timedelta(microseconds=1)
+    )
+    return open_id
 
 
 @contextmanager
@@ -472,13 +551,20 @@ def recorded_update(
     flows: Iterable[Flow],
     full_refresh: bool,
     runner: str,
+    about_a_person: bool = False,
 ) -> Iterator[UpdateLog]:
     """Record an update: its start and flow definitions now, its end state when the block
-    ends (`COMPLETED`; `CANCELED` on Ctrl-C; `FAILED` with the error on any other error).
+    ends (`COMPLETED`; `CANCELED` on Ctrl-C or SIGTERM, which the command line turns into
+    `KeyboardInterrupt`; `FAILED` with the error on any other error). An update a killed run
+    left open is closed first (`close_interrupted_update`).
+
+    `about_a_person`: the update works on one person's data (`clickstream forget`); its error
+    is recorded by class only, since a message may name the person.
 
     Hold the warehouse's writer lock around it: the event log has one writer at a time.
     """
-    update = UpdateLog(warehouse, update_id)
+    close_interrupted_update(warehouse)
+    update = UpdateLog(warehouse, update_id, withhold_messages=about_a_person)
     update.started(flows, cause="USER_ACTION", full_refresh=full_refresh, runner=runner)
     try:
         yield update

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline.observe.event_log import details, engine_cost
+from pipeline.observe.event_log import INTERRUPTED, details, engine_cost
 from pipeline.observe.flows import edges, layers
 from pipeline.run.cost import FlowCost, UpdateCost, size
 
@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 NO_END_STATE = "INCOMPLETE"
-"""The state shown for an update that recorded no end state: its process was killed."""
+"""The state shown for an update that recorded no end state: running, or its process was
+killed and no run has started since (the next one closes it as `FAILED (interrupted)`)."""
 
 
 @dataclass
@@ -83,12 +84,23 @@ class Update:
     def output_rows(self) -> int:
         return sum(flow.output_rows for flow in self.flows.values())
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether its process was killed (closed by the next run as `FAILED`)."""
+        return self.state == "FAILED" and (self.error or "").startswith(f"{INTERRUPTED}:")
+
+    @property
+    def shown_state(self) -> str:
+        """The state as `clickstream history` shows it: `FAILED (interrupted)` for a kill."""
+        return f"{self.state} (interrupted)" if self.interrupted else self.state
+
     def to_json(self) -> dict[str, Any]:
         """The update as JSON-ready data."""
         data = asdict(self)
         data["start"] = self.start.isoformat() if self.start else None
         data["end"] = self.end.isoformat() if self.end else None
         data["seconds"] = self.seconds
+        data["interrupted"] = self.interrupted
         data["definitions"] = {
             name: {"output_dataset": output, "input_datasets": inputs}
             for name, (output, inputs) in self.definitions.items()
@@ -185,7 +197,7 @@ def render_updates(found: Sequence[Update]) -> str:
             (
                 update.update_id,
                 f"{update.start:%Y-%m-%d %H:%M:%S}" if update.start else "",
-                update.state,
+                update.shown_state,
                 _seconds(update),
                 f"{update.output_rows:,}",
                 f"{failed:,}",
@@ -206,7 +218,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 def render_update(update: Update) -> str:
     """One update in detail: its state and error, then each flow's rows and expectations."""
     lines = [
-        f"update {update.update_id}: {update.state}"
+        f"update {update.update_id}: {update.shown_state}"
         + (f" in {_seconds(update)}" if update.seconds is not None else ""),
         f"runner: {update.runner}" + (" --full-refresh" if update.full_refresh else ""),
     ]
@@ -215,7 +227,7 @@ def render_update(update: Update) -> str:
     if update.cost is not None:
         lines.append(f"engine: {update.cost.summary()}")
     if not update.flows:
-        lines.append("no flow ran (nothing new, or it stopped before the first stage)")
+        lines.append("no flow ran (nothing new, maintenance, or it stopped before the first stage)")
         return "\n".join(lines)
     rows = [
         (

@@ -26,14 +26,15 @@ from pyspark.sql import functions as F
 
 from pipeline.config import PiiKey, require_classic
 from pipeline.errors import ConfigurationError, DamagedStateError, PiiKeyMismatchError
+from pipeline.observe.event_log import new_update_id, recorded_update
 from pipeline.privacy import key_registry, pii_scan
-from pipeline.privacy.erasure import (
+from pipeline.run import run_state
+from pipeline.run.gold_stage import refresh_gold
+from pipeline.run.vacuum import (
     DEFAULT_RETENTION_HOURS,
     tables_with_removed_files,
     vacuum_tables,
 )
-from pipeline.run import run_state
-from pipeline.run.gold_stage import refresh_gold
 from pipeline.run.writer_lock import writer_lock
 from pipeline.storage import delta_log
 from pipeline.storage.tables import table_path
@@ -42,6 +43,9 @@ from pipeline.transforms.pseudonymize import hmac_sha256, key_frame, with_key
 from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
 
 __all__ = ["HASH_COLUMNS", "RotationResult", "rotate_key"]
+
+RUNNER = "clickstream rotate-key"
+"""The program a key rotation's update names in the event log."""
 
 HASH_COLUMNS = ("user_key", "email_hash", "full_name_hash", "ip_hash")
 """The keyed-hash columns a table may have."""
@@ -187,7 +191,10 @@ def rotate_key(
     require_classic(spark, "`clickstream rotate-key`")
     report = progress or (lambda _message: None)
     warehouse, landing = warehouse.resolve(), landing.resolve()
-    with writer_lock(warehouse, wait_seconds=wait_seconds, notify=report):
+    with (
+        writer_lock(warehouse, wait_seconds=wait_seconds, notify=report),
+        recorded_update(warehouse, new_update_id(), flows=(), full_refresh=False, runner=RUNNER),
+    ):
         registry = _start(warehouse, old_key, new_key)
         assert registry.rotating_to is not None
         target = registry.rotating_to.version

@@ -76,6 +76,7 @@ from pipeline.table_names import (
     EVENTS_DIR,
     EVENTS_STREAM,
     GOLD_DIM_USER,
+    SPARK_LOG,
     USER_CHANGES_DIR,
     USER_STREAM,
 )
@@ -115,10 +116,6 @@ class RunOptions:
     full_refresh: bool = False
     wait_seconds: float = 0.0
     spark_log: bool = True
-
-
-SPARK_LOG = "_logs/spark.log"
-"""Where the output of a Spark session the run starts goes, under the warehouse."""
 
 
 def run_pipeline(

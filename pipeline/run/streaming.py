@@ -85,6 +85,11 @@ def run_to_end(query: StreamingQuery, failures: list[ExpectationFailedError]) ->
         if failures:
             raise failures[0] from exc
         raise
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: stop the query (its batch in flight stays uncommitted, as after
+        # a kill) before the update is recorded CANCELED.
+        query.stop()
+        raise
 
 
 def recording(write_batch: BatchFunction, failures: list[ExpectationFailedError]) -> BatchFunction:

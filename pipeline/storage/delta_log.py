@@ -18,10 +18,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = [
     "Commit",
     "TableState",
+    "added_files",
     "batch_marker",
     "batch_output_rows",
     "column_bounds",
@@ -29,6 +31,7 @@ __all__ = [
     "commits",
     "committed_batch",
     "data_files_by_version",
+    "live_files",
     "marked_output_rows",
     "may_hold",
     "output_rows",
@@ -112,6 +115,20 @@ def _commit_actions(log: Path, version: int) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def added_files(path: Path, version: int) -> list[Path]:
+    """The data files the commit of `version` added to the table at `path` (its `add`
+    actions; a path the same commit removes again is left out)."""
+    log = _log(path)
+    added: list[str] = []
+    removed: set[str] = set()
+    for action in _commit_actions(log, version):
+        if "add" in action:
+            added.append(str(action["add"]["path"]))
+        elif "remove" in action:
+            removed.add(str(action["remove"]["path"]))
+    return [path / unquote(name) for name in added if name not in removed]
+
+
 def _rows(add: dict[str, Any]) -> int | None:
     stats = add.get("stats")
     if not stats:
@@ -138,6 +155,17 @@ def read_state(path: Path) -> TableState | None:
     if any(count is None for count in counts):
         return TableState(latest, None)
     return TableState(latest, sum(count for count in counts if count is not None))
+
+
+def live_files(path: Path) -> tuple[int, int] | None:
+    """How many data files the latest version of the table at `path` reads, and their bytes;
+    None when there is no table."""
+    replayed = _replay(path)
+    if replayed is None:
+        return None
+    _latest, live = replayed
+    adds = (live or {}).values()
+    return len(adds), sum(int(add.get("size", 0)) for add in adds)
 
 
 def _replay(path: Path) -> tuple[int, dict[tuple[str, str], dict[str, Any]] | None] | None:

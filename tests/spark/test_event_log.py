@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -137,3 +141,46 @@ def test_a_run_a_rerun_and_a_failed_run_are_updates_with_their_metrics(
 
     verdicts = invariants.event_log_reconciles(warehouse, input_records=50)
     assert all(v.passed for v in verdicts), [v for v in verdicts if not v.passed]
+
+
+def _clickstream_run(root: Path, pii_key: PiiKey) -> subprocess.Popen[str]:
+    """A `clickstream run` process, its stderr (the progress lines) to read as it runs."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "clickstream", "run", "--landing", str(root / "landing"),
+         "--warehouse", str(root / "warehouse")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CLICKSTREAM_PII_KEY": pii_key.reveal().decode()},
+    )  # fmt: skip
+
+
+def _stop_when_events_start(process: subprocess.Popen[str], signum: int) -> int:
+    """Send `signum` once the run's events stage has started; its exit status."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("events: started"):
+            process.send_signal(signum)
+            break
+    with process:  # closes its pipe
+        process.stderr.read()
+        return process.wait(timeout=120)
+
+
+def test_sigterm_cancels_a_run_and_a_killed_run_is_closed_by_the_next(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    generator.write_landing(tmp_path / "landing", events=400, seed=21, files=8)
+    killed = _clickstream_run(tmp_path, pii_key)
+    assert _stop_when_events_start(killed, signal.SIGKILL) == -signal.SIGKILL
+    canceled = _clickstream_run(tmp_path, pii_key)  # closes the killed update as it starts
+    assert _stop_when_events_start(canceled, signal.SIGTERM) == 130
+
+    summary = _run(spark, tmp_path, pii_key, RULES)  # resumes from the checkpoints
+    assert summary.rows(table_names.SILVER_EVENTS) == 400
+    found = updates(event_log.read_events(tmp_path / "warehouse"))
+    assert [u.shown_state for u in found] == ["FAILED (interrupted)", "CANCELED", "COMPLETED"]
+    assert found[0].error is not None and "last flow it reached" in found[0].error
+    assert found[1].flows and all(
+        flow.status in ("COMPLETED", "CANCELED") for flow in found[1].flows.values()
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,53 @@ def test_a_killed_update_shows_as_incomplete(tmp_path: Path) -> None:
     )
     [found] = history.updates(event_log.read_events(tmp_path))
     assert found.state == history.NO_END_STATE
+
+
+def test_the_next_update_closes_a_killed_one_as_failed_interrupted(tmp_path: Path) -> None:
+    killed = event_log.UpdateLog(tmp_path, "u-5")
+    killed.started(flows.FLOWS, cause="USER_ACTION", full_refresh=False, runner="test")
+    killed.flows_ended([flows.FLOWS[0]], "RUNNING")
+    last_seen = event_log.read_events(tmp_path)[-1]["timestamp"]
+    with event_log.recorded_update(
+        tmp_path, "u-6", flows=flows.FLOWS, full_refresh=False, runner="test"
+    ):
+        pass
+    before, after = history.updates(event_log.read_events(tmp_path))
+    assert (before.update_id, before.state, before.interrupted) == ("u-5", "FAILED", True)
+    assert before.shown_state == "FAILED (interrupted)"
+    assert before.error is not None and f"last flow it reached: {flows.FLOWS[0].name}" in (
+        before.error
+    )
+    # Its duration is not stretched to the next run's start.
+    assert before.end is not None and before.end - last_seen < timedelta(milliseconds=1)
+    assert (after.state, after.interrupted) == ("COMPLETED", False)
+    assert "FAILED (interrupted)" in history.render_updates([before, after])
+    # Closed once: a third update finds nothing open.
+    with event_log.recorded_update(
+        tmp_path, "u-7", flows=flows.FLOWS, full_refresh=False, runner="test"
+    ):
+        pass
+    states = [u.shown_state for u in history.updates(event_log.read_events(tmp_path))]
+    assert states == ["FAILED (interrupted)", "COMPLETED", "COMPLETED"]
+
+
+def test_an_update_that_ended_is_not_closed_again_by_events_after_its_end(
+    tmp_path: Path,
+) -> None:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        event_log.recorded_update(
+            tmp_path, "u-8", flows=flows.FLOWS, full_refresh=False, runner="test"
+        ) as canceled,
+    ):
+        raise KeyboardInterrupt
+    canceled.flows_ended([flows.FLOWS[0]], "COMPLETED")  # a batch in flight, reporting late
+    with event_log.recorded_update(
+        tmp_path, "u-9", flows=flows.FLOWS, full_refresh=False, runner="test"
+    ):
+        pass
+    found = history.updates(event_log.read_events(tmp_path))
+    assert [(u.state, u.error) for u in found] == [("CANCELED", None), ("COMPLETED", None)]
 
 
 def test_spark_errors_lose_their_quoted_values() -> None:

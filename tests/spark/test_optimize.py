@@ -1,0 +1,69 @@
+"""`clickstream optimize` on a warehouse of several small runs: fewer files, the same rows,
+an update of its own, and the invariants still true for the runs after it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from pipeline import table_names
+from pipeline.config import PiiKey
+from pipeline.observe import event_log
+from pipeline.observe.history import updates
+from pipeline.run import optimize, runner
+from pipeline.storage import tables
+from scenarios import generator
+from scenarios.scenario_invariants import gold_equals_full_refresh
+
+
+def _arrive(root: Path, seed: int, day: int) -> None:
+    """A small arrival of events and user changes, a day after the previous one."""
+    generator.write_landing(
+        root / "landing",
+        events=60,
+        seed=seed,
+        users=6,
+        files=1,
+        start=generator.DEFAULT_START + timedelta(days=day),
+    )
+
+
+def _run(spark: SparkSession, root: Path, pii_key: PiiKey) -> runner.RunSummary:
+    return runner.run_pipeline(
+        spark, landing=root / "landing", warehouse=root / "warehouse", pii_key=pii_key
+    )
+
+
+def test_optimize_compacts_keeps_every_row_and_the_runs_after_it_stay_right(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    for day, seed in enumerate((31, 32, 33)):
+        _arrive(tmp_path, seed, day)
+        _run(spark, tmp_path, pii_key)
+    counts = tables.row_counts(spark, warehouse)
+    dry = optimize.optimize_warehouse(None, warehouse, dry_run=True)
+    assert {r.table for r in dry} >= {*table_names.TABLES, table_names.EVENT_LOG}
+    assert all(r.files_before == r.files_after for r in dry)
+    assert len(updates(event_log.read_events(warehouse))) == 3  # a dry run records nothing
+
+    done = optimize.optimize_warehouse(spark, warehouse, vacuum=True)
+    by_table = {r.table: r for r in done}
+    fact = by_table[table_names.GOLD_FACT_EVENTS]
+    assert fact.files_before > 1 and fact.files_after == 1
+    assert by_table[table_names.EVENT_LOG].files_after == 1
+    assert all(r.files_after <= max(r.files_before, 1) for r in done)
+    assert tables.row_counts(spark, warehouse) == counts
+    found = updates(event_log.read_events(warehouse))
+    assert [(u.runner, u.state) for u in found[-1:]] == [(optimize.RUNNER, "COMPLETED")]
+    assert f"{fact.files_before:>7,} -> 1" in optimize.render(done, dry_run=False)
+
+    # Nothing new after it: still no Spark work. New data after it: incremental = full refresh.
+    assert _run(spark, tmp_path, pii_key).skipped
+    _arrive(tmp_path, 34, 3)
+    summary = _run(spark, tmp_path, pii_key)
+    assert summary.rows(table_names.BRONZE_EVENTS) == counts[table_names.BRONZE_EVENTS] + 60
+    verdict = gold_equals_full_refresh(spark, warehouse)
+    assert verdict.passed, verdict.evidence
