@@ -9,6 +9,9 @@ from pipeline.errors import ConfigurationError
 
 __all__ = ["add_commands"]
 
+LINEAGE_LOOKBACK = 20
+"""How many of the last updates `lineage` reads first for the newest flow definitions."""
+
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     history = commands.add_parser(
@@ -35,18 +38,19 @@ def _history(args: argparse.Namespace) -> int:
     from pipeline.observe.event_log import read_events
     from pipeline.observe.history import render_update, render_updates, updates
 
-    found = updates(read_events(existing_warehouse(args.warehouse)))
+    warehouse = existing_warehouse(args.warehouse)
     if args.update is not None:
-        chosen = [u for u in found if u.update_id == args.update]
+        chosen = updates(read_events(warehouse, update_id=args.update))
         if not chosen:
-            known = ", ".join(u.update_id for u in found[-5:]) or "none yet"
+            known = ", ".join(u.update_id for u in updates(read_events(warehouse, last_updates=5)))
             raise ConfigurationError(
                 f"No update {args.update!r} in {args.warehouse}'s event log; the last ones: "
-                f"{known}. `clickstream history --warehouse {args.warehouse}` lists them."
+                f"{known or 'none yet'}. `clickstream history --warehouse {args.warehouse}` "
+                "lists them."
             )
         print(json.dumps(chosen[0].to_json(), indent=2) if args.json else render_update(chosen[0]))
         return 0
-    shown = found[-args.limit :] if args.limit > 0 else found
+    shown = updates(read_events(warehouse, last_updates=args.limit if args.limit > 0 else None))
     if args.json:
         print(json.dumps([u.to_json() for u in shown], indent=2))
     else:
@@ -60,7 +64,10 @@ def _lineage(args: argparse.Namespace) -> int:
     from pipeline.observe.event_log import read_events
     from pipeline.observe.history import lineage, render_lineage, updates
 
-    graph = lineage(updates(read_events(existing_warehouse(args.warehouse))))
+    warehouse = existing_warehouse(args.warehouse)
+    # The newest update that defined flows: among the last few (maintenance defines none).
+    graph = lineage(updates(read_events(warehouse, last_updates=LINEAGE_LOOKBACK)))
+    graph = graph or lineage(updates(read_events(warehouse)))
     if args.json:
         print(json.dumps([{"input": a, "output": b} for a, b in graph], indent=2))
     else:

@@ -37,10 +37,21 @@ from pipeline.table_names import EVENT_LOG
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["RUNNER", "TableMaintenance", "optimize_warehouse", "render"]
+__all__ = [
+    "AUTO_OPTIMIZE_FILES",
+    "RUNNER",
+    "TableMaintenance",
+    "compact_grown_tables",
+    "optimize_warehouse",
+    "render",
+]
 
 RUNNER = "clickstream optimize"
 """The program an optimization's update names in the event log."""
+AUTO_OPTIMIZE_FILES = 64
+"""A run ends by optimizing each table (and compacting the event log) that reads more data
+files than this (`compact_grown_tables`): no table of a warehouse kept by runs alone reads
+more than this many files plus the ones its last run added."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,25 @@ def optimize_warehouse(
             results = [future.result() for future in futures]
         results.append(_optimize_event_log(warehouse, vacuum, report))
         run_state.record_maintenance(warehouse, versions_before)
+    return results
+
+
+def compact_grown_tables(
+    spark: SparkSession, warehouse: Path, report: Callable[[str], None]
+) -> list[TableMaintenance]:
+    """Optimize the tables, and compact the event log, that read more than
+    `AUTO_OPTIMIZE_FILES` files: what a run does at its end, under its lock and update, as
+    predictive optimization does on Databricks. Reads only Delta logs when none has grown."""
+    tables = [
+        t for t in run_state.VERSIONED_TABLES if _files(warehouse / t)[0] > AUTO_OPTIMIZE_FILES
+    ]
+    results = []
+    if tables:
+        versions_before = run_state.table_versions(warehouse)
+        results = [_optimize_table(spark, warehouse, t, False, report) for t in tables]
+        run_state.record_maintenance(warehouse, versions_before)
+    if _files(Path(table_path(warehouse, EVENT_LOG)))[0] > AUTO_OPTIMIZE_FILES:
+        results.append(_optimize_event_log(warehouse, False, report))
     return results
 
 

@@ -65,6 +65,7 @@ from pipeline.run.cost import size
 from pipeline.run.enforcement import Contract, check_rule_tables, contracts_for
 from pipeline.run.events_stage import run_events
 from pipeline.run.gold_stage import refresh_gold, run_user_dimension
+from pipeline.run.optimize import compact_grown_tables
 from pipeline.run.progress import Progress
 from pipeline.run.run_state import RunSummary, TableCount
 from pipeline.run.session import SMALL_INPUT, build_session, session_settings
@@ -141,7 +142,8 @@ def run_pipeline(
        what a killed run left (`pipeline.run.repair`) and the decision
        whether there is anything new, in plain Python: a run with nothing new starts no Spark;
     5. Spark (started from `SparkSettings`, and stopped at the end, when no session is given),
-       the stages, the saved state and what the run cost.
+       the stages, the saved state and what the run cost;
+    6. the tables grown past `pipeline.run.optimize.AUTO_OPTIMIZE_FILES` files optimized.
 
     Args:
         spark: the session to run on, or the settings of one to start when there is work
@@ -271,7 +273,9 @@ def _update(
         if contracts is None:
             contracts = contracts_for(session, rules)
         run = _Run(session, landing, warehouse, options, contracts, report, display, update)
-        return run.execute(pii_key, files, small)
+        summary = run.execute(pii_key, files, small)
+        compact_grown_tables(session, warehouse, report)
+        return summary
 
 
 @contextmanager

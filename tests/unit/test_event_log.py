@@ -170,6 +170,21 @@ def test_an_update_that_ended_is_not_closed_again_by_events_after_its_end(
     assert [(u.state, u.error) for u in found] == [("CANCELED", None), ("COMPLETED", None)]
 
 
+def test_reading_the_last_updates_or_one_reads_only_their_events(tmp_path: Path) -> None:
+    for name in ("u-a", "u-b", "u-c"):
+        with event_log.recorded_update(
+            tmp_path, name, flows=flows.FLOWS, full_refresh=False, runner="test"
+        ):
+            pass
+    every = event_log.read_events(tmp_path)
+    last_two = event_log.read_events(tmp_path, last_updates=2)
+    assert {e["origin"]["update_id"] for e in last_two} == {"u-b", "u-c"}
+    assert last_two == [e for e in every if e["origin"]["update_id"] != "u-a"]
+    [one] = history.updates(event_log.read_events(tmp_path, update_id="u-a"))
+    assert (one.update_id, one.state) == ("u-a", "COMPLETED")
+    assert event_log.read_events(tmp_path, update_id="u-z") == []
+
+
 def test_spark_errors_lose_their_quoted_values() -> None:
     error = RuntimeError(
         "[CAST_INVALID_INPUT] The value 'jane@example.com' of the type \"STRING\" cannot be "
