@@ -24,7 +24,7 @@ from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.errors import ExpectationFailedError, PiiKeyMismatchError
 from pipeline.privacy import erasure, key_rotation, landing_scrub
-from pipeline.run import runner
+from pipeline.run import optimize, runner
 from pipeline.storage import tables
 from pipeline.transforms.expectations import Expectation
 from pipeline.transforms.pseudonymize import key_frame, keyed_hash
@@ -191,17 +191,24 @@ lands from the pipeline's own rules only (a drifted `Event_Type` or a future eve
 be dropped by a contract rule). The contract scenarios exercise the rules."""
 
 
-def deliver_and_run(context: ScenarioContext, injection: Injection) -> None:
+def deliver_and_run(
+    context: ScenarioContext,
+    injection: Injection,
+    between: Callable[[ScenarioContext], None] | None = None,
+) -> None:
     """Land each delivery's files, then run the pipeline once, as they would arrive.
 
     The user change feed lands with the first delivery, unless the injection brings its own.
+    `between`: what happens to the warehouse after each run but the last.
     """
     (context.landing / table_names.EVENTS_DIR).mkdir(parents=True, exist_ok=True)
     if not any(f.folder == "user_changes" for d in injection.deliveries for f in d.files):
         context.land_user_changes()
-    for delivery in injection.deliveries:
+    for index, delivery in enumerate(injection.deliveries):
         faults.write_delivery(context.landing, delivery)
         context.run_pipeline(NO_CONTRACTS)
+        if between is not None and index < len(injection.deliveries) - 1:
+            between(context)
 
 
 def _fault_scenario(
@@ -248,6 +255,35 @@ def _baseline(context: ScenarioContext) -> Outcome:
                 f"rows added: {added}, skipped: {rerun.skipped}"
                 if added or not rerun.skipped
                 else "0 rows added to every table, no Spark work",
+            ),
+        ],
+    )
+
+
+def _optimized(context: ScenarioContext) -> Outcome:
+    """Late data in two arrivals, the warehouse optimized (and vacuumed) between them."""
+    events = context.clean_events()
+    injection = faults.late_data(events, seed=context.seed)
+    done: list[optimize.TableMaintenance] = []
+
+    def optimize_warehouse(context: ScenarioContext) -> None:
+        done.extend(optimize.optimize_warehouse(context.spark, context.warehouse, vacuum=True))
+
+    deliver_and_run(context, injection, between=optimize_warehouse)
+    compacted = [r for r in done if r.files_after < r.files_before]
+    grown = [r.table for r in done if r.files_after > max(r.files_before, 1)]
+    return Outcome(
+        f"{faults.describe(injection)}; `clickstream optimize --vacuum` between the two runs",
+        [
+            *common_checks(context, injection, events),
+            scenario_invariants.no_personal_statistics(context.warehouse),
+            Verdict(
+                "optimize compacted tables and left none with more files",
+                bool(compacted) and not grown,
+                f"{len(compacted)} tables compacted ("
+                + ", ".join(f"{r.table} {r.files_before}->{r.files_after}" for r in compacted)
+                + ")"
+                + (f"; more files in {grown}" if grown else ""),
             ),
         ],
     )
@@ -668,6 +704,13 @@ CATALOG: tuple[Scenario, ...] = (
         "contract_fail",
         "An expect_or_fail rule stops the run; nothing of the batch is written.",
         _contract_fail,
+    ),
+    Scenario(
+        "optimized",
+        "Late data in two arrivals with `clickstream optimize --vacuum` between them: the "
+        "invariants hold on the compacted, clustered warehouse, with no statistics on personal "
+        "columns.",
+        _optimized,
     ),
     Scenario(
         "burst",

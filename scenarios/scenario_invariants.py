@@ -21,10 +21,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from pipeline import table_names
-from pipeline.run import gold_stage
-from pipeline.storage import tables
+from pipeline.run import gold_stage, run_state
+from pipeline.storage import delta_log, tables
 from pipeline.transforms import gold
-from pipeline.transforms.schemas import USER_CHANGE_SCHEMA
+from pipeline.transforms.schemas import PERSONAL_COLUMNS, USER_CHANGE_SCHEMA
 from scenarios.faults import Injection
 from scenarios.invariants import Verdict
 
@@ -390,3 +390,19 @@ def facts_joining_a_user(spark: SparkSession, warehouse: Path) -> int:
         "user_key IS NOT NULL"
     )
     return facts.join(users.select("user_sk", "user_key"), ["user_sk", "user_key"]).count()
+
+
+def no_personal_statistics(warehouse: Path) -> Verdict:
+    """No live file of any table keeps min/max statistics on a personal column: statistics
+    are plaintext in the Delta log, and a pseudonym's range would outlive an erasure there."""
+    found = {
+        table: sorted(columns & PERSONAL_COLUMNS)
+        for table in run_state.VERSIONED_TABLES
+        if (columns := delta_log.columns_with_statistics(warehouse / table))
+        and columns & PERSONAL_COLUMNS
+    }
+    return Verdict(
+        "no table keeps statistics on a personal column",
+        not found,
+        f"statistics on personal columns: {found}" if found else "none, in every table's log",
+    )

@@ -27,6 +27,7 @@ __all__ = [
     "batch_marker",
     "batch_output_rows",
     "column_bounds",
+    "columns_with_statistics",
     "commit_marker",
     "commits",
     "committed_batch",
@@ -214,6 +215,20 @@ def _column_ranges(path: Path, column: str) -> list[tuple[str, str] | None] | No
         high = (stats.get("maxValues") or {}).get(column)
         ranges.append(None if low is None or high is None else (str(low), str(high)))
     return ranges
+
+
+def columns_with_statistics(path: Path) -> set[str] | None:
+    """The top-level columns any live file of the table at `path` keeps min/max statistics
+    on (a struct by its name); None when the log cannot be replayed without Spark."""
+    replayed = _replay(path)
+    live = None if replayed is None else replayed[1]
+    if live is None:
+        return None
+    found: set[str] = set()
+    for add in live.values():
+        stats = json.loads(add.get("stats") or "{}")
+        found |= set(stats.get("minValues") or {}) | set(stats.get("maxValues") or {})
+    return found
 
 
 def may_hold(path: Path, column: str, values: Iterable[str]) -> bool:
