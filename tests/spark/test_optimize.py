@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 
 from pipeline import table_names
@@ -13,7 +14,7 @@ from pipeline.config import PiiKey
 from pipeline.observe import event_log
 from pipeline.observe.history import updates
 from pipeline.run import optimize, runner
-from pipeline.storage import tables
+from pipeline.storage import delta_log, tables
 from scenarios import generator
 from scenarios.scenario_invariants import gold_equals_full_refresh
 
@@ -67,3 +68,21 @@ def test_optimize_compacts_keeps_every_row_and_the_runs_after_it_stay_right(
     assert summary.rows(table_names.BRONZE_EVENTS) == counts[table_names.BRONZE_EVENTS] + 60
     verdict = gold_equals_full_refresh(spark, warehouse)
     assert verdict.passed, verdict.evidence
+
+
+def test_a_run_optimizes_the_tables_grown_past_the_threshold(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(optimize, "AUTO_OPTIMIZE_FILES", 1)
+    warehouse = tmp_path / "warehouse"
+    for day, seed in enumerate((41, 42)):
+        _arrive(tmp_path, seed, day)
+        _run(spark, tmp_path, pii_key)
+    # Each table the second run grew past one file was optimized back to one; the event log
+    # too, before the update's end was appended to it.
+    for table in (table_names.BRONZE_EVENTS, table_names.GOLD_FACT_EVENTS):
+        files = delta_log.live_files(warehouse / table)
+        assert files is not None and files[0] == 1, table
+    log_files = delta_log.live_files(warehouse / table_names.EVENT_LOG)
+    assert log_files is not None and log_files[0] == 2
+    assert _run(spark, tmp_path, pii_key).skipped  # and the state still says nothing is new
