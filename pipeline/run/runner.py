@@ -184,7 +184,7 @@ def run_pipeline(
     options = options or RunOptions()
     parse_delay(options.watermark_delay)
     # A wrong --master or --remote fails before anything is written.
-    require_classic(spark, "The pipeline runner")
+    require_classic(spark, "The pipeline runner (`clickstream run`)")
     warehouse = warehouse.resolve()
     local = landing.resolve() if isinstance(landing, Path) else None
     if local is not None:
