@@ -7,14 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.observe import event_log
 from pipeline.observe.history import updates
 from pipeline.run import optimize, runner
+from pipeline.run.session import session_settings
 from pipeline.storage import delta_log, tables
+from pipeline.storage.delta_tables import create_table_if_absent
+from pipeline.transforms import gold
 from scenarios import generator
 from scenarios.scenario_invariants import gold_equals_full_refresh
 
@@ -86,3 +90,54 @@ def test_a_run_optimizes_the_tables_grown_past_the_threshold(
     log_files = delta_log.live_files(warehouse / table_names.EVENT_LOG)
     assert log_files is not None and log_files[0] == 2
     assert _run(spark, tmp_path, pii_key).skipped  # and the state still says nothing is new
+
+
+def _files_read(frame: DataFrame) -> int:
+    """Data files the scans of `frame` read, from Spark's scan metrics (after data skipping)."""
+    frame.collect()
+    plan = frame._jdf.queryExecution().executedPlan()
+    if plan.nodeName().startswith("AdaptiveSparkPlan"):
+        plan = plan.executedPlan()
+    nodes, read = [plan], 0
+    while nodes:
+        node = nodes.pop()
+        metrics = node.metrics()
+        if metrics.contains("numFiles"):
+            read += int(metrics.get("numFiles").get().value())
+        children = node.children()
+        nodes += [children.apply(index) for index in range(children.size())]
+    return read
+
+
+def test_clustering_lets_a_point_query_on_the_clustering_column_skip_files(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    path = str(tmp_path / table_names.GOLD_FACT_EVENTS)
+    days = 30
+    rows = spark.range(0, 3000).select(
+        "id",
+        F.date_add(
+            F.lit(generator.DEFAULT_START.date()), (F.col("id") / 10 % days).cast("int")
+        ).alias("event_date"),
+        F.sha2(F.col("id").cast("string"), 256).alias("user_key"),  # personal: no statistics
+    )
+    create_table_if_absent(
+        spark, path, rows.schema, cluster_by=gold.CLUSTERING[table_names.GOLD_FACT_EVENTS]
+    )
+    for part in range(10):  # ten small runs, each touching every day
+        rows.where(F.col("id") % 10 == part).write.format("delta").mode("append").save(path)
+    one_day = (
+        spark.read.format("delta")
+        .load(path)
+        .where(F.col("event_date") == generator.DEFAULT_START.date())
+    )
+    files_before = delta_log.live_files(Path(path))
+    assert files_before is not None and _files_read(one_day) == files_before[0]
+
+    # Files a few kB apiece, so that this small table is cut into many clustered files.
+    with session_settings(spark, {"spark.databricks.delta.optimize.maxFileSize": "8192"}):
+        spark.sql(f"OPTIMIZE delta.`{path}`").collect()
+    files_after = delta_log.live_files(Path(path))
+    assert files_after is not None and files_after[0] >= 10
+    assert _files_read(one_day) <= files_after[0] // 5  # at most 20% of the files
+    assert "user_key" not in (delta_log.columns_with_statistics(Path(path)) or set())
