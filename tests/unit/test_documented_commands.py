@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as benchmarks_cli
+from benchmarks import decay
 from clickstream import cli
 from contracts import __main__ as contracts_cli
 from pipeline.lakeflow import local as lakeflow_cli
@@ -34,6 +35,7 @@ PROGRAMS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "python -m scenarios.cluster": cluster._parser,
     "python -m contracts": contracts_cli._parser,
     "python -m benchmarks": benchmarks_cli._parser,
+    "python -m benchmarks.decay": decay._parser,
     "python -m pipeline.lakeflow": lakeflow_cli._parser,
 }
 SESSION_PROGRAMS = {
