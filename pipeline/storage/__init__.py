@@ -1,1 +1,2 @@
-"""Storage: table names and paths, the Delta writers, the Delta log read in plain Python."""
+"""Storage: table paths and counts, the Delta writers, the SCD merge, the Delta log read in
+plain Python."""
