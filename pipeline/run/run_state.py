@@ -256,7 +256,8 @@ class RunSummary:
     update_id: str | None = None
     """The event log's update: the run's id, also for a run that had nothing to do."""
     cost: UpdateCost | None = None
-    """What the run cost the engine (`pipeline.run.cost`); None when it did no Spark work."""
+    """What the run cost the engine (`pipeline.run.cost`), the event log's commits included;
+    all zeros but those for a run with nothing new."""
 
     def __post_init__(self) -> None:
         if self.update_id is None and self.run_id is not None:
