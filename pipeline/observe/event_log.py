@@ -483,7 +483,7 @@ class UpdateLog:
         error = (
             INTERRUPTED,
             "its process ended without recording an end state (killed, or its machine "
-            f"stopped); {reached}. The batches it committed stay; the next run resumed the rest.",
+            f"stopped); {reached}. The batches it committed stay; the next run resumes the rest.",
         )
         self._append([self._progress(FAILED, error, None, at)])
 

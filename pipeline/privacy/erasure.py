@@ -431,12 +431,8 @@ def _vacuum(
     )
 
 
-def _tables(warehouse: Path) -> list[str]:
-    return [t for t in run_state.VERSIONED_TABLES if table_exists(warehouse, t)]
-
-
 def _row_counts(warehouse: Path) -> dict[str, int | None]:
-    return {t: delta_log.row_count(warehouse / t) for t in _tables(warehouse)}
+    return {t: delta_log.row_count(warehouse / t) for t in run_state.existing_tables(warehouse)}
 
 
 def _rows_holding(spark: SparkSession, warehouse: Path, person: DataFrame) -> dict[str, int]:

@@ -111,9 +111,7 @@ def optimize_warehouse(
     """
     report = progress or (lambda _message: None)
     warehouse = warehouse.resolve()
-    tables = [
-        t for t in run_state.VERSIONED_TABLES if delta_log.table_version(warehouse / t) is not None
-    ]
+    tables = run_state.existing_tables(warehouse)
     if not tables:
         raise ConfigurationError(
             f"No tables in {warehouse}: give the --warehouse that `clickstream run` wrote."

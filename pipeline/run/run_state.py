@@ -36,6 +36,7 @@ __all__ = [
     "batch_files",
     "batch_timestamp",
     "changed_files",
+    "existing_tables",
     "fingerprints",
     "highest_batch",
     "is_up_to_date",
@@ -127,6 +128,11 @@ def changed_files(landing: Path, warehouse: Path) -> list[tuple[str, Fingerprint
 def new_bytes(landing: Path, warehouse: Path, files: tuple[str, ...]) -> int:
     """Bytes of the landing files the last successful run did not see (all, before any)."""
     return sum((landing / name).stat().st_size for name in unseen_files(warehouse, files))
+
+
+def existing_tables(warehouse: Path) -> list[str]:
+    """The tables of `VERSIONED_TABLES` the warehouse holds (a committed Delta version)."""
+    return [table for table, version in table_versions(warehouse).items() if version is not None]
 
 
 def table_versions(warehouse: Path) -> dict[str, int | None]:

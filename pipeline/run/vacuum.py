@@ -20,17 +20,13 @@ from pipeline.run import run_state
 from pipeline.run.session import session_settings
 from pipeline.run.streaming import in_parallel
 from pipeline.storage import delta_log
-from pipeline.storage.tables import table_exists, table_path
+from pipeline.storage.tables import table_path
 
 __all__ = ["DEFAULT_RETENTION_HOURS", "tables_with_removed_files", "vacuum_tables"]
 
 DEFAULT_RETENTION_HOURS = 7 * 24
 """Delta's default `delta.deletedFileRetentionDuration`: what a VACUUM without `purge_now`
 keeps (the project never changes the tables' retention)."""
-
-
-def _tables(warehouse: Path) -> list[str]:
-    return [t for t in run_state.VERSIONED_TABLES if table_exists(warehouse, t)]
 
 
 def _data_files(warehouse: Path, tables: list[str]) -> set[Path]:
@@ -54,7 +50,7 @@ def tables_with_removed_files(warehouse: Path, retention_hours: int = 0) -> list
     """
     cutoff = time.time() - retention_hours * 3600
     found = []
-    for table in _tables(warehouse):
+    for table in run_state.existing_tables(warehouse):
         path = warehouse / table
         versions = delta_log.data_files_by_version(path)
         live = {unquote(f) for f, _vector in versions[max(versions)]} if versions else set()
