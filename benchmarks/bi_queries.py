@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pyspark.sql import DataFrame
+
 from pipeline import table_names
 from pipeline.storage.tables import table_path
 
-__all__ = ["BI_QUERIES", "bi_query"]
+__all__ = ["BI_QUERIES", "bi_query", "files_read"]
 
 BI_QUERIES: dict[str, str] = {
     table_names.GOLD_FACT_EVENTS: (
@@ -38,3 +40,20 @@ BI_QUERIES: dict[str, str] = {
 def bi_query(table: str, warehouse: Path, day: str) -> str:
     """The BI query of `table` in `warehouse`, for the day `day` (`2026-11-01`)."""
     return BI_QUERIES[table].format(table=f"delta.`{table_path(warehouse, table)}`", day=day)
+
+
+def files_read(frame: DataFrame) -> int:
+    """Data files the scans of `frame` read, from Spark's scan metrics (after data skipping)."""
+    frame.collect()
+    plan = frame._jdf.queryExecution().executedPlan()
+    if plan.nodeName().startswith("AdaptiveSparkPlan"):
+        plan = plan.executedPlan()
+    nodes, read = [plan], 0
+    while nodes:
+        node = nodes.pop()
+        metrics = node.metrics()
+        if metrics.contains("numFiles"):
+            read += int(metrics.get("numFiles").get().value())
+        children = node.children()
+        nodes += [children.apply(index) for index in range(children.size())]
+    return read

@@ -143,7 +143,7 @@ def run_pipeline(
        whether there is anything new, in plain Python: a run with nothing new starts no Spark;
     5. Spark (started from `SparkSettings`, and stopped at the end, when no session is given),
        the stages, the saved state and what the run cost;
-    6. the tables grown past `pipeline.run.optimize.AUTO_OPTIMIZE_FILES` files optimized.
+    6. the tables grown past `pipeline.run.optimize.auto_optimize_files` optimized.
 
     Args:
         spark: the session to run on, or the settings of one to start when there is work

@@ -3,13 +3,18 @@ an update of its own, and the invariants still true for the runs after it."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from benchmarks.bi_queries import files_read
 from pipeline import table_names
 from pipeline.config import PiiKey
 from pipeline.observe import event_log
@@ -78,6 +83,7 @@ def test_a_run_optimizes_the_tables_grown_past_the_threshold(
     spark: SparkSession, tmp_path: Path, pii_key: PiiKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(optimize, "AUTO_OPTIMIZE_FILES", 1)
+    monkeypatch.setattr(optimize, "GOLD_AUTO_OPTIMIZE_FILES", 1)
     warehouse = tmp_path / "warehouse"
     for day, seed in enumerate((41, 42)):
         _arrive(tmp_path, seed, day)
@@ -92,21 +98,46 @@ def test_a_run_optimizes_the_tables_grown_past_the_threshold(
     assert _run(spark, tmp_path, pii_key).skipped  # and the state still says nothing is new
 
 
-def _files_read(frame: DataFrame) -> int:
-    """Data files the scans of `frame` read, from Spark's scan metrics (after data skipping)."""
-    frame.collect()
-    plan = frame._jdf.queryExecution().executedPlan()
-    if plan.nodeName().startswith("AdaptiveSparkPlan"):
-        plan = plan.executedPlan()
-    nodes, read = [plan], 0
-    while nodes:
-        node = nodes.pop()
-        metrics = node.metrics()
-        if metrics.contains("numFiles"):
-            read += int(metrics.get("numFiles").get().value())
-        children = node.children()
-        nodes += [children.apply(index) for index in range(children.size())]
-    return read
+def _optimize_commits(warehouse: Path) -> int:
+    """The OPTIMIZE commits in the warehouse's table logs."""
+    return sum(
+        '"operation":"OPTIMIZE"' in commit.read_text(encoding="utf-8")
+        for commit in warehouse.glob("*/_delta_log/*.json")
+    )
+
+
+def test_an_optimize_killed_midway_loses_nothing_and_the_next_run_closes_it(
+    spark: SparkSession, tmp_path: Path, pii_key: PiiKey
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    for day, seed in enumerate((51, 52)):
+        _arrive(tmp_path, seed, day)
+        _run(spark, tmp_path, pii_key)
+    counts = tables.row_counts(spark, warehouse)
+    before = _optimize_commits(warehouse)
+    optimizing = subprocess.Popen(
+        [sys.executable, "-m", "clickstream", "optimize", "--warehouse", str(warehouse)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with optimizing:  # killed once a table's OPTIMIZE is committed, the others not all yet
+        while _optimize_commits(warehouse) == before and optimizing.poll() is None:
+            time.sleep(0.01)
+        optimizing.send_signal(signal.SIGKILL)
+        assert optimizing.wait(timeout=60) == -signal.SIGKILL
+    assert _optimize_commits(warehouse) > before
+
+    _arrive(tmp_path, 53, 2)
+    summary = _run(spark, tmp_path, pii_key)
+    assert summary.rows(table_names.BRONZE_EVENTS) == counts[table_names.BRONZE_EVENTS] + 60
+    assert summary.rows(table_names.GOLD_FACT_EVENTS) == counts[table_names.GOLD_FACT_EVENTS] + 60
+    verdict = gold_equals_full_refresh(spark, warehouse)
+    assert verdict.passed, verdict.evidence
+    found = updates(event_log.read_events(warehouse))
+    assert [(u.runner, u.shown_state) for u in found[-2:]] == [
+        (optimize.RUNNER, "FAILED (interrupted)"),
+        (event_log.RUNNER, "COMPLETED"),
+    ]
 
 
 def test_clustering_lets_a_point_query_on_the_clustering_column_skip_files(
@@ -132,12 +163,12 @@ def test_clustering_lets_a_point_query_on_the_clustering_column_skip_files(
         .where(F.col("event_date") == generator.DEFAULT_START.date())
     )
     files_before = delta_log.live_files(Path(path))
-    assert files_before is not None and _files_read(one_day) == files_before[0]
+    assert files_before is not None and files_read(one_day) == files_before[0]
 
     # Files a few kB apiece, so that this small table is cut into many clustered files.
     with session_settings(spark, {"spark.databricks.delta.optimize.maxFileSize": "8192"}):
         spark.sql(f"OPTIMIZE delta.`{path}`").collect()
     files_after = delta_log.live_files(Path(path))
     assert files_after is not None and files_after[0] >= 10
-    assert _files_read(one_day) <= files_after[0] // 5  # at most 20% of the files
+    assert files_read(one_day) <= files_after[0] // 5  # at most 20% of the files
     assert "user_key" not in (delta_log.columns_with_statistics(Path(path)) or set())
