@@ -10,8 +10,12 @@ both, in alternating rounds on the same session (ratios many / one, medians):
 * `clickstream history`'s own work (reading the last ten updates of the event log);
 * a Delta snapshot of each table (its log read and its files listed: a `LIMIT 1` read).
 
-It prints each table's data files in both warehouses, and the ratios. On demand, not in CI:
-the build takes a few seconds per run.
+It prints each table's data files in both warehouses, and the ratios. Then data skipping:
+on copies of the many-runs warehouse, `clickstream optimize` at Delta's default target file
+size and at `SKIPPING_FILE_BYTES` (which cuts these small tables into as many files as a real
+table's gigabytes would make), the files a point query on each clustered gold table's
+clustering column reads, of the table's files, before and after. On demand, not in CI: the
+build takes about ten seconds per run.
 """
 
 from __future__ import annotations
@@ -26,20 +30,24 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from benchmarks.bi_queries import BI_QUERIES, bi_query
+from benchmarks.bi_queries import BI_QUERIES, bi_query, files_read
 from pipeline import table_names
 from pipeline.arguments import positive_int
 from pipeline.config import PiiKey, pii_key_from_environment, spark_settings_from_environment
 from pipeline.observe import event_log, history
-from pipeline.run import run_state, runner
-from pipeline.run.session import build_session
+from pipeline.run import optimize, run_state, runner
+from pipeline.run.session import build_session, session_settings
 from pipeline.storage import delta_log
+from pipeline.transforms.gold import CLUSTERING
 from scenarios import generator
 
 __all__ = ["main"]
 
 BUILT = "runs_built"
 """The file, in the cached many-runs folder, that says how many runs it holds."""
+SKIPPING_FILE_BYTES = 16 * 1024
+"""The OPTIMIZE target file size of the skipping measure's second copy (Delta's default is
+1 GB, which makes each of these tables one file)."""
 
 
 def _arrive(landing: Path, run: int, events: int) -> None:
@@ -132,6 +140,44 @@ def _files(warehouse: Path) -> dict[str, int]:
     }
 
 
+def _point_query_files(spark: SparkSession, warehouse: Path) -> dict[str, tuple[int, int]]:
+    """Per clustered gold table: the files a point query on its clustering column (its
+    middle value) reads, and the table's files."""
+    found = {}
+    for table, (column, *_rest) in CLUSTERING.items():
+        frame = spark.read.format("delta").load(str(warehouse / table))
+        values = [row[0] for row in frame.select(column).distinct().orderBy(column).collect()]
+        point = frame.where(frame[column] == values[len(values) // 2])
+        found[table] = (files_read(point), (delta_log.live_files(warehouse / table) or (0, 0))[0])
+    return found
+
+
+def _skipping(spark: SparkSession, warehouse: Path, scratch: Path) -> None:
+    """Print the point queries' files read before and after `clickstream optimize` on copies
+    of `warehouse`, at the default target file size and at `SKIPPING_FILE_BYTES`."""
+    before = _point_query_files(spark, warehouse)
+    after = {}
+    for label, settings in (
+        ("default", {}),
+        (
+            f"{SKIPPING_FILE_BYTES // 1024} kB",
+            {"spark.databricks.delta.optimize.maxFileSize": str(SKIPPING_FILE_BYTES)},
+        ),
+    ):
+        copy = scratch / "warehouse"
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.copytree(warehouse, copy)
+        with session_settings(spark, settings):
+            optimize.optimize_warehouse(spark, copy)
+        after[label] = _point_query_files(spark, copy)
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(f"\n{'point query: files read of the files':<36} {'before':>9}", end="")
+    print("".join(f" {'optimized, ' + label:>22}" for label in after))
+    for table, (read, files) in before.items():
+        cells = "".join(f" {f'{r} of {n}':>22}" for r, n in (a[table] for a in after.values()))
+        print(f"{table:<36} {f'{read} of {files}':>9}{cells}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.decay", description=__doc__)
     parser.add_argument("--runs", type=positive_int, default=500, help="small runs (default 500)")
@@ -175,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, by in timings.items():
         slow, fast = statistics.median(by["many"]), statistics.median(by["one"])
         print(f"{label:<36} {slow:>9.3f}s {fast:>9.3f}s {slow / fast:>6.2f}x")
+    _skipping(spark, many / "warehouse", args.cache_dir / "skipping")
     spark.stop()
     return 0
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as benchmarks_cli
-from benchmarks import decay
+from benchmarks import decay, history_scale
 from clickstream import cli
 from contracts import __main__ as contracts_cli
 from pipeline.lakeflow import local as lakeflow_cli
@@ -36,6 +36,7 @@ PROGRAMS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "python -m contracts": contracts_cli._parser,
     "python -m benchmarks": benchmarks_cli._parser,
     "python -m benchmarks.decay": decay._parser,
+    "python -m benchmarks.history_scale": history_scale._parser,
     "python -m pipeline.lakeflow": lakeflow_cli._parser,
 }
 SESSION_PROGRAMS = {
