@@ -419,7 +419,7 @@ class Harness:
                 outcome.seconds,
             )
             if number + 1 < len(self.snapshots):
-                if stage == STAGES[0]:
+                if stage == STAGES[0] and stages & set(STAGES[1:]):
                     self._optimize(say)
                 shutil.rmtree(self.snapshots[number + 1], ignore_errors=True)
                 shutil.copytree(
