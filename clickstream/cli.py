@@ -1,6 +1,7 @@
 """The `clickstream` command: `produce` generates landing data, `run` processes it;
 `history` and `lineage` read the event log; `forget`, `verify-erasure` and `rotate-key` keep
-its privacy promises; `optimize` keeps it fast. Each group of commands is a module of this
+its privacy promises; `optimize` keeps it fast; `dlt run` runs a user's own DLT / Lakeflow
+sources. Each group of commands is a module of this
 package that adds its parsers; this one composes them and reports errors."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from clickstream import maintain, observe, privacy, produce, run
+from clickstream import dlt_run, maintain, observe, privacy, produce, run
 from pipeline.errors import ClickstreamError
 
 __all__ = ["CANCELED_EXIT", "main"]
@@ -23,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Clickstream medallion pipeline on local Spark + Delta Lake.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (produce, run, observe, privacy, maintain):
+    for group in (produce, run, observe, privacy, maintain, dlt_run):
         group.add_commands(commands)
     return parser
 

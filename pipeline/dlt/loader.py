@@ -21,7 +21,7 @@ from pipeline.dlt.refusals import Refusal, refusals
 from pipeline.dlt.source import Source, read_source
 from pipeline.errors import ConfigurationError
 
-__all__ = ["UnsupportedFeatureError", "Widgets", "load_sources"]
+__all__ = ["UnsupportedFeatureError", "Widgets", "checked_sources", "load_sources"]
 
 
 class UnsupportedFeatureError(ConfigurationError):
@@ -84,10 +84,7 @@ def load_sources(
         UnsupportedFeatureError: a source uses what cannot run here (all of them named).
         ConfigurationError: a source is unreadable, or its declarations are inconsistent.
     """
-    sources = [read_source(path) for path in paths]
-    found = [refusal for source in sources for refusal in refusals(source)]
-    if found:
-        raise UnsupportedFeatureError(found)
+    sources = checked_sources(paths)
     for source in sources:
         for warning in source.warnings:
             warn(warning)
@@ -99,6 +96,20 @@ def load_sources(
         with _installed(module):
             _execute(source, module, spark, widgets)
     return declarations.checked()
+
+
+def checked_sources(paths: Sequence[Path]) -> list[Source]:
+    """The sources, read; none of them uses what cannot run here.
+
+    Raises:
+        UnsupportedFeatureError: what cannot run here, in every source, named.
+        ConfigurationError: a source is unreadable.
+    """
+    sources = [read_source(path) for path in paths]
+    found = [refusal for source in sources for refusal in refusals(source)]
+    if found:
+        raise UnsupportedFeatureError(found)
+    return sources
 
 
 def _execute(source: Source, module: types.ModuleType, spark: Any, widgets: Widgets) -> None:

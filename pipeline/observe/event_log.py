@@ -296,27 +296,36 @@ class UpdateLog:
                     "create_update",
                     {"cause": cause, "full_refresh": full_refresh, "runner": runner},
                 ),
-            )
+            ),
+            *self._definitions(flows),
+            self._progress(RUNNING),
         ]
-        for flow in flows:
-            events.append(
-                self._event(
-                    "flow_definition",
-                    f"Flow '{flow.name}' reads {', '.join(flow.inputs)} and writes "
-                    f"'{flow.output}'.",
-                    _details_json(
-                        "flow_definition",
-                        {
-                            "output_dataset": flow.output,
-                            "input_datasets": list(flow.inputs),
-                            "flow_type": flow.kind,
-                        },
-                    ),
-                    flow=flow,
-                )
-            )
-        events.append(self._progress(RUNNING))
         self._append(events)
+
+    def defined(self, flows: Iterable[Flow]) -> None:
+        """The definitions of flows found while the update runs (a user's pipeline finds its
+        graph from its queries)."""
+        events = self._definitions(flows)
+        if events:
+            self._append(events)
+
+    def _definitions(self, flows: Iterable[Flow]) -> list[dict[str, Any]]:
+        return [
+            self._event(
+                "flow_definition",
+                f"Flow '{flow.name}' reads {', '.join(flow.inputs)} and writes '{flow.output}'.",
+                _details_json(
+                    "flow_definition",
+                    {
+                        "output_dataset": flow.output,
+                        "input_datasets": list(flow.inputs),
+                        "flow_type": flow.kind,
+                    },
+                ),
+                flow=flow,
+            )
+            for flow in flows
+        ]
 
     def _progress(
         self,
@@ -418,6 +427,7 @@ class UpdateLog:
         output_rows: Mapping[str, int] | None = None,
         error: tuple[str, str] | None = None,
         costs: Mapping[str, FlowCost] | None = None,
+        quality: Mapping[str, tuple[Sequence[ExpectationMetric], int]] | None = None,
     ) -> None:
         """One `flow_progress` event per flow as its stage ends.
 
@@ -428,6 +438,7 @@ class UpdateLog:
                 commits carry no batch markers, and a full refresh).
             error: the class and message of the failure.
             costs: what each flow cost the engine in this stage (`pipeline.run.cost`).
+            quality: per flow name, its expectations' metrics and the rows they dropped.
         """
         events = []
         for flow in flows:
@@ -437,6 +448,9 @@ class UpdateLog:
             body: dict[str, Any] = {"status": status}
             if metrics:
                 body["metrics"] = metrics
+            rules, dropped = (quality or {}).get(flow.name, ((), 0))
+            if rules:
+                body["data_quality"] = _data_quality(rules, None) | {"dropped_records": dropped}
             verb = "has" if status in TERMINAL_STATES else "is"
             spent = None if costs is None or flow.name not in costs else costs[flow.name]
             events.append(
