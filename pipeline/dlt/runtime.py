@@ -30,7 +30,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from pipeline.dlt.autoloader import auto_loader
 from pipeline.dlt.files import auto_loader_stream, source_schema
 from pipeline.errors import ClickstreamError, ConfigurationError
 from pipeline.observe.flows import Flow
+from pipeline.run.cost import FlowCost, SparkWork
 from pipeline.storage import delta_log
 from pipeline.storage.scd_merge import change_log_path, merge_changes
 from pipeline.transforms.expectations import ExpectationMetric
@@ -79,6 +80,9 @@ class FlowResult:
     metrics: list[ExpectationMetric] = field(default_factory=list)
     dropped: int = 0
     seconds: float = 0.0
+    cost: FlowCost = field(default_factory=FlowCost)
+    """What the flow's write cost the engine (its queries' own reads of other datasets, and
+    schema inference, count outside the flows)."""
 
 
 def _condition(rule: DeclaredExpectation) -> Column:
@@ -327,11 +331,16 @@ class Runtime:
         observed: Sequence[_Observed],
         progress: Sequence[Any],
         started: float,
+        work: SparkWork,
     ) -> None:
         path = Path(self.table_path(flow.output))
-        rows = delta_log.output_rows(path, before, delta_log.table_version(path))
+        after = delta_log.table_version(path)
+        rows = delta_log.output_rows(path, before, after)
         metrics, dropped = self._metrics(observed, progress)
-        result = FlowResult(flow, rows, metrics, dropped, time.perf_counter() - started)
+        spark = sum(work.by_flow().values(), FlowCost())
+        written = FlowCost.of_commits(delta_log.commits(path, before, after))
+        spent = replace(spark + written, micro_batches=len(_batches_with_data(progress)))
+        result = FlowResult(flow, rows, metrics, dropped, time.perf_counter() - started, spent)
         self._report(result)
         note = f", {dropped:,} dropped by expectations" if dropped else ""
         self._say(f"flow {flow.name}: {rows:,} rows written{note} ({result.seconds:.1f} s)")
@@ -350,13 +359,14 @@ class Runtime:
                     "(a streaming table), or read with dlt.read"
                 )
             flow = self._started(dataset.name, dataset.name, inputs)
+            work = SparkWork(self.spark)
             before = delta_log.table_version(Path(path))
             if streaming:
                 progress = self._stream(frame, flow.name, path, dataset)
             else:
                 self._write_static(frame, path, dataset)
                 progress = []
-        self._finish(flow, before, observed, progress, started)
+        self._finish(flow, before, observed, progress, started, work)
 
     def _run_flow(self, flow_declared: QueryFlow | CdcFlow, target: Dataset) -> None:
         started = time.perf_counter()
@@ -365,11 +375,13 @@ class Runtime:
             if isinstance(flow_declared, CdcFlow):
                 changes = self._expected(self.read_stream(flow_declared.source), target)
                 flow = self._started(flow_declared.name, target.name, inputs)
+                work = SparkWork(self.spark)
                 before = delta_log.table_version(Path(path))
                 progress = self._apply_changes(changes, flow_declared, path)
             else:
                 frame = self._expected(flow_declared.query(), target)
                 flow = self._started(flow_declared.name, target.name, inputs)
+                work = SparkWork(self.spark)
                 before = delta_log.table_version(Path(path))
                 if frame.isStreaming:
                     progress = self._stream(frame, flow.name, path, target)
@@ -378,7 +390,7 @@ class Runtime:
                         path
                     )
                     progress = []
-        self._finish(flow, before, observed, progress, started)
+        self._finish(flow, before, observed, progress, started, work)
 
     def _write_static(self, frame: DataFrame, path: str, dataset: Dataset) -> None:
         writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")

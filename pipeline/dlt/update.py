@@ -12,6 +12,7 @@ the warehouse's writer lock and a recorded update (`COMPLETED`, `FAILED` with th
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from pipeline.dlt.spark_proxy import PipelineSpark, dataset_name
 from pipeline.dlt.state import digest, load_state, nothing_new, save_state
 from pipeline.errors import ConfigurationError
 from pipeline.observe.event_log import COMPLETED, new_update_id, recorded_update
+from pipeline.run.cost import FlowCost, UpdateCost
 from pipeline.run.writer_lock import writer_lock
 
 __all__ = ["RUNNER", "UpdateOutcome", "run_update"]
@@ -85,7 +87,9 @@ def run_update(
         checked_sources(paths)  # what cannot run here stops everything before Spark starts
         values = dict(settings)
         session = functools.cache(start_spark)
+        starting = time.perf_counter()
         real = session()  # a source's top level may build columns (col(...) needs Spark)
+        start_seconds = time.perf_counter() - starting
         for key, value in values.items():
             real.conf.set(key, value)
         spark = PipelineSpark(values, session)
@@ -103,6 +107,7 @@ def run_update(
         with recorded_update(
             warehouse, outcome.update_id, flows=(), full_refresh=full_refresh, runner=RUNNER
         ) as update:
+            update.spark_started(start_seconds)
 
             def report(result: FlowResult) -> None:
                 outcome.flows.append(result)
@@ -111,7 +116,10 @@ def run_update(
                     COMPLETED,
                     output_rows={result.flow.output: result.output_rows},
                     quality={result.flow.name: (result.metrics, result.dropped)},
+                    costs={result.flow.name: result.cost},
                 )
+                spent = sum((flow.cost for flow in outcome.flows), FlowCost())
+                update.record_cost(UpdateCost(total=spent))
 
             runtime = Runtime(
                 real,
