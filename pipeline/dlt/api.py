@@ -340,4 +340,15 @@ def dlt_module(
         functions[f"expect_all{suffix}"] = expectation(action, many=True)
     for function_name, function in functions.items():
         setattr(module, function_name, function)
+
+    def unsupported(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise declarations.refusal(
+            declarations.line_of_caller(),
+            f"dlt.{name} is not supported by the local harness (docs/dlt.md lists what is): "
+            "remove it for the local run, or run this part on Databricks",
+        )
+
+    module.__getattr__ = unsupported  # type: ignore[method-assign]
     return module

@@ -163,3 +163,10 @@ def test_widgets_read_the_settings_and_their_declared_defaults(tmp_path: Path) -
     assert found.datasets["orders_eu"].options == {"path": "/data/in"}
     with pytest.raises(ConfigurationError, match=r"pass --conf landing=VALUE"):
         _load(tmp_path, text)
+
+
+def test_a_dlt_function_the_harness_lacks_is_refused_by_line(tmp_path: Path) -> None:
+    source = tmp_path / "sink.py"
+    source.write_text('import dlt\n\ndlt.create_sink("out", "kafka", {})\n')
+    with pytest.raises(ConfigurationError, match=r"sink.py:3: dlt.create_sink is not supported"):
+        load_sources([source], None, {}, read=lambda _n: None, read_stream=lambda _n: None)
