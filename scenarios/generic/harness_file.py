@@ -1,0 +1,256 @@
+"""The harness file (`harness.yml`): what the generic harness must know of a user's pipeline
+to feed it and judge it.
+
+```yaml
+landing: customers.landing          # the --conf key the sources read their landing folder from
+settings: {min_amount: "1"}         # other --conf values (optional)
+inputs:
+  changes:                          # one input: files under <landing>/<folder>
+    folder: ""                      # "" (default): the landing folder itself
+    format: json                    # json (default) or csv
+    fields:
+      customer_id: {type: long, role: key}
+      changed_at: {type: timestamp, role: sequence}
+      operation: {type: string, values: [UPSERT], delete: DELETE}
+      email: {type: email, personal: true}
+      note: {type: text}
+datasets:
+  customers_raw: {role: raw, input: changes}
+  customer_changes: {role: cleaned, input: changes}
+  dim_customers: {role: cdc_target, input: changes}
+pseudonymized: []                   # datasets that must hold no clear personal value
+```
+
+Field types: `long`, `int`, `double`, `boolean`, `string` (with `values`, one of them),
+`timestamp`, `date`, `email`, `name`, `text` (free text, where personal data can hide). Roles:
+`key` (one or more fields), `sequence` (one; orders the changes of a key). A field with
+`delete: VALUE` marks deletes: a delete record holds the key, the sequence and that value.
+
+Every mistake is named with its path in the file (`inputs.changes.fields.email.type`) and
+what is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigurationError
+
+__all__ = [
+    "FIELD_TYPES",
+    "FORMATS",
+    "ROLES",
+    "Dataset",
+    "Field",
+    "Harness",
+    "Input",
+    "harness_from",
+    "read_harness",
+]
+
+FIELD_TYPES = (
+    "long",
+    "int",
+    "double",
+    "boolean",
+    "string",
+    "timestamp",
+    "date",
+    "email",
+    "name",
+    "text",
+)
+FORMATS = ("json", "csv")
+ROLES = ("raw", "cleaned", "cdc_target")
+"""What a dataset is to the invariants: `raw` holds every line of its input (or its rescued
+data), `cleaned` is judged by expectations, `cdc_target` must equal the AUTO CDC reference."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an input's records."""
+
+    name: str
+    type: str
+    role: str | None = None
+    values: tuple[str, ...] = ()
+    delete: str | None = None
+    personal: bool = False
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input: the records landed under `<landing>/<folder>`."""
+
+    name: str
+    folder: str
+    format: str
+    fields: tuple[Field, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.role == "key")
+
+    @property
+    def sequence(self) -> str | None:
+        return next((f.name for f in self.fields if f.role == "sequence"), None)
+
+    @property
+    def delete_field(self) -> Field | None:
+        return next((f for f in self.fields if f.delete is not None), None)
+
+    @property
+    def personal(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.personal or f.type in ("email", "name"))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset of the pipeline the invariants judge."""
+
+    name: str
+    role: str
+    input: str
+
+
+@dataclass(frozen=True)
+class Harness:
+    """A harness file, read and checked."""
+
+    landing: str
+    inputs: dict[str, Input]
+    datasets: dict[str, Dataset]
+    settings: dict[str, str] = field(default_factory=dict)
+    pseudonymized: tuple[str, ...] = ()
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{where}: expected a mapping (name: value lines)")
+    return value
+
+
+def _one_of(value: Any, accepted: tuple[str, ...], where: str) -> str:
+    if value not in accepted:
+        raise ConfigurationError(f"{where}: {value!r} is not one of {', '.join(accepted)}")
+    return str(value)
+
+
+def _field(name: str, spec: Any, where: str) -> Field:
+    spec = _mapping(spec, where)
+    unknown = set(spec) - {"type", "role", "values", "delete", "personal"}
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; a field has type, role, "
+            "values, delete and personal"
+        )
+    role = spec.get("role")
+    if role is not None:
+        _one_of(role, ("key", "sequence"), f"{where}.role")
+    values = spec.get("values", [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigurationError(f"{where}.values: a list of strings, for example [a, b]")
+    return Field(
+        name=name,
+        type=_one_of(spec.get("type"), FIELD_TYPES, f"{where}.type"),
+        role=role,
+        values=tuple(values),
+        delete=None if spec.get("delete") is None else str(spec["delete"]),
+        personal=bool(spec.get("personal", False)),
+    )
+
+
+def _input(name: str, spec: Any, where: str) -> Input:
+    spec = _mapping(spec, where)
+    fields = tuple(
+        _field(str(n), s, f"{where}.fields.{n}")
+        for n, s in _mapping(spec.get("fields"), f"{where}.fields").items()
+    )
+    found = Input(
+        name=name,
+        folder=str(spec.get("folder", "") or ""),
+        format=_one_of(spec.get("format", "json"), FORMATS, f"{where}.format"),
+        fields=fields,
+    )
+    if not found.keys:
+        raise ConfigurationError(
+            f"{where}.fields: give one field role: key (what a record is about)"
+        )
+    if sum(f.role == "sequence" for f in fields) > 1:
+        raise ConfigurationError(f"{where}.fields: one field at most has role: sequence")
+    if sum(f.delete is not None for f in fields) > 1:
+        raise ConfigurationError(f"{where}.fields: one field at most marks deletes (delete:)")
+    if found.delete_field is not None and found.sequence is None:
+        raise ConfigurationError(
+            f"{where}.fields: deletes need a field with role: sequence to order them"
+        )
+    return found
+
+
+def harness_from(data: Any, where: str = "harness") -> Harness:
+    """A harness from its parsed YAML (see the module docstring).
+
+    Raises:
+        ConfigurationError: a missing or malformed entry, named by its path.
+    """
+    data = _mapping(data, where)
+    landing = data.get("landing")
+    if not isinstance(landing, str) or not landing:
+        raise ConfigurationError(
+            f"{where}.landing: the --conf key your sources read the landing folder from, "
+            "for example landing: customers.landing"
+        )
+    inputs = {
+        str(n): _input(str(n), s, f"{where}.inputs.{n}")
+        for n, s in _mapping(data.get("inputs"), f"{where}.inputs").items()
+    }
+    if not inputs:
+        raise ConfigurationError(f"{where}.inputs: name at least one input")
+    datasets = {}
+    for name, spec in _mapping(data.get("datasets", {}), f"{where}.datasets").items():
+        at = f"{where}.datasets.{name}"
+        spec = _mapping(spec, at)
+        input_name = spec.get("input", next(iter(inputs)))
+        if input_name not in inputs:
+            raise ConfigurationError(
+                f"{at}.input: {input_name!r} is not an input ({', '.join(inputs)})"
+            )
+        datasets[str(name)] = Dataset(
+            str(name), _one_of(spec.get("role"), ROLES, f"{at}.role"), str(input_name)
+        )
+    for name, dataset in datasets.items():
+        if dataset.role == "cdc_target" and inputs[dataset.input].sequence is None:
+            raise ConfigurationError(
+                f"{where}.datasets.{name}: a cdc_target's input needs a field with "
+                "role: sequence (its sequence_by)"
+            )
+    pseudonymized = data.get("pseudonymized", []) or []
+    unknown = [n for n in pseudonymized if n not in datasets]
+    if unknown:
+        raise ConfigurationError(
+            f"{where}.pseudonymized: {', '.join(map(str, unknown))} not under datasets"
+        )
+    settings = {
+        str(k): str(v) for k, v in _mapping(data.get("settings", {}), f"{where}.settings").items()
+    }
+    return Harness(landing, inputs, datasets, settings, tuple(map(str, pseudonymized)))
+
+
+def read_harness(path: Path) -> Harness:
+    """The harness file at `path`.
+
+    Raises:
+        ConfigurationError: the file is missing, is not YAML, or is malformed (named).
+    """
+    if not path.is_file():
+        raise ConfigurationError(f"no harness file {path}: write one (docs/dlt.md shows its form)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigurationError(f"{path} is not valid YAML: {error}") from error
+    return harness_from(data, str(path))

@@ -1,0 +1,105 @@
+"""The generic harness's pure parts: the harness file, seeded records and faults (no JVM)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigurationError
+from scenarios.generic.harness_file import harness_from, read_harness
+from scenarios.generic.records import FAULTS, START, changes, lines, with_fault
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _records(seed: int = 1, count: int = 40) -> list[dict[str, object]]:
+    source = read_harness(PROJECT / "examples/customers_cdc/harness.yml").inputs["changes"]
+    return changes(source, seed=seed, count=count, keys=10, start=START, step=timedelta(hours=1))
+
+
+def test_the_examples_harness_files_are_read() -> None:
+    customers = read_harness(PROJECT / "examples/customers_cdc/harness.yml")
+    changes_input = customers.inputs["changes"]
+    assert changes_input.keys == ("customer_id",)
+    assert changes_input.sequence == "changed_at"
+    assert changes_input.personal == ("name", "email")
+    assert customers.datasets["dim_customers"].role == "cdc_target"
+    orders = read_harness(PROJECT / "examples/orders/harness.yml")
+    assert orders.inputs["orders"].format == "csv"
+    assert orders.settings == {"min_amount": "1"}
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"inputs": {}}, r"harness.landing: the --conf key"),
+        ({"landing": "l", "inputs": {"a": {"fields": {"x": {"type": "long"}}}}}, r"role: key"),
+        (
+            {"landing": "l", "inputs": {"a": {"fields": {"x": {"type": "float", "role": "key"}}}}},
+            r"inputs.a.fields.x.type: 'float' is not one of long",
+        ),
+        (
+            {"landing": "l", "inputs": {"a": {"format": "xml", "fields": {}}}},
+            r"inputs.a.format: 'xml'",
+        ),
+        (
+            {
+                "landing": "l",
+                "inputs": {"a": {"fields": {"x": {"type": "long", "role": "key"}}}},
+                "datasets": {"t": {"role": "cdc_target"}},
+            },
+            r"datasets.t: a cdc_target's input needs a field with role: sequence",
+        ),
+        (
+            {
+                "landing": "l",
+                "inputs": {"a": {"fields": {"x": {"type": "long", "role": "key", "colour": 1}}}},
+            },
+            r"fields.x: unknown key\(s\) colour",
+        ),
+    ],
+)
+def test_a_malformed_harness_file_is_named_by_path(data: object, named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        harness_from(data)
+
+
+def test_records_are_seeded_and_keys_change_more_than_once() -> None:
+    first, again, other = _records(1), _records(1), _records(2)
+    assert first == again and first != other
+    keys = [r["customer_id"] for r in first]
+    assert len(set(keys)) < len(keys)  # keys repeat: a CDC target sees updates
+    assert [r["changed_at"] for r in first] == sorted(str(r["changed_at"]) for r in first)
+
+
+def test_each_fault_does_what_it_says() -> None:
+    source = read_harness(PROJECT / "examples/customers_cdc/harness.yml").inputs["changes"]
+    records = _records()
+    duplicated = with_fault(source, records, "duplicates", 3)
+    assert len(duplicated.records) == len(records) + duplicated.notes["duplicates"]
+    deleted = with_fault(source, records, "deletes", 3)
+    deletes = [r for r in deleted.records if r["operation"] == "DELETE"]
+    assert len(deletes) == deleted.notes["deletes"]
+    assert all(set(r) == {"customer_id", "changed_at", "operation"} for r in deletes)
+    corrupt = with_fault(source, records, "corrupt", 3)
+    for line in corrupt.corrupt:
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(line)
+    late = with_fault(source, records, "late", 3)
+    moved = [(a, b) for a, b in zip(late.records, records, strict=True) if a != b]
+    assert len(moved) == late.notes["late"]
+    assert all(str(a["changed_at"]) < str(b["changed_at"]) for a, b in moved)
+    for fault in FAULTS:  # every fault leaves every line landable
+        arrival = with_fault(source, records, fault, 3)
+        assert len(lines(source, arrival)) == len(arrival.records) + len(arrival.corrupt)
+
+
+def test_csv_lines_have_a_header_and_every_field() -> None:
+    orders = read_harness(PROJECT / "examples/orders/harness.yml").inputs["orders"]
+    records = changes(orders, seed=1, count=5, keys=5, start=START, step=timedelta(minutes=5))
+    written = lines(orders, with_fault(orders, records, "new_field", 1))
+    assert written[0].startswith("order_id,ordered_at,country,quantity,amount")
+    assert len(written) == 6
