@@ -113,6 +113,31 @@ def cluster(session: nox.Session) -> None:
     session.run("python", "-m", "scenarios.cluster", *session.posargs, env=_with_key())
 
 
+EXAMPLES = ("customers_cdc", "orders")
+"""The DLT pipelines of other domains under examples/, each with its harness.yml."""
+
+
+@nox.session(python="3.11", default=False)
+def dlt(session: nox.Session) -> None:
+    """The generic scenarios on each example DLT pipeline (`-- --only clean` for the smallest)."""
+    _install(session)
+    for example in EXAMPLES:
+        folder = PROJECT / "examples" / example
+        session.run(
+            "python",
+            "-m",
+            "scenarios",
+            "--pipeline",
+            str(folder / "pipeline.py"),
+            "--harness",
+            str(folder / "harness.yml"),
+            "--report-dir",
+            str(PROJECT / "reports" / "dlt" / example),
+            *session.posargs,
+            env=ENV,
+        )
+
+
 @nox.session(python="3.11")
 def cost(session: nox.Session) -> None:
     """Count each flow's Spark jobs and Delta commits on a fixed workload; fail when one grew."""

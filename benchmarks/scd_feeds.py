@@ -6,7 +6,7 @@ by `n`; inserts, updates, deletes, values from tiny domains so that changes equa
 version come up often), some delivered twice. All histories are packed into one feed with
 distinct keys, shuffled, and cut into batches: so changes arrive out of order, across
 batches, and thousands of histories cost a few Spark jobs. The reference model is
-`tests.scd_model`, which shares no code with the engine.
+`scenarios.scd_model`, which shares no code with the engine.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pyspark.sql import functions as F
 from benchmarks.workloads import chunks
 from pipeline.storage import scd_merge
 from pipeline.transforms import scd2
+from scenarios.scd_model import scd2 as model_scd2
 from tests.change_feeds import DELETES, KEYS, SCHEMA, FeedRow, Layout, model_changes
-from tests.scd_model import scd2 as model_scd2
 
 __all__ = ["LAYOUT", "Verdict", "VersionRow", "apply_incrementally", "check", "random_feed"]
 

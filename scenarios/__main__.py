@@ -109,6 +109,30 @@ def _parser() -> argparse.ArgumentParser:
             "(default: $CLICKSTREAM_MASTER, else local[2])"
         ),
     )
+    generic = parser.add_argument_group(
+        "your own pipeline", "the scenarios on DLT / Lakeflow sources (docs/dlt.md)"
+    )
+    generic.add_argument(
+        "--pipeline",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="SOURCE.py",
+        help="the pipeline's sources, run as `clickstream dlt run` runs them",
+    )
+    generic.add_argument(
+        "--harness",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="its harness file: inputs, keys, sequence, personal fields, datasets' roles",
+    )
+    generic.add_argument(
+        "--records",
+        type=positive_int,
+        default=200,
+        help="records per input and arrival (default 200)",
+    )
     parser.add_argument(
         "--report-dir",
         type=Path,
@@ -204,9 +228,71 @@ def _run_scenarios(
         return [future.result() for future in futures]
 
 
+def _generic(args: argparse.Namespace) -> int:
+    """The scenarios on a user's pipeline (`scenarios.generic.run`)."""
+    from scenarios.generic.harness_file import read_harness
+    from scenarios.generic.run import SCENARIOS, GenericRun, run_scenario
+
+    if args.pipeline is None or args.harness is None:
+        print("error: --pipeline and --harness go together", file=sys.stderr)
+        return 2
+    if args.list:
+        for name in SCENARIOS:
+            print(name)
+        return 0
+    unknown = set(args.only) - set(SCENARIOS)
+    if unknown:
+        print(f"error: unknown scenario(s) {sorted(unknown)}; see --list", file=sys.stderr)
+        return 2
+    try:
+        harness = read_harness(args.harness)
+        missing = [str(p) for p in args.pipeline if not p.is_file()]
+        if missing:
+            raise ClickstreamError(f"no such source file: {', '.join(missing)}")
+        log_file = args.report_dir / "spark.log"
+        print(f"starting Spark ... (its log: {log_file})", flush=True)
+        spark = build_session(
+            spark_settings_from_environment(master=args.master), log_file=log_file
+        )
+        for key, value in SMALL_INPUT.items():
+            spark.conf.set(key, value)
+    except ClickstreamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    run = GenericRun(
+        spark, tuple(p.resolve() for p in args.pipeline), harness, args.seed, args.records
+    )
+    selected = [name for name in SCENARIOS if not args.only or name in args.only]
+    results = []
+    kept = contextlib.nullcontext(str(args.workdir)) if args.workdir else None
+    try:
+        with kept or tempfile.TemporaryDirectory(prefix="scenarios-") as scratch:
+            for index, name in enumerate(selected, start=1):
+                result = run_scenario(run, name, Path(scratch) / name)
+                print(f"[{index}/{len(selected)}] {name}: {result.description}", flush=True)
+                _print_result(result)
+                results.append(result)
+    finally:
+        spark.stop()
+    return _reported(results, args)
+
+
+def _reported(results: list[ScenarioResult], args: argparse.Namespace) -> int:
+    """Write the reports, print the totals; 0 only when every invariant held."""
+    paths = write_reports(results, args.report_dir, seed=args.seed, generated_at=datetime.now(UTC))
+    checks = [verdict for result in results for verdict in result.verdicts]
+    failed = sum(not verdict.passed for verdict in checks)
+    errors = sum(result.error is not None for result in results)
+    print(f"{len(checks) - failed} passed, {failed + errors} failed")
+    print(f"reports: {paths.html}  {paths.json}  {paths.junit}")
+    return 1 if failed or errors else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected scenarios and return 0 only when every invariant held."""
     args = _parser().parse_args(argv)
+    if args.pipeline is not None or args.harness is not None:
+        return _generic(args)
     if args.list:
         for scenario in CATALOG:
             print(f"{scenario.name:<20} {scenario.description}")
@@ -232,13 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = _run_scenarios(spark, selected, args, pii_key)
     finally:
         spark.stop()
-    paths = write_reports(results, args.report_dir, seed=args.seed, generated_at=datetime.now(UTC))
-    checks = [verdict for result in results for verdict in result.verdicts]
-    failed = sum(not verdict.passed for verdict in checks)
-    errors = sum(result.error is not None for result in results)
-    print(f"{len(checks) - failed} passed, {failed + errors} failed")
-    print(f"reports: {paths.html}  {paths.json}  {paths.junit}")
-    return 1 if failed or errors else 0
+    return _reported(results, args)
 
 
 if __name__ == "__main__":

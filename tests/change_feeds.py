@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.scd_model import Change, Kind
+from scenarios.scd_model import Change, Kind
 
 SCHEMA = "tenant string, id int, op string, at int, n int, a int, b string"
 COLUMNS = ("tenant", "id", "op", "at", "n", "a", "b")

@@ -25,6 +25,10 @@ def orders_raw():
         .option("cloudFiles.format", "csv")
         .option("header", "true")
         .option("cloudFiles.inferColumnTypes", "true")
+        .option(
+            "cloudFiles.schemaHints",
+            "order_id BIGINT, ordered_at TIMESTAMP, quantity INT, amount DOUBLE",
+        )
         .option("cloudFiles.useNotifications", "true")
         .load(landing)
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.dlt.api import Declarations
 from pipeline.dlt.loader import checked_sources, load_sources
 from pipeline.dlt.runtime import STATE_DIR, FlowResult, Runtime, reset
 from pipeline.dlt.spark_proxy import PipelineSpark, dataset_name
@@ -25,11 +26,16 @@ from pipeline.dlt.state import digest, load_state, nothing_new, save_state
 from pipeline.errors import ConfigurationError
 from pipeline.observe.event_log import COMPLETED, new_update_id, recorded_update
 from pipeline.run.cost import FlowCost, UpdateCost
+from pipeline.run.session import session_settings
 from pipeline.run.writer_lock import writer_lock
 
 __all__ = ["RUNNER", "UpdateOutcome", "run_update"]
 
 RUNNER = "clickstream dlt run"
+EVOLVING = {"spark.databricks.delta.schema.autoMerge.enabled": "true"}
+"""Every Delta write of an update may add columns: a source's schema evolves (Auto Loader's
+`addNewColumns`), and the tables and change logs downstream take the new columns, as
+Lakeflow's do."""
 
 
 @dataclass
@@ -39,6 +45,8 @@ class UpdateOutcome:
     update_id: str
     nothing_new: bool = False
     flows: list[FlowResult] = field(default_factory=list)
+    declarations: Declarations | None = None
+    """What the sources declared (None: nothing new, the sources were not run)."""
 
 
 def _checked_paths(sources: Sequence[Path]) -> list[Path]:
@@ -102,6 +110,7 @@ def run_update(
             read_stream=lambda name: holder[0].read_stream(dataset_name(name)),
             warn=say,
         )
+        outcome.declarations = declarations
         if full_refresh:
             reset(warehouse, declarations)
         with recorded_update(
@@ -131,6 +140,7 @@ def run_update(
             )
             holder.append(runtime)
             spark.bind(runtime)
-            runtime.update_all()
+            with session_settings(real, EVOLVING):
+                runtime.update_all()
         save_state(state_dir, run_digest, runtime.watched)
     return outcome

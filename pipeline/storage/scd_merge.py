@@ -139,7 +139,11 @@ def merge_changes(
         if plan.truncates is None:  # a truncate concerns every key
             batch_keys = changes.select(*plan.keys).distinct()
             logged = logged.join(batch_keys, list(plan.keys), "left_semi")
-        marked = marked.unionByName(logged.select("*", F.lit(True).alias(_FROM_LOG)))
+        # A batch may bring a column the log does not have yet (a source whose schema
+        # evolved), or lack one it has: each side's missing columns are null.
+        marked = marked.unionByName(
+            logged.select("*", F.lit(True).alias(_FROM_LOG)), allowMissingColumns=True
+        )
     # One pass reads the batch and its keys' history, for the check and the compute, and
     # counts what the rest needs to know.
     from_batch = ~F.col(_FROM_LOG)

@@ -112,13 +112,15 @@ def _out_of_order(source: Input, arrival: Arrival, rng: random.Random) -> None:
 
 
 def _late(source: Input, arrival: Arrival, rng: random.Random) -> None:
-    """Some records' sequence values moved a day back: changes that arrive after later ones."""
+    """Some records' sequence values moved a day (and seven seconds) back: changes that arrive
+    after later ones. The seconds keep them off the 10-minute grid of the others, so no two
+    changes of a key share a sequence value (which AUTO CDC refuses as ambiguous)."""
     sequence = source.sequence
     if sequence is None:
         return
     chosen = _pick(rng, arrival.records, 0.1)
     for i in chosen:
-        at = datetime.fromisoformat(arrival.records[i][sequence]) - timedelta(days=1)
+        at = datetime.fromisoformat(arrival.records[i][sequence]) - timedelta(days=1, seconds=7)
         arrival.records[i][sequence] = at.isoformat()
     arrival.notes["late"] = len(chosen)
 
@@ -152,8 +154,10 @@ def _new_field(source: Input, arrival: Arrival, rng: random.Random) -> None:
 
 
 def _changed_type(source: Input, arrival: Arrival, rng: random.Random) -> None:
-    """A number field holding text: what a producer that changed a type sends."""
-    numbers = [f.name for f in source.fields if f.type in ("long", "int", "double") and not f.role]
+    """A number field holding text: what a producer that changed a type sends (a key field
+    when the input has no other number)."""
+    numeric = [f for f in source.fields if f.type in ("long", "int", "double")]
+    numbers = [f.name for f in numeric if not f.role] or [f.name for f in numeric]
     if not numbers:
         return
     chosen = _pick(rng, arrival.records, 0.05)

@@ -22,7 +22,7 @@ from pipeline.dlt.update import UpdateOutcome, run_update
 from pipeline.observe.event_log import read_events
 from pipeline.observe.history import updates
 from pipeline.storage import delta_log
-from tests.scd_model import Change, scd2
+from scenarios.scd_model import Change, scd2
 
 PROJECT = Path(__file__).resolve().parents[2]
 SOURCE = PROJECT / "examples" / "customers_cdc" / "pipeline.py"

@@ -17,6 +17,8 @@ from pyspark.sql.types import LongType, StructType
 from pipeline.errors import ChangeFeedError
 from pipeline.storage import delta_log, scd_merge
 from pipeline.transforms import scd2
+from scenarios.scd_model import Change, Version, scd1, scd2_problems
+from scenarios.scd_model import scd2 as model_scd2
 from tests.change_feeds import (
     DELETES,
     KEYS,
@@ -27,8 +29,6 @@ from tests.change_feeds import (
     layouts,
     model_changes,
 )
-from tests.scd_model import Change, Version, scd1, scd2_problems
-from tests.scd_model import scd2 as model_scd2
 
 CHANGES = "id string, op string, seq long, v string"
 BY_SEQ: dict[str, Any] = {

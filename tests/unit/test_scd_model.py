@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scenarios.scd_model import AmbiguousChangesError, Change, Version, scd1, scd2, scd2_problems
 from tests.change_feeds import FeedRow, Layout, feeds, layouts, model_changes
-from tests.scd_model import AmbiguousChangesError, Change, Version, scd1, scd2, scd2_problems
 
 K = ("k",)
 

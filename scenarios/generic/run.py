@@ -1,0 +1,398 @@
+"""The scenarios on any DLT / Lakeflow pipeline: `python -m scenarios --pipeline SOURCE.py ...
+--harness harness.yml`.
+
+Each scenario lands a clean arrival of every input (seeded records, `records.changes`), runs
+an update (`clickstream dlt run`), lands a second arrival rewritten by one fault family
+(`records.FAULTS`; the `clean` scenario has none), runs again, and checks invariants that
+hold for any pipeline:
+
+* both updates completed;
+* every line landed is a row of its input's raw dataset (a line that is not a record, with
+  its rescued data);
+* each expectation of a cleaned dataset judged every row of its input, and a stored cleaned
+  dataset holds the rows its drop rules kept;
+* every CDC target equals the plain-Python reference of the documented AUTO CDC semantics
+  (`scenarios.scd_model`) over the changes its flow received (its change log);
+* an update with nothing new starts no Spark and changes no table;
+* the incremental result equals a `--full-refresh` of the same files;
+* no personal value landed appears in clear in a dataset the harness file marks
+  pseudonymized.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipeline.dlt.api import CdcFlow, Declarations
+from pipeline.dlt.update import UpdateOutcome, run_update
+from pipeline.observe import event_log, history
+from pipeline.storage import delta_log
+from pipeline.storage.scd_merge import change_log_path
+from scenarios.generic.harness_file import Harness, Input
+from scenarios.generic.records import FAULTS, START, Arrival, changes, lines, with_fault
+from scenarios.invariants import Verdict
+from scenarios.report import ScenarioResult
+from scenarios.scd_model import Change, scd1, scd2
+
+__all__ = ["SCENARIOS", "GenericRun", "run_scenario"]
+
+SCENARIOS = ("clean", *FAULTS)
+"""The generic scenarios: a clean second arrival, then one per fault family."""
+
+
+@dataclass(frozen=True)
+class GenericRun:
+    """What every generic scenario shares."""
+
+    spark: SparkSession
+    sources: tuple[Path, ...]
+    harness: Harness
+    seed: int
+    records: int
+
+
+def _land(source: Input, landing: Path, name: str, arrival: Arrival) -> int:
+    """Write an arrival's lines; the records (rows) they hold."""
+    folder = landing / source.folder if source.folder else landing
+    folder.mkdir(parents=True, exist_ok=True)
+    written = lines(source, arrival)
+    suffix = "json" if source.format == "json" else "csv"
+    (folder / f"{name}.{suffix}").write_text("\n".join(written) + "\n", encoding="utf-8")
+    header = 1 if source.format == "csv" else 0
+    return sum(1 for line in written if line.strip()) - header
+
+
+def _arrivals(run: GenericRun, fault: str | None) -> dict[str, tuple[Arrival, Arrival]]:
+    found = {}
+    for name, source in run.harness.inputs.items():
+        keys = max(run.records // 4, 1)
+        step = timedelta(minutes=10)
+        first = changes(source, seed=run.seed, count=run.records, keys=keys, start=START, step=step)
+        second = changes(
+            source,
+            seed=run.seed + 1,
+            count=run.records,
+            keys=keys,
+            start=START + step * run.records,
+            step=step,
+        )
+        found[name] = (
+            with_fault(source, first, None, run.seed),
+            with_fault(source, second, fault, run.seed),
+        )
+    return found
+
+
+def _rows(spark: SparkSession, path: Path) -> DataFrame | None:
+    if delta_log.table_version(path) is None:
+        return None
+    return spark.read.format("delta").load(str(path))
+
+
+# ---------------------------------------------------------------------- invariants
+
+
+def _accounted(run: GenericRun, warehouse: Path, landed: dict[str, int]) -> list[Verdict]:
+    verdicts = []
+    for dataset in run.harness.datasets.values():
+        if dataset.role != "raw":
+            continue
+        frame = _rows(run.spark, warehouse / dataset.name)
+        rows = 0 if frame is None else frame.count()
+        verdicts.append(
+            Verdict(
+                f"every line of {dataset.input} is a row of {dataset.name}",
+                rows == landed[dataset.input],
+                f"{landed[dataset.input]:,} lines landed, {rows:,} rows",
+            )
+        )
+    return verdicts
+
+
+def _judged(run: GenericRun, warehouse: Path, updates: Sequence[str]) -> list[Verdict]:
+    """Each cleaned dataset's rules judged every row of its input's raw dataset."""
+    events = [e for u in updates for e in event_log.read_events(warehouse, update_id=u)]
+    judged: dict[str, dict[str, int]] = {}
+    dropped: dict[str, int] = {}
+    for event in events:
+        quality = json.loads(event["details"]).get("flow_progress", {}).get("data_quality")
+        for rule in (quality or {}).get("expectations", []):
+            counts = judged.setdefault(rule["dataset"], {})
+            counts[rule["name"]] = (
+                counts.get(rule["name"], 0) + rule["passed_records"] + rule["failed_records"]
+            )
+        if quality:
+            flow = event["origin"]["flow_name"]
+            dropped[flow] = dropped.get(flow, 0) + int(quality.get("dropped_records", 0))
+    verdicts = []
+    raw = {d.input: d.name for d in run.harness.datasets.values() if d.role == "raw"}
+    for dataset in run.harness.datasets.values():
+        if dataset.role != "cleaned" or dataset.input not in raw:
+            continue
+        frame = _rows(run.spark, warehouse / raw[dataset.input])
+        expected = 0 if frame is None else frame.count()
+        counts = judged.get(dataset.name, {})
+        wrong = {rule: n for rule, n in counts.items() if n != expected}
+        verdicts.append(
+            Verdict(
+                f"the expectations of {dataset.name} judged every row of {raw[dataset.input]}",
+                bool(counts) and not wrong,
+                f"{expected:,} rows; judged per rule: "
+                + (", ".join(f"{r} {n:,}" for r, n in sorted(counts.items())) or "no rule"),
+            )
+        )
+        stored = _rows(run.spark, warehouse / dataset.name)
+        if stored is not None and dataset.name in dropped:
+            kept = stored.count()
+            verdicts.append(
+                Verdict(
+                    f"{dataset.name} holds the rows its drop rules kept",
+                    kept == expected - dropped[dataset.name],
+                    f"{expected:,} judged - {dropped[dataset.name]:,} dropped = "
+                    f"{expected - dropped[dataset.name]:,}; the table holds {kept:,}",
+                )
+            )
+    return verdicts
+
+
+def _cdc_reference(spark: SparkSession, flow: CdcFlow, log: DataFrame) -> set[tuple[Any, ...]]:
+    """The documented AUTO CDC result of the changes in `log` (the flow's change log)."""
+    excluded = set(flow.except_column_list or ())
+    columns = [c for c in log.columns if c not in excluded]
+    if flow.column_list is not None:
+        columns = list(flow.column_list)
+    keys = list(flow.keys)
+    values = [c for c in columns if c not in keys]
+    marked = log.select(
+        *columns,
+        (F.col(flow.sequence_by) if isinstance(flow.sequence_by, str) else flow.sequence_by).alias(
+            "__sequence"
+        ),
+        (
+            F.coalesce(
+                F.expr(flow.apply_as_deletes)
+                if isinstance(flow.apply_as_deletes, str)
+                else flow.apply_as_deletes,
+                F.lit(False),
+            )
+            if flow.apply_as_deletes is not None
+            else F.lit(False)
+        ).alias("__delete"),
+    )
+    found = [
+        Change(
+            tuple(row[k] for k in keys),
+            row["__sequence"],
+            "delete" if row["__delete"] else "upsert",
+            tuple((c, row[c]) for c in values),
+        )
+        for row in marked.collect()
+    ]
+    if flow.stored_as_scd_type == 1:
+        table = scd1(found, ignore_null_updates=flow.ignore_null_updates)
+        return {(*key, *(row[c] for c in values)) for key, row in table.items()}
+    tracked = None
+    if flow.track_history_column_list is not None:
+        tracked = list(flow.track_history_column_list)
+    elif flow.track_history_except_column_list is not None:
+        tracked = [c for c in values if c not in flow.track_history_except_column_list]
+    versions = scd2(found, tracked=tracked, ignore_null_updates=flow.ignore_null_updates)
+    return {(*v.key, *(v.values[c] for c in values), v.start, v.end) for v in versions}
+
+
+def _cdc_targets(
+    run: GenericRun, warehouse: Path, declarations: Declarations | None
+) -> list[Verdict]:
+    verdicts = []
+    flows = [f for f in (declarations.flows if declarations else []) if isinstance(f, CdcFlow)]
+    for flow in flows:
+        path = warehouse / flow.target
+        table, log = _rows(run.spark, path), _rows(run.spark, Path(change_log_path(str(path))))
+        if table is None or log is None:
+            verdicts.append(
+                Verdict(f"{flow.target} equals the AUTO CDC reference", False, "no table")
+            )
+            continue
+        expected = _cdc_reference(run.spark, flow, log)
+        keys = list(flow.keys)
+        values = [c for c in table.columns if c not in keys and not c.startswith("__")]
+        history_columns = ["__START_AT", "__END_AT"] if flow.stored_as_scd_type == 2 else []
+        actual = {tuple(row) for row in table.select(*keys, *values, *history_columns).collect()}
+        missing, extra = expected - actual, actual - expected
+        verdicts.append(
+            Verdict(
+                f"{flow.target} equals the AUTO CDC reference (SCD type {flow.stored_as_scd_type})",
+                not missing and not extra,
+                f"{len(actual):,} rows, {len(expected):,} expected from {log.count():,} changes; "
+                f"{len(missing)} missing, {len(extra)} unexpected"
+                + (f" (first missing: {sorted(missing, key=str)[0]})" if missing else ""),
+            )
+        )
+    return verdicts
+
+
+def _versions(warehouse: Path, datasets: Sequence[str]) -> dict[str, int | None]:
+    return {name: delta_log.table_version(warehouse / name) for name in datasets}
+
+
+def _equal_tables(spark: SparkSession, left: Path, right: Path, names: Sequence[str]) -> list[str]:
+    differing = []
+    for name in names:
+        a, b = _rows(spark, left / name), _rows(spark, right / name)
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                differing.append(name)
+            continue
+        b = b.select(*a.columns)
+        if a.exceptAll(b).count() or b.exceptAll(a).count():
+            differing.append(name)
+    return differing
+
+
+def _personal_values(arrivals: dict[str, tuple[Arrival, Arrival]], harness: Harness) -> set[str]:
+    found = set()
+    for name, (first, second) in arrivals.items():
+        personal = harness.inputs[name].personal
+        for record in [*first.records, *second.records]:
+            found |= {str(record[f]) for f in personal if record.get(f)}
+            found |= {
+                word.strip(",")
+                for value in record.values()
+                if isinstance(value, str) and "@" in value
+                for word in value.split()
+                if "@" in word
+            }
+    return found
+
+
+def _clear_values(spark: SparkSession, frame: DataFrame, values: set[str]) -> int:
+    strings = [f.name for f in frame.schema.fields if f.dataType.simpleString() == "string"]
+    if not strings or not values:
+        return 0
+    cells = {str(v) for row in frame.select(*strings).collect() for v in row if v is not None}
+    return sum(1 for cell in cells if any(value in cell for value in values))
+
+
+# ---------------------------------------------------------------------- a scenario
+
+
+def run_scenario(run: GenericRun, name: str, workdir: Path) -> ScenarioResult:
+    """One generic scenario (`SCENARIOS`) in `workdir`; an error fails it, with the error."""
+    started = time.perf_counter()
+    fault = None if name == "clean" else name
+    landing, warehouse = workdir / "landing", workdir / "warehouse"
+    settings = {**run.harness.settings, run.harness.landing: str(landing)}
+    shutil.rmtree(workdir, ignore_errors=True)
+    arrivals = _arrivals(run, fault)
+    verdicts: list[Verdict] = []
+    injected = "nothing (a clean second arrival)"
+    error = None
+    outcomes: list[UpdateOutcome] = []
+
+    def update(target: Path, **options: Any) -> UpdateOutcome:
+        return run_update(run.sources, target, settings, start_spark=lambda: run.spark, **options)
+
+    try:
+        landed = {n: 0 for n in run.harness.inputs}
+        for index in (0, 1):
+            for input_name, pair in arrivals.items():
+                source = run.harness.inputs[input_name]
+                landed[input_name] += _land(source, landing, f"arrival-{index + 1}", pair[index])
+            outcomes.append(update(warehouse))
+        notes = {k: v for pair in arrivals.values() for k, v in pair[1].notes.items()}
+        if fault is not None:
+            touched = ", ".join(f"{k} {v:,}" for k, v in notes.items())
+            injected = f"{fault}: {touched or 'nothing to act on in these inputs'}"
+        states = [
+            history.updates(event_log.read_events(warehouse, update_id=o.update_id))[0].state
+            for o in outcomes
+        ]
+        verdicts.append(
+            Verdict("both updates completed", states == ["COMPLETED"] * 2, ", ".join(states))
+        )
+        verdicts += _accounted(run, warehouse, landed)
+        verdicts += _judged(run, warehouse, [o.update_id for o in outcomes])
+        verdicts += _cdc_targets(run, warehouse, outcomes[-1].declarations)
+        stored = [
+            n
+            for n, d in (
+                outcomes[-1].declarations.datasets.items() if outcomes[-1].declarations else []
+            )
+            if d.kind != "view"
+        ]
+        before = _versions(warehouse, stored)
+        again = run_update(run.sources, warehouse, settings, start_spark=_no_spark)
+        after = _versions(warehouse, stored)
+        verdicts.append(
+            Verdict(
+                "an update with nothing new starts no Spark and changes no table",
+                again.nothing_new and before == after,
+                f"nothing new: {again.nothing_new}; table versions "
+                + ("unchanged" if before == after else f"{before} -> {after}"),
+            )
+        )
+        refreshed = workdir / "refreshed"
+        shutil.copytree(warehouse, refreshed, ignore=shutil.ignore_patterns(".writer.lock"))
+        update(refreshed, full_refresh=True)
+        differing = _equal_tables(run.spark, warehouse, refreshed, stored)
+        verdicts.append(
+            Verdict(
+                "the incremental result equals a full refresh",
+                not differing,
+                f"{len(stored)} datasets compared"
+                + (f"; differing: {', '.join(differing)}" if differing else ", all equal"),
+            )
+        )
+        personal = _personal_values(arrivals, run.harness)
+        for dataset in run.harness.pseudonymized:
+            frame = _rows(run.spark, warehouse / dataset)
+            found = 0 if frame is None else _clear_values(run.spark, frame, personal)
+            verdicts.append(
+                Verdict(
+                    f"no personal value in clear in {dataset}",
+                    found == 0,
+                    f"{len(personal):,} personal values landed; {found} cells hold one",
+                )
+            )
+    except Exception as exc:  # the report must say which scenario broke and how
+        error = f"{type(exc).__name__}: {exc}"
+    ledger = {}
+    if warehouse.exists():
+        for dataset in run.harness.datasets:
+            frame = _rows(run.spark, warehouse / dataset)
+            if frame is not None:
+                ledger[dataset] = frame.count()
+    found_updates = history.updates(event_log.read_events(warehouse)) if warehouse.exists() else []
+    return ScenarioResult(
+        name=name,
+        description=f"a clean arrival, then {fault or 'a clean one'}",
+        injected=injected,
+        seconds=time.perf_counter() - started,
+        verdicts=tuple(verdicts),
+        ledger=ledger,
+        error=error,
+        lineage=tuple(history.lineage(found_updates)),
+        updates=tuple(
+            {
+                "update_id": u.update_id,
+                "state": u.state,
+                "seconds": u.seconds,
+                "output_rows": u.output_rows,
+            }
+            for u in found_updates
+        ),
+    )
+
+
+def _no_spark() -> SparkSession:
+    raise AssertionError("an update with nothing new started Spark")
