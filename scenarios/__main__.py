@@ -23,7 +23,7 @@ from pipeline.run.session import SMALL_INPUT, build_session
 from scenarios import invariants
 from scenarios.catalog import CATALOG, Scenario, ScenarioContext
 from scenarios.fuzz import FuzzCase, fuzz, run_case
-from scenarios.report import ScenarioResult, write_reports
+from scenarios.report import ScenarioResult, update_summaries, write_reports
 
 DEFAULT_WORKERS = 2
 SMALL_SCENARIO_EVENTS = 20_000
@@ -167,15 +167,7 @@ def _run_one(scenario: Scenario, context: ScenarioContext) -> ScenarioResult:
         quarantine_samples=samples,
         error=error,
         lineage=tuple(history.lineage(found)),
-        updates=tuple(
-            {
-                "update_id": u.update_id,
-                "state": u.state,
-                "seconds": u.seconds,
-                "output_rows": u.output_rows,
-            }
-            for u in found
-        ),
+        updates=update_summaries(found),
     )
 
 

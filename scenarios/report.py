@@ -17,6 +17,7 @@ import orjson
 from markupsafe import Markup
 
 from contracts.html import render
+from pipeline.observe import history
 from pipeline.observe.flows import layers
 from scenarios.invariants import Verdict
 
@@ -27,6 +28,7 @@ __all__ = [
     "render_html",
     "render_json",
     "render_junit",
+    "update_summaries",
     "write_reports",
 ]
 
@@ -61,6 +63,19 @@ class ReportPaths:
     html: Path
     json: Path
     junit: Path
+
+
+def update_summaries(updates: Sequence[history.Update]) -> tuple[dict[str, object], ...]:
+    """A scenario's updates as its report shows them: id, state, seconds, rows written."""
+    return tuple(
+        {
+            "update_id": u.update_id,
+            "state": u.state,
+            "seconds": u.seconds,
+            "output_rows": u.output_rows,
+        }
+        for u in updates
+    )
 
 
 def write_reports(

@@ -42,7 +42,7 @@ _FILE = "__file"
 _RAW_TYPE = "map<string,variant>"
 
 
-def _hinted_type(spark: SparkSession, column: str, ddl: str) -> DataType:
+def _hinted_type(column: str, ddl: str) -> DataType:
     try:
         parsed = StructType.fromDDL(f"`{column}` {ddl}")
         assert isinstance(parsed, StructType)
@@ -74,10 +74,10 @@ def _inferred(spark: SparkSession, loader: AutoLoader, path: str) -> StructType:
     return StructType(fields)
 
 
-def _with_hints(spark: SparkSession, schema: StructType, loader: AutoLoader) -> StructType:
+def _with_hints(schema: StructType, loader: AutoLoader) -> StructType:
     fields = {f.name: f for f in schema.fields}
     for column, ddl in loader.schema_hints:
-        fields[column] = StructField(column, _hinted_type(spark, column, ddl))
+        fields[column] = StructField(column, _hinted_type(column, ddl))
     return StructType(list(fields.values()))
 
 
@@ -104,7 +104,7 @@ def source_schema(
     kept = StructType.fromJson(json.loads(kept_at.read_text())) if kept_at.is_file() else None
     if kept is not None and loader.schema_evolution_mode in ("rescue", "none"):
         return kept
-    inferred = _with_hints(spark, _inferred(spark, loader, path), loader)
+    inferred = _with_hints(_inferred(spark, loader, path), loader)
     if kept is None:
         schema = inferred
     else:

@@ -11,7 +11,6 @@ the warehouse's writer lock and a recorded update (`COMPLETED`, `FAILED` with th
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,13 +93,12 @@ def run_update(
             return outcome
         checked_sources(paths)  # what cannot run here stops everything before Spark starts
         values = dict(settings)
-        session = functools.cache(start_spark)
         starting = time.perf_counter()
-        real = session()  # a source's top level may build columns (col(...) needs Spark)
+        real = start_spark()  # a source's top level may build columns (col(...) needs Spark)
         start_seconds = time.perf_counter() - starting
         for key, value in values.items():
             real.conf.set(key, value)
-        spark = PipelineSpark(values, session)
+        spark = PipelineSpark(values, lambda: real)
         holder: list[Runtime] = []
         declarations = load_sources(
             paths,

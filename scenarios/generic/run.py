@@ -41,7 +41,7 @@ from pipeline.storage.scd_merge import change_log_path
 from scenarios.generic.harness_file import Harness, Input
 from scenarios.generic.records import FAULTS, START, Arrival, changes, lines, with_fault
 from scenarios.invariants import Verdict
-from scenarios.report import ScenarioResult
+from scenarios.report import ScenarioResult, update_summaries
 from scenarios.scd_model import Change, scd1, scd2
 
 __all__ = ["SCENARIOS", "GenericRun", "run_scenario"]
@@ -165,7 +165,7 @@ def _judged(run: GenericRun, warehouse: Path, updates: Sequence[str]) -> list[Ve
     return verdicts
 
 
-def _cdc_reference(spark: SparkSession, flow: CdcFlow, log: DataFrame) -> set[tuple[Any, ...]]:
+def _cdc_reference(flow: CdcFlow, log: DataFrame) -> set[tuple[Any, ...]]:
     """The documented AUTO CDC result of the changes in `log` (the flow's change log)."""
     excluded = set(flow.except_column_list or ())
     columns = [c for c in log.columns if c not in excluded]
@@ -223,7 +223,7 @@ def _cdc_targets(
                 Verdict(f"{flow.target} equals the AUTO CDC reference", False, "no table")
             )
             continue
-        expected = _cdc_reference(run.spark, flow, log)
+        expected = _cdc_reference(flow, log)
         keys = list(flow.keys)
         values = [c for c in table.columns if c not in keys and not c.startswith("__")]
         history_columns = ["__START_AT", "__END_AT"] if flow.stored_as_scd_type == 2 else []
@@ -275,7 +275,7 @@ def _personal_values(arrivals: dict[str, tuple[Arrival, Arrival]], harness: Harn
     return found
 
 
-def _clear_values(spark: SparkSession, frame: DataFrame, values: set[str]) -> int:
+def _clear_values(frame: DataFrame, values: set[str]) -> int:
     strings = [f.name for f in frame.schema.fields if f.dataType.simpleString() == "string"]
     if not strings or not values:
         return 0
@@ -356,7 +356,7 @@ def run_scenario(run: GenericRun, name: str, workdir: Path) -> ScenarioResult:
         personal = _personal_values(arrivals, run.harness)
         for dataset in run.harness.pseudonymized:
             frame = _rows(run.spark, warehouse / dataset)
-            found = 0 if frame is None else _clear_values(run.spark, frame, personal)
+            found = 0 if frame is None else _clear_values(frame, personal)
             verdicts.append(
                 Verdict(
                     f"no personal value in clear in {dataset}",
@@ -382,15 +382,7 @@ def run_scenario(run: GenericRun, name: str, workdir: Path) -> ScenarioResult:
         ledger=ledger,
         error=error,
         lineage=tuple(history.lineage(found_updates)),
-        updates=tuple(
-            {
-                "update_id": u.update_id,
-                "state": u.state,
-                "seconds": u.seconds,
-                "output_rows": u.output_rows,
-            }
-            for u in found_updates
-        ),
+        updates=update_summaries(found_updates),
     )
 
 
