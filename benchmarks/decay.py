@@ -62,12 +62,17 @@ def _arrive(landing: Path, run: int, events: int) -> None:
     )
 
 
+def _arrived(landing: Path, run: int) -> bool:
+    return any((landing / "events").glob(f"events-s{1000 + run}-*"))
+
+
 def _build_many(spark: SparkSession, root: Path, runs: int, events: int, key: PiiKey) -> None:
     marker = root / BUILT
     done = int(marker.read_text()) if marker.is_file() else 0
     started = time.perf_counter()
     for run in range(done, runs):
-        _arrive(root / "landing", run, events)
+        if not _arrived(root / "landing", run):  # a build stopped mid-run has its files
+            _arrive(root / "landing", run, events)
         runner.run_pipeline(
             spark, landing=root / "landing", warehouse=root / "warehouse", pii_key=key
         )
