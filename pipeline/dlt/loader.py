@@ -1,6 +1,7 @@
 """A user's sources executed, as Databricks executes them when it plans an update: each
 source's top level runs once, with `import dlt` (and `from pyspark import pipelines as dp`)
-giving the harness's module, and `spark`, `dbutils.widgets` and `display` in its globals.
+giving the harness's module, and `spark`, `dbutils.widgets` and `display` in its globals
+(`SparkSession.active()` and `builder.getOrCreate()` give the same `spark`).
 The decorated functions are recorded, not called (`pipeline.dlt.api.Declarations`).
 
 A source is first read (`pipeline.dlt.source`) and checked (`pipeline.dlt.refusals`): one that
@@ -93,7 +94,7 @@ def load_sources(
     for source in sources:
         declarations.source_path = str(source.path)
         module = dlt_module(declarations, read, read_stream)
-        with _installed(module):
+        with _installed(module), _active_session(spark):
             _execute(source, module, spark, widgets)
     return declarations.checked()
 
@@ -123,6 +124,29 @@ def _execute(source: Source, module: types.ModuleType, spark: Any, widgets: Widg
         "dlt": module,
     }
     exec(code, namespace)  # running the user's pipeline source is the point
+
+
+@contextlib.contextmanager
+def _active_session(spark: Any) -> Iterator[None]:
+    """`SparkSession.active()`, `getActiveSession()` and `builder.getOrCreate()` give `spark`
+    while the block runs, as they give the pipeline's session in a source on Databricks."""
+    from pyspark.sql import SparkSession
+
+    saved = {
+        (SparkSession, "active"): SparkSession.__dict__["active"],
+        (SparkSession, "getActiveSession"): SparkSession.__dict__["getActiveSession"],
+        (SparkSession.Builder, "getOrCreate"): SparkSession.Builder.__dict__["getOrCreate"],
+    }
+    SparkSession.active = classmethod(lambda _cls: spark)  # type: ignore[method-assign,assignment]
+    SparkSession.getActiveSession = classmethod(  # type: ignore[method-assign,assignment]
+        lambda _cls: spark
+    )
+    SparkSession.Builder.getOrCreate = lambda _self: spark  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        for (owner, name), previous in saved.items():
+            setattr(owner, name, previous)
 
 
 @contextlib.contextmanager

@@ -106,7 +106,8 @@ def violation(error: BaseException) -> str | None:
     text = str(error)
     if _FAIL_PREFIX not in text:
         return None
-    return text.split(_FAIL_PREFIX, 1)[1].split("\n", 1)[0].split('"', 1)[0].strip()
+    found = text.split(_FAIL_PREFIX, 1)[1].split("\n", 1)[0].split('"', 1)[0]
+    return found.split(" SQLSTATE:", 1)[0].strip()  # Spark 4 appends the error's SQL state
 
 
 def _batches_with_data(progress: Sequence[Any]) -> list[Any]:

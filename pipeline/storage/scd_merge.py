@@ -27,6 +27,7 @@ from pipeline.storage.delta_tables import (
     create_table_if_absent,
     key_condition,
     replace_where,
+    stats_columns,
 )
 from pipeline.transforms.scd2 import CdcOptions, apply_changes, plan_changes
 
@@ -114,7 +115,7 @@ def merge_changes(
         derived_columns: columns computed from each row of the SCD table, placed first, such
             as a surrogate key from the keys and `__START_AT`. They must be deterministic.
         cluster_by: liquid clustering columns for a new table and its change log; defaults to
-            the keys.
+            the keys that are not personal (Delta keeps no statistics on those).
         batch_id: with `app_id`, makes the batch's appends happen once across retries
             (`pipeline.storage.delta_tables.append_once`), as a streaming micro-batch id
             does; a batch whose keys have no history yet is then appended rather than merged.
@@ -165,7 +166,9 @@ def merge_changes(
     extra = derived_columns or {}
     table = table.select(*[column.alias(name) for name, column in extra.items()], *table.columns)
 
-    clustering = plan.keys if cluster_by is None else cluster_by
+    # Clustering needs statistics, which personal columns never have.
+    indexed = set(stats_columns(table.schema))
+    clustering = [key for key in plan.keys if key in indexed] if cluster_by is None else cluster_by
     writer = app_id or f"merge_changes:{path}"
     if not has_table:
         # The first rows create the table (clustered ones need it declared first).
