@@ -2,8 +2,10 @@
 landing folder, whose checkpoint (per flow, under the warehouse) makes each update read only
 the files it has not read.
 
-The schema is inferred from the folder's files at an update's start and kept under the
-warehouse (`_dlt/schemas`), as Auto Loader keeps it at `cloudFiles.schemaLocation`:
+The schema is inferred from the folder's files at the first update and kept under the
+warehouse (`_dlt/schemas`), as Auto Loader keeps it at `cloudFiles.schemaLocation`, with the
+names of the files it has seen; a later update infers from its new files only (none: no Spark
+job), so its cost follows the new files, not the folder:
 
 * `inferColumnTypes` false (the default): every top-level column a string, as on Databricks
   (a nested object arrives as its JSON text); true: Spark's inferred types;
@@ -16,12 +18,14 @@ warehouse (`_dlt/schemas`), as Auto Loader keeps it at `cloudFiles.schemaLocatio
 JSON lines are parsed with the rescued data column (default `_rescued_data`): a JSON object
 holding fields the schema does not have, or values its hinted types cannot hold, with the
 record's `_file_path`; a line that is not a JSON object gives a row of nulls whose rescued data
-holds the line (`_unparsed_record`), so every non-blank line is a row. CSV uses Spark's reader
-with the rescued column as its corrupt-record column.
+holds the line (`_unparsed_record`), so every non-blank line is a row. CSV lines are read the
+same way, each by its file's header (a column found by its name, wherever a file puts it);
+the schema's column names come from the headers of all the files.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -54,12 +58,70 @@ def _hinted_type(column: str, ddl: str) -> DataType:
         ) from error
 
 
-def _inferred(spark: SparkSession, loader: AutoLoader, path: str) -> StructType:
+def _local_folder(path: str) -> Path:
+    return Path(path.removeprefix("file:"))
+
+
+def _data_files(path: str) -> list[str] | None:
+    """The names of the data files in a local folder (not `_` or `.` ones); None when the
+    folder is not local."""
+    folder = _local_folder(path)
+    if not folder.is_dir():
+        return None
+    return sorted(
+        f.name for f in folder.iterdir() if f.is_file() and not f.name.startswith(("_", "."))
+    )
+
+
+def _file_headers(path: str, names: list[str] | None = None) -> dict[str, str]:
+    """Each file under a local folder (or only `names`) by name, with its first line (its
+    CSV header)."""
+    found = {}
+    for name in (_data_files(path) or []) if names is None else names:
+        with (_local_folder(path) / name).open(encoding="utf-8", errors="replace") as handle:
+            found[name] = handle.readline().rstrip("\r\n")
+    return found
+
+
+def _csv_header_groups(path: str, names: list[str] | None) -> list[list[str]]:
+    """The CSV files under a local folder (or only `names`) grouped by their header, in the
+    order of first appearance."""
+    groups: dict[str, list[str]] = {}
+    for name, header in _file_headers(path, names).items():
+        groups.setdefault(header, []).append(str(_local_folder(path) / name))
+    return list(groups.values())
+
+
+def _merged(schemas: list[StructType]) -> StructType:
+    """Columns by name, in order of first appearance; a column typed two ways is a string."""
+    fields: dict[str, StructField] = {}
+    for schema in schemas:
+        for f in schema.fields:
+            known = fields.get(f.name)
+            if known is None:
+                fields[f.name] = f
+            elif known.dataType != f.dataType:
+                fields[f.name] = StructField(f.name, StringType())
+    return StructType(list(fields.values()))
+
+
+def _inferred(
+    spark: SparkSession, loader: AutoLoader, path: str, names: list[str] | None
+) -> StructType:
+    """The schema of the files under `path` (only `names`, when given)."""
     reader = spark.read.format(loader.format).options(**loader.reader_options)
     if loader.format == "csv":
         reader = reader.option("inferSchema", str(loader.infer_column_types).lower())
     try:
-        schema = reader.load(path).schema
+        if loader.format == "csv" and _data_files(path) is not None:
+            # Spark's CSV inference names the columns by the first file's header only: files
+            # whose headers differ (a producer added a column) are inferred group by group.
+            groups = _csv_header_groups(path, names)
+            schema = _merged([reader.load(group).schema for group in groups])
+        elif names is not None:
+            schema = reader.load([str(_local_folder(path) / n) for n in names]).schema
+        else:
+            schema = reader.load(path).schema
     except Exception as error:
         raise ConfigurationError(
             f"Auto Loader could not infer a schema from {path} ({str(error).splitlines()[0]}): "
@@ -101,10 +163,14 @@ def source_schema(
         assert isinstance(schema, StructType)
         return schema
     kept_at = _schema_file(warehouse, path)
-    kept = StructType.fromJson(json.loads(kept_at.read_text())) if kept_at.is_file() else None
+    kept, seen = _kept(kept_at)
     if kept is not None and loader.schema_evolution_mode in ("rescue", "none"):
         return kept
-    inferred = _with_hints(_inferred(spark, loader, path), loader)
+    files = _data_files(path)
+    unseen = None if files is None or kept is None else [n for n in files if n not in seen]
+    if kept is not None and unseen == []:
+        return kept  # no file it has not inferred from: no Spark job
+    inferred = _with_hints(_inferred(spark, loader, path, unseen), loader)
     if kept is None:
         schema = inferred
     else:
@@ -117,8 +183,16 @@ def source_schema(
             )
         schema = StructType([*kept.fields, *new])
     kept_at.parent.mkdir(parents=True, exist_ok=True)
-    kept_at.write_text(schema.json())
+    kept_at.write_text(json.dumps({"schema": schema.jsonValue(), "files": files or []}))
     return schema
+
+
+def _kept(kept_at: Path) -> tuple[StructType | None, set[str]]:
+    """The schema kept at `kept_at` and the files it was inferred from."""
+    if not kept_at.is_file():
+        return None, set()
+    data = json.loads(kept_at.read_text())
+    return StructType.fromJson(data["schema"]), set(data["files"])
 
 
 def _rescued(schema: StructType, rescued_column: str) -> Column:
@@ -158,27 +232,113 @@ def auto_loader_stream(
 ) -> DataFrame:
     """A streaming DataFrame of the files under `path`: `schema`'s columns and the rescued
     data column."""
-    if loader.format == "csv":
-        with_rescue = StructType(
-            [*schema.fields, StructField(loader.rescued_data_column, StringType())]
-        )
-        return (
-            spark.readStream.format("csv")
-            .options(**loader.reader_options)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", loader.rescued_data_column)
-            .schema(with_rescue)
-            .load(path)
-        )
     lines = spark.readStream.format("text").load(path)
     value = F.col("value")
-    parsed = lines.where(F.trim(value) != "").select(
+    with_file = lines.where(F.trim(value) != "").select(
+        value, F.col("_metadata.file_path").alias(_FILE)
+    )
+    if loader.format == "csv":
+        return _csv_rows(spark, loader, path, schema, with_file)
+    parsed = with_file.select(
         value,
-        F.col("_metadata.file_path").alias(_FILE),
+        F.col(_FILE),
         F.from_json(value, _RAW_TYPE).alias(_RAW),
         F.from_json(value, schema).alias(_PARSED),
     )
     return parsed.select(
         *[F.col(f"{_PARSED}.{f.name}").alias(f.name) for f in schema.fields],
         _rescued(schema, loader.rescued_data_column),
+    )
+
+
+_HEADER = "__header"
+_NAME = "__name"
+_CORRUPT = "__corrupt"
+
+
+def _csv_rows(
+    spark: SparkSession, loader: AutoLoader, path: str, schema: StructType, lines: DataFrame
+) -> DataFrame:
+    """CSV lines read by their file's header: a column is found by its name, wherever the file
+    puts it; a file's columns the schema lacks, and values its types cannot hold, go to the
+    rescued data column (a JSON object, with `_file_path`), as JSON's do; a line whose fields
+    do not match its header is rescued whole (`_unparsed_record`).
+
+    The files' headers are read when the update starts; a file landing during the update is
+    read at the next one, except when the stream lists it first: then its lines are rescued.
+    """
+    options = {k: v for k, v in loader.reader_options.items() if k.lower() != "header"}
+    delimiter = options.get("sep", options.get("delimiter", ","))
+    quote = options.get("quote", '"')
+    files = _file_headers(path)
+    headers = list(dict.fromkeys(files.values()))
+    names = [
+        next(csv.reader([h], delimiter=delimiter, quotechar=quote or None), []) for h in headers
+    ]
+    header_of = spark.createDataFrame(
+        [(name, headers.index(line)) for name, line in files.items()] or [("", -1)],
+        f"{_NAME} string, {_HEADER} int",
+    )
+    value = F.col("value")
+    keyed = lines.select(
+        value,
+        F.col(_FILE),
+        F.url_decode(F.element_at(F.split(F.col(_FILE), "/"), -1)).alias(_NAME),
+    ).join(F.broadcast(header_of), _NAME, "left")
+    # A file's first line is its header, not a row.
+    keyed = keyed.where(
+        F.coalesce(
+            *[F.when(F.col(_HEADER) == i, value != F.lit(h)) for i, h in enumerate(headers)],
+            F.lit(True),
+        )
+    )
+    parse = {**options, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+    parsed = [
+        F.from_csv(
+            value,
+            ", ".join(f"`{n.replace('`', '``')}` STRING" for n in [*columns, _CORRUPT]),
+            parse,
+        )
+        for columns in names
+    ]
+
+    def field(name: str) -> Column:
+        found = [
+            F.when(F.col(_HEADER) == i, parsed[i][name])
+            for i, columns in enumerate(names)
+            if name in columns
+        ]
+        return F.coalesce(*found) if found else F.lit(None).cast(StringType())
+
+    unparsed = F.coalesce(
+        *[F.when(F.col(_HEADER) == i, parsed[i][_CORRUPT].isNotNull()) for i in range(len(names))],
+        F.lit(True),
+    )
+    known = set(schema.fieldNames())
+    extra = sorted({n for columns in names for n in columns} - known)
+    texts = {name: field(name) for name in [*schema.fieldNames(), *extra]}
+    typed = {f.name: texts[f.name].try_cast(f.dataType) for f in schema.fields}
+    lost = [
+        F.when(texts[name].isNotNull(), F.create_map(F.lit(name), texts[name])) for name in extra
+    ] + [
+        F.when(
+            texts[f.name].isNotNull() & typed[f.name].isNull(),
+            F.create_map(F.lit(f.name), texts[f.name]),
+        )
+        for f in schema.fields
+        if not isinstance(f.dataType, StringType)
+    ]
+    empty = F.create_map().cast("map<string,string>")
+    rescued_map = F.map_concat(empty, *[F.coalesce(m, empty) for m in lost])
+    file_entry = F.create_map(F.lit("_file_path"), F.col(_FILE))
+    rescued = (
+        F.when(
+            unparsed,
+            F.to_json(F.map_concat(F.create_map(F.lit("_unparsed_record"), value), file_entry)),
+        )
+        .when(F.size(rescued_map) > 0, F.to_json(F.map_concat(rescued_map, file_entry)))
+        .alias(loader.rescued_data_column)
+    )
+    return keyed.select(
+        *[F.when(~unparsed, typed[f.name]).alias(f.name) for f in schema.fields], rescued
     )
