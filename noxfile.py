@@ -113,28 +113,38 @@ def cluster(session: nox.Session) -> None:
     session.run("python", "-m", "scenarios.cluster", *session.posargs, env=_with_key())
 
 
-EXAMPLES = ("customers_cdc", "orders")
-"""The DLT pipelines of other domains under examples/, each with its harness.yml."""
+DLT_PIPELINES = {
+    "customers_cdc": (["examples/customers_cdc/pipeline.py"], "examples/customers_cdc/harness.yml"),
+    "orders": (["examples/orders/pipeline.py"], "examples/orders/harness.yml"),
+    # The clickstream pipeline's own SDP definitions, as any user's pipeline.
+    "clickstream": (
+        [
+            f"pipeline/lakeflow/transformations/{layer}_tables.py"
+            for layer in ("bronze", "silver", "gold")
+        ],
+        "pipeline/lakeflow/harness.yml",
+    ),
+}
 
 
 @nox.session(python="3.11", default=False)
 def dlt(session: nox.Session) -> None:
-    """The generic scenarios on each example DLT pipeline (`-- --only clean` for the smallest)."""
+    """The generic scenarios on the example DLT pipelines and the clickstream definitions
+    (`-- --only clean` for the smallest)."""
     _install(session)
-    for example in EXAMPLES:
-        folder = PROJECT / "examples" / example
+    for name, (sources, harness) in DLT_PIPELINES.items():
         session.run(
             "python",
             "-m",
             "scenarios",
             "--pipeline",
-            str(folder / "pipeline.py"),
+            *[str(PROJECT / source) for source in sources],
             "--harness",
-            str(folder / "harness.yml"),
+            str(PROJECT / harness),
             "--report-dir",
-            str(PROJECT / "reports" / "dlt" / example),
+            str(PROJECT / "reports" / "dlt" / name),
             *session.posargs,
-            env=ENV,
+            env=_with_key(),
         )
 
 

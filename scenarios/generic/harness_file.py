@@ -8,6 +8,7 @@ inputs:
   changes:                          # one input: files under <landing>/<folder>
     folder: ""                      # "" (default): the landing folder itself
     format: json                    # json (default) or csv
+    changes: true                   # true (default): a key recurs; false: each record is new
     fields:
       customer_id: {type: long, role: key}
       changed_at: {type: timestamp, role: sequence}
@@ -18,13 +19,24 @@ datasets:
   customers_raw: {role: raw, input: changes}
   customer_changes: {role: cleaned, input: changes}
   dim_customers: {role: cdc_target, input: changes}
-pseudonymized: []                   # datasets that must hold no clear personal value
+  # a cleaned dataset of an input with several raw datasets says which one it judges:
+  # silver: {role: cleaned, input: events, judges: bronze_events}
+pseudonymized: []                   # datasets (of any role or none) that must hold no
+                                    # clear personal value
+run_time_columns: []                # columns holding when an update ran (current_timestamp()),
+                                    # left out of the incremental = full refresh comparison
 ```
 
 Field types: `long`, `int`, `double`, `boolean`, `string` (with `values`, one of them),
-`timestamp`, `date`, `email`, `name`, `text` (free text, where personal data can hide). Roles:
-`key` (one or more fields), `sequence` (one; orders the changes of a key). A field with
-`delete: VALUE` marks deletes: a delete record holds the key, the sequence and that value.
+`timestamp`, `date`, `email`, `name`, `text` (free text, where personal data can hide),
+`uuid`. Roles: `key` (one or more fields), `sequence` (one; orders the changes of a key). A
+field with `delete: VALUE` marks deletes: a delete record holds the key, the sequence and that
+value. In a JSON input a dotted name (`user.email`) is a field of a nested object.
+
+An input's records are changes by default: keys come from a pool, so a key changes several
+times (customers, accounts). `changes: false` gives each record a key of its own (events,
+orders). Several datasets may be the `raw` of one input (a table and its quarantine): every
+line must be a row of one of them.
 
 Every mistake is named with its path in the file (`inputs.changes.fields.email.type`) and
 what is accepted.
@@ -64,6 +76,7 @@ FIELD_TYPES = (
     "email",
     "name",
     "text",
+    "uuid",
 )
 FORMATS = ("json", "csv")
 ROLES = ("raw", "cleaned", "cdc_target")
@@ -91,6 +104,8 @@ class Input:
     folder: str
     format: str
     fields: tuple[Field, ...]
+    changes: bool = True
+    """Whether a key recurs (changes of an entity); False: each record has a key of its own."""
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -116,6 +131,8 @@ class Dataset:
     name: str
     role: str
     input: str
+    judges: str | None = None
+    """For a `cleaned` dataset: the raw dataset whose every row its expectations judge."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,9 @@ class Harness:
     datasets: dict[str, Dataset]
     settings: dict[str, str] = field(default_factory=dict)
     pseudonymized: tuple[str, ...] = ()
+    run_time_columns: tuple[str, ...] = ()
+    """Columns that hold when an update ran (an ingestion time): not compared between the
+    incremental result and a full refresh."""
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -165,6 +185,12 @@ def _field(name: str, spec: Any, where: str) -> Field:
     )
 
 
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{where}: true or false, not {value!r}")
+    return value
+
+
 def _input(name: str, spec: Any, where: str) -> Input:
     spec = _mapping(spec, where)
     fields = tuple(
@@ -176,7 +202,13 @@ def _input(name: str, spec: Any, where: str) -> Input:
         folder=str(spec.get("folder", "") or ""),
         format=_one_of(spec.get("format", "json"), FORMATS, f"{where}.format"),
         fields=fields,
+        changes=_flag(spec.get("changes", True), f"{where}.changes"),
     )
+    nested = [f.name for f in fields if "." in f.name]
+    if nested and found.format != "json":
+        raise ConfigurationError(
+            f"{where}.fields: {', '.join(nested)}: dotted (nested) names need format: json"
+        )
     if not found.keys:
         raise ConfigurationError(
             f"{where}.fields: give one field role: key (what a record is about)"
@@ -220,25 +252,44 @@ def harness_from(data: Any, where: str = "harness") -> Harness:
             raise ConfigurationError(
                 f"{at}.input: {input_name!r} is not an input ({', '.join(inputs)})"
             )
+        judges = spec.get("judges")
         datasets[str(name)] = Dataset(
-            str(name), _one_of(spec.get("role"), ROLES, f"{at}.role"), str(input_name)
+            str(name),
+            _one_of(spec.get("role"), ROLES, f"{at}.role"),
+            str(input_name),
+            None if judges is None else str(judges),
         )
     for name, dataset in datasets.items():
+        at = f"{where}.datasets.{name}"
         if dataset.role == "cdc_target" and inputs[dataset.input].sequence is None:
             raise ConfigurationError(
-                f"{where}.datasets.{name}: a cdc_target's input needs a field with "
-                "role: sequence (its sequence_by)"
+                f"{at}: a cdc_target's input needs a field with role: sequence (its sequence_by)"
+            )
+        raw = [n for n, d in datasets.items() if d.role == "raw" and d.input == dataset.input]
+        if dataset.judges is not None and dataset.judges not in raw:
+            raise ConfigurationError(
+                f"{at}.judges: {dataset.judges!r} is not a raw dataset of {dataset.input} "
+                f"({', '.join(raw) or 'none'})"
+            )
+        if dataset.role == "cleaned" and dataset.judges is None and len(raw) > 1:
+            raise ConfigurationError(
+                f"{at}: {dataset.input} has raw datasets {', '.join(raw)}: say which one's "
+                "rows its expectations judge, for example judges: " + raw[0]
             )
     pseudonymized = data.get("pseudonymized", []) or []
-    unknown = [n for n in pseudonymized if n not in datasets]
-    if unknown:
+    if not isinstance(pseudonymized, list) or not all(isinstance(n, str) for n in pseudonymized):
         raise ConfigurationError(
-            f"{where}.pseudonymized: {', '.join(map(str, unknown))} not under datasets"
+            f"{where}.pseudonymized: a list of dataset names, for example [silver_events]"
         )
     settings = {
         str(k): str(v) for k, v in _mapping(data.get("settings", {}), f"{where}.settings").items()
     }
-    return Harness(landing, inputs, datasets, settings, tuple(map(str, pseudonymized)))
+    run_time = data.get("run_time_columns", []) or []
+    if not isinstance(run_time, list) or not all(isinstance(n, str) for n in run_time):
+        raise ConfigurationError(
+            f"{where}.run_time_columns: a list of column names, for example [_ingested_at]"
+        )
+    return Harness(landing, inputs, datasets, settings, tuple(pseudonymized), tuple(run_time))
 
 
 def read_harness(path: Path) -> Harness:

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -63,22 +64,26 @@ def _value(spec: Field, rng: random.Random, key_number: int) -> Any:
         return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
     if kind == "text":
         return " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(2, 7)))
+    if kind == "uuid":
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
     return f"{spec.name}-{rng.randrange(1_000)}"
 
 
 def _key(spec: Field, number: int) -> Any:
+    if spec.type == "uuid":
+        return str(uuid.UUID(int=number, version=4))
     return number if spec.type in ("long", "int") else f"{spec.name}-{number}"
 
 
 def changes(
     source: Input, *, seed: int, count: int, keys: int, start: datetime, step: timedelta
 ) -> list[Record]:
-    """`count` upserts about `keys` distinct keys, their sequence values `start`, `start +
-    step`, ... (in that order)."""
+    """`count` upserts about `keys` distinct keys (each its own key when the input's records
+    are not changes), their sequence values `start`, `start + step`, ... (in that order)."""
     rng = random.Random(f"{source.name}:{seed}")
     records = []
     for index in range(count):
-        number = rng.randrange(1, keys + 1)
+        number = rng.randrange(1, keys + 1) if source.changes else seed * 1_000_000 + index + 1
         record: Record = {}
         for spec in source.fields:
             if spec.role == "key":
@@ -141,7 +146,7 @@ def _deletes(source: Input, arrival: Arrival, rng: random.Random) -> None:
 def _corrupt(source: Input, arrival: Arrival, rng: random.Random) -> None:
     chosen = _pick(rng, arrival.records, 0.05)
     for i in chosen:
-        text = json.dumps(arrival.records[i])
+        text = json.dumps(_nested(arrival.records[i]))
         arrival.corrupt.append(text[: max(1, len(text) // 2)])  # a truncated line
     arrival.notes["corrupt"] = len(chosen)
 
@@ -220,7 +225,7 @@ def lines(source: Input, arrival: Arrival) -> list[str]:
     """The lines that land: records as JSON lines (or CSV rows with a header), then the
     corrupt lines."""
     if source.format == "json":
-        return [json.dumps(r) for r in arrival.records] + arrival.corrupt
+        return [json.dumps(_nested(r)) for r in arrival.records] + arrival.corrupt
     names = [f.name for f in source.fields]
     extra = sorted({k for r in arrival.records for k in r} - set(names))
     buffer = io.StringIO()
@@ -228,3 +233,15 @@ def lines(source: Input, arrival: Arrival) -> list[str]:
     writer.writeheader()
     writer.writerows(arrival.records)
     return buffer.getvalue().splitlines() + arrival.corrupt
+
+
+def _nested(record: Record) -> dict[str, Any]:
+    """A record with each dotted name (`user.email`) a field of a nested object."""
+    found: dict[str, Any] = {}
+    for name, value in record.items():
+        *parents, leaf = name.split(".")
+        level = found
+        for parent in parents:
+            level = level.setdefault(parent, {})
+        level[leaf] = value
+    return found

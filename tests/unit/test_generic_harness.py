@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from contracts.rules import UUID_PATTERN
 from pipeline.errors import ConfigurationError
 from scenarios.generic.harness_file import harness_from, read_harness
 from scenarios.generic.records import FAULTS, START, changes, lines, with_fault
@@ -52,6 +54,48 @@ def test_the_examples_harness_files_are_read() -> None:
                 "datasets": {"t": {"role": "cdc_target"}},
             },
             r"datasets.t: a cdc_target's input needs a field with role: sequence",
+        ),
+        (
+            {
+                "landing": "l",
+                "inputs": {
+                    "a": {"format": "csv", "fields": {"u.x": {"type": "long", "role": "key"}}}
+                },
+            },
+            r"inputs.a.fields: u.x: dotted \(nested\) names need format: json",
+        ),
+        (
+            {
+                "landing": "l",
+                "inputs": {
+                    "a": {"changes": "no", "fields": {"x": {"type": "long", "role": "key"}}}
+                },
+            },
+            r"inputs.a.changes: true or false, not 'no'",
+        ),
+        (
+            {
+                "landing": "l",
+                "inputs": {"a": {"fields": {"x": {"type": "long", "role": "key"}}}},
+                "datasets": {"t": {"role": "raw"}, "q": {"role": "raw"}, "c": {"role": "cleaned"}},
+            },
+            r"datasets.c: a has raw datasets t, q: say which one's rows its expectations judge",
+        ),
+        (
+            {
+                "landing": "l",
+                "inputs": {"a": {"fields": {"x": {"type": "long", "role": "key"}}}},
+                "datasets": {"c": {"role": "cleaned", "judges": "t"}},
+            },
+            r"datasets.c.judges: 't' is not a raw dataset of a \(none\)",
+        ),
+        (
+            {
+                "landing": "l",
+                "inputs": {"a": {"fields": {"x": {"type": "long", "role": "key"}}}},
+                "run_time_columns": "_ingested_at",
+            },
+            r"run_time_columns: a list of column names",
         ),
         (
             {
@@ -103,3 +147,21 @@ def test_csv_lines_have_a_header_and_every_field() -> None:
     written = lines(orders, with_fault(orders, records, "new_field", 1))
     assert written[0].startswith("order_id,ordered_at,country,quantity,amount")
     assert len(written) == 6
+
+
+def test_the_clickstream_harness_file_nests_fields_and_gives_events_keys_of_their_own() -> None:
+    harness = read_harness(PROJECT / "pipeline/lakeflow/harness.yml")
+    events = harness.inputs["events"]
+    assert not events.changes and harness.inputs["user_changes"].changes
+    assert harness.run_time_columns == ("_ingested_at",)
+    assert "user.email" in events.personal
+    first = changes(events, seed=1, count=30, keys=5, start=START, step=timedelta(minutes=1))
+    second = changes(events, seed=2, count=30, keys=5, start=START, step=timedelta(minutes=1))
+    ids = [r["event_id"] for r in first + second]
+    assert len(set(ids)) == 60  # no key recurs, across arrivals either
+    assert all(re.fullmatch(UUID_PATTERN, str(i)) for i in ids)
+    line = json.loads(lines(events, with_fault(events, first, None, 1))[0])
+    assert set(line["user"]) == {"user_id", "email", "full_name", "ip"}
+    assert "user.email" not in line
+    corrupt = with_fault(events, first, "corrupt", 1).corrupt[0]
+    assert corrupt.startswith('{"event_id"') and '"user": {' in corrupt
