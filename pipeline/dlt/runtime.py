@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +38,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline import errors
 from pipeline.dlt.api import CdcFlow, Dataset, Declarations, DeclaredExpectation, QueryFlow
 from pipeline.dlt.autoloader import auto_loader
 from pipeline.dlt.files import auto_loader_stream, source_schema
@@ -108,6 +110,21 @@ def violation(error: BaseException) -> str | None:
         return None
     found = text.split(_FAIL_PREFIX, 1)[1].split("\n", 1)[0].split('"', 1)[0]
     return found.split(" SQLSTATE:", 1)[0].strip()  # Spark 4 appends the error's SQL state
+
+
+_OUR_ERROR = re.compile(r"^pipeline\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
+def _raised_in_batch(error: BaseException) -> ClickstreamError | None:
+    """This project's error (an AUTO CDC batch refused, say) that a streaming query's
+    `foreachBatch` raised, as itself rather than wrapped in Py4J's report of it."""
+    found = _OUR_ERROR.search(str(error))
+    if found is None:
+        return None
+    kind = getattr(errors, found.group(1), None)
+    if isinstance(kind, type) and issubclass(kind, ClickstreamError):
+        return kind(found.group(2))
+    return None
 
 
 def _batches_with_data(progress: Sequence[Any]) -> list[Any]:
@@ -457,7 +474,10 @@ class Runtime:
         except Exception as error:
             stopped = violation(error)
             if stopped is None:
-                raise
+                inner = _raised_in_batch(error)
+                if inner is None:
+                    raise
+                raise inner from None
             raise ExpectationViolationError(
                 f"the expect_or_fail rule {stopped.split(': ', 1)[-1]!r} of "
                 f"{stopped.split(': ', 1)[0]!r} failed on a row: the flow stopped before "

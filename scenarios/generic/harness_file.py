@@ -9,6 +9,7 @@ inputs:
     folder: ""                      # "" (default): the landing folder itself
     format: json                    # json (default) or csv
     changes: true                   # true (default): a key recurs; false: each record is new
+    refuses: []                     # fault families the pipeline stops on by design
     fields:
       customer_id: {type: long, role: key}
       changed_at: {type: timestamp, role: sequence}
@@ -25,18 +26,25 @@ pseudonymized: []                   # datasets (of any role or none) that must h
                                     # clear personal value
 run_time_columns: []                # columns holding when an update ran (current_timestamp()),
                                     # left out of the incremental = full refresh comparison
+full_refresh_differs_in: {}         # scenario: why a full refresh may differ there (a
+                                    # watermark and late data); shown in the report
 ```
 
 Field types: `long`, `int`, `double`, `boolean`, `string` (with `values`, one of them),
 `timestamp`, `date`, `email`, `name`, `text` (free text, where personal data can hide),
-`uuid`. Roles: `key` (one or more fields), `sequence` (one; orders the changes of a key). A
-field with `delete: VALUE` marks deletes: a delete record holds the key, the sequence and that
-value. In a JSON input a dotted name (`user.email`) is a field of a nested object.
+`uuid`. Roles: `key` (one or more fields), `sequence` (orders the changes of a key: a
+timestamp, date, long or int; several fields, in the file's order, when the pipeline's
+`sequence_by` is a struct of them). A field with `delete: VALUE` marks deletes: a delete record
+holds the key, the sequence fields and that value. In a JSON input a dotted name
+(`user.email`) is a field of a nested object.
 
 An input's records are changes by default: keys come from a pool, so a key changes several
 times (customers, accounts). `changes: false` gives each record a key of its own (events,
-orders). Several datasets may be the `raw` of one input (a table and its quarantine): every
-line must be a row of one of them.
+orders). `refuses: [corrupt]` says the pipeline stops on that fault in this input by design
+(an update fails, naming the problem): the scenario then checks that it does, repairs the
+input (its clean lines in place of the faulty ones) and expects the next update to complete
+and every invariant to hold. Several datasets may be the `raw` of one input (a table and its
+quarantine): every line must be a row of one of them.
 
 Every mistake is named with its path in the file (`inputs.changes.fields.email.type`) and
 what is accepted.
@@ -79,6 +87,20 @@ FIELD_TYPES = (
     "uuid",
 )
 FORMATS = ("json", "csv")
+FAULT_NAMES = (
+    "duplicates",
+    "out_of_order",
+    "late",
+    "deletes",
+    "corrupt",
+    "new_field",
+    "changed_type",
+    "missing_field",
+    "pii_in_text",
+    "burst",
+)
+"""The fault families (`scenarios.generic.records.FAULTS`)."""
+SEQUENCE_TYPES = ("timestamp", "date", "long", "int")
 ROLES = ("raw", "cleaned", "cdc_target")
 """What a dataset is to the invariants: `raw` holds every line of its input (or its rescued
 data), `cleaned` is judged by expectations, `cdc_target` must equal the AUTO CDC reference."""
@@ -106,6 +128,9 @@ class Input:
     fields: tuple[Field, ...]
     changes: bool = True
     """Whether a key recurs (changes of an entity); False: each record has a key of its own."""
+    refuses: tuple[str, ...] = ()
+    """Fault families the pipeline refuses in this input by design (an update fails, naming
+    the problem, until the input is repaired)."""
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -113,7 +138,12 @@ class Input:
 
     @property
     def sequence(self) -> str | None:
-        return next((f.name for f in self.fields if f.role == "sequence"), None)
+        """The first sequence field (compared first)."""
+        return next(iter(self.sequences), None)
+
+    @property
+    def sequences(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.role == "sequence")
 
     @property
     def delete_field(self) -> Field | None:
@@ -147,6 +177,9 @@ class Harness:
     run_time_columns: tuple[str, ...] = ()
     """Columns that hold when an update ran (an ingestion time): not compared between the
     incremental result and a full refresh."""
+    full_refresh_differs_in: dict[str, str] = field(default_factory=dict)
+    """Scenarios where a full refresh may differ from the incremental result, and why (a
+    stateful streaming table with a watermark and late data: Lakeflow's semantics)."""
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -203,6 +236,9 @@ def _input(name: str, spec: Any, where: str) -> Input:
         format=_one_of(spec.get("format", "json"), FORMATS, f"{where}.format"),
         fields=fields,
         changes=_flag(spec.get("changes", True), f"{where}.changes"),
+        refuses=tuple(
+            _one_of(f, FAULT_NAMES, f"{where}.refuses") for f in spec.get("refuses", []) or []
+        ),
     )
     nested = [f.name for f in fields if "." in f.name]
     if nested and found.format != "json":
@@ -213,8 +249,12 @@ def _input(name: str, spec: Any, where: str) -> Input:
         raise ConfigurationError(
             f"{where}.fields: give one field role: key (what a record is about)"
         )
-    if sum(f.role == "sequence" for f in fields) > 1:
-        raise ConfigurationError(f"{where}.fields: one field at most has role: sequence")
+    for spec in fields:
+        if spec.role == "sequence" and spec.type not in SEQUENCE_TYPES:
+            raise ConfigurationError(
+                f"{where}.fields.{spec.name}: a sequence field is one of "
+                f"{', '.join(SEQUENCE_TYPES)}, not {spec.type}"
+            )
     if sum(f.delete is not None for f in fields) > 1:
         raise ConfigurationError(f"{where}.fields: one field at most marks deletes (delete:)")
     if found.delete_field is not None and found.sequence is None:
@@ -289,7 +329,21 @@ def harness_from(data: Any, where: str = "harness") -> Harness:
         raise ConfigurationError(
             f"{where}.run_time_columns: a list of column names, for example [_ingested_at]"
         )
-    return Harness(landing, inputs, datasets, settings, tuple(pseudonymized), tuple(run_time))
+    differs = _mapping(data.get("full_refresh_differs_in", {}), f"{where}.full_refresh_differs_in")
+    for scenario, reason in differs.items():
+        at = f"{where}.full_refresh_differs_in.{scenario}"
+        _one_of(scenario, FAULT_NAMES, at)
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigurationError(f"{at}: say why a full refresh differs there")
+    return Harness(
+        landing,
+        inputs,
+        datasets,
+        settings,
+        tuple(pseudonymized),
+        tuple(run_time),
+        {str(k): str(v) for k, v in differs.items()},
+    )
 
 
 def read_harness(path: Path) -> Harness:

@@ -75,6 +75,16 @@ def _key(spec: Field, number: int) -> Any:
     return number if spec.type in ("long", "int") else f"{spec.name}-{number}"
 
 
+def _sequence_value(spec: Field, at: datetime, seed: int, index: int) -> Any:
+    """A sequence field's value for the `index`-th record of the arrival drawn with `seed`:
+    increasing within an arrival and from one arrival to the next."""
+    if spec.type == "timestamp":
+        return at.isoformat()
+    if spec.type == "date":
+        return at.date().isoformat()
+    return seed * 1_000_000 + index + 1
+
+
 def changes(
     source: Input, *, seed: int, count: int, keys: int, start: datetime, step: timedelta
 ) -> list[Record]:
@@ -89,7 +99,7 @@ def changes(
             if spec.role == "key":
                 record[spec.name] = _key(spec, number)
             elif spec.role == "sequence":
-                record[spec.name] = (start + step * index).isoformat()
+                record[spec.name] = _sequence_value(spec, start + step * index, seed, index)
             elif spec.delete is not None:
                 record[spec.name] = spec.values[0] if spec.values else "UPSERT"
             else:
@@ -120,13 +130,20 @@ def _late(source: Input, arrival: Arrival, rng: random.Random) -> None:
     """Some records' sequence values moved a day (and seven seconds) back: changes that arrive
     after later ones. The seconds keep them off the 10-minute grid of the others, so no two
     changes of a key share a sequence value (which AUTO CDC refuses as ambiguous)."""
-    sequence = source.sequence
+    sequence = next((f for f in source.fields if f.role == "sequence"), None)
     if sequence is None:
         return
     chosen = _pick(rng, arrival.records, 0.1)
     for i in chosen:
-        at = datetime.fromisoformat(arrival.records[i][sequence]) - timedelta(days=1, seconds=7)
-        arrival.records[i][sequence] = at.isoformat()
+        value = arrival.records[i][sequence.name]
+        if sequence.type == "timestamp":
+            at = datetime.fromisoformat(value) - timedelta(days=1, seconds=7)
+            arrival.records[i][sequence.name] = at.isoformat()
+        elif sequence.type == "date":
+            day = datetime.fromisoformat(value) - timedelta(days=1)
+            arrival.records[i][sequence.name] = day.date().isoformat()
+        else:
+            arrival.records[i][sequence.name] = value - 500_007
     arrival.notes["late"] = len(chosen)
 
 
@@ -135,7 +152,7 @@ def _deletes(source: Input, arrival: Arrival, rng: random.Random) -> None:
     if marker is None or marker.delete is None:
         return
     chosen = _pick(rng, arrival.records, 0.1)
-    kept = (*source.keys, source.sequence, marker.name)
+    kept = (*source.keys, *source.sequences, marker.name)
     for i in chosen:
         record = {k: v for k, v in arrival.records[i].items() if k in kept}
         record[marker.name] = marker.delete

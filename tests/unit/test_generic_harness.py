@@ -11,7 +11,7 @@ import pytest
 
 from contracts.rules import UUID_PATTERN
 from pipeline.errors import ConfigurationError
-from scenarios.generic.harness_file import harness_from, read_harness
+from scenarios.generic.harness_file import FAULT_NAMES, harness_from, read_harness
 from scenarios.generic.records import FAULTS, START, changes, lines, with_fault
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,28 @@ def test_the_examples_harness_files_are_read() -> None:
         (
             {
                 "landing": "l",
+                "inputs": {
+                    "a": {
+                        "fields": {
+                            "x": {"type": "long", "role": "key"},
+                            "s": {"type": "string", "role": "sequence"},
+                        }
+                    }
+                },
+            },
+            r"fields.s: a sequence field is one of timestamp, date, long, int, not string",
+        ),
+        (
+            {
+                "landing": "l",
+                "inputs": {"a": {"fields": {"x": {"type": "long", "role": "key"}}}},
+                "full_refresh_differs_in": {"late": ""},
+            },
+            r"full_refresh_differs_in.late: say why a full refresh differs there",
+        ),
+        (
+            {
+                "landing": "l",
                 "inputs": {"a": {"fields": {"x": {"type": "long", "role": "key"}}}},
                 "run_time_columns": "_ingested_at",
             },
@@ -165,3 +187,36 @@ def test_the_clickstream_harness_file_nests_fields_and_gives_events_keys_of_thei
     assert "user.email" not in line
     corrupt = with_fault(events, first, "corrupt", 1).corrupt[0]
     assert corrupt.startswith('{"event_id"') and '"user": {' in corrupt
+
+
+def test_a_struct_sequence_orders_changes_and_every_fault_keeps_its_fields() -> None:
+    harness = read_harness(PROJECT / "pipeline/lakeflow/harness.yml")
+    feed = harness.inputs["user_changes"]
+    assert feed.sequences == ("changed_at", "sequence_num")
+    first = changes(feed, seed=1, count=20, keys=4, start=START, step=timedelta(minutes=10))
+    second = changes(feed, seed=2, count=20, keys=4, start=START, step=timedelta(minutes=10))
+    numbers = [r["sequence_num"] for r in first + second]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 40
+    deletes = with_fault(feed, second, "deletes", 2)
+    removed = [r for r in deletes.records if r["operation"] == "DELETE"]
+    assert removed and all(
+        set(r) == {"user_id", "changed_at", "sequence_num", "operation"} for r in removed
+    )
+    late = with_fault(feed, second, "late", 2)
+    moved = [r for r, o in zip(late.records, second, strict=True) if r != o]
+    assert moved and all(
+        r["sequence_num"] == o["sequence_num"] for r, o in zip(late.records, second, strict=True)
+    )
+
+
+def test_the_fault_names_a_harness_file_may_refuse_are_the_fault_families() -> None:
+    assert tuple(FAULTS) == FAULT_NAMES
+    with pytest.raises(ConfigurationError, match=r"inputs.a.refuses: 'typo' is not one of"):
+        harness_from(
+            {
+                "landing": "l",
+                "inputs": {
+                    "a": {"refuses": ["typo"], "fields": {"x": {"type": "long", "role": "key"}}}
+                },
+            }
+        )
