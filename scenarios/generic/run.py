@@ -6,7 +6,8 @@ an update (`clickstream dlt run`), lands a second arrival rewritten by one fault
 (`records.FAULTS`; the `clean` scenario has none), runs again, and checks invariants that
 hold for any pipeline:
 
-* both updates completed;
+* both updates completed (where the harness file says an input refuses the fault, the second
+  update fails naming it, and after the input is repaired the next one completes);
 * every line landed is a row of one of its input's raw datasets (a line that is not a
   record, with its rescued data, or in a quarantine);
 * each expectation of a cleaned dataset judged every row of its raw dataset, and a stored
@@ -15,7 +16,8 @@ hold for any pipeline:
 * every CDC target equals the plain-Python reference of the documented AUTO CDC semantics
   (`scenarios.scd_model`) over the changes its flow received (its change log);
 * an update with nothing new starts no Spark and changes no table;
-* the incremental result equals a `--full-refresh` of the same files;
+* the incremental result equals a `--full-refresh` of the same files (the columns the harness
+  file names as run times left out; in a scenario it says may differ, the reason is shown);
 * no personal value landed appears in clear in a dataset the harness file marks
   pseudonymized.
 """
