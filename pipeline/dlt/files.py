@@ -192,6 +192,8 @@ def _kept(kept_at: Path) -> tuple[StructType | None, set[str]]:
     if not kept_at.is_file():
         return None, set()
     data = json.loads(kept_at.read_text())
+    if "schema" not in data:  # kept before the files were: infer from every file once more
+        return StructType.fromJson(data), set()
     return StructType.fromJson(data["schema"]), set(data["files"])
 
 

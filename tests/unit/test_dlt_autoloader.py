@@ -1,10 +1,15 @@
-"""Auto Loader options read as Databricks reads them. No JVM."""
+"""Auto Loader options read as Databricks reads them, and the schema it keeps. No JVM."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from pyspark.sql.types import LongType, StructField, StructType
 
 from pipeline.dlt.autoloader import auto_loader, schema_hints
+from pipeline.dlt.files import _kept
 from pipeline.errors import ConfigurationError
 
 
@@ -80,3 +85,14 @@ def test_schema_hints_keep_commas_inside_types() -> None:
 def test_malformed_schema_hints_are_named(text: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         schema_hints(text)
+
+
+def test_a_schema_kept_before_its_files_were_is_still_read(tmp_path: Path) -> None:
+    schema = StructType([StructField("id", LongType())])
+    old = tmp_path / "old.json"
+    old.write_text(schema.json())  # as `clickstream dlt run` kept it until this version
+    assert _kept(old) == (schema, set())
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps({"schema": schema.jsonValue(), "files": ["a.json"]}))
+    assert _kept(new) == (schema, {"a.json"})
+    assert _kept(tmp_path / "absent.json") == (None, set())
